@@ -5,7 +5,11 @@
  */
 const deno = Deno.execPath();
 
-async function run(cmd: string, args: string[], env?: Record<string, string>): Promise<{ code: number; out: string }> {
+async function run(
+  cmd: string,
+  args: string[],
+  env?: Record<string, string>,
+): Promise<{ code: number; out: string }> {
   const child = new Deno.Command(cmd, { args, stdout: "piped", stderr: "inherit", env }).spawn();
   const decoder = new TextDecoder();
   let out = "";
@@ -42,7 +46,8 @@ if (denoResult.code !== 0) anyFailure = true;
 const python = Deno.env.get("PYTHON") ?? "python3";
 let havePython = false;
 try {
-  const probe = await new Deno.Command(python, { args: ["-c", "import torch, pytest"], stderr: "null" }).output();
+  const probe = await new Deno.Command(python, { args: ["-c", "import torch, pytest"], stderr: "null" })
+    .output();
   havePython = probe.success;
 } catch { /* no python */ }
 if (havePython && Deno.args.length === 0) {
@@ -54,8 +59,10 @@ if (havePython && Deno.args.length === 0) {
   }
   if (py.code !== 0) anyFailure = true;
 } else if (Deno.args.length === 0) {
-  console.error("tools/test_all.ts: python3 with torch and pytest not found; train/ tests not run " +
-    "(install: pip install -r train/requirements.txt)");
+  console.error(
+    "tools/test_all.ts: python3 with torch and pytest not found; train/ tests not run " +
+      "(install: pip install -r train/requirements.txt)",
+  );
   anyFailure = Deno.env.get("CI") === "true";
 }
 
