@@ -198,7 +198,8 @@ def train(args) -> dict:
     if resume:
         from safetensors.torch import load_file
         model.load_state_dict(load_file(os.path.join(resume, "model.safetensors"), device=str(device)))
-        st = torch.load(os.path.join(resume, "trainer_state.pt"), map_location=device, weights_only=False)
+        # CPU: RNG states must stay CPU byte tensors; the optimizer moves its state to the parameters itself.
+        st = torch.load(os.path.join(resume, "trainer_state.pt"), map_location="cpu", weights_only=False)
         opt.load_state_dict(st["optimizer"])
         sched.load_state_dict(st["scheduler"])
         step = st["step"]
@@ -261,7 +262,8 @@ def train(args) -> dict:
             dt = time.time() - t_log
             log(f"step {step}/{args.max_steps} epoch {epoch} loss {float((ce_tot / denom).sum()):.4f} "
                 f"lr {sched.get_last_lr()[0]:.2e} top1 {' '.join(f'{a:.3f}' for a in top1)} "
-                f"tau~{tau_estimate(top1):.2f} {tok_log * world / max(dt, 1e-9):.0f} tok/s")
+                f"tau~{tau_estimate(top1):.2f} {tok_log * world / max(dt, 1e-9):.0f} tok/s"
+                + (f" peak {torch.cuda.max_memory_allocated(device) / 2**30:.1f} GiB" if device.type == "cuda" else ""))
             t_log, tok_log = time.time(), 0
         if args.eval_every > 0 and step % args.eval_every == 0 and n_eval and step < stop_at:
             last_metrics = evaluate(model, target, eval_ids, eval_labels, args, device, autocast, rank, world)
