@@ -222,7 +222,8 @@ export class CpuSession implements TargetSession {
         s.tokRow[t] = b;
         s.tokIdx[t] = i;
         s.tokPos[t] = r.positions[i];
-        s.x.set(w.embed.subarray(r.tokens[i] * H, (r.tokens[i] + 1) * H), t * H);
+        const e = r.tokens[i] * H;
+        for (let d = 0; d < H; d++) s.x[t * H + d] = w.embed[e + d];
         const slot = b * cap + this.#len[b] + i;
         this.#slotPos[slot] = r.positions[i];
         this.#pendingParents[slot] = r.parents ? r.parents[i] : i - 1;
@@ -244,8 +245,10 @@ export class CpuSession implements TargetSession {
         rope(s.q, t * qDim, c.numHeads, hd, s.tokPos[t], this.#invFreq, this.#cos, this.#sin);
         rope(s.k, t * kvDim, c.numKvHeads, hd, s.tokPos[t], this.#invFreq, this.#cos, this.#sin);
         const slot = s.tokRow[t] * cap + this.#len[s.tokRow[t]] + s.tokIdx[t];
-        kc.set(s.k.subarray(t * kvDim, (t + 1) * kvDim), slot * kvDim);
-        vc.set(s.v.subarray(t * kvDim, (t + 1) * kvDim), slot * kvDim);
+        for (let d = 0; d < kvDim; d++) {
+          kc[slot * kvDim + d] = s.k[t * kvDim + d];
+          vc[slot * kvDim + d] = s.v[t * kvDim + d];
+        }
       }
       for (let t = 0; t < N; t++) {
         const nCtx = this.#contextSlots(s.tokRow[t], s.tokIdx[t], s.tokPos[t], window);
@@ -307,7 +310,7 @@ export class CpuSession implements TargetSession {
         s.ensureLogits(m, c, mode.kind === "topk");
         for (let j = 0; j < m; j++) {
           const src = rowStart + (idx ? idx[j] : j);
-          s.logitRows.set(s.x.subarray(src * H, (src + 1) * H), j * H);
+          for (let d = 0; d < H; d++) s.logitRows[j * H + d] = s.x[src * H + d];
         }
         if (mode.kind === "full") {
           const logits = new Float32Array(m * V);
