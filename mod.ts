@@ -6,3 +6,6 @@
  */
 export type * from "./core/types.ts";
 export type * from "./loader/types.ts";
+export { loadCheckpoint, loadCheckpointSync } from "./loader/checkpoint.ts";
+export { ConfigError, parseGenerationConfig, parseModelConfig } from "./loader/config.ts";
+export { type CpuModelOptions, createCpuModel } from "./backends/cpu/mod.ts";
