@@ -6,3 +6,6 @@
  */
 export type * from "./core/types.ts";
 export type * from "./loader/types.ts";
+export * from "./loader/tokenizer.ts";
+export * from "./loader/chat_template.ts";
+export * from "./loader/stream_decoder.ts";
