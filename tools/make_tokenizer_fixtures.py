@@ -34,7 +34,7 @@ TEXTS = [
     "  multiple   spaces\tand\ttabs  ",
     "line1\nline2\n\n\nline5\r\nend\n",
     "I love 🦙 llamas 👩‍👩‍👧‍👦 and 🇫🇷 flags!",
-    "日本語のテキストと中文文本，还有한국어.",
+    "日本語のテキストと中文文本，还有한국어. 饕餮 龘 𠮷野家 쀍",
     "def square(x):\n    return x ** 2  # squared\n\tif x: pass\n",
     "café naïve résumé Ωμέγα — “quotes” ‘and’ …",
     "numbers 1234567890 and 3.14159, -42",
