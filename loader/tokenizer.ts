@@ -44,7 +44,8 @@ export interface Tokenizer {
   readonly unkToken: SpecialToken | null;
   /** Every added token marked special (what skipSpecialTokens drops), ascending by id. */
   readonly specialTokens: SpecialToken[];
-  /** The chat template in use, or null when the checkpoint has none. */
+  /** The chat template in use, or null when the checkpoint has none. Parsed lazily: reading it throws (naming
+   * the file) when the template does not parse. */
   readonly chatTemplate: ChatTemplate | null;
   encode(text: string, opts?: EncodeOptions): number[];
   /** Throws a RangeError for ids outside [0, vocabSize). */
@@ -181,7 +182,6 @@ export async function loadTokenizer(dir: string): Promise<Tokenizer> {
     }
     return templates.get(withTools)!;
   };
-  const chatTemplate = templateFor(false);
 
   const checkIds = (ids: ArrayLike<number>): number[] => {
     const out = new Array<number>(ids.length);
@@ -213,7 +213,10 @@ export async function loadTokenizer(dir: string): Promise<Tokenizer> {
     padToken: named.pad_token,
     unkToken: named.unk_token,
     specialTokens,
-    chatTemplate,
+    // Parsed on first use, so a template our Jinja cannot parse blocks chat formatting only, not encoding.
+    get chatTemplate() {
+      return templateFor(false);
+    },
     encode: (text, opts = {}) => hf.encode(text, { add_special_tokens: opts.addSpecialTokens ?? true }).ids,
     decode: (ids, opts = {}) =>
       ids.length === 0 ? "" : hf.decode(checkIds(ids), {

@@ -126,3 +126,20 @@ Deno.test("template errors name the template's origin", () => {
     "<s>|1 Jan|true",
   );
 });
+
+Deno.test("a template that does not parse blocks chat formatting only, with an error naming the file", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "chat_test_" });
+  try {
+    await Deno.copyFile(join(FIXTURES, "sp", "tokenizer.json"), join(dir, "tokenizer.json"));
+    await Deno.writeTextFile(join(dir, "chat_template.jinja"), "{% for m in messages %}{{ m.content }}");
+    const tok = await loadTokenizer(dir);
+    assert.deepEqual(tok.encode("Hello world"), expected("sp").encode[0].ids);
+    const msgs = [{ role: "user", content: "hi" }];
+    assert.throws(
+      () => tok.applyChatTemplate(msgs),
+      new RegExp(`${join(dir, "chat_template.jinja")}: chat template does not parse`),
+    );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
