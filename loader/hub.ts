@@ -327,7 +327,7 @@ async function fileMeta(ctx: Ctx, commit: string, file: string): Promise<FileMet
     const location = res.headers.get("location");
     const redirect = res.status >= 300 && res.status < 400;
     if (redirect && !location) throw new Error(`${file}: HTTP ${res.status} without Location from ${url}`);
-    if (redirect && !/^[a-z][a-z0-9+.-]*:\/\//i.test(location!)) {
+    if (redirect && !/^([a-z][a-z0-9+.-]*:)?\/\//i.test(location!)) {
       url = new URL(location!, url).href; // relative: the repo was renamed or moved; follow with the token
       continue;
     }

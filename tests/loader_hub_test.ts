@@ -6,6 +6,7 @@
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { join } from "node:path";
+import { progressBar, type Sink } from "../cli/term.ts";
 import {
   hubCacheDir,
   hubToken,
@@ -292,6 +293,26 @@ Deno.test("downloads the needed files into a huggingface_hub-shaped cache", asyn
     const again = await resolveModel("org/tiny", opts(hub, cache));
     assert.equal(again.dir, got.dir);
     assert.deepEqual(hub.seen.map((s) => s.path), [`/api/models/org/tiny/revision/main`]);
+  });
+});
+
+Deno.test("cli/term.ts progressBar plugs in as the download display (plain lines when not a TTY)", async () => {
+  await withHub(async (hub, cache) => {
+    const { files } = tinyModel(8);
+    const commit = commitId(10);
+    hub.repos.set("org/tiny", { refs: { main: commit }, commits: { [commit]: files } });
+    const lines: string[] = [];
+    const sink: Sink = { isTTY: false, columns: 80, write: (t) => void lines.push(t) };
+    await resolveModel(
+      "org/tiny",
+      opts(hub, cache, {
+        progress: (label, total, initial) => progressBar({ label, total, initial, unit: "bytes", sink }),
+      }),
+    );
+    const last = lines.filter((l) => l.startsWith("model.safetensors: 100%"));
+    assert.equal(last.length, 1);
+    assert.match(last[0], /^model\.safetensors: 100% 9\.8 KiB\/9\.8 KiB /);
+    assert.ok(lines.some((l) => l.startsWith("config.json: 100%")));
   });
 });
 
