@@ -245,15 +245,15 @@ export type Cell = string | number | null | undefined;
 export interface TableOptions {
   /** Per column; default: right for columns whose cells are all numbers, left otherwise. */
   align?: ("left" | "right")[];
-  /** Digits after the point for non-integer numbers (default 3, trailing zeros kept for alignment). */
+  /** Decimals for numbers in a column holding any fraction (default 3); integer-only columns print as is. */
   digits?: number;
 }
 
-function formatCell(c: Cell, digits: number): string {
+function formatCell(c: Cell, digits: number | null): string {
   if (c === null || c === undefined) return "-";
   if (typeof c === "number") {
     if (Number.isNaN(c)) return "nan";
-    return Number.isInteger(c) ? String(c) : c.toFixed(digits);
+    return digits === null ? String(c) : c.toFixed(digits);
   }
   return c;
 }
@@ -274,7 +274,11 @@ export function renderTable(headers: string[], rows: Cell[][], opts: TableOption
       throw new Error(`renderTable: row ${i} has ${row.length} cells, header has ${headers.length}`);
     }
   }
-  const text = rows.map((r) => r.map((c) => formatCell(c, digits)));
+  // A column with any fractional number shows all its numbers with `digits` decimals, so points line up.
+  const fractional = headers.map((_, j) =>
+    rows.some((r) => typeof r[j] === "number" && !Number.isInteger(r[j]))
+  );
+  const text = rows.map((r) => r.map((c, j) => formatCell(c, fractional[j] ? digits : null)));
   const align = headers.map((_, j) =>
     opts.align?.[j] ??
       (rows.length > 0 && rows.every((r) => typeof r[j] === "number" || r[j] === null || r[j] === undefined)

@@ -117,13 +117,15 @@ Deno.test("renderTable aligns columns: numbers right, text left, ANSI ignored", 
     ],
     { digits: 2 },
   );
+  const counts = renderTable(["n", "x"], [[1, 1], [1000, 2.5]]);
+  assert.deepEqual(counts.split("\n").slice(2), ["   1  1.000", "1000  2.500"]);
   const lines = table.split("\n").map((l) => stripAnsi(l));
   assert.deepEqual(lines, [
     "metric           value  note",
     "---------------  -----  ----",
     "tokens/s         41.20  cpu",
     "speedup           2.31  good",
-    "accepted length      3  -",
+    "accepted length   3.00  -",
   ]);
   assert.throws(() => renderTable(["a", "b"], [["x"]]), /row 0 has 1 cells, header has 2/);
 });
