@@ -331,10 +331,11 @@ export class ToyDrafter implements DraftModel {
     const start = new Uint32Array(batch);
     for (let b = 0; b < batch; b++) start[b] = hashFromHidden(ctx, b * H);
     let first = true;
-    const self = this;
+    // deno-lint-ignore no-this-alias
+    const model = this;
     return {
       step(tokens: Int32Array, parents: Int32Array, k: number): Promise<DraftTopK> {
-        self.steps++;
+        model.steps++;
         const next = new Uint32Array(batch * width);
         const lp = new Float32Array(batch * width * V);
         const ids = new Int32Array(batch * width * k), vals = new Float32Array(batch * width * k);
@@ -345,8 +346,8 @@ export class ToyDrafter implements DraftModel {
             const h = chainHash(prev, tokens[i]);
             next[i] = h;
             const row = lp.subarray(i * V, (i + 1) * V);
-            if (self.o.kind === "oracle") {
-              self.target.logitsOf(h, tl);
+            if (model.o.kind === "oracle") {
+              model.target.logitsOf(h, tl);
               toyLogits(h, V, 1, salt, noiseRow);
               for (let v = 0; v < V; v++) row[v] = sharp * tl[v] + noise * noiseRow[v];
             } else {
