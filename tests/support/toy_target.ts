@@ -52,7 +52,7 @@ export function toyLogits(
   V: number,
   scale: number,
   salt = 0,
-  out = new Float32Array(V),
+  out: Float32Array = new Float32Array(V),
 ): Float32Array {
   const key = fmix32(h ^ salt);
   for (let v = 0; v < V; v++) out[v] = scale * (2 * hashUnit(key, v) - 1);
