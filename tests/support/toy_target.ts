@@ -198,7 +198,7 @@ export class ToySession implements TargetSession {
     req.rows.forEach((row, r) => {
       const n = row.tokens.length;
       if (row.positions.length !== n) throw new Error(`toy session: row ${r} positions length`);
-      const parents = row.parents ?? Int32Array.from({ length: n }, (_, i) => i - 1);
+      const parents = row.parents ?? iota(n, -1);
       if (parents.length !== n) throw new Error(`toy session: row ${r} parents length`);
       const base = this.tokens[r].length;
       if (base + n > this.capacity) {
@@ -225,7 +225,7 @@ export class ToySession implements TargetSession {
       }
       m.tokensIn += n;
       out.hidden.push(hidden);
-      const idx = row.logitIndices ?? Int32Array.from({ length: n }, (_, i) => i);
+      const idx = row.logitIndices ?? iota(n, 0);
       if (req.logits.kind === "full") {
         const l = new Float32Array(idx.length * V);
         idx.forEach((i, j) => m.logitsOf(hashes[i], l.subarray(j * V, (j + 1) * V)));
@@ -246,9 +246,7 @@ export class ToySession implements TargetSession {
         out.topIds!.push(ids);
         out.topValues!.push(vals);
       }
-      this.pending[r] = n > 0
-        ? { tokens: Int32Array.from(row.tokens), parents: Int32Array.from(parents), hashes }
-        : null;
+      this.pending[r] = n > 0 ? { tokens: row.tokens.slice(), parents: parents.slice(), hashes } : null;
     });
     return Promise.resolve(out);
   }
@@ -261,7 +259,7 @@ export class ToySession implements TargetSession {
         if (k && k.length > 0) throw new Error(`toy session: row ${r} keeps tokens but none are pending`);
         return;
       }
-      const idx = k ?? Int32Array.from({ length: p.tokens.length }, (_, i) => i);
+      const idx = k ?? iota(p.tokens.length, 0);
       let prev = -1;
       for (const i of idx) {
         if (!(i >= 0 && i < p.tokens.length)) throw new Error(`toy session: row ${r} keep index ${i}`);
@@ -354,11 +352,7 @@ export class ToyDrafter implements DraftModel {
               toyLogits(h, V, scale, salt, row);
             }
             warpLogSoftmax(row, warpK);
-            const order = Array.from({ length: V }, (_, v) => v).sort((a, c) => row[c] - row[a] || a - c);
-            for (let q = 0; q < k; q++) {
-              ids[i * k + q] = order[q];
-              vals[i * k + q] = row[order[q]];
-            }
+            topK(row, k, ids, vals, i * k);
           }
         }
         first = false;
@@ -392,4 +386,28 @@ export function warpLogSoftmax(row: Float32Array, k: number): void {
   for (let v = 0; v < V; v++) s += Math.exp(row[v]);
   const lse = Math.log(s);
   for (let v = 0; v < V; v++) row[v] -= lse;
+}
+
+/** [n] = start, start + 1, ... */
+function iota(n: number, start: number): Int32Array {
+  const a = new Int32Array(n);
+  for (let i = 0; i < n; i++) a[i] = start + i;
+  return a;
+}
+
+/** The k largest of row (descending, ties to the lower id) into ids/vals at offset. */
+function topK(row: Float32Array, k: number, ids: Int32Array, vals: Float32Array, offset: number): void {
+  let m = 0;
+  for (let v = 0; v < row.length; v++) {
+    const x = row[v];
+    if (m === k && !(x > vals[offset + k - 1])) continue;
+    let j = m < k ? m++ : k - 1;
+    while (j > 0 && x > vals[offset + j - 1]) {
+      ids[offset + j] = ids[offset + j - 1];
+      vals[offset + j] = vals[offset + j - 1];
+      j--;
+    }
+    ids[offset + j] = v;
+    vals[offset + j] = x;
+  }
 }
