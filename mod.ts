@@ -6,3 +6,4 @@
  */
 export type * from "./core/types.ts";
 export type * from "./loader/types.ts";
+export * from "./core/mod.ts";
