@@ -12,3 +12,4 @@ export { type CpuModelOptions, createCpuModel } from "./backends/cpu/mod.ts";
 export * from "./loader/tokenizer.ts";
 export * from "./loader/chat_template.ts";
 export * from "./loader/stream_decoder.ts";
+export * from "./core/mod.ts";
