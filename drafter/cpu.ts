@@ -14,9 +14,8 @@
  * @module
  */
 import type { DrafterConfig, DraftModel, DraftRound, DraftTopK } from "../core/types.ts";
+import { LOG_0 } from "../core/sampling.ts";
 
-/** The reference's log(0) stand-in for warped-away logits. */
-export const LOG_0 = -50000;
 /** The reference's top-k warp width for drafter logits. */
 export const WARP_TOP_K = 50;
 

@@ -7,6 +7,7 @@ import { fileURLToPath } from "node:url";
 import type { ModelConfig } from "../core/types.ts";
 import { encodeSafetensors, openSafetensors } from "../loader/safetensors.ts";
 import { type DrafterTarget, loadDrafter, parseDrafterConfig } from "../drafter/mod.ts";
+import { beamSearch } from "../core/beam_search.ts";
 
 const FIX = fileURLToPath(new URL("./fixtures/drafter/", import.meta.url));
 
@@ -217,4 +218,19 @@ Deno.test("drafter step: bad tokens, parents and sizes are refused", async () =>
   await assert.rejects(() => r.step(new Int32Array([1, 2]), new Int32Array([0, 1]), 2), /parents\[1\] = 1/);
   await assert.rejects(() => r.step(new Int32Array([1]), new Int32Array([0]), 2), /expected B\*W = 2/);
   assert.throws(() => r.logProbRow(0, 0, 0), /step 0 not computed/);
+});
+
+Deno.test("drafter + core beamSearch reproduce the PyTorch reference beams", async () => {
+  for (const name of ["drafter", "drafter_proj"]) {
+    const dir = FIX + name + "/";
+    const exp = readExpected(dir);
+    const s = openSafetensors(dir + "expected.safetensors");
+    const [B, W, L] = s.info("beams").shape;
+    const want = Int32Array.from(s.readF32("beams"));
+    s.close();
+    const drafter = await loadDrafter(dir, fixtureTarget());
+    const init = Int32Array.from({ length: B }, (_, b) => exp.tokens[0][b * W]);
+    const got = await beamSearch(drafter, exp.ctx, init, W, L);
+    assert.deepEqual([...got.beams], [...want], name);
+  }
 });
