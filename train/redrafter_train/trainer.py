@@ -58,7 +58,8 @@ def load_target(path: str, dtype: torch.dtype, device):
 def target_features(target, ids: torch.Tensor):
     """Final-norm hidden states and input embeddings, [B, T, H] each, without grad."""
     with torch.no_grad():
-        hidden = target.model(input_ids=ids, use_cache=False)[0]
+        # base_model is the decoder stack (`model` for Llama/Mistral/Qwen2); its output is after the final norm.
+        hidden = target.base_model(input_ids=ids, use_cache=False)[0]
         embs = target.get_input_embeddings()(ids)
     return hidden, embs
 
