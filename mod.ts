@@ -14,3 +14,10 @@ export * from "./loader/chat_template.ts";
 export * from "./loader/stream_decoder.ts";
 export * from "./core/mod.ts";
 export * from "./drafter/mod.ts";
+export {
+  createKernels,
+  type KernelChoice,
+  type Kernels,
+  padFloats,
+  wasmSimdSupported,
+} from "./kernels/mod.ts";
