@@ -39,6 +39,7 @@ async function loadWeb(threads: number | undefined): Promise<Ort> {
   env.wasm.wasmPaths = distDir;
   env.wasm.simd = true;
   env.wasm.numThreads = threads ?? 1;
+  (ort.env as unknown as { logLevel: string }).logLevel = "error";
   webOrt = ort;
   return ort;
 }
@@ -131,7 +132,8 @@ export async function loadOrt(opts: RuntimeOptions): Promise<Ort> {
 
 /** Open a session for the model on the provider. */
 export async function openSession(ort: Ort, src: ModelSource, opts: RuntimeOptions): Promise<OrtSession> {
-  const common: Record<string, unknown> = { graphOptimizationLevel: "all" };
+  // logSeverityLevel 3: errors only (ORT warns that shape ops stay on the CPU, which is expected).
+  const common: Record<string, unknown> = { graphOptimizationLevel: "all", logSeverityLevel: 3 };
   if (opts.provider === "onnx-node" || opts.provider === "onnx-cuda") {
     if (opts.threads) common.intraOpNumThreads = opts.threads;
     common.executionProviders = opts.provider === "onnx-cuda" ? ["cuda", "cpu"] : ["cpu"];
