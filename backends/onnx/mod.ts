@@ -8,11 +8,18 @@ import type { ModelConfig, TargetModel, TargetSession } from "../../core/types.t
 import type { Checkpoint } from "../../loader/types.ts";
 import { type BuildOptions, buildTargetGraph, GRAPH_VERSION } from "./build_target.ts";
 import type { GraphBuilder } from "./graph.ts";
-import { loadOrt, type ModelSource, openSession, type ProviderName, PROVIDERS } from "./runtime.ts";
+import {
+  cudaLibraryProblem,
+  loadOrt,
+  type ModelSource,
+  openSession,
+  type ProviderName,
+  PROVIDERS,
+} from "./runtime.ts";
 import { OnnxTargetSession } from "./session.ts";
 import type { Encoded } from "./proto.ts";
 
-export { PROVIDERS };
+export { cudaLibraryProblem, PROVIDERS };
 export type { ProviderName };
 
 export interface OnnxModelOptions {

@@ -75,8 +75,11 @@ function nodeBinDir(): string | null {
   return null;
 }
 
-/** Throws a clear message when the CUDA EP's libraries are missing. */
-function checkCuda(): void {
+/**
+ * Why the CUDA EP cannot load, or null when its provider libraries are in place. (CUDA 12 / cuDNN 9
+ * themselves are only found when the session is created.)
+ */
+export function cudaLibraryProblem(): string | null {
   const dir = nodeBinDir();
   const has = (f: string) => {
     try {
@@ -86,18 +89,22 @@ function checkCuda(): void {
       return false;
     }
   };
-  if (!dir || !has("libonnxruntime_providers_cuda.so") || !has("libonnxruntime_providers_shared.so")) {
-    throw new Error(
-      `onnx-cuda: libonnxruntime_providers_cuda.so / libonnxruntime_providers_shared.so not found in ` +
-        `${dir ?? "onnxruntime-node's bin directory"}. onnxruntime-node downloads them in its npm install ` +
-        `script, which Deno skips. Install them: run \`deno approve-scripts\` (or \`npm install ` +
-        `onnxruntime-node\` with network access) on a Linux x64 machine, or copy both .so files from the ` +
-        `onnxruntime-gpu 1.30 release (or pip package onnxruntime-gpu: onnxruntime/capi/) into that directory. ` +
-        `They need CUDA 12 (libcudart.so.12, libcublas.so.12, libcublasLt.so.12, libcufft.so.11) and cuDNN 9 ` +
-        `(libcudnn.so.9) on the loader path (LD_LIBRARY_PATH), e.g. from pip nvidia-cuda-runtime-cu12, ` +
-        `nvidia-cublas-cu12, nvidia-cufft-cu12, nvidia-cudnn-cu12.`,
-    );
+  if (dir && has("libonnxruntime_providers_cuda.so") && has("libonnxruntime_providers_shared.so")) {
+    return null;
   }
+  return `onnx-cuda: libonnxruntime_providers_cuda.so / libonnxruntime_providers_shared.so not found in ` +
+    `${dir ?? "onnxruntime-node's bin directory"}. onnxruntime-node downloads them in its npm install ` +
+    `script, which Deno skips. Install them: run \`deno approve-scripts\` (or \`npm install ` +
+    `onnxruntime-node\` with network access) on a Linux x64 machine, or copy both .so files from the ` +
+    `onnxruntime-gpu 1.30 release (NuGet Microsoft.ML.OnnxRuntime.Gpu.Linux, or pip onnxruntime-gpu==1.30.0: ` +
+    `onnxruntime/capi/) into that directory. They need CUDA 12 (libcudart.so.12, libcublas.so.12, ` +
+    `libcublasLt.so.12, libcufft.so.11) and cuDNN 9 (libcudnn.so.9) on the loader path (LD_LIBRARY_PATH), ` +
+    `e.g. from pip nvidia-cuda-runtime-cu12, nvidia-cublas-cu12, nvidia-cufft-cu12, nvidia-cudnn-cu12.`;
+}
+
+function checkCuda(): void {
+  const problem = cudaLibraryProblem();
+  if (problem) throw new Error(problem);
 }
 
 export async function loadOrt(opts: RuntimeOptions): Promise<Ort> {
