@@ -67,7 +67,7 @@ timeout "$T" "$DENO" test -A $CACHED tests/onnx_cuda_test.ts 2>&1 |
   grep -E "^onnx|relative error|ok \||FAILED|error|Error" | head -20
 
 echo "== 4. decode speed, random ~107M Llama (prompt 32, 64 tokens)"
-for p in onnx-node onnx-cuda onnx-webgpu; do
+for p in ${GPU_CHECK_BENCH:-onnx-node onnx-cuda onnx-webgpu}; do
   timeout "$T" "$DENO" run -A --unstable-webgpu $CACHED tools/bench_onnx.ts --providers $p --tokens 64 2>&1 |
     grep -E "tok/s|rror" | head -3
 done
