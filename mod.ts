@@ -6,3 +6,10 @@
  */
 export type * from "./core/types.ts";
 export type * from "./loader/types.ts";
+export { loadCheckpoint, loadCheckpointSync } from "./loader/checkpoint.ts";
+export { ConfigError, parseGenerationConfig, parseModelConfig } from "./loader/config.ts";
+export { type CpuModelOptions, createCpuModel } from "./backends/cpu/mod.ts";
+export * from "./loader/tokenizer.ts";
+export * from "./loader/chat_template.ts";
+export * from "./loader/stream_decoder.ts";
+export * from "./core/mod.ts";

@@ -127,8 +127,39 @@ def build(cls, cfg, seed):
     return model
 
 
+def rope_cases():
+    """inv_freq from transformers' own RoPE init functions, for a few configs (incl. Llama 3.1's real one)."""
+    from transformers.modeling_rope_utils import ROPE_INIT_FUNCTIONS
+
+    cases = [
+        dict(hidden_size=64, num_attention_heads=8, rope_parameters={"rope_type": "default", "rope_theta": 10000.0}),
+        dict(hidden_size=256, num_attention_heads=16,
+             rope_parameters={"rope_type": "linear", "rope_theta": 500000.0, "factor": 4.0}),
+        dict(hidden_size=4096, num_attention_heads=32, rope_parameters={
+            "rope_type": "llama3", "rope_theta": 500000.0, "factor": 8.0, "low_freq_factor": 1.0,
+            "high_freq_factor": 4.0, "original_max_position_embeddings": 8192}),
+    ]
+    out = []
+    for c in cases:
+        cfg = LlamaConfig(**c, max_position_embeddings=131072)
+        rtype = c["rope_parameters"]["rope_type"]
+        if rtype == "default":
+            from transformers.models.llama.modeling_llama import LlamaRotaryEmbedding
+            inv = LlamaRotaryEmbedding.compute_default_rope_parameters(cfg)[0]
+        else:
+            inv = ROPE_INIT_FUNCTIONS[rtype](cfg, "cpu")[0]
+        out.append({"config": {"architectures": ["LlamaForCausalLM"], "vocab_size": 8, "intermediate_size": 8,
+                               "num_hidden_layers": 1, "max_position_embeddings": 131072, **c},
+                    "inv_freq": [float(v) for v in inv]})
+    path = os.path.join(ROOT, "tests", "fixtures", "rope_inv_freq.json")
+    with open(path, "w") as f:
+        json.dump(out, f)
+    print(f"wrote {os.path.relpath(path, ROOT)}")
+
+
 def main():
     os.makedirs(OUT, exist_ok=True)
+    rope_cases()
 
     # Llama: GQA, llama3 rope scaling with original context 64 so head_dim 8's wavelengths (6.3, 63, 628,
     # 6283) fall in the high, medium and low frequency bands.

@@ -1,0 +1,184 @@
+/**
+ * Float32 kernels of the CPU reference backend, llama2.c style: plain loops over typed arrays, sums
+ * accumulated in float64 (JS numbers) and stored as float32. No allocation inside any of them.
+ *
+ * @module
+ */
+import type { ModelConfig } from "../../core/types.ts";
+
+/**
+ * out[t, :] = x[t, :] / rms(x[t, :]) * weight, for t < n (rows of `dim`). `out` may alias `x`.
+ */
+export function rmsnorm(
+  out: Float32Array,
+  x: Float32Array,
+  weight: Float32Array,
+  n: number,
+  dim: number,
+  eps: number,
+): void {
+  for (let t = 0; t < n; t++) {
+    const off = t * dim;
+    let ss = 0;
+    for (let i = 0; i < dim; i++) ss += x[off + i] * x[off + i];
+    // transformers: x * rsqrt(mean(x^2) + eps), in float32, then weight * that.
+    const scale = Math.fround(1 / Math.sqrt(Math.fround(ss / dim) + eps));
+    for (let i = 0; i < dim; i++) out[off + i] = weight[i] * Math.fround(x[off + i] * scale);
+  }
+}
+
+/**
+ * out[t, o] = sum_i x[t, i] * w[o, i] (+ bias[o]) for t < n, o < outDim: a linear layer with torch's [out, in]
+ * weight layout. Blocked so that each group of 4 weight rows (16 * inDim bytes) stays in cache while it is
+ * applied to `tokenBlock` tokens, and each x row is read once per 4 outputs. With n = 1 this is the plain
+ * matvec of single-token decode.
+ */
+export function matmul(
+  out: Float32Array,
+  x: Float32Array,
+  w: Float32Array,
+  bias: Float32Array | null,
+  n: number,
+  inDim: number,
+  outDim: number,
+  tokenBlock = 8,
+): void {
+  for (let t0 = 0; t0 < n; t0 += tokenBlock) {
+    const t1 = Math.min(n, t0 + tokenBlock);
+    let o = 0;
+    for (; o + 4 <= outDim; o += 4) {
+      const w0 = o * inDim, w1 = w0 + inDim, w2 = w1 + inDim, w3 = w2 + inDim;
+      const b0 = bias ? bias[o] : 0, b1 = bias ? bias[o + 1] : 0;
+      const b2 = bias ? bias[o + 2] : 0, b3 = bias ? bias[o + 3] : 0;
+      for (let t = t0; t < t1; t++) {
+        const xo = t * inDim;
+        let s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+        for (let i = 0; i < inDim; i++) {
+          const xv = x[xo + i];
+          s0 += w[w0 + i] * xv;
+          s1 += w[w1 + i] * xv;
+          s2 += w[w2 + i] * xv;
+          s3 += w[w3 + i] * xv;
+        }
+        const oo = t * outDim + o;
+        out[oo] = s0 + b0;
+        out[oo + 1] = s1 + b1;
+        out[oo + 2] = s2 + b2;
+        out[oo + 3] = s3 + b3;
+      }
+    }
+    for (; o < outDim; o++) {
+      const wo = o * inDim;
+      const b = bias ? bias[o] : 0;
+      for (let t = t0; t < t1; t++) {
+        const xo = t * inDim;
+        let s = 0;
+        for (let i = 0; i < inDim; i++) s += w[wo + i] * x[xo + i];
+        out[t * outDim + o] = s + b;
+      }
+    }
+  }
+}
+
+/** out[i] = silu(gate[i]) * up[i] for i < len (out may alias gate). */
+export function swiglu(out: Float32Array, gate: Float32Array, up: Float32Array, len: number): void {
+  for (let i = 0; i < len; i++) {
+    const g = gate[i];
+    out[i] = (g / (1 + Math.exp(-g))) * up[i];
+  }
+}
+
+/**
+ * RoPE inverse frequencies [headDim / 2] exactly as transformers computes them (float32 arithmetic), with
+ * `linear` and `llama3` scaling.
+ */
+export function ropeInvFreq(cfg: ModelConfig): Float32Array {
+  const dim = cfg.headDim;
+  const half = dim / 2;
+  const inv = new Float32Array(half);
+  for (let j = 0; j < half; j++) {
+    // 1.0 / (base ** (arange(0, dim, 2).float() / dim))
+    const e = Math.fround((2 * j) / dim);
+    inv[j] = Math.fround(1 / Math.fround(Math.pow(cfg.ropeTheta, e)));
+  }
+  const s = cfg.ropeScaling;
+  if (s?.type === "linear") {
+    for (let j = 0; j < half; j++) inv[j] = Math.fround(inv[j] / s.factor);
+  } else if (s?.type === "llama3") {
+    const lowFreqWavelen = s.originalMaxPositionEmbeddings / s.lowFreqFactor;
+    const highFreqWavelen = s.originalMaxPositionEmbeddings / s.highFreqFactor;
+    for (let j = 0; j < half; j++) {
+      const f = inv[j];
+      const wavelen = Math.fround((2 * Math.PI) / f);
+      if (wavelen > lowFreqWavelen) {
+        inv[j] = Math.fround(f / s.factor); // low frequencies: fully interpolated
+      } else if (wavelen >= highFreqWavelen) {
+        // medium band: smooth blend between scaled and unscaled
+        const smooth = (s.originalMaxPositionEmbeddings / wavelen - s.lowFreqFactor) /
+          (s.highFreqFactor - s.lowFreqFactor);
+        inv[j] = Math.fround((1 - smooth) * (f / s.factor) + smooth * f);
+      } // high frequencies unchanged
+    }
+  }
+  return inv;
+}
+
+/**
+ * Rotate `heads` heads of vector v (at offset off) by position pos, rotate_half convention: for j < d/2,
+ * (v[j], v[j + d/2]) -> (v[j] cos - v[j + d/2] sin, v[j + d/2] cos + v[j] sin), angle = pos * invFreq[j].
+ */
+export function rope(
+  v: Float32Array,
+  off: number,
+  heads: number,
+  headDim: number,
+  pos: number,
+  invFreq: Float32Array,
+  cos: Float32Array,
+  sin: Float32Array,
+): void {
+  const half = headDim / 2;
+  for (let j = 0; j < half; j++) {
+    const angle = Math.fround(pos * invFreq[j]); // torch: float32 position x float32 frequency
+    cos[j] = Math.cos(angle);
+    sin[j] = Math.sin(angle);
+  }
+  for (let h = 0; h < heads; h++) {
+    const base = off + h * headDim;
+    for (let j = 0; j < half; j++) {
+      const a = v[base + j], b = v[base + j + half];
+      v[base + j] = a * cos[j] - b * sin[j];
+      v[base + j + half] = b * cos[j] + a * sin[j];
+    }
+  }
+}
+
+/**
+ * The k largest values of row[off .. off+len) written, descending, to ids/vals at outOff; ties go to the
+ * lower id (a later equal value never displaces an earlier one).
+ */
+export function topK(
+  row: Float32Array,
+  off: number,
+  len: number,
+  k: number,
+  ids: Int32Array,
+  vals: Float32Array,
+  outOff: number,
+): void {
+  let filled = 0;
+  for (let v = 0; v < len; v++) {
+    const x = row[off + v];
+    if (filled === k && !(x > vals[outOff + k - 1])) continue;
+    // insertion point: after every value >= x (keeps lower ids first among equals)
+    let p = filled < k ? filled : k - 1;
+    while (p > 0 && vals[outOff + p - 1] < x) {
+      vals[outOff + p] = vals[outOff + p - 1];
+      ids[outOff + p] = ids[outOff + p - 1];
+      p--;
+    }
+    vals[outOff + p] = x;
+    ids[outOff + p] = v;
+    if (filled < k) filled++;
+  }
+}

@@ -1,0 +1,7 @@
+/**
+ * The CPU reference backend.
+ *
+ * @module
+ */
+export { type CpuModelOptions, createCpuModel } from "./model.ts";
+export { CpuSession } from "./session.ts";

@@ -1,0 +1,422 @@
+/**
+ * A KV-cache session of the CPU backend. Per layer, K (after RoPE) and V are [B, capacity, kvHeads*hd];
+ * row b's committed tokens sit in slots [0, len[b]) and a forward call's new tokens in pending slots
+ * [len[b], len[b] + n). The RoPE position of every slot is kept too (sliding windows compare positions).
+ *
+ * A forward call flattens the new tokens of all rows into one [N, H] activation block so that every linear
+ * layer is one blocked matmul over all N tokens; attention then runs per token over its row's committed
+ * slots, its ancestors among the new tokens, and itself.
+ *
+ * @module
+ */
+import type { ForwardOutput, ForwardRequest, ModelConfig, TargetSession } from "../../core/types.ts";
+import { matmul, rmsnorm, rope, swiglu, topK } from "./kernels.ts";
+import type { Weights } from "./weights.ts";
+
+/** Scratch buffers, grown on demand and reused across calls. */
+class Scratch {
+  tokens = 0; // capacity in tokens of the [N, *] buffers
+  x = new Float32Array(0); // [N, H] residual stream
+  xb = new Float32Array(0); // [N, H] normed input of a block
+  q = new Float32Array(0); // [N, heads*hd]
+  k = new Float32Array(0); // [N, kvHeads*hd]
+  v = new Float32Array(0); // [N, kvHeads*hd]
+  att = new Float32Array(0); // [N, heads*hd] attention output
+  proj = new Float32Array(0); // [N, H] o_proj / down_proj output
+  gate = new Float32Array(0); // [N, I]
+  up = new Float32Array(0); // [N, I]
+  tokRow = new Int32Array(0); // [N] batch row of each flattened token
+  tokIdx = new Int32Array(0); // [N] index of the token among its row's new tokens
+  tokPos = new Int32Array(0); // [N] RoPE position
+  logitRows = new Float32Array(0); // [M, H] normed hidden of requested tokens
+  logits = new Float32Array(0); // [M, V] (top-k mode)
+  logitTokens = 0;
+
+  ensure(n: number, c: ModelConfig): void {
+    if (n <= this.tokens) return;
+    const N = Math.max(n, this.tokens * 2);
+    const qDim = c.numHeads * c.headDim, kvDim = c.numKvHeads * c.headDim;
+    this.x = new Float32Array(N * c.hiddenSize);
+    this.xb = new Float32Array(N * c.hiddenSize);
+    this.q = new Float32Array(N * qDim);
+    this.k = new Float32Array(N * kvDim);
+    this.v = new Float32Array(N * kvDim);
+    this.att = new Float32Array(N * qDim);
+    this.proj = new Float32Array(N * c.hiddenSize);
+    this.gate = new Float32Array(N * c.intermediateSize);
+    this.up = new Float32Array(N * c.intermediateSize);
+    this.tokRow = new Int32Array(N);
+    this.tokIdx = new Int32Array(N);
+    this.tokPos = new Int32Array(N);
+    this.tokens = N;
+  }
+
+  ensureLogits(m: number, c: ModelConfig, needLogits: boolean): void {
+    if (m <= this.logitTokens && (!needLogits || this.logits.length >= m * c.vocabSize)) return;
+    const M = Math.max(m, this.logitTokens * 2);
+    this.logitRows = new Float32Array(M * c.hiddenSize);
+    if (needLogits) this.logits = new Float32Array(M * c.vocabSize);
+    this.logitTokens = M;
+  }
+}
+
+export interface SessionParams {
+  config: ModelConfig;
+  weights: Weights;
+  invFreq: Float32Array;
+  batch: number;
+  capacity: number;
+  tokenBlock: number;
+}
+
+export class CpuSession implements TargetSession {
+  readonly batch: number;
+  readonly capacity: number;
+  #c: ModelConfig;
+  #w: Weights | null;
+  #invFreq: Float32Array;
+  #tokenBlock: number;
+  #kCache: Float32Array[]; // per layer [B, capacity, kvDim]
+  #vCache: Float32Array[];
+  #slotPos: Int32Array; // [B, capacity] RoPE position of each slot
+  #len: Int32Array; // [B] committed length
+  #pending: Int32Array; // [B] pending tokens after the committed ones
+  #pendingParents: Int32Array; // [B, capacity] parents of pending tokens (indices among them)
+  #s = new Scratch();
+  // per-token attention scratch (sized by capacity)
+  #ctx: Int32Array; // slots a token attends to
+  #scores: Float64Array;
+  #isAncestor: Uint8Array;
+  #cos: Float32Array;
+  #sin: Float32Array;
+
+  constructor(p: SessionParams) {
+    const c = p.config;
+    if (!Number.isInteger(p.batch) || p.batch < 1) throw new Error(`cpu: batch must be >= 1, got ${p.batch}`);
+    if (!Number.isInteger(p.capacity) || p.capacity < 1) {
+      throw new Error(`cpu: capacity must be >= 1, got ${p.capacity}`);
+    }
+    this.batch = p.batch;
+    this.capacity = p.capacity;
+    this.#c = c;
+    this.#w = p.weights;
+    this.#invFreq = p.invFreq;
+    this.#tokenBlock = p.tokenBlock;
+    const kvDim = c.numKvHeads * c.headDim;
+    this.#kCache = [];
+    this.#vCache = [];
+    for (let l = 0; l < c.numLayers; l++) {
+      this.#kCache.push(new Float32Array(p.batch * p.capacity * kvDim));
+      this.#vCache.push(new Float32Array(p.batch * p.capacity * kvDim));
+    }
+    this.#slotPos = new Int32Array(p.batch * p.capacity);
+    this.#len = new Int32Array(p.batch);
+    this.#pending = new Int32Array(p.batch);
+    this.#pendingParents = new Int32Array(p.batch * p.capacity);
+    this.#ctx = new Int32Array(p.capacity);
+    this.#scores = new Float64Array(p.capacity);
+    this.#isAncestor = new Uint8Array(p.capacity);
+    this.#cos = new Float32Array(c.headDim / 2);
+    this.#sin = new Float32Array(c.headDim / 2);
+  }
+
+  lengths(): number[] {
+    return Array.from(this.#len);
+  }
+
+  #weights(): Weights {
+    if (!this.#w) throw new Error("cpu: session used after dispose()");
+    return this.#w;
+  }
+
+  /** Check a request and return the total number of new tokens. */
+  #validate(req: ForwardRequest): number {
+    const c = this.#c;
+    if (req.rows.length !== this.batch) {
+      throw new Error(`cpu: forward got ${req.rows.length} rows, the session has batch ${this.batch}`);
+    }
+    if (
+      req.logits.kind === "topk" &&
+      !(Number.isInteger(req.logits.k) && req.logits.k >= 1 && req.logits.k <= c.vocabSize)
+    ) {
+      throw new Error(`cpu: top-k k must be an integer in [1, ${c.vocabSize}], got ${req.logits.k}`);
+    }
+    let total = 0;
+    for (let b = 0; b < this.batch; b++) {
+      if (this.#pending[b] > 0) {
+        throw new Error(
+          `cpu: row ${b} has ${this.#pending[b]} pending tokens; call commit() before forward()`,
+        );
+      }
+      const r = req.rows[b];
+      const n = r.tokens.length;
+      if (r.positions.length !== n) {
+        throw new Error(`cpu: row ${b} has ${n} tokens but ${r.positions.length} positions`);
+      }
+      if (r.parents && r.parents.length !== n) {
+        throw new Error(`cpu: row ${b} has ${n} tokens but ${r.parents.length} parents`);
+      }
+      if (this.#len[b] + n > this.capacity) {
+        throw new Error(
+          `cpu: row ${b}: ${
+            this.#len[b]
+          } committed tokens plus ${n} new tokens exceeds the session capacity ` +
+            `of ${this.capacity} (prompt or generation too long for the context)`,
+        );
+      }
+      for (let i = 0; i < n; i++) {
+        const tok = r.tokens[i];
+        if (!(tok >= 0 && tok < c.vocabSize)) {
+          throw new Error(
+            `cpu: row ${b} token ${i} has id ${tok}, outside the vocabulary [0, ${c.vocabSize})`,
+          );
+        }
+        if (r.positions[i] < 0) {
+          throw new Error(`cpu: row ${b} token ${i} has negative position ${r.positions[i]}`);
+        }
+        if (r.parents) {
+          const p = r.parents[i];
+          if (!(p >= -1 && p < i)) {
+            throw new Error(
+              `cpu: row ${b} token ${i} has parent ${p}; parents must satisfy -1 <= parent < index`,
+            );
+          }
+        }
+      }
+      if (r.logitIndices) {
+        for (const j of r.logitIndices) {
+          if (!(j >= 0 && j < n)) {
+            throw new Error(`cpu: row ${b} logit index ${j} is outside its ${n} new tokens`);
+          }
+        }
+      }
+      total += n;
+    }
+    return total;
+  }
+
+  forward(req: ForwardRequest): Promise<ForwardOutput> {
+    try {
+      return Promise.resolve(this.forwardSync(req));
+    } catch (e) {
+      return Promise.reject(e);
+    }
+  }
+
+  /** The synchronous body of forward(). */
+  forwardSync(req: ForwardRequest): ForwardOutput {
+    const w = this.#weights();
+    const c = this.#c;
+    const N = this.#validate(req);
+    const H = c.hiddenSize, I = c.intermediateSize, V = c.vocabSize, hd = c.headDim;
+    const qDim = c.numHeads * hd, kvDim = c.numKvHeads * hd;
+    const cap = this.capacity;
+    const s = this.#s;
+    s.ensure(N, c);
+
+    // Flatten the rows' new tokens; embed them; record their slots' positions and parents.
+    let t = 0;
+    for (let b = 0; b < this.batch; b++) {
+      const r = req.rows[b];
+      for (let i = 0; i < r.tokens.length; i++, t++) {
+        s.tokRow[t] = b;
+        s.tokIdx[t] = i;
+        s.tokPos[t] = r.positions[i];
+        const e = r.tokens[i] * H;
+        for (let d = 0; d < H; d++) s.x[t * H + d] = w.embed[e + d];
+        const slot = b * cap + this.#len[b] + i;
+        this.#slotPos[slot] = r.positions[i];
+        this.#pendingParents[slot] = r.parents ? r.parents[i] : i - 1;
+      }
+    }
+
+    const scale = 1 / Math.sqrt(hd);
+    const groups = c.numHeads / c.numKvHeads;
+    const window = c.slidingWindow;
+    for (let l = 0; l < c.numLayers; l++) {
+      const L = w.layers[l];
+      const kc = this.#kCache[l], vc = this.#vCache[l];
+      // attention block
+      rmsnorm(s.xb, s.x, L.inputNorm, N, H, c.rmsNormEps);
+      matmul(s.q, s.xb, L.wq, L.bq, N, H, qDim, this.#tokenBlock);
+      matmul(s.k, s.xb, L.wk, L.bk, N, H, kvDim, this.#tokenBlock);
+      matmul(s.v, s.xb, L.wv, L.bv, N, H, kvDim, this.#tokenBlock);
+      for (let t = 0; t < N; t++) {
+        rope(s.q, t * qDim, c.numHeads, hd, s.tokPos[t], this.#invFreq, this.#cos, this.#sin);
+        rope(s.k, t * kvDim, c.numKvHeads, hd, s.tokPos[t], this.#invFreq, this.#cos, this.#sin);
+        const slot = s.tokRow[t] * cap + this.#len[s.tokRow[t]] + s.tokIdx[t];
+        for (let d = 0; d < kvDim; d++) {
+          kc[slot * kvDim + d] = s.k[t * kvDim + d];
+          vc[slot * kvDim + d] = s.v[t * kvDim + d];
+        }
+      }
+      for (let t = 0; t < N; t++) {
+        const nCtx = this.#contextSlots(s.tokRow[t], s.tokIdx[t], s.tokPos[t], window);
+        const rowBase = s.tokRow[t] * cap;
+        for (let h = 0; h < c.numHeads; h++) {
+          const qo = t * qDim + h * hd;
+          const kvo = Math.floor(h / groups) * hd;
+          let max = -Infinity;
+          for (let j = 0; j < nCtx; j++) {
+            const ko = (rowBase + this.#ctx[j]) * kvDim + kvo;
+            let dot = 0;
+            for (let d = 0; d < hd; d++) dot += s.q[qo + d] * kc[ko + d];
+            const sc = dot * scale;
+            this.#scores[j] = sc;
+            if (sc > max) max = sc;
+          }
+          let sum = 0;
+          for (let j = 0; j < nCtx; j++) {
+            const e = Math.exp(this.#scores[j] - max);
+            this.#scores[j] = e;
+            sum += e;
+          }
+          for (let d = 0; d < hd; d++) s.att[qo + d] = 0;
+          for (let j = 0; j < nCtx; j++) {
+            const p = this.#scores[j] / sum;
+            const vo = (rowBase + this.#ctx[j]) * kvDim + kvo;
+            for (let d = 0; d < hd; d++) s.att[qo + d] += p * vc[vo + d];
+          }
+        }
+      }
+      matmul(s.proj, s.att, L.wo, L.bo, N, qDim, H, this.#tokenBlock);
+      for (let i = 0; i < N * H; i++) s.x[i] += s.proj[i];
+      // feed-forward block
+      rmsnorm(s.xb, s.x, L.postNorm, N, H, c.rmsNormEps);
+      matmul(s.gate, s.xb, L.wGate, L.bGate, N, H, I, this.#tokenBlock);
+      matmul(s.up, s.xb, L.wUp, L.bUp, N, H, I, this.#tokenBlock);
+      swiglu(s.gate, s.gate, s.up, N * I);
+      matmul(s.proj, s.gate, L.wDown, L.bDown, N, I, H, this.#tokenBlock);
+      for (let i = 0; i < N * H; i++) s.x[i] += s.proj[i];
+    }
+    rmsnorm(s.x, s.x, w.finalNorm, N, H, c.rmsNormEps);
+
+    // Outputs: hidden for every new token; logits for the requested ones only.
+    const out: ForwardOutput = { hidden: [] };
+    const mode = req.logits;
+    if (mode.kind === "full") out.logits = [];
+    if (mode.kind === "topk") {
+      out.topIds = [];
+      out.topValues = [];
+    }
+    let rowStart = 0;
+    for (let b = 0; b < this.batch; b++) {
+      const r = req.rows[b];
+      const n = r.tokens.length;
+      out.hidden.push(s.x.slice(rowStart * H, (rowStart + n) * H));
+      if (mode.kind !== "none") {
+        const idx = r.logitIndices;
+        const m = idx ? idx.length : n;
+        s.ensureLogits(m, c, mode.kind === "topk");
+        for (let j = 0; j < m; j++) {
+          const src = rowStart + (idx ? idx[j] : j);
+          for (let d = 0; d < H; d++) s.logitRows[j * H + d] = s.x[src * H + d];
+        }
+        if (mode.kind === "full") {
+          const logits = new Float32Array(m * V);
+          matmul(logits, s.logitRows, w.lmHead, null, m, H, V, this.#tokenBlock);
+          out.logits!.push(logits);
+        } else {
+          matmul(s.logits, s.logitRows, w.lmHead, null, m, H, V, this.#tokenBlock);
+          const ids = new Int32Array(m * mode.k), vals = new Float32Array(m * mode.k);
+          for (let j = 0; j < m; j++) topK(s.logits, j * V, V, mode.k, ids, vals, j * mode.k);
+          out.topIds!.push(ids);
+          out.topValues!.push(vals);
+        }
+      }
+      this.#pending[b] = n;
+      rowStart += n;
+    }
+    return out;
+  }
+
+  /**
+   * Fill #ctx with the slots new token i of row b attends to: committed slots, its ancestors among the new
+   * tokens, itself; minus keys at positions <= pos - window. Returns the count.
+   */
+  #contextSlots(b: number, i: number, pos: number, window: number | null): number {
+    const len = this.#len[b];
+    const rowBase = b * this.capacity;
+    const minPos = window === null ? -Infinity : pos - window; // keys need position > minPos
+    let n = 0;
+    for (let j = 0; j < len; j++) if (this.#slotPos[rowBase + j] > minPos) this.#ctx[n++] = j;
+    const anc = this.#isAncestor;
+    for (let a = i; a >= 0; a = this.#pendingParents[rowBase + len + a]) anc[a] = 1;
+    for (let a = 0; a <= i; a++) {
+      if (anc[a]) {
+        anc[a] = 0;
+        if (this.#slotPos[rowBase + len + a] > minPos) this.#ctx[n++] = len + a;
+      }
+    }
+    return n;
+  }
+
+  commit(keep: (Int32Array | null)[]): void {
+    this.#weights();
+    if (keep.length !== this.batch) {
+      throw new Error(`cpu: commit got ${keep.length} rows, the session has batch ${this.batch}`);
+    }
+    // Validate every row before changing any, so a bad call leaves the session untouched.
+    for (let b = 0; b < this.batch; b++) {
+      const k = keep[b], n = this.#pending[b];
+      const count = k ? k.length : n;
+      const base = b * this.capacity + this.#len[b];
+      for (let j = 0; j < count; j++) {
+        const idx = k ? k[j] : j;
+        if (!(idx >= 0 && idx < n)) {
+          throw new Error(`cpu: commit row ${b}: index ${idx} is not one of its ${n} pending tokens`);
+        }
+        // The kept tokens must form a chain from the committed tokens, so their cached keys (computed while
+        // attending to their ancestors only) equal those of plain sequential decoding.
+        const parent = this.#pendingParents[base + idx];
+        const want = j === 0 ? -1 : (k ? k[j - 1] : j - 1);
+        if (parent !== want) {
+          throw new Error(
+            `cpu: commit row ${b}: kept token ${idx} has parent ${parent}, expected ${want} ` +
+              "(kept tokens must form a path starting at the committed tokens)",
+          );
+        }
+      }
+    }
+    const kvDim = this.#c.numKvHeads * this.#c.headDim;
+    for (let b = 0; b < this.batch; b++) {
+      const k = keep[b];
+      const base = b * this.capacity + this.#len[b];
+      if (k) {
+        // Compact in ascending order: destination base+j <= source base+k[j], and every later source lies
+        // beyond every earlier destination, so in-place copying never overwrites a slot still to be read.
+        for (let j = 0; j < k.length; j++) {
+          const src = base + k[j], dst = base + j;
+          if (src === dst) continue;
+          for (let l = 0; l < this.#c.numLayers; l++) {
+            this.#kCache[l].copyWithin(dst * kvDim, src * kvDim, (src + 1) * kvDim);
+            this.#vCache[l].copyWithin(dst * kvDim, src * kvDim, (src + 1) * kvDim);
+          }
+          this.#slotPos[dst] = this.#slotPos[src];
+        }
+        this.#len[b] += k.length;
+      } else {
+        this.#len[b] += this.#pending[b];
+      }
+      this.#pending[b] = 0;
+    }
+  }
+
+  truncate(row: number, length: number): void {
+    this.#weights();
+    if (!(Number.isInteger(row) && row >= 0 && row < this.batch)) {
+      throw new Error(`cpu: truncate row ${row} is outside the batch of ${this.batch}`);
+    }
+    if (this.#pending[row] > 0) throw new Error(`cpu: truncate row ${row} while it has pending tokens`);
+    if (!(Number.isInteger(length) && length >= 0 && length <= this.#len[row])) {
+      throw new Error(`cpu: truncate row ${row} to ${length}; it has ${this.#len[row]} committed tokens`);
+    }
+    this.#len[row] = length;
+  }
+
+  dispose(): void {
+    this.#w = null;
+    this.#kCache = [];
+    this.#vCache = [];
+  }
+}

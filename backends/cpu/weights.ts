@@ -1,0 +1,69 @@
+/**
+ * Target-model weights in float32, read from a checkpoint one tensor at a time (each tensor is decoded
+ * straight into its final array, so the peak is the weights plus one tensor's raw bytes).
+ *
+ * @module
+ */
+import type { ModelConfig } from "../../core/types.ts";
+import type { Checkpoint } from "../../loader/types.ts";
+
+export interface LayerWeights {
+  inputNorm: Float32Array; // [H]
+  wq: Float32Array; // [heads*hd, H]
+  wk: Float32Array; // [kvHeads*hd, H]
+  wv: Float32Array; // [kvHeads*hd, H]
+  wo: Float32Array; // [H, heads*hd]
+  bq: Float32Array | null;
+  bk: Float32Array | null;
+  bv: Float32Array | null;
+  bo: Float32Array | null;
+  postNorm: Float32Array; // [H]
+  wGate: Float32Array; // [I, H]
+  wUp: Float32Array; // [I, H]
+  wDown: Float32Array; // [H, I]
+  bGate: Float32Array | null;
+  bUp: Float32Array | null;
+  bDown: Float32Array | null;
+}
+
+export interface Weights {
+  embed: Float32Array; // [V, H]
+  layers: LayerWeights[];
+  finalNorm: Float32Array; // [H]
+  lmHead: Float32Array; // [V, H]; the same array as embed when tied
+}
+
+export function loadWeights(ckpt: Checkpoint): Weights {
+  const c: ModelConfig = ckpt.config;
+  const t = ckpt.tensors;
+  const H = c.hiddenSize, I = c.intermediateSize, V = c.vocabSize;
+  const qDim = c.numHeads * c.headDim, kvDim = c.numKvHeads * c.headDim;
+  const read = (name: string, shape: number[]) => t.readF32(name, shape);
+  const embed = read("model.embed_tokens.weight", [V, H]);
+  const layers: LayerWeights[] = [];
+  for (let l = 0; l < c.numLayers; l++) {
+    const p = `model.layers.${l}.`;
+    const a = p + "self_attn.", m = p + "mlp.";
+    layers.push({
+      inputNorm: read(p + "input_layernorm.weight", [H]),
+      wq: read(a + "q_proj.weight", [qDim, H]),
+      wk: read(a + "k_proj.weight", [kvDim, H]),
+      wv: read(a + "v_proj.weight", [kvDim, H]),
+      wo: read(a + "o_proj.weight", [H, qDim]),
+      bq: c.attentionBias ? read(a + "q_proj.bias", [qDim]) : null,
+      bk: c.attentionBias ? read(a + "k_proj.bias", [kvDim]) : null,
+      bv: c.attentionBias ? read(a + "v_proj.bias", [kvDim]) : null,
+      bo: c.outputBias ? read(a + "o_proj.bias", [H]) : null,
+      postNorm: read(p + "post_attention_layernorm.weight", [H]),
+      wGate: read(m + "gate_proj.weight", [I, H]),
+      wUp: read(m + "up_proj.weight", [I, H]),
+      wDown: read(m + "down_proj.weight", [H, I]),
+      bGate: c.mlpBias ? read(m + "gate_proj.bias", [I]) : null,
+      bUp: c.mlpBias ? read(m + "up_proj.bias", [I]) : null,
+      bDown: c.mlpBias ? read(m + "down_proj.bias", [H]) : null,
+    });
+  }
+  const finalNorm = read("model.norm.weight", [H]);
+  const lmHead = c.tieWordEmbeddings ? embed : read("lm_head.weight", [V, H]);
+  return { embed, layers, finalNorm, lmHead };
+}

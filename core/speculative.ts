@@ -1,0 +1,219 @@
+/**
+ * The ReDrafter loop (redrafter.md section 6, with per-row KV lengths instead of left-pad realignment):
+ * prefill -> first token -> rounds of { beam search -> pack -> one target forward over every row's tree ->
+ * verify -> commit the accepted path } until every row stops. A round emits the accepted drafts plus the
+ * target's own next token; that token and the hidden state of the last accepted token (beam index n, not
+ * n + 1: trap 10.2) seed the next round.
+ *
+ * @module
+ */
+
+import { beamAncestry, beamSearch, type BeamSearchResult, checkBeamShape } from "./beam_search.ts";
+import { finalResult, logitsModeFor, makeRows, pickToken, prefill } from "./generate.ts";
+import { MetricsRecorder } from "./metrics.ts";
+import {
+  checkGenerateOptions,
+  type GenerateResult,
+  resolveSampling,
+  type SamplingPlan,
+  type SpeculativeOptions,
+  type TokenEvent,
+} from "./options.ts";
+import { appleProbs, drawCategorical, sampleToken, uniform } from "./sampling.ts";
+import { chainBeams, packBeams, type PackedTree } from "./tree.ts";
+import type { DraftModel, ForwardOutput, RowInput, TargetModel } from "./types.ts";
+import { type Acceptance, appleAccept, walkTree } from "./verify.ts";
+
+/** Apple-rule uniform streams: 0 draws the emitted token, 1 + w the ratio test of beam w. */
+const APPLE_ACCEPT_STREAM = 1;
+
+/**
+ * Speculative generation, streamed: yields one TokenEvent per row per round (drafted flags mark accepted
+ * drafts) and returns the final result with metrics.
+ */
+export async function* speculativeStream(
+  target: TargetModel,
+  drafter: DraftModel,
+  prompts: ArrayLike<number>[],
+  opts: SpeculativeOptions,
+): AsyncGenerator<TokenEvent, GenerateResult> {
+  const V = target.config.vocabSize;
+  checkGenerateOptions(opts, prompts, V);
+  const W = opts.beamWidth, L = opts.beamLength;
+  checkBeamShape(W, L, V);
+  if (drafter.config.vocabSize !== V) {
+    throw new Error(`drafter vocabSize ${drafter.config.vocabSize} != target vocabSize ${V} (trap 10.20)`);
+  }
+  const plan = resolveSampling(opts.sampling);
+  const useTree = opts.tree ?? true;
+  const B = prompts.length;
+  const maxPrompt = Math.max(...prompts.map((p) => p.length));
+  const rows = makeRows(prompts, opts, target.config.eosTokenIds);
+  const metrics = new MetricsRecorder(prompts.map((p) => p.length), L, opts.now);
+  const now = metrics.now;
+  const session = target.createSession(B, maxPrompt + opts.maxNewTokens + W * L);
+  try {
+    const mode = logitsModeFor(plan);
+    let t0 = now();
+    const first = await prefill(session, prompts, mode);
+    metrics.prompt(now() - t0);
+    const H = hiddenSize(first, prompts, drafter);
+    // Per row: committed length (= absolute position of `next`), next token, context hidden [H].
+    const committed = prompts.map((p) => p.length);
+    const next = new Int32Array(B);
+    const ctx = new Float32Array(B * H);
+    for (let r = 0; r < B; r++) {
+      const n = prompts[r].length;
+      ctx.set(first.hidden[r].subarray((n - 1) * H, n * H), r * H);
+      next[r] = pickToken(first, r, 0, plan, committed[r], V);
+      const ev = rows[r].push(0, [next[r]], [false]);
+      if (rows[r].done) metrics.rowDone(r);
+      if (ev) yield ev;
+    }
+    for (let step = 1; rows.some((r) => !r.done); step++) {
+      // --- draft: beam search for the active rows, compacted into a dense drafter batch
+      t0 = now();
+      const active: number[] = [];
+      for (let r = 0; r < B; r++) if (!rows[r].done) active.push(r);
+      const A = active.length;
+      const dctx = new Float32Array(A * H);
+      const init = new Int32Array(A);
+      active.forEach((r, a) => {
+        dctx.set(ctx.subarray(r * H, (r + 1) * H), a * H);
+        init[a] = next[r];
+      });
+      const drafted = await beamSearch(drafter, dctx, init, W, L);
+      const t1 = now();
+      // --- verify: one target forward over every active row's tree
+      const trees: (PackedTree | null)[] = new Array(B).fill(null);
+      const inputs: RowInput[] = [];
+      for (let r = 0, a = 0; r < B; r++) {
+        if (rows[r].done) {
+          inputs.push({ tokens: new Int32Array(0), positions: new Int32Array(0) });
+          continue;
+        }
+        const beams = drafted.beams.subarray(a * W * L, (a + 1) * W * L);
+        a++;
+        const tree = useTree ? packBeams(beams, W, L) : chainBeams(beams, W, L);
+        trees[r] = tree;
+        const positions = new Int32Array(tree.depth.length);
+        for (let i = 0; i < positions.length; i++) positions[i] = committed[r] + tree.depth[i];
+        inputs.push({ tokens: tree.tokens, positions, parents: tree.parents });
+      }
+      const out = await session.forward({ rows: inputs, logits: mode });
+      const t2 = now();
+      // --- accept: per row, walk the tree, commit the accepted path, carry hidden + next token
+      const keep: (Int32Array | null)[] = new Array(B).fill(null);
+      const events: TokenEvent[] = [];
+      for (let r = 0, a = 0; r < B; r++) {
+        const tree = trees[r];
+        if (!tree) continue;
+        const acc = accept(tree, out, r, a++, drafted, plan, committed[r], V);
+        keep[r] = acc.path;
+        const last = acc.path[acc.accepted];
+        ctx.set(out.hidden[r].subarray(last * H, (last + 1) * H), r * H);
+        committed[r] += acc.accepted + 1;
+        next[r] = acc.next;
+        metrics.rowStep(r, acc.accepted);
+        const toks: number[] = [], flags: boolean[] = [];
+        for (let k = 1; k <= acc.accepted; k++) {
+          toks.push(tree.tokens[acc.path[k]]);
+          flags.push(true);
+        }
+        toks.push(acc.next);
+        flags.push(false);
+        const ev = rows[r].push(step, toks, flags);
+        if (rows[r].done) metrics.rowDone(r);
+        if (ev) events.push(ev);
+      }
+      session.commit(keep);
+      metrics.step(t1 - t0, t2 - t1, now() - t2);
+      for (const ev of events) yield ev;
+    }
+    return finalResult(rows, opts, metrics);
+  } finally {
+    session.dispose();
+  }
+}
+
+/** Speculative generation; returns the final result. */
+export async function speculativeGenerate(
+  target: TargetModel,
+  drafter: DraftModel,
+  prompts: ArrayLike<number>[],
+  opts: SpeculativeOptions,
+): Promise<GenerateResult> {
+  const gen = speculativeStream(target, drafter, prompts, opts);
+  for (;;) {
+    const it = await gen.next();
+    if (it.done) return it.value;
+  }
+}
+
+/** H from the prefill output; it must match the drafter's context width. */
+function hiddenSize(first: ForwardOutput, prompts: ArrayLike<number>[], drafter: DraftModel): number {
+  const H = first.hidden[0].length / prompts[0].length;
+  if (!Number.isInteger(H) || H <= 0) {
+    throw new Error(
+      `target forward returned ${first.hidden[0].length} hidden values for ${prompts[0].length} tokens`,
+    );
+  }
+  if (H !== drafter.config.hiddenSize) {
+    throw new Error(`drafter hiddenSize ${drafter.config.hiddenSize} != target hidden size ${H}`);
+  }
+  return H;
+}
+
+/**
+ * Verify one row. r = batch row (uniform stream key), a = the row's index in the drafter batch, base = the
+ * row's committed length (absolute position of the tree's root token).
+ */
+function accept(
+  tree: PackedTree,
+  out: ForwardOutput,
+  r: number,
+  a: number,
+  drafted: BeamSearchResult,
+  plan: SamplingPlan,
+  base: number,
+  V: number,
+): Acceptance {
+  if (plan.mode === "greedy") {
+    const ids = out.topIds?.[r];
+    if (!ids || ids.length < tree.tokens.length) {
+      throw new Error(
+        `target forward returned ${ids?.length ?? 0} top-1 ids for row ${r}, expected ${tree.tokens.length}`,
+      );
+    }
+    return walkTree(tree, (node) => ids[node]);
+  }
+  const logits = out.logits?.[r];
+  if (!logits || logits.length < tree.tokens.length * V) {
+    throw new Error(
+      `target forward returned no full logits for the ${tree.tokens.length} tree tokens of row ${r}`,
+    );
+  }
+  const rowAt = (node: number) => logits.subarray(node * V, (node + 1) * V);
+  if (plan.mode === "exact") {
+    return walkTree(
+      tree,
+      (node, depth) => sampleToken(rowAt(node), plan.params, uniform(plan.seed, r, base + depth + 1)),
+    );
+  }
+  const probs = new Map<number, Float64Array>();
+  const ancestry = new Map<number, Int32Array>();
+  return appleAccept(tree, {
+    probsAt(node) {
+      let p = probs.get(node);
+      if (!p) probs.set(node, p = appleProbs(rowAt(node), plan.params.temperature));
+      return p;
+    },
+    logQ(w, k) {
+      let slots = ancestry.get(w);
+      if (!slots) ancestry.set(w, slots = beamAncestry(drafted, a, w));
+      return drafted.round.logProbRow(k, a, slots[k]);
+    },
+    decide: (ratio, w, k) => uniform(plan.seed, r, base + k + 1, APPLE_ACCEPT_STREAM + w) < ratio,
+    draw: (weights, n) => drawCategorical(weights, uniform(plan.seed, r, base + n + 1)),
+  });
+}
