@@ -224,6 +224,44 @@ Deno.test("onnx-node: bad calls fail with clear errors", async () => {
   s.dispose();
 });
 
+for (const arch of ARCHS) {
+  Deno.test(`onnx-node ${arch}: a batched tree call equals the CPU reference backend`, async () => {
+    const { createCpuModel } = await import("../backends/cpu/mod.ts");
+    const m = await model(arch, "onnx-node");
+    const cpu = createCpuModel(ckpts.get(arch)!);
+    const req = {
+      rows: [
+        { tokens: Int32Array.of(3, 9, 27, 81, 5), positions: Int32Array.of(0, 1, 2, 3, 4) },
+        {
+          tokens: Int32Array.of(7, 8, 9, 10),
+          positions: Int32Array.of(0, 1, 1, 2),
+          parents: Int32Array.of(-1, 0, 0, 2),
+        },
+      ],
+      logits: { kind: "full" } as const,
+    };
+    const a = m.createSession(2, 16), b = cpu.createSession(2, 16);
+    const oa = await a.forward(req), ob = await b.forward(req);
+    for (let r = 0; r < 2; r++) {
+      assert.ok(relErr(oa.logits![r], ob.logits![r]) < 1e-4, `row ${r} logits`);
+      assert.ok(relErr(oa.hidden[r], ob.hidden[r]) < 1e-4, `row ${r} hidden`);
+    }
+    const keep = [Int32Array.of(0, 1, 2), Int32Array.of(0, 2, 3)];
+    a.commit(keep);
+    b.commit(keep);
+    assert.deepEqual(a.lengths(), b.lengths());
+    const next = { rows: [chain([11], 3), chain([12], 3)], logits: { kind: "topk", k: 4 } as const };
+    const na = await a.forward(next), nb = await b.forward(next);
+    for (let r = 0; r < 2; r++) {
+      assert.deepEqual(Array.from(na.topIds![r]), Array.from(nb.topIds![r]));
+      assert.ok(relErr(na.topValues![r], nb.topValues![r]) < 1e-4);
+    }
+    a.dispose();
+    b.dispose();
+    cpu.dispose();
+  });
+}
+
 Deno.test({
   name: "onnx: dispose models",
   sanitizeResources: false,
