@@ -21,3 +21,9 @@ export {
   padFloats,
   wasmSimdSupported,
 } from "./kernels/mod.ts";
+export {
+  createOnnxModel,
+  cudaLibraryProblem,
+  type OnnxModelOptions,
+  type ProviderName,
+} from "./backends/onnx/mod.ts";
