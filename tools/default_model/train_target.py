@@ -36,6 +36,10 @@ PRESETS = {
     # 8 layers, hidden 320, 8 query / 4 KV heads of dim 40, SwiGLU 864 (2.7x): ~11.7M params with vocab 8192.
     "default": dict(hidden_size=320, intermediate_size=864, num_hidden_layers=8, num_attention_heads=8,
                     num_key_value_heads=4, head_dim=40),
+    # ~16M params (tied embeddings): hidden 384, 8 layers, 8 query / 4 KV heads of dim 48, SwiGLU 1024.
+    # The shipped default model uses this preset.
+    "medium": dict(hidden_size=384, intermediate_size=1024, num_hidden_layers=8, num_attention_heads=8,
+                   num_key_value_heads=4, head_dim=48),
     "tiny": dict(hidden_size=64, intermediate_size=176, num_hidden_layers=2, num_attention_heads=4,
                  num_key_value_heads=2, head_dim=16),
 }
