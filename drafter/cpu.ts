@@ -8,13 +8,17 @@
  *   logits = lm_head·x                           [V], no bias
  *   q      = log_softmax(top50(logits - max))    values strictly below the 50th largest -> -50000
  *
- * Every matmul runs over all B*W beams of a step at once, four beams per pass over a weight row, so the
- * weights (the head dominates: V x E) stream from memory once per step rather than once per beam.
+ * Every matmul runs over all B*W beams of a step at once on the WASM SIMD kernels (kernels/), so the
+ * weights (the head dominates: V x E) stream from memory once per step rather than once per beam; beams
+ * that share a token and a parent state are computed once. The top-50 warp, log-softmax and per-beam
+ * top-k touch only the ~50 warp survivors of each row; full log-prob rows (sampling mode) are built on
+ * demand from the raw logits.
  *
  * @module
  */
 import type { DrafterConfig, DraftModel, DraftRound, DraftTopK } from "../core/types.ts";
 import { LOG_0 } from "../core/sampling.ts";
+import { createKernels, type KernelChoice, padFloats } from "../kernels/mod.ts";
 
 /** The reference's top-k warp width for drafter logits. */
 export const WARP_TOP_K = 50;
@@ -34,47 +38,6 @@ export interface DrafterWeights {
   rnnU: Float32Array | null;
   rnnUBias: Float32Array | null;
   rnnW: Float32Array | null;
-}
-
-/**
- * y[n*out + o] = bias[o] + sum_i x[n*inDim + i] * w[o*inDim + i] for n < rows. Four beams share each pass
- * over a weight row (weights read once per four beams, x rows stay in cache for small inDim).
- */
-export function matmulRows(
-  x: Float32Array,
-  rows: number,
-  inDim: number,
-  w: Float32Array,
-  bias: Float32Array | null,
-  outDim: number,
-  y: Float32Array,
-): void {
-  for (let o = 0; o < outDim; o++) {
-    const wo = o * inDim;
-    const b = bias ? bias[o] : 0;
-    let n = 0;
-    for (; n + 4 <= rows; n += 4) {
-      const x0 = n * inDim, x1 = x0 + inDim, x2 = x1 + inDim, x3 = x2 + inDim;
-      let s0 = 0, s1 = 0, s2 = 0, s3 = 0;
-      for (let i = 0; i < inDim; i++) {
-        const wv = w[wo + i];
-        s0 += x[x0 + i] * wv;
-        s1 += x[x1 + i] * wv;
-        s2 += x[x2 + i] * wv;
-        s3 += x[x3 + i] * wv;
-      }
-      y[n * outDim + o] = s0 + b;
-      y[(n + 1) * outDim + o] = s1 + b;
-      y[(n + 2) * outDim + o] = s2 + b;
-      y[(n + 3) * outDim + o] = s3 + b;
-    }
-    for (; n < rows; n++) {
-      const xn = n * inDim;
-      let s = 0;
-      for (let i = 0; i < inDim; i++) s += x[xn + i] * w[wo + i];
-      y[n * outDim + o] = s + b;
-    }
-  }
 }
 
 function silu(v: number): number {
@@ -145,16 +108,155 @@ export function topKRow(
   }
 }
 
+/** Scratch for warpTopK: sized for a vocabulary of V and a warp of k. */
+export interface WarpScratch {
+  top: Float32Array; // [k] the k largest raw logits, descending
+  ids: Int32Array; // [V] warp survivors in ascending id
+  vals: Float32Array; // [V] their log-probs
+}
+
+export function warpScratch(V: number, k = WARP_TOP_K): WarpScratch {
+  return { top: new Float32Array(k), ids: new Int32Array(V), vals: new Float32Array(V) };
+}
+
 /**
- * A CPU DraftModel over float32 weights and the target's [V * H] input embedding table (borrowed, not
- * copied).
+ * The top-k of warpLogSoftmax(row) (ties to the lower id) into ids/vals at `at`, bit for bit as
+ * warpLogSoftmax then topKRow would give them, without writing the row: only the warp survivors (about 50
+ * of V) get a log-prob. Two passes over V: a selection of the `warpK` largest raw logits (the first is the
+ * max; subtracting the max is monotone in float32, so the warp threshold is the shifted warpK-th largest),
+ * then the survivors in id order with the float64 sum of their exp (the warped entries add exp(-50000) = 0
+ * to the reference's sum, which changes nothing).
  */
-export function cpuDrafter(weights: DrafterWeights, embedding: Float32Array): DraftModel {
+export function warpTopK(
+  row: Float32Array,
+  off: number,
+  V: number,
+  warpK: number,
+  k: number,
+  ids: Int32Array,
+  vals: Float32Array,
+  at: number,
+  s: WarpScratch,
+): void {
+  const kk = Math.min(warpK, V);
+  const top = s.top;
+  let filled = 0;
+  for (let i = 0; i < V; i++) {
+    const v = row[off + i];
+    if (filled === kk) {
+      if (!(v > top[kk - 1])) continue;
+      filled--;
+    }
+    let j = filled++;
+    while (j > 0 && top[j - 1] < v) {
+      top[j] = top[j - 1];
+      j--;
+    }
+    top[j] = v;
+  }
+  const max = top[0];
+  const threshold = Math.fround(top[kk - 1] - max);
+  let n = 0, sum = 0;
+  for (let i = 0; i < V; i++) {
+    const v = Math.fround(row[off + i] - max);
+    if (v >= threshold) {
+      s.ids[n] = i;
+      s.vals[n++] = v;
+      sum += Math.exp(v);
+    }
+  }
+  const lse = Math.log(sum);
+  for (let j = 0; j < n; j++) s.vals[j] = s.vals[j] - lse; // float32 store, as the reference's row
+  // Top-k among the survivors (in ascending id, so a later equal value never displaces an earlier one).
+  const kin = Math.min(k, n);
+  let f = 0;
+  for (let j = 0; j < n; j++) {
+    const v = s.vals[j];
+    if (f === kin) {
+      if (!(v > vals[at + kin - 1])) continue;
+      f--;
+    }
+    let p = f++;
+    while (p > 0 && vals[at + p - 1] < v) {
+      vals[at + p] = vals[at + p - 1];
+      ids[at + p] = ids[at + p - 1];
+      p--;
+    }
+    vals[at + p] = v;
+    ids[at + p] = s.ids[j];
+  }
+  if (k > n) {
+    // Past the survivors every value is LOG_0 - lse: the lowest ids not among the survivors, ascending.
+    const dead = Math.fround(LOG_0 - lse);
+    let p = kin, j = 0;
+    for (let i = 0; p < k && i < V; i++) {
+      if (j < n && s.ids[j] === i) {
+        j++;
+        continue;
+      }
+      ids[at + p] = i;
+      vals[at + p++] = dead;
+    }
+  }
+}
+
+export interface CpuDrafterOptions {
+  /** Matmul kernels (default "auto": WASM SIMD when available). Both give the same results. */
+  kernels?: KernelChoice;
+}
+
+/**
+ * A CPU DraftModel over float32 weights (copied once into the matmul kernels' memory) and the target's
+ * [V * H] input embedding table (borrowed, not copied).
+ */
+export function cpuDrafter(
+  weights: DrafterWeights,
+  embedding: Float32Array,
+  opts: CpuDrafterOptions = {},
+): DraftModel {
   const cfg = weights.config;
   const H = cfg.hiddenSize, V = cfg.vocabSize, E = cfg.exitDim;
   if (embedding.length !== V * H) {
     throw new Error(`drafter: embedding table has ${embedding.length} values, expected V*H = ${V}*${H}`);
   }
+  // Every weight array moves into kernel memory (the WASM kernels read only from there).
+  const arrays = [
+    weights.inputProjWeight,
+    weights.inputProjBias,
+    ...weights.resWeights,
+    ...weights.resBiases,
+    weights.headWeight,
+    weights.rnnU,
+    weights.rnnUBias,
+    weights.rnnW,
+  ];
+  let floats = 0;
+  for (const a of arrays) if (a) floats += padFloats(a.length);
+  const kern = createKernels({
+    weightFloats: floats,
+    maxIn: Math.max(2 * H, E),
+    maxOut: Math.max(H, E, V),
+    kernels: opts.kernels,
+    label: "the drafter",
+  });
+  const place = (a: Float32Array | null): Float32Array | null => {
+    if (!a) return null;
+    const b = kern.alloc(a.length);
+    b.set(a);
+    return b;
+  };
+  const w: DrafterWeights = {
+    config: cfg,
+    inputProjWeight: place(weights.inputProjWeight),
+    inputProjBias: place(weights.inputProjBias),
+    resWeights: weights.resWeights.map((a) => place(a)!),
+    resBiases: weights.resBiases.map((a) => place(a)!),
+    headWeight: place(weights.headWeight)!,
+    rnnU: place(weights.rnnU),
+    rnnUBias: place(weights.rnnUBias),
+    rnnW: place(weights.rnnW),
+  };
+  const warp = warpScratch(V);
   let disposed = false;
 
   function beginRound(ctx: Float32Array, batch: number, width: number): DraftRound {
@@ -169,15 +271,23 @@ export function cpuDrafter(weights: DrafterWeights, embedding: Float32Array): Dr
     }
     const N = batch * width;
     const context = ctx.slice(); // the caller may reuse its buffer
-    const state = new Float32Array(N * H); // zero initial state
-    const next = new Float32Array(N * H);
-    const emb = new Float32Array(N * H);
+    // Beams are computed once per distinct (row, token, parent state): uniq[n] is the computed slot of
+    // beam n, slots 0..U-1 in first-seen order. At the first step every state is zero, so all the beams
+    // of a row with the same token (Apple's start: W copies of the init token) share one slot.
+    const uniq = new Int32Array(N);
+    const rep = new Int32Array(N); // [U] the beam each slot was computed for
+    let state = new Float32Array(N * H); // per beam, zero initial state
+    let next = new Float32Array(N * H); // per beam, after the step
+    const emb = new Float32Array(N * H); // per slot
+    const prev = new Float32Array(N * H); // per slot: the parent's state
+    const slotState = new Float32Array(N * H); // per slot
     const tmp = new Float32Array(N * H);
     const input = new Float32Array(N * 2 * H);
     const x = new Float32Array(N * E);
     const a = new Float32Array(N * E);
-    const top = new Float32Array(WARP_TOP_K);
-    const rows: Float32Array[] = []; // per step: [N * V] log-prob rows
+    const logits: { raw: Float32Array; uniq: Int32Array }[] = []; // per step: [U * V] raw, beam -> slot
+    const cache = new Map<number, Float32Array>(); // logProbRow results
+    let steps = 0;
 
     async function step(tokens: Int32Array, parents: Int32Array, k: number): Promise<DraftTopK> {
       if (disposed) throw new Error("drafter: used after dispose()");
@@ -191,6 +301,7 @@ export function cpuDrafter(weights: DrafterWeights, embedding: Float32Array): Dr
       if (!Number.isInteger(k) || k < 1 || k > V) {
         throw new Error(`drafter.step: k must be in 1..${V}, got ${k}`);
       }
+      let U = 0;
       for (let n = 0; n < N; n++) {
         const t = tokens[n], p = parents[n];
         if (t < 0 || t >= V) {
@@ -199,54 +310,88 @@ export function cpuDrafter(weights: DrafterWeights, embedding: Float32Array): Dr
         if (p < 0 || p >= width) {
           throw new Error(`drafter.step: parents[${n}] = ${p} is outside 0..${width - 1}`);
         }
-        emb.set(embedding.subarray(t * H, (t + 1) * H), n * H);
-        const from = (Math.floor(n / width) * width + p) * H;
-        next.set(state.subarray(from, from + H), n * H); // the parent's state
-      }
-      // Recurrent update, written into `state` (old states were gathered into `next` above).
-      if (cfg.rnn) {
-        matmulRows(next, N, H, weights.rnnU!, weights.rnnUBias!, H, state);
-        matmulRows(emb, N, H, weights.rnnW!, null, H, tmp);
-        // Reference order: silu(rnn_w(e) + rnn_u(s)), rnn_u carrying the bias.
-        for (let i = 0; i < N * H; i++) state[i] = silu(tmp[i] + state[i]);
-      } else {
-        for (let i = 0; i < N * H; i++) state[i] = emb[i] + next[i];
-      }
-      // `state` now holds this step's states; `next` is scratch until the next gather.
-      for (let n = 0; n < N; n++) {
         const b = Math.floor(n / width);
-        input.set(context.subarray(b * H, (b + 1) * H), n * 2 * H);
-        input.set(state.subarray(n * H, (n + 1) * H), n * 2 * H + H);
+        let u = -1;
+        for (let m = b * width; m < n; m++) {
+          if (tokens[m] === t && (steps === 0 || parents[m] === p)) {
+            u = uniq[m];
+            break;
+          }
+        }
+        if (u < 0) {
+          u = U++;
+          rep[u] = n;
+          emb.set(embedding.subarray(t * H, (t + 1) * H), u * H);
+          const from = (b * width + p) * H;
+          prev.set(state.subarray(from, from + H), u * H); // the parent's state
+        }
+        uniq[n] = u;
       }
-      if (weights.inputProjWeight) {
-        matmulRows(input, N, 2 * H, weights.inputProjWeight, weights.inputProjBias, E, x);
-      } else x.set(input);
-      for (let l = 0; l < weights.resWeights.length; l++) {
-        matmulRows(x, N, E, weights.resWeights[l], weights.resBiases[l], E, a);
-        for (let i = 0; i < N * E; i++) x[i] = x[i] + silu(a[i]);
+      // Recurrent update. Reference order: silu(rnn_w(e) + rnn_u(s)), rnn_u carrying the bias.
+      if (cfg.rnn) {
+        kern.matmul(slotState, prev, w.rnnU!, w.rnnUBias!, U, H, H);
+        kern.matmul(tmp, emb, w.rnnW!, null, U, H, H);
+        for (let i = 0; i < U * H; i++) slotState[i] = silu(tmp[i] + slotState[i]);
+      } else {
+        for (let i = 0; i < U * H; i++) slotState[i] = emb[i] + prev[i];
       }
-      const lp = new Float32Array(N * V);
-      matmulRows(x, N, E, weights.headWeight, null, V, lp);
+      for (let n = 0; n < N; n++) {
+        const u = uniq[n];
+        next.set(slotState.subarray(u * H, (u + 1) * H), n * H);
+      }
+      const t = state;
+      state = next;
+      next = t;
+      for (let u = 0; u < U; u++) {
+        const b = Math.floor(rep[u] / width);
+        input.set(context.subarray(b * H, (b + 1) * H), u * 2 * H);
+        input.set(slotState.subarray(u * H, (u + 1) * H), u * 2 * H + H);
+      }
+      if (w.inputProjWeight) {
+        kern.matmul(x, input, w.inputProjWeight, w.inputProjBias, U, 2 * H, E);
+      } else x.set(input.subarray(0, U * E));
+      for (let l = 0; l < w.resWeights.length; l++) {
+        kern.matmul(a, x, w.resWeights[l], w.resBiases[l], U, E, E);
+        for (let i = 0; i < U * E; i++) x[i] = x[i] + silu(a[i]);
+      }
+      const raw = new Float32Array(U * V);
+      kern.matmul(raw, x, w.headWeight, null, U, E, V);
       const ids = new Int32Array(N * k);
       const logProbs = new Float32Array(N * k);
       for (let n = 0; n < N; n++) {
-        const row = lp.subarray(n * V, (n + 1) * V);
-        warpLogSoftmax(row, WARP_TOP_K, top);
-        topKRow(row, k, ids, logProbs, n * k);
+        const u = uniq[n];
+        if (rep[u] === n) {
+          warpTopK(raw, u * V, V, WARP_TOP_K, k, ids, logProbs, n * k, warp);
+        } else {
+          const m = rep[u];
+          ids.copyWithin(n * k, m * k, (m + 1) * k);
+          logProbs.copyWithin(n * k, m * k, (m + 1) * k);
+        }
       }
-      rows.push(lp);
+      logits.push({ raw, uniq: uniq.slice() });
+      steps++;
       return { ids, logProbs };
     }
 
     function logProbRow(stepIndex: number, row: number, beam: number): Float32Array {
-      if (!Number.isInteger(stepIndex) || stepIndex < 0 || stepIndex >= rows.length) {
-        throw new Error(`drafter.logProbRow: step ${stepIndex} not computed (${rows.length} steps so far)`);
+      if (!Number.isInteger(stepIndex) || stepIndex < 0 || stepIndex >= logits.length) {
+        throw new Error(
+          `drafter.logProbRow: step ${stepIndex} not computed (${logits.length} steps so far)`,
+        );
       }
       if (row < 0 || row >= batch || beam < 0 || beam >= width) {
         throw new Error(`drafter.logProbRow: row ${row} / beam ${beam} outside ${batch} x ${width}`);
       }
-      const n = row * width + beam;
-      return rows[stepIndex].subarray(n * V, (n + 1) * V);
+      const s = logits[stepIndex];
+      const u = s.uniq[row * width + beam];
+      const key = stepIndex * N + u;
+      let lp = cache.get(key);
+      if (!lp) {
+        lp = s.raw.slice(u * V, (u + 1) * V);
+        warpLogSoftmax(lp, WARP_TOP_K, warp.top);
+        cache.set(key, lp);
+      }
+      return lp;
     }
 
     return { step, logProbRow };

@@ -1,0 +1,133 @@
+/**
+ * ReDrafter vs autoregression on the CPU backend with the embedded default pair (models/default), greedy.
+ * Prints per shape: tau, mean draft / verify / accept ms per round, decode tokens/s, and the speedup over
+ * autoregression measured in the same process (runs interleaved; each number is the median over --reps
+ * passes, because the workplace is shared). Also checks that every ReDrafter output equals the
+ * autoregressive one token for token.
+ *
+ *   deno run -A tools/profile_default.ts [--prompts 8] [--tokens 64] [--reps 3]
+ *                                        [--shapes 1x4,4x4] [--kernels auto|wasm|js]
+ *
+ * Tokens/s here is decode only: new tokens over (total - prompt) time, so the prefill (identical for both)
+ * does not dilute the ratio.
+ *
+ * @module
+ */
+import { parseArgs } from "node:util";
+import {
+  createCpuModel,
+  generate,
+  type GenerateResult,
+  loadCheckpoint,
+  loadDrafter,
+  loadTokenizer,
+  speculativeGenerate,
+} from "../mod.ts";
+import type { KernelChoice } from "../kernels/mod.ts";
+
+const { values } = parseArgs({
+  args: Deno.args,
+  options: {
+    prompts: { type: "string", default: "8" },
+    tokens: { type: "string", default: "64" },
+    reps: { type: "string", default: "3" },
+    shapes: { type: "string", default: "1x4,4x4" },
+    kernels: { type: "string", default: "auto" },
+  },
+});
+const root = new URL("../models/default/", import.meta.url).pathname;
+const ckpt = await loadCheckpoint(root + "target");
+const target = createCpuModel(ckpt, { kernels: values.kernels as KernelChoice });
+ckpt.tensors.close();
+const drafter = await loadDrafter(root + "drafter", target);
+const tok = await loadTokenizer(root + "target");
+const lines = Deno.readTextFileSync(root + "prompts.jsonl").trim().split("\n");
+const nPrompts = Number(values.prompts), maxNewTokens = Number(values.tokens), reps = Number(values.reps);
+const prompts = lines.slice(0, nPrompts).map((l) => tok.encode(JSON.parse(l).prompt));
+const shapes = values.shapes.split(",").map((s) => s.split("x").map(Number) as [number, number]);
+
+interface Sum {
+  decodeMs: number;
+  tokens: number;
+  steps: number;
+  tauSum: number;
+  draftMs: number;
+  verifyMs: number;
+  acceptMs: number;
+}
+const zero = (): Sum => ({
+  decodeMs: 0,
+  tokens: 0,
+  steps: 0,
+  tauSum: 0,
+  draftMs: 0,
+  verifyMs: 0,
+  acceptMs: 0,
+});
+function add(s: Sum, r: GenerateResult): void {
+  const m = r.metrics;
+  s.decodeMs += m.totalMs - m.promptMs;
+  s.tokens += m.newTokens;
+  s.steps += m.steps;
+  s.tauSum += m.tau * m.steps;
+  s.draftMs += m.meanDraftMs * m.steps;
+  s.verifyMs += m.meanVerifyMs * m.steps;
+  s.acceptMs += m.meanAcceptMs * m.steps;
+}
+const median = (a: number[]) => a.slice().sort((x, y) => x - y)[Math.floor(a.length / 2)];
+
+// warm up (JIT tiers)
+for (const p of prompts.slice(0, 2)) {
+  await generate(target, [p], { maxNewTokens: 16 });
+  await speculativeGenerate(target, drafter, [p], { maxNewTokens: 16, beamWidth: 2, beamLength: 4 });
+}
+
+const arTps: number[] = [];
+const res = shapes.map(() => ({ tps: [] as number[], last: zero() }));
+const arIds: number[][] = [];
+let mismatches = 0;
+for (let rep = 0; rep < reps; rep++) {
+  const ar = zero();
+  const spec = shapes.map(() => zero());
+  for (let i = 0; i < prompts.length; i++) {
+    const a = await generate(target, [prompts[i]], { maxNewTokens });
+    add(ar, a);
+    arIds[i] = a.ids[0];
+    for (let j = 0; j < shapes.length; j++) {
+      const [W, L] = shapes[j];
+      const r = await speculativeGenerate(target, drafter, [prompts[i]], {
+        maxNewTokens,
+        beamWidth: W,
+        beamLength: L,
+      });
+      add(spec[j], r);
+      if (r.ids[0].join(",") !== arIds[i].join(",")) {
+        mismatches++;
+        console.error(`MISMATCH prompt ${i} shape ${W}x${L}`);
+      }
+    }
+  }
+  arTps.push(ar.tokens / (ar.decodeMs / 1000));
+  shapes.forEach((_, j) => {
+    res[j].tps.push(spec[j].tokens / (spec[j].decodeMs / 1000));
+    res[j].last = spec[j];
+  });
+}
+const arMed = median(arTps);
+console.log(
+  `kernels ${values.kernels}, ${nPrompts} prompts x ${maxNewTokens} tokens, median of ${reps}; ` +
+    `AR ${arMed.toFixed(1)} tok/s (${(1000 / arMed).toFixed(2)} ms/token)`,
+);
+console.log("W x L | tau  | draft ms | verify ms | accept ms | tok/s  | speedup");
+shapes.forEach(([W, L], j) => {
+  const s = res[j].last, tps = median(res[j].tps);
+  console.log(
+    `${W} x ${L} | ${(s.tauSum / s.steps).toFixed(2)} | ${(s.draftMs / s.steps).toFixed(2).padStart(8)} | ` +
+      `${(s.verifyMs / s.steps).toFixed(2).padStart(9)} | ${
+        (s.acceptMs / s.steps).toFixed(2).padStart(9)
+      } | ` +
+      `${tps.toFixed(1).padStart(6)} | ${(tps / arMed).toFixed(2)}x`,
+  );
+});
+if (mismatches) console.log(`${mismatches} outputs differ from autoregression`);
+else console.log("all ReDrafter outputs equal autoregression");
