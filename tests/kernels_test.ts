@@ -121,6 +121,24 @@ Deno.test("kernels: WASM equals JS bitwise, including chunks of more than 64 tok
   }
 });
 
+Deno.test("kernels: WASM equals JS bitwise across the unrolled (16-float) and single-step inner loops", {
+  ignore: !wasmSimdSupported(),
+}, () => {
+  // inDim covers: below one unrolled pass, exact passes, passes + 4-float steps, + a scalar tail.
+  for (const inDim of [4, 12, 16, 20, 36, 48, 63, 64, 77, 384]) {
+    const outDim = 7; // one group of 4 rows and 3 single rows
+    const a = setup("wasm", inDim, outDim), j = setup("js", inDim, outDim);
+    const X = rand(5 * inDim, 11);
+    const all = bits(run(a.k, a.w, a.b, X, 5, inDim, outDim));
+    assert.deepEqual(all, bits(run(j.k, j.w, j.b, X, 5, inDim, outDim)), `inDim ${inDim}`);
+    // each token alone (the 1-token kernels) gives the same bits as inside the 5-token block
+    for (let t = 0; t < 5; t++) {
+      const one = bits(run(a.k, a.w, a.b, X.slice(t * inDim, (t + 1) * inDim), 1, inDim, outDim));
+      assert.deepEqual(one, all.slice(t * outDim, (t + 1) * outDim), `inDim ${inDim} token ${t}`);
+    }
+  }
+});
+
 Deno.test("kernels: bad use is refused with clear messages", () => {
   const { k, w } = setup("wasm", 4, 4);
   assert.throws(

@@ -234,7 +234,6 @@ export class CpuSession implements TargetSession {
 
     const scale = 1 / Math.sqrt(hd);
     const groups = c.numHeads / c.numKvHeads;
-    const window = c.slidingWindow;
     for (let l = 0; l < c.numLayers; l++) {
       const L = w.layers[l];
       const kc = this.#kCache[l], vc = this.#vCache[l];
@@ -253,33 +252,24 @@ export class CpuSession implements TargetSession {
         }
       }
       for (let t = 0; t < N; t++) {
-        const nCtx = this.#contextSlots(s.tokRow[t], s.tokIdx[t], s.tokPos[t], window);
-        const rowBase = s.tokRow[t] * cap;
-        for (let h = 0; h < c.numHeads; h++) {
-          const qo = t * qDim + h * hd;
-          const kvo = Math.floor(h / groups) * hd;
-          let max = -Infinity;
-          for (let j = 0; j < nCtx; j++) {
-            const ko = (rowBase + this.#ctx[j]) * kvDim + kvo;
-            let dot = 0;
-            for (let d = 0; d < hd; d++) dot += s.q[qo + d] * kc[ko + d];
-            const sc = dot * scale;
-            this.#scores[j] = sc;
-            if (sc > max) max = sc;
-          }
-          let sum = 0;
-          for (let j = 0; j < nCtx; j++) {
-            const e = Math.exp(this.#scores[j] - max);
-            this.#scores[j] = e;
-            sum += e;
-          }
-          for (let d = 0; d < hd; d++) s.att[qo + d] = 0;
-          for (let j = 0; j < nCtx; j++) {
-            const p = this.#scores[j] / sum;
-            const vo = (rowBase + this.#ctx[j]) * kvDim + kvo;
-            for (let d = 0; d < hd; d++) s.att[qo + d] += p * vc[vo + d];
-          }
-        }
+        const nCtx = this.#contextSlots(s.tokRow[t], s.tokIdx[t], s.tokPos[t], c.slidingWindow);
+        const off = s.tokRow[t] * cap;
+        attend(
+          s.att,
+          s.q,
+          t * qDim,
+          kc,
+          vc,
+          this.#ctx,
+          nCtx,
+          off,
+          c.numHeads,
+          groups,
+          hd,
+          kvDim,
+          scale,
+          this.#scores,
+        );
       }
       this.#k.matmul(s.proj, s.att, L.wo, L.bo, N, qDim, H);
       for (let i = 0; i < N * H; i++) s.x[i] += s.proj[i];
@@ -420,5 +410,53 @@ export class CpuSession implements TargetSession {
     this.#w = null;
     this.#kCache = [];
     this.#vCache = [];
+  }
+}
+
+/**
+ * Attention of one new token, every head: softmax(q·k * scale) over its context keys in the order listed
+ * (slots ctx[0 .. nCtx) of the row starting at cache slot rowSlot), then the weighted sum of their values.
+ * Sums of products in float64; the output accumulates in float32, value by value.
+ */
+function attend(
+  att: Float32Array, // [.., heads*hd] out, at qBase
+  q: Float32Array, // [.., heads*hd], at qBase
+  qBase: number,
+  kc: Float32Array, // cache [B*cap, kvDim]
+  vc: Float32Array,
+  ctx: Int32Array,
+  nCtx: number,
+  rowSlot: number,
+  heads: number,
+  groups: number,
+  hd: number,
+  kvDim: number,
+  scale: number,
+  scores: Float64Array, // [cap] scratch
+): void {
+  for (let h = 0; h < heads; h++) {
+    const qo = qBase + h * hd;
+    const kvo = ((h / groups) | 0) * hd;
+    let max = -Infinity;
+    for (let j = 0; j < nCtx; j++) {
+      const ko = (rowSlot + ctx[j]) * kvDim + kvo;
+      let dot = 0;
+      for (let d = 0; d < hd; d++) dot += q[qo + d] * kc[ko + d];
+      const sc = dot * scale;
+      scores[j] = sc;
+      if (sc > max) max = sc;
+    }
+    let sum = 0;
+    for (let j = 0; j < nCtx; j++) {
+      const e = Math.exp(scores[j] - max);
+      scores[j] = e;
+      sum += e;
+    }
+    for (let d = 0; d < hd; d++) att[qo + d] = 0;
+    for (let j = 0; j < nCtx; j++) {
+      const p = scores[j] / sum;
+      const vo = (rowSlot + ctx[j]) * kvDim + kvo;
+      for (let d = 0; d < hd; d++) att[qo + d] += p * vc[vo + d];
+    }
   }
 }
