@@ -12,7 +12,8 @@
 import type { ForwardOutput, ForwardRequest, ModelConfig, TargetSession } from "../../core/types.ts";
 import { rmsnorm, rope, swiglu, topK } from "./kernels.ts";
 import type { Weights } from "./weights.ts";
-import type { Kernels } from "../../kernels/mod.ts";
+import { type Kernels, padFloats } from "../../kernels/mod.ts";
+import { type AttentionKernels, createAttentionKernels } from "../../kernels/attention.ts";
 
 /** Scratch buffers, grown on demand and reused across calls. */
 class Scratch {
@@ -86,8 +87,13 @@ export class CpuSession implements TargetSession {
   #pendingParents: Int32Array; // [B, capacity] parents of pending tokens (indices among them)
   #s = new Scratch();
   // per-token attention scratch (sized by capacity)
-  #ctx: Int32Array; // slots a token attends to
-  #scores: Float64Array;
+  #att: AttentionKernels; // owns the KV caches and the per-token scratch below
+  #ctx: Int32Array; // [capacity] cache slots (b * capacity + j) a token attends to
+  #scores: Float32Array; // [capacity] q·k of one head
+  #probs: Float32Array; // [capacity] softmax of the scores
+  #exps: Float64Array; // [capacity]
+  #qTok: Float32Array; // [heads*hd] one token's queries
+  #attTok: Float32Array; // [heads*hd] one token's attention output
   #isAncestor: Uint8Array;
   #cos: Float32Array;
   #sin: Float32Array;
@@ -104,19 +110,30 @@ export class CpuSession implements TargetSession {
     this.#w = p.weights;
     this.#invFreq = p.invFreq;
     this.#k = p.kernels;
-    const kvDim = c.numKvHeads * c.headDim;
+    const kvDim = c.numKvHeads * c.headDim, qDim = c.numHeads * c.headDim;
+    const cacheFloats = p.batch * p.capacity * kvDim;
+    const att = createAttentionKernels(
+      2 * c.numLayers * padFloats(cacheFloats) + 2 * padFloats(p.capacity) + 2 * padFloats(qDim),
+      padFloats(p.capacity),
+      p.kernels.kind === "js" ? "js" : "auto", // "auto" falls back to the (bit-identical) JS twin past 4 GiB
+    );
+    this.#att = att;
     this.#kCache = [];
     this.#vCache = [];
     for (let l = 0; l < c.numLayers; l++) {
-      this.#kCache.push(new Float32Array(p.batch * p.capacity * kvDim));
-      this.#vCache.push(new Float32Array(p.batch * p.capacity * kvDim));
+      this.#kCache.push(att.alloc(cacheFloats));
+      this.#vCache.push(att.alloc(cacheFloats));
     }
+    this.#ctx = att.allocI32(p.capacity);
+    this.#scores = att.alloc(p.capacity);
+    this.#probs = att.alloc(p.capacity);
+    this.#qTok = att.alloc(qDim);
+    this.#attTok = att.alloc(qDim);
+    this.#exps = new Float64Array(p.capacity);
     this.#slotPos = new Int32Array(p.batch * p.capacity);
     this.#len = new Int32Array(p.batch);
     this.#pending = new Int32Array(p.batch);
     this.#pendingParents = new Int32Array(p.batch * p.capacity);
-    this.#ctx = new Int32Array(p.capacity);
-    this.#scores = new Float64Array(p.capacity);
     this.#isAncestor = new Uint8Array(p.capacity);
     this.#cos = new Float32Array(c.headDim / 2);
     this.#sin = new Float32Array(c.headDim / 2);
@@ -233,7 +250,6 @@ export class CpuSession implements TargetSession {
     }
 
     const scale = 1 / Math.sqrt(hd);
-    const groups = c.numHeads / c.numKvHeads;
     for (let l = 0; l < c.numLayers; l++) {
       const L = w.layers[l];
       const kc = this.#kCache[l], vc = this.#vCache[l];
@@ -253,23 +269,7 @@ export class CpuSession implements TargetSession {
       }
       for (let t = 0; t < N; t++) {
         const nCtx = this.#contextSlots(s.tokRow[t], s.tokIdx[t], s.tokPos[t], c.slidingWindow);
-        const off = s.tokRow[t] * cap;
-        attend(
-          s.att,
-          s.q,
-          t * qDim,
-          kc,
-          vc,
-          this.#ctx,
-          nCtx,
-          off,
-          c.numHeads,
-          groups,
-          hd,
-          kvDim,
-          scale,
-          this.#scores,
-        );
+        this.#attendToken(kc, vc, s.q, s.att, t * qDim, nCtx, scale);
       }
       this.#k.matmul(s.proj, s.att, L.wo, L.bo, N, qDim, H);
       for (let i = 0; i < N * H; i++) s.x[i] += s.proj[i];
@@ -323,7 +323,7 @@ export class CpuSession implements TargetSession {
   }
 
   /**
-   * Fill #ctx with the slots new token i of row b attends to: committed slots, its ancestors among the new
+   * Fill #ctx with the cache slots (b * capacity + j) new token i of row b attends to: committed slots, its ancestors among the new
    * tokens, itself; minus keys at positions <= pos - window. Returns the count.
    */
   #contextSlots(b: number, i: number, pos: number, window: number | null): number {
@@ -331,16 +331,56 @@ export class CpuSession implements TargetSession {
     const rowBase = b * this.capacity;
     const minPos = window === null ? -Infinity : pos - window; // keys need position > minPos
     let n = 0;
-    for (let j = 0; j < len; j++) if (this.#slotPos[rowBase + j] > minPos) this.#ctx[n++] = j;
+    for (let j = 0; j < len; j++) if (this.#slotPos[rowBase + j] > minPos) this.#ctx[n++] = rowBase + j;
     const anc = this.#isAncestor;
     for (let a = i; a >= 0; a = this.#pendingParents[rowBase + len + a]) anc[a] = 1;
     for (let a = 0; a <= i; a++) {
       if (anc[a]) {
         anc[a] = 0;
-        if (this.#slotPos[rowBase + len + a] > minPos) this.#ctx[n++] = len + a;
+        if (this.#slotPos[rowBase + len + a] > minPos) this.#ctx[n++] = rowBase + len + a;
       }
     }
     return n;
+  }
+
+  /**
+   * Attention of one new token, every head, over the #ctx[0 .. nCtx) slots: scores q·k (float32, fixed
+   * order), softmax of scores * scale in float64, then the probability-weighted sum of values (float32,
+   * in slot order). q and out are [.., heads*hd] at qBase.
+   */
+  #attendToken(
+    kc: Float32Array,
+    vc: Float32Array,
+    q: Float32Array,
+    out: Float32Array,
+    qBase: number,
+    nCtx: number,
+    scale: number,
+  ): void {
+    const c = this.#c, a = this.#att;
+    const hd = c.headDim, heads = c.numHeads, kvDim = c.numKvHeads * hd, groups = heads / c.numKvHeads;
+    const qTok = this.#qTok, attTok = this.#attTok, ctx = this.#ctx;
+    const sc = this.#scores, probs = this.#probs, e = this.#exps;
+    qTok.set(q.subarray(qBase, qBase + heads * hd));
+    for (let h = 0; h < heads; h++) {
+      const kvo = ((h / groups) | 0) * hd;
+      a.scores(sc, qTok, h * hd, kc, kvo, ctx, nCtx, kvDim, hd);
+      let max = -Infinity;
+      for (let j = 0; j < nCtx; j++) {
+        const v = sc[j] * scale;
+        e[j] = v;
+        if (v > max) max = v;
+      }
+      let sum = 0;
+      for (let j = 0; j < nCtx; j++) {
+        const x = Math.exp(e[j] - max);
+        e[j] = x;
+        sum += x;
+      }
+      for (let j = 0; j < nCtx; j++) probs[j] = e[j] / sum;
+      a.mix(attTok, h * hd, probs, vc, kvo, ctx, nCtx, kvDim, hd);
+    }
+    out.set(attTok, qBase);
   }
 
   commit(keep: (Int32Array | null)[]): void {
@@ -410,53 +450,5 @@ export class CpuSession implements TargetSession {
     this.#w = null;
     this.#kCache = [];
     this.#vCache = [];
-  }
-}
-
-/**
- * Attention of one new token, every head: softmax(q·k * scale) over its context keys in the order listed
- * (slots ctx[0 .. nCtx) of the row starting at cache slot rowSlot), then the weighted sum of their values.
- * Sums of products in float64; the output accumulates in float32, value by value.
- */
-function attend(
-  att: Float32Array, // [.., heads*hd] out, at qBase
-  q: Float32Array, // [.., heads*hd], at qBase
-  qBase: number,
-  kc: Float32Array, // cache [B*cap, kvDim]
-  vc: Float32Array,
-  ctx: Int32Array,
-  nCtx: number,
-  rowSlot: number,
-  heads: number,
-  groups: number,
-  hd: number,
-  kvDim: number,
-  scale: number,
-  scores: Float64Array, // [cap] scratch
-): void {
-  for (let h = 0; h < heads; h++) {
-    const qo = qBase + h * hd;
-    const kvo = ((h / groups) | 0) * hd;
-    let max = -Infinity;
-    for (let j = 0; j < nCtx; j++) {
-      const ko = (rowSlot + ctx[j]) * kvDim + kvo;
-      let dot = 0;
-      for (let d = 0; d < hd; d++) dot += q[qo + d] * kc[ko + d];
-      const sc = dot * scale;
-      scores[j] = sc;
-      if (sc > max) max = sc;
-    }
-    let sum = 0;
-    for (let j = 0; j < nCtx; j++) {
-      const e = Math.exp(scores[j] - max);
-      scores[j] = e;
-      sum += e;
-    }
-    for (let d = 0; d < hd; d++) att[qo + d] = 0;
-    for (let j = 0; j < nCtx; j++) {
-      const p = scores[j] / sum;
-      const vo = (rowSlot + ctx[j]) * kvDim + kvo;
-      for (let d = 0; d < hd; d++) att[qo + d] += p * vc[vo + d];
-    }
   }
 }

@@ -1,0 +1,93 @@
+/**
+ * kernels/attention: the WASM SIMD attention inner products equal their scalar-JS twin bit for bit (head
+ * sizes with and without a scalar tail, slot lists in any order), a key's score does not depend on the
+ * other keys of the call, and both stay close to a float64 reference.
+ */
+import assert from "node:assert/strict";
+import { type AttentionKernels, createAttentionKernels } from "../kernels/attention.ts";
+import { wasmSimdSupported } from "../kernels/mod.ts";
+
+const bits = (a: Float32Array) => Array.from(new Uint32Array(a.buffer, a.byteOffset, a.length));
+
+function rand(seed: number): () => number {
+  let s = seed >>> 0;
+  return () => {
+    s = (s * 1664525 + 1013904223) >>> 0;
+    return s / 2 ** 32 - 0.5;
+  };
+}
+
+/** A cache of `slots` rows of `row` floats, a query and a slot list, inside `a`'s memory. */
+function setup(a: AttentionKernels, hd: number, slots: number, n: number, seed: number) {
+  const row = 2 * hd + 4; // two kv heads and padding: the head offset and row stride both matter
+  const r = rand(seed);
+  const k = a.alloc(slots * row), v = a.alloc(slots * row), q = a.alloc(2 * hd);
+  for (let i = 0; i < k.length; i++) k[i] = r() * 3;
+  for (let i = 0; i < v.length; i++) v[i] = r() * 3;
+  for (let i = 0; i < q.length; i++) q[i] = r() * 3;
+  const ctx = a.allocI32(n);
+  for (let j = 0; j < n; j++) ctx[j] = (j * 7 + 3) % slots; // out of order, with repeats
+  const p = a.alloc(n);
+  for (let j = 0; j < n; j++) p[j] = Math.abs(r());
+  return { row, k, v, q, ctx, p, scores: a.alloc(n), out: a.alloc(2 * hd) };
+}
+
+function runBoth(a: AttentionKernels, hd: number, n: number, seed: number) {
+  const s = setup(a, hd, 13, n, seed);
+  a.scores(s.scores, s.q, hd, s.k, hd, s.ctx, n, s.row, hd); // second query head, second kv head
+  a.mix(s.out, hd, s.p, s.v, hd, s.ctx, n, s.row, hd);
+  return { ...s, scoreBits: bits(s.scores), outBits: bits(s.out.subarray(hd)) };
+}
+
+Deno.test({
+  name: "kernels attention: WASM equals JS bitwise (head sizes 4, 6, 40, 48, 64, 66)",
+  ignore: !wasmSimdSupported(),
+  fn: () => {
+    for (const hd of [4, 6, 40, 48, 64, 66]) {
+      for (const n of [1, 5, 40]) {
+        const w = runBoth(createAttentionKernels(1 << 16, 1 << 10, "wasm"), hd, n, hd * 31 + n);
+        const j = runBoth(createAttentionKernels(1 << 16, 1 << 10, "js"), hd, n, hd * 31 + n);
+        assert.deepEqual(w.scoreBits, j.scoreBits, `scores hd ${hd} n ${n}`);
+        assert.deepEqual(w.outBits, j.outBits, `mix hd ${hd} n ${n}`);
+      }
+    }
+  },
+});
+
+for (const kind of wasmSimdSupported() ? ["wasm", "js"] as const : ["js"] as const) {
+  Deno.test(`kernels attention (${kind}): a key's score does not depend on the call; close to float64`, () => {
+    const a = createAttentionKernels(1 << 16, 1 << 10, kind);
+    const hd = 48, n = 9;
+    const s = setup(a, hd, 13, n, 7);
+    a.scores(s.scores, s.q, 0, s.k, 0, s.ctx, n, s.row, hd);
+    const one = a.alloc(1), ctx1 = a.allocI32(1);
+    for (let j = 0; j < n; j++) {
+      ctx1[0] = s.ctx[j];
+      a.scores(one, s.q, 0, s.k, 0, ctx1, 1, s.row, hd);
+      assert.equal(bits(one)[0], bits(s.scores)[j], `key ${j}`);
+      let ref = 0;
+      for (let d = 0; d < hd; d++) ref += s.q[d] * s.k[s.ctx[j] * s.row + d];
+      assert.ok(Math.abs(s.scores[j] - ref) < 1e-4, `score ${j}: ${s.scores[j]} vs ${ref}`);
+    }
+    a.mix(s.out, 0, s.p, s.v, 0, s.ctx, n, s.row, hd);
+    for (let d = 0; d < hd; d++) {
+      let ref = 0;
+      for (let j = 0; j < n; j++) ref += s.p[j] * s.v[s.ctx[j] * s.row + d];
+      assert.ok(Math.abs(s.out[d] - ref) < 1e-4, `out ${d}: ${s.out[d]} vs ${ref}`);
+    }
+  });
+}
+
+Deno.test({
+  name: "kernels attention: arrays from elsewhere are refused",
+  ignore: !wasmSimdSupported(),
+  fn: () => {
+    const a = createAttentionKernels(1024, 16, "wasm");
+    const s = setup(a, 8, 4, 2, 1);
+    assert.throws(
+      () => a.scores(s.scores, new Float32Array(8), 0, s.k, 0, s.ctx, 2, s.row, 8),
+      /q was not allocated/,
+    );
+    assert.throws(() => a.alloc(1 << 20), /exceeds the reserved/);
+  },
+});
