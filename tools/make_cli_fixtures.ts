@@ -6,9 +6,10 @@
  *
  * The target is a bigram model: o_proj and down_proj are zero, so the residual stream at a position is the
  * embedding e of its token, and logits = lm_head · RMSNorm(e) (norm weights 1), whose argmax is that of
- * lm_head · e. The drafter (rnn, exit_dim = H, no ResBlocks) computes s = SiLU(I·e + 0·s + c) = e + c for a
- * large c (sigmoid(c + e) rounds to 1 in float32), input_proj = [0 | I] with bias -c gives x = e, and its head
- * is lm_head: drafter logits = lm_head · e. Weights are stored in F16 (both heads round identically).
+ * lm_head · e. The drafter (rnn, exit_dim = H, no ResBlocks) computes s = SiLU(8I·e + 0·s + c) = 8e + c for a
+ * large c (the sigmoid rounds to 1 in float32), input_proj = [0 | I] with bias -c gives x = 8e, and its head
+ * is lm_head: drafter logits = 8 lm_head · e, sharp enough that beam search keeps the greedy chain. Weights
+ * are stored in F16 (both heads round identically).
  *
  *   deno run -A tools/make_cli_fixtures.ts
  *
@@ -25,7 +26,8 @@ const OUT = join(ROOT, "tests/fixtures/models/tiny_chat");
 const OUT_DRAFTER = join(ROOT, "tests/fixtures/models/tiny_chat_drafter");
 
 const H = 16, I = 32, HEADS = 2, KV_HEADS = 1, HEAD_DIM = 8, MAX_POS = 1024;
-const SHIFT = 20; // c above: sigmoid(20 + e) == 1 in float32 for |e| < 1
+const SHIFT = 40; // c above: sigmoid(40 + 8e) == 1 in float32 for |e| < 1.2
+const SHARPEN = 8; // rnn_w = 8 I: drafter logits = 8 lm_head · e, a sharper Q with the same argmax
 
 function rng(seed: number): () => number {
   let a = seed >>> 0;
@@ -111,7 +113,7 @@ for (const f of ["tokenizer.json", "tokenizer_config.json"]) {
 
 // The oracle drafter.
 const eye = new Float32Array(H * H);
-for (let i = 0; i < H; i++) eye[i * H + i] = 1;
+for (let i = 0; i < H; i++) eye[i * H + i] = SHARPEN;
 const proj = new Float32Array(H * 2 * H); // [E = H, 2H]: [0 | I]
 for (let i = 0; i < H; i++) proj[i * 2 * H + H + i] = 1;
 Deno.mkdirSync(OUT_DRAFTER, { recursive: true });
