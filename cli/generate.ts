@@ -276,11 +276,7 @@ async function runSingle(
   const result = await runToEnd(gen, (ev) => writer.onEvent(ev));
   writer.finish();
   stdoutWrite("\n");
-  console.error(
-    c.enabled
-      ? colors({ isTTY: true }).dim(statsLine(result.metrics, s.mode))
-      : statsLine(result.metrics, s.mode),
-  );
+  console.error(colors({ noColor: values["no-color"] }).dim(statsLine(result.metrics, s.mode)));
   return 0;
 }
 
