@@ -81,7 +81,7 @@ export async function runEval(
   const records: EvalRecord[] = [];
   const runs = new Map<RunMode, RunMetrics[]>(modes.map((m) => [m, []]));
   const bar = progressBar({ label: "prompts", total: prompts.length });
-  const notes: string[] = [];
+  const notes = new Set<string>();
   for (const batch of batches(prompts, batchSize)) {
     for (const mode of modes) {
       const convs = batch.map(() => [...system]);
@@ -96,7 +96,7 @@ export async function runEval(
             cfg.maxPositionEmbeddings,
             depth,
             `${file}:${p.line} (prompt ${p.id}, turn ${t + 1})`,
-            (line) => notes.push(line),
+            (line) => notes.add(line),
           );
         });
         const result: GenerateResult = await runToEnd(streamFor({ ...s, mode }, ids, budget));
