@@ -13,3 +13,17 @@ export * from "./loader/tokenizer.ts";
 export * from "./loader/chat_template.ts";
 export * from "./loader/stream_decoder.ts";
 export * from "./core/mod.ts";
+export * from "./drafter/mod.ts";
+export {
+  createKernels,
+  type KernelChoice,
+  type Kernels,
+  padFloats,
+  wasmSimdSupported,
+} from "./kernels/mod.ts";
+export {
+  createOnnxModel,
+  cudaLibraryProblem,
+  type OnnxModelOptions,
+  type ProviderName,
+} from "./backends/onnx/mod.ts";

@@ -289,7 +289,7 @@ function storeOver(files: ShardFile[]): TensorStore {
       const [f, e] = find(name);
       return { name, dtype: e.dtype, shape: e.shape.slice(), file: f.path };
     },
-    readF32(name, expectShape) {
+    readF32(name, expectShape, into) {
       const [f, e] = find(name);
       if (
         expectShape && (expectShape.length !== e.shape.length || expectShape.some((d, i) => d !== e.shape[i]))
@@ -300,9 +300,16 @@ function storeOver(files: ShardFile[]): TensorStore {
         );
       }
       const n = e.shape.reduce((a, b) => a * b, 1);
-      const out = new Float32Array(n);
+      if (into && into.length !== n) {
+        throw new SafetensorsError(
+          f.path,
+          `tensor '${name}' has ${n} elements; the destination array has ${into.length}`,
+        );
+      }
+      const out = into ?? new Float32Array(n);
       if (e.dtype === "F32") {
-        f.src.read(e.begin, new Uint8Array(out.buffer)); // read straight into the result: one copy
+        // read straight into the result: one copy
+        f.src.read(e.begin, new Uint8Array(out.buffer, out.byteOffset, n * 4));
       } else {
         const raw = new Uint8Array(e.end - e.begin);
         f.src.read(e.begin, raw);

@@ -26,8 +26,12 @@ export interface TensorStore {
   has(name: string): boolean;
   /** Throws an error naming the tensor (and the file) when absent. */
   info(name: string): TensorInfo;
-  /** The tensor converted to float32 (a fresh array the caller owns). Checks the expected shape if given. */
-  readF32(name: string, expectShape?: number[]): Float32Array;
+  /**
+   * The tensor converted to float32 (a fresh array the caller owns, or `into`, filled in place, when given:
+   * e.g. a view of WebAssembly memory, so the weights are never held twice). Checks the expected shape if
+   * given, and that `into` has exactly the tensor's element count.
+   */
+  readF32(name: string, expectShape?: number[], into?: Float32Array): Float32Array;
   /** The raw little-endian bytes as stored. */
   readRaw(name: string): Uint8Array;
   close(): void;

@@ -1,39 +1,73 @@
 /**
- * Timing of the CPU backend (no assertions; prints numbers): prefill of a prompt, single-token decode, and
- * a 32-token tree-shaped verification call.
+ * Timing of the CPU backend (no assertions; prints numbers): the per-token cost of one T-token call (a
+ * verification-shaped chain, full logits for every token) against T single-token calls, for
+ * T = 1, 2, 4, 8, 16, 32, and single-token decode tok/s.
  *
- *   deno run -A tools/bench_cpu.ts [--dir <ckpt>] [--prompt 128] [--decode 32] [--block 8]
+ *   deno run -A tools/bench_cpu.ts [--dir <ckpt>] [--kernels auto|wasm|js] [--prompt 64] [--decode 32]
+ *                                  [--trials 3] [--seconds 0.4]
  *
- * Without --dir it writes a random float32 Llama (hidden 768, 4 layers, ~130 MiB) to a temp dir.
+ * Without --dir it writes a random ~20M-parameter float32 Llama (hidden 512, 8 layers, 8 heads / 4 kv
+ * heads, intermediate 1408, vocab 4096) to a temp dir. Each number is the best of --trials timings of
+ * about --seconds each: the workplace is shared, so compare ratios within one run.
  *
  * @module
  */
 import { parseArgs } from "node:util";
 import { loadCheckpoint } from "../loader/checkpoint.ts";
-import { createCpuModel } from "../backends/cpu/mod.ts";
+import { type CpuModelOptions, createCpuModel } from "../backends/cpu/mod.ts";
 import { writeRandomLlama } from "./measure_load_memory.ts";
 
 const { values } = parseArgs({
   args: Deno.args,
   options: {
     dir: { type: "string" },
-    prompt: { type: "string", default: "128" },
+    kernels: { type: "string", default: "auto" },
+    prompt: { type: "string", default: "64" },
     decode: { type: "string", default: "32" },
-    block: { type: "string", default: "8" },
+    trials: { type: "string", default: "3" },
+    seconds: { type: "string", default: "0.4" },
   },
 });
 let dir = values.dir;
 const temp = !dir;
 if (!dir) {
   dir = Deno.makeTempDirSync({ prefix: "redrafter-bench-" });
-  writeRandomLlama(dir, 4);
+  writeRandomLlama(dir, 8, {
+    vocab_size: 4096,
+    hidden_size: 512,
+    intermediate_size: 1408,
+    num_attention_heads: 8,
+    num_key_value_heads: 4,
+  });
 }
+const trials = Number(values.trials), budgetMs = Number(values.seconds) * 1000;
+
+/** Best-of-trials milliseconds of one call of f (repeated to fill the time budget). */
+async function best(f: () => Promise<void>): Promise<number> {
+  await f(); // warm up (and tier up the compiled code)
+  let bestMs = Infinity;
+  for (let t = 0; t < trials; t++) {
+    let reps = 0;
+    const t0 = performance.now();
+    do {
+      await f();
+      reps++;
+    } while (performance.now() - t0 < budgetMs);
+    bestMs = Math.min(bestMs, (performance.now() - t0) / reps);
+  }
+  return bestMs;
+}
+
 try {
   const ckpt = await loadCheckpoint(dir);
-  const model = createCpuModel(ckpt, { tokenBlock: Number(values.block) });
+  const model = createCpuModel(ckpt, { kernels: values.kernels as CpuModelOptions["kernels"] });
   ckpt.tensors.close();
-  const V = model.config.vocabSize;
+  const c = model.config;
+  const V = c.vocabSize;
   const P = Number(values.prompt), D = Number(values.decode);
+  let params = V * c.hiddenSize * (c.tieWordEmbeddings ? 1 : 2);
+  const hd = c.headDim, H = c.hiddenSize;
+  params += c.numLayers * (H * hd * (2 * c.numHeads + 2 * c.numKvHeads) + 3 * H * c.intermediateSize + 2 * H);
   const s = model.createSession(1, P + D + 64);
   const prompt = Int32Array.from({ length: P }, (_, i) => (i * 7919 + 3) % V);
   let t0 = performance.now();
@@ -43,43 +77,48 @@ try {
   });
   s.commit([null]);
   const prefillMs = performance.now() - t0;
+
+  // A T-token chain after the prompt, full logits for every token, then nothing kept (the context stays P).
+  const call = (T: number) => async () => {
+    await s.forward({
+      rows: [{
+        tokens: Int32Array.from({ length: T }, (_, i) => (i * 31 + 5) % V),
+        positions: Int32Array.from({ length: T }, (_, i) => P + i),
+      }],
+      logits: { kind: "full" },
+    });
+    s.commit([new Int32Array(0)]);
+  };
+  const rows: string[] = [];
+  let one = 0;
+  for (const T of [1, 2, 4, 8, 16, 32]) {
+    const ms = await best(call(T));
+    if (T === 1) one = ms;
+    rows.push(
+      `| ${String(T).padStart(2)} | ${ms.toFixed(2).padStart(8)} | ${(ms / T).toFixed(2).padStart(8)} | ` +
+        `${(one * T).toFixed(2).padStart(9)} | ${(ms / T / one).toFixed(3)} |`,
+    );
+  }
+
   t0 = performance.now();
   let tok = 1;
   for (let i = 0; i < D; i++) {
-    const len = s.lengths()[0];
     const o = await s.forward({
-      rows: [{ tokens: Int32Array.of(tok), positions: Int32Array.of(len) }],
+      rows: [{ tokens: Int32Array.of(tok), positions: Int32Array.of(s.lengths()[0]) }],
       logits: { kind: "topk", k: 1 },
     });
     s.commit([null]);
     tok = o.topIds![0][0];
   }
   const decodeMs = performance.now() - t0;
-  // a verification-shaped call: 4 beams x 8 tokens sharing the root, full logits for all 29 tokens
-  const len = s.lengths()[0];
-  const parents: number[] = [-1], depth: number[] = [0];
-  for (let b = 0; b < 4; b++) {
-    for (let d = 1; d < 8; d++) {
-      parents.push(d === 1 ? 0 : parents.length - 1);
-      depth.push(d);
-    }
-  }
-  t0 = performance.now();
-  await s.forward({
-    rows: [{
-      tokens: Int32Array.from(parents, (_, i) => (i * 31) % V),
-      positions: Int32Array.from(depth, (d) => len + d),
-      parents: Int32Array.from(parents),
-    }],
-    logits: { kind: "full" },
-  });
-  const treeMs = performance.now() - t0;
-  const c = model.config;
   console.log(
-    `model: hidden ${c.hiddenSize}, ${c.numLayers} layers, vocab ${V}; tokenBlock ${values.block}\n` +
+    `model: ${(params / 1e6).toFixed(1)}M params, hidden ${H}, ${c.numLayers} layers, ` +
+      `${c.numHeads}/${c.numKvHeads} heads, intermediate ${c.intermediateSize}, vocab ${V}; ` +
+      `kernels ${values.kernels}; context ${P}\n` +
       `prefill ${P} tokens: ${prefillMs.toFixed(0)} ms (${(P / prefillMs * 1000).toFixed(1)} tok/s)\n` +
-      `decode ${D} tokens:  ${decodeMs.toFixed(0)} ms (${(D / decodeMs * 1000).toFixed(1)} tok/s)\n` +
-      `tree call of ${parents.length} tokens: ${treeMs.toFixed(0)} ms`,
+      `decode ${D} tokens:  ${decodeMs.toFixed(0)} ms (${(D / decodeMs * 1000).toFixed(1)} tok/s)\n\n` +
+      `|  T | call ms  | ms/token | T x (T=1) | per-token / T=1 |\n|---:|---:|---:|---:|---:|\n` +
+      rows.join("\n"),
   );
 } finally {
   if (temp) Deno.removeSync(dir, { recursive: true });

@@ -20,8 +20,17 @@ function procStatusKiB(field: string): number {
   return m ? Number(m[1]) : NaN;
 }
 
+/** Config fields of writeRandomLlama that a caller may override. */
+export interface RandomLlamaShape {
+  vocab_size?: number;
+  hidden_size?: number;
+  intermediate_size?: number;
+  num_attention_heads?: number;
+  num_key_value_heads?: number;
+}
+
 /** A random-weight Llama written straight to disk (header first, then one tensor at a time). */
-export function writeRandomLlama(dir: string, layers = 6): void {
+export function writeRandomLlama(dir: string, layers = 6, shape: RandomLlamaShape = {}): void {
   const cfg = {
     architectures: ["LlamaForCausalLM"],
     vocab_size: 8000,
@@ -36,6 +45,7 @@ export function writeRandomLlama(dir: string, layers = 6): void {
     tie_word_embeddings: false,
     bos_token_id: 1,
     eos_token_id: 2,
+    ...shape,
   };
   Deno.writeTextFileSync(join(dir, "config.json"), JSON.stringify(cfg, null, 2));
   const H = cfg.hidden_size, I = cfg.intermediate_size, V = cfg.vocab_size;

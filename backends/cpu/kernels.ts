@@ -1,6 +1,7 @@
 /**
- * Float32 kernels of the CPU reference backend, llama2.c style: plain loops over typed arrays, sums
- * accumulated in float64 (JS numbers) and stored as float32. No allocation inside any of them.
+ * Float32 kernels of the CPU reference backend other than the matmul (which lives in kernels/, as WASM
+ * SIMD with a bit-identical JS twin), llama2.c style: plain loops over typed arrays, sums accumulated in
+ * float64 (JS numbers) and stored as float32. No allocation inside any of them.
  *
  * @module
  */
@@ -24,59 +25,6 @@ export function rmsnorm(
     // transformers: x * rsqrt(mean(x^2) + eps), in float32, then weight * that.
     const scale = Math.fround(1 / Math.sqrt(Math.fround(ss / dim) + eps));
     for (let i = 0; i < dim; i++) out[off + i] = weight[i] * Math.fround(x[off + i] * scale);
-  }
-}
-
-/**
- * out[t, o] = sum_i x[t, i] * w[o, i] (+ bias[o]) for t < n, o < outDim: a linear layer with torch's [out, in]
- * weight layout. Blocked so that each group of 4 weight rows (16 * inDim bytes) stays in cache while it is
- * applied to `tokenBlock` tokens, and each x row is read once per 4 outputs. With n = 1 this is the plain
- * matvec of single-token decode.
- */
-export function matmul(
-  out: Float32Array,
-  x: Float32Array,
-  w: Float32Array,
-  bias: Float32Array | null,
-  n: number,
-  inDim: number,
-  outDim: number,
-  tokenBlock = 8,
-): void {
-  for (let t0 = 0; t0 < n; t0 += tokenBlock) {
-    const t1 = Math.min(n, t0 + tokenBlock);
-    let o = 0;
-    for (; o + 4 <= outDim; o += 4) {
-      const w0 = o * inDim, w1 = w0 + inDim, w2 = w1 + inDim, w3 = w2 + inDim;
-      const b0 = bias ? bias[o] : 0, b1 = bias ? bias[o + 1] : 0;
-      const b2 = bias ? bias[o + 2] : 0, b3 = bias ? bias[o + 3] : 0;
-      for (let t = t0; t < t1; t++) {
-        const xo = t * inDim;
-        let s0 = 0, s1 = 0, s2 = 0, s3 = 0;
-        for (let i = 0; i < inDim; i++) {
-          const xv = x[xo + i];
-          s0 += w[w0 + i] * xv;
-          s1 += w[w1 + i] * xv;
-          s2 += w[w2 + i] * xv;
-          s3 += w[w3 + i] * xv;
-        }
-        const oo = t * outDim + o;
-        out[oo] = s0 + b0;
-        out[oo + 1] = s1 + b1;
-        out[oo + 2] = s2 + b2;
-        out[oo + 3] = s3 + b3;
-      }
-    }
-    for (; o < outDim; o++) {
-      const wo = o * inDim;
-      const b = bias ? bias[o] : 0;
-      for (let t = t0; t < t1; t++) {
-        const xo = t * inDim;
-        let s = 0;
-        for (let i = 0; i < inDim; i++) s += w[wo + i] * x[xo + i];
-        out[t * outDim + o] = s + b;
-      }
-    }
   }
 }
 

@@ -11,18 +11,25 @@ import type { Checkpoint } from "../../loader/types.ts";
 import { ropeInvFreq } from "./kernels.ts";
 import { CpuSession } from "./session.ts";
 import { loadWeights, type Weights } from "./weights.ts";
+import type { KernelChoice } from "../../kernels/mod.ts";
 
 export interface CpuModelOptions {
-  /** Tokens per tile of the blocked matmul (default 8). */
+  /** Tokens per tile of the JS fallback matmul (default 8; the WASM kernel blocks on its own). */
   tokenBlock?: number;
+  /**
+   * Matmul kernels: "auto" (default) uses WebAssembly SIMD when available, else scalar JS; "wasm" requires
+   * it; "js" forces the scalar fallback. Both give bit-identical results.
+   */
+  kernels?: KernelChoice;
 }
 
 /** Load the checkpoint's weights as float32 (tensor by tensor) and return a TargetModel. */
 export function createCpuModel(ckpt: Checkpoint, opts: CpuModelOptions = {}): TargetModel {
   const config = ckpt.config;
-  let weights: Weights | null = loadWeights(ckpt);
+  const loaded = loadWeights(ckpt, opts.kernels ?? "auto", opts.tokenBlock ?? 8);
+  let weights: Weights | null = loaded.weights;
+  const kernels = loaded.kernels;
   const invFreq = ropeInvFreq(config);
-  const tokenBlock = opts.tokenBlock ?? 8;
   const live = (): Weights => {
     if (!weights) throw new Error("cpu: model used after dispose()");
     return weights;
@@ -34,7 +41,7 @@ export function createCpuModel(ckpt: Checkpoint, opts: CpuModelOptions = {}): Ta
       batch: number,
       capacity: number,
     ): TargetSession & { forwardSync: CpuSession["forwardSync"] } {
-      return new CpuSession({ config, weights: live(), invFreq, batch, capacity, tokenBlock });
+      return new CpuSession({ config, weights: live(), kernels, invFreq, batch, capacity });
     },
     embeddingTable: () => live().embed,
     dispose() {

@@ -10,8 +10,9 @@
  * @module
  */
 import type { ForwardOutput, ForwardRequest, ModelConfig, TargetSession } from "../../core/types.ts";
-import { matmul, rmsnorm, rope, swiglu, topK } from "./kernels.ts";
+import { rmsnorm, rope, swiglu, topK } from "./kernels.ts";
 import type { Weights } from "./weights.ts";
+import type { Kernels } from "../../kernels/mod.ts";
 
 /** Scratch buffers, grown on demand and reused across calls. */
 class Scratch {
@@ -63,10 +64,11 @@ class Scratch {
 export interface SessionParams {
   config: ModelConfig;
   weights: Weights;
+  /** The matmul kernels holding `weights` (every matrix was allocated by them). */
+  kernels: Kernels;
   invFreq: Float32Array;
   batch: number;
   capacity: number;
-  tokenBlock: number;
 }
 
 export class CpuSession implements TargetSession {
@@ -75,7 +77,7 @@ export class CpuSession implements TargetSession {
   #c: ModelConfig;
   #w: Weights | null;
   #invFreq: Float32Array;
-  #tokenBlock: number;
+  #k: Kernels;
   #kCache: Float32Array[]; // per layer [B, capacity, kvDim]
   #vCache: Float32Array[];
   #slotPos: Int32Array; // [B, capacity] RoPE position of each slot
@@ -101,7 +103,7 @@ export class CpuSession implements TargetSession {
     this.#c = c;
     this.#w = p.weights;
     this.#invFreq = p.invFreq;
-    this.#tokenBlock = p.tokenBlock;
+    this.#k = p.kernels;
     const kvDim = c.numKvHeads * c.headDim;
     this.#kCache = [];
     this.#vCache = [];
@@ -238,9 +240,9 @@ export class CpuSession implements TargetSession {
       const kc = this.#kCache[l], vc = this.#vCache[l];
       // attention block
       rmsnorm(s.xb, s.x, L.inputNorm, N, H, c.rmsNormEps);
-      matmul(s.q, s.xb, L.wq, L.bq, N, H, qDim, this.#tokenBlock);
-      matmul(s.k, s.xb, L.wk, L.bk, N, H, kvDim, this.#tokenBlock);
-      matmul(s.v, s.xb, L.wv, L.bv, N, H, kvDim, this.#tokenBlock);
+      this.#k.matmul(s.q, s.xb, L.wq, L.bq, N, H, qDim);
+      this.#k.matmul(s.k, s.xb, L.wk, L.bk, N, H, kvDim);
+      this.#k.matmul(s.v, s.xb, L.wv, L.bv, N, H, kvDim);
       for (let t = 0; t < N; t++) {
         rope(s.q, t * qDim, c.numHeads, hd, s.tokPos[t], this.#invFreq, this.#cos, this.#sin);
         rope(s.k, t * kvDim, c.numKvHeads, hd, s.tokPos[t], this.#invFreq, this.#cos, this.#sin);
@@ -279,14 +281,14 @@ export class CpuSession implements TargetSession {
           }
         }
       }
-      matmul(s.proj, s.att, L.wo, L.bo, N, qDim, H, this.#tokenBlock);
+      this.#k.matmul(s.proj, s.att, L.wo, L.bo, N, qDim, H);
       for (let i = 0; i < N * H; i++) s.x[i] += s.proj[i];
       // feed-forward block
       rmsnorm(s.xb, s.x, L.postNorm, N, H, c.rmsNormEps);
-      matmul(s.gate, s.xb, L.wGate, L.bGate, N, H, I, this.#tokenBlock);
-      matmul(s.up, s.xb, L.wUp, L.bUp, N, H, I, this.#tokenBlock);
+      this.#k.matmul(s.gate, s.xb, L.wGate, L.bGate, N, H, I);
+      this.#k.matmul(s.up, s.xb, L.wUp, L.bUp, N, H, I);
       swiglu(s.gate, s.gate, s.up, N * I);
-      matmul(s.proj, s.gate, L.wDown, L.bDown, N, I, H, this.#tokenBlock);
+      this.#k.matmul(s.proj, s.gate, L.wDown, L.bDown, N, I, H);
       for (let i = 0; i < N * H; i++) s.x[i] += s.proj[i];
     }
     rmsnorm(s.x, s.x, w.finalNorm, N, H, c.rmsNormEps);
@@ -314,10 +316,10 @@ export class CpuSession implements TargetSession {
         }
         if (mode.kind === "full") {
           const logits = new Float32Array(m * V);
-          matmul(logits, s.logitRows, w.lmHead, null, m, H, V, this.#tokenBlock);
+          this.#k.matmul(logits, s.logitRows, w.lmHead, null, m, H, V);
           out.logits!.push(logits);
         } else {
-          matmul(s.logits, s.logitRows, w.lmHead, null, m, H, V, this.#tokenBlock);
+          this.#k.matmul(s.logits, s.logitRows, w.lmHead, null, m, H, V);
           const ids = new Int32Array(m * mode.k), vals = new Float32Array(m * mode.k);
           for (let j = 0; j < m; j++) topK(s.logits, j * V, V, mode.k, ids, vals, j * mode.k);
           out.topIds!.push(ids);

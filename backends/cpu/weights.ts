@@ -1,11 +1,13 @@
 /**
- * Target-model weights in float32, read from a checkpoint one tensor at a time (each tensor is decoded
- * straight into its final array, so the peak is the weights plus one tensor's raw bytes).
+ * Target-model weights in float32, read from a checkpoint one tensor at a time straight into memory the
+ * matmul kernels read (WebAssembly linear memory, reserved whole before the first tensor, or plain
+ * arrays for the JS kernels), so the peak is the weights plus at most one tensor's raw bytes (bf16/f16).
  *
  * @module
  */
 import type { ModelConfig } from "../../core/types.ts";
 import type { Checkpoint } from "../../loader/types.ts";
+import { createKernels, type KernelChoice, type Kernels, padFloats } from "../../kernels/mod.ts";
 
 export interface LayerWeights {
   inputNorm: Float32Array; // [H]
@@ -33,12 +35,60 @@ export interface Weights {
   lmHead: Float32Array; // [V, H]; the same array as embed when tied
 }
 
-export function loadWeights(ckpt: Checkpoint): Weights {
+/** The checkpoint's tensors we read, with their shapes (the tied lm_head is not a tensor of its own). */
+function tensorShapes(c: ModelConfig): [string, number[]][] {
+  const H = c.hiddenSize, I = c.intermediateSize, V = c.vocabSize;
+  const qDim = c.numHeads * c.headDim, kvDim = c.numKvHeads * c.headDim;
+  const list: [string, number[]][] = [["model.embed_tokens.weight", [V, H]]];
+  for (let l = 0; l < c.numLayers; l++) {
+    const p = `model.layers.${l}.`;
+    const a = p + "self_attn.", m = p + "mlp.";
+    list.push(
+      [p + "input_layernorm.weight", [H]],
+      [a + "q_proj.weight", [qDim, H]],
+      [a + "k_proj.weight", [kvDim, H]],
+      [a + "v_proj.weight", [kvDim, H]],
+      [a + "o_proj.weight", [H, qDim]],
+      [p + "post_attention_layernorm.weight", [H]],
+      [m + "gate_proj.weight", [I, H]],
+      [m + "up_proj.weight", [I, H]],
+      [m + "down_proj.weight", [H, I]],
+    );
+    if (c.attentionBias) {
+      list.push([a + "q_proj.bias", [qDim]], [a + "k_proj.bias", [kvDim]], [a + "v_proj.bias", [kvDim]]);
+    }
+    if (c.outputBias) list.push([a + "o_proj.bias", [H]]);
+    if (c.mlpBias) {
+      list.push([m + "gate_proj.bias", [I]], [m + "up_proj.bias", [I]], [m + "down_proj.bias", [H]]);
+    }
+  }
+  list.push(["model.norm.weight", [H]]);
+  if (!c.tieWordEmbeddings) list.push(["lm_head.weight", [V, H]]);
+  return list;
+}
+
+/** Reserve kernel memory for every tensor of the checkpoint, then read each one into place. */
+export function loadWeights(
+  ckpt: Checkpoint,
+  kernels: KernelChoice = "auto",
+  tokenBlock = 8,
+): { weights: Weights; kernels: Kernels } {
   const c: ModelConfig = ckpt.config;
   const t = ckpt.tensors;
   const H = c.hiddenSize, I = c.intermediateSize, V = c.vocabSize;
   const qDim = c.numHeads * c.headDim, kvDim = c.numKvHeads * c.headDim;
-  const read = (name: string, shape: number[]) => t.readF32(name, shape);
+  let weightFloats = 0;
+  for (const [, shape] of tensorShapes(c)) weightFloats += padFloats(shape.reduce((a, b) => a * b, 1));
+  const k = createKernels({
+    weightFloats,
+    maxIn: Math.max(H, I, qDim),
+    maxOut: Math.max(H, I, qDim, V),
+    kernels,
+    tokenBlock,
+    label: `the checkpoint ${ckpt.dir}`,
+  });
+  const read = (name: string, shape: number[]) =>
+    t.readF32(name, shape, k.alloc(shape.reduce((a, b) => a * b, 1)));
   const embed = read("model.embed_tokens.weight", [V, H]);
   const layers: LayerWeights[] = [];
   for (let l = 0; l < c.numLayers; l++) {
@@ -65,5 +115,5 @@ export function loadWeights(ckpt: Checkpoint): Weights {
   }
   const finalNorm = read("model.norm.weight", [H]);
   const lmHead = c.tieWordEmbeddings ? embed : read("lm_head.weight", [V, H]);
-  return { embed, layers, finalNorm, lmHead };
+  return { weights: { embed, layers, finalNorm, lmHead }, kernels: k };
 }

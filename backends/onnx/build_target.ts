@@ -1,0 +1,280 @@
+/**
+ * Builds the ONNX graph of a Llama / Mistral / Qwen2 causal LM straight from its safetensors checkpoint.
+ *
+ * Graph interface (Optimum-style names; B = batch, S = new tokens per row, P = past slots per row,
+ * N = number of requested logit rows over the whole batch):
+ *
+ *   inputs
+ *     input_ids                    [B, S]        int64
+ *     position_ids                 [B, S]        int64   RoPE positions
+ *     attention_mask               [B, 1, S, P+S] float32 additive bias: 0 = may attend, -1e9 = may not.
+ *                                  It encodes everything about visibility: each row's committed cache length
+ *                                  (past slots at or beyond it are masked), the tree (new token i sees new
+ *                                  token j only if j is i or an ancestor of i), and the sliding window
+ *                                  (slots whose position is >= window behind the query's are masked).
+ *     past_key_values.L.key/value  [B, kvH, P, D] float32 (P may be 0)
+ *     logits_index                 [N]           int64   flat indices b*S + i of the rows whose logits are wanted
+ *     top_k                        [1]           int64   k for the on-graph TopK
+ *   outputs
+ *     logits                       [N, V]        float32
+ *     top_values / top_ids         [N, k]        float32 / int64 (descending, ties to the lower id)
+ *     hidden_states                [B, S, H]     float32 final-norm hidden states of all new tokens
+ *     present.L.key/value          [B, kvH, S, D] float32 keys (after RoPE) / values of the NEW tokens only;
+ *                                  the caller owns the cache and places them (pending slots).
+ *
+ * `fused` swaps standard-op subgraphs for ONNX Runtime contrib ops (SimplifiedLayerNormalization,
+ * com.microsoft RotaryEmbedding) that compute the same thing.
+ *
+ * @module
+ */
+import type { ModelConfig } from "../../core/types.ts";
+import type { TensorStore } from "../../loader/types.ts";
+import { GraphBuilder, MS_DOMAIN } from "./graph.ts";
+import { DataType } from "./proto.ts";
+import { ropeInvFreq } from "./rope.ts";
+
+export interface BuildOptions {
+  /** Weight storage: "fp32", or "fp16" (weights stored as float16, upcast to float32 on load). */
+  weights: "fp32" | "fp16";
+  /** Use ORT contrib ops where they keep parity. */
+  fused: boolean;
+  /** Put weights in an external data file with this name (for models near the 2 GB protobuf limit). */
+  externalFile: string | null;
+}
+
+/** Additive bias for masked attention slots. Finite so a fully masked row can never produce NaN. */
+export const MASK_NEG = -1e9;
+
+/** Bump when the graph changes, so cached graphs are rebuilt. */
+export const GRAPH_VERSION = 1;
+
+function f32ToF16Bits(v: number): number {
+  // Round-to-nearest-even float32 -> float16 bits.
+  const f = new Float32Array([v]);
+  const x = new Uint32Array(f.buffer)[0];
+  const sign = (x >>> 16) & 0x8000;
+  const exp = (x >>> 23) & 0xff;
+  let mant = x & 0x7fffff;
+  if (exp === 0xff) return sign | 0x7c00 | (mant ? 0x200 : 0);
+  let e = exp - 127 + 15;
+  if (e >= 0x1f) return sign | 0x7c00;
+  if (e <= 0) {
+    if (e < -10) return sign;
+    mant |= 0x800000;
+    const shift = 14 - e;
+    let half = mant >>> shift;
+    const rem = mant & ((1 << shift) - 1);
+    const mid = 1 << (shift - 1);
+    if (rem > mid || (rem === mid && (half & 1))) half++;
+    return sign | half;
+  }
+  let half = (e << 10) | (mant >>> 13);
+  const rem = mant & 0x1fff;
+  if (rem > 0x1000 || (rem === 0x1000 && (half & 1))) half++;
+  e = half; // may carry into the exponent, which is the correct rounding
+  return sign | e;
+}
+
+/** Float32 -> float16 bytes. */
+export function toF16Bytes(a: Float32Array): Uint8Array {
+  const out = new Uint16Array(a.length);
+  for (let i = 0; i < a.length; i++) out[i] = f32ToF16Bits(a[i]);
+  return new Uint8Array(out.buffer);
+}
+
+/** [rows, cols] -> [cols, rows]. */
+function transpose(a: Float32Array, rows: number, cols: number): Float32Array {
+  const out = new Float32Array(a.length);
+  for (let r = 0; r < rows; r++) {
+    for (let c = 0; c < cols; c++) out[c * rows + r] = a[r * cols + c];
+  }
+  return out;
+}
+
+export function buildTargetGraph(
+  config: ModelConfig,
+  tensors: TensorStore,
+  opts: BuildOptions,
+): GraphBuilder {
+  const c = config;
+  const H = c.hiddenSize, D = c.headDim, nH = c.numHeads, kvH = c.numKvHeads, I = c.intermediateSize;
+  const V = c.vocabSize;
+  if (nH % kvH !== 0) {
+    throw new Error(`config: num_attention_heads ${nH} is not a multiple of ${kvH} kv heads`);
+  }
+  const g = new GraphBuilder(opts.externalFile);
+
+  /** A float weight as stored in the graph, upcast to float32 at run time when stored as fp16. */
+  const weight = (name: string, dims: number[], data: Float32Array): string => {
+    if (opts.weights === "fp32") return g.f32(name, dims, data);
+    const w = g.weight(name, DataType.FLOAT16, dims, toF16Bytes(data));
+    return g.op("Cast", [w], { to: DataType.FLOAT });
+  };
+  const read = (name: string, shape: number[]) => tensors.readF32(name, shape);
+  /** nn.Linear weight [out, in] -> MatMul weight [in, out]. */
+  const linear = (name: string, out: number, inp: number) =>
+    weight(name, [inp, out], transpose(read(name, [out, inp]), out, inp));
+
+  const ids = g.input({ name: "input_ids", dataType: DataType.INT64, shape: ["batch", "seq"] });
+  const pos = g.input({ name: "position_ids", dataType: DataType.INT64, shape: ["batch", "seq"] });
+  const mask = g.input({
+    name: "attention_mask",
+    dataType: DataType.FLOAT,
+    shape: ["batch", 1, "seq", "total"],
+  });
+  const pastNames: [string, string][] = [];
+  for (let l = 0; l < c.numLayers; l++) {
+    const k = g.input({
+      name: `past_key_values.${l}.key`,
+      dataType: DataType.FLOAT,
+      shape: ["batch", kvH, "past", D],
+    });
+    const v = g.input({
+      name: `past_key_values.${l}.value`,
+      dataType: DataType.FLOAT,
+      shape: ["batch", kvH, "past", D],
+    });
+    pastNames.push([k, v]);
+  }
+  const logitsIndex = g.input({ name: "logits_index", dataType: DataType.INT64, shape: ["n"] });
+  const topK = g.input({ name: "top_k", dataType: DataType.INT64, shape: [1] });
+
+  // Embeddings: [B, S, H]. The table stays float32/fp16 as stored; tied heads reuse it.
+  const embName = "model.embed_tokens.weight";
+  const embed = weight(embName, [V, H], read(embName, [V, H]));
+  let x = g.op("Gather", [embed, ids], { axis: 0 });
+
+  // RoPE tables [B, 1, S, D] (standard) from positions.
+  const invFreq = g.f32("rope.inv_freq", [D / 2], ropeInvFreq(c));
+  const posF = g.op("Unsqueeze", [g.op("Cast", [pos], { to: DataType.FLOAT }), g.i64([-1])]); // [B,S,1]
+  const freqs = g.op("Mul", [posF, invFreq]); // [B,S,D/2]
+  const emb = g.op("Concat", [freqs, freqs], { axis: -1 }); // [B,S,D]
+  const cos4 = g.op("Unsqueeze", [g.op("Cos", [emb]), g.i64([1])]); // [B,1,S,D]
+  const sin4 = g.op("Unsqueeze", [g.op("Sin", [emb]), g.i64([1])]);
+  // Contrib RotaryEmbedding takes [max_pos, D/2] caches indexed by position_ids; fed the exact same values.
+  let cosCache = "", sinCache = "";
+  if (opts.fused) {
+    const maxPos = c.maxPositionEmbeddings;
+    const tab = ropeInvFreq(c);
+    const cosT = new Float32Array(maxPos * (D / 2)), sinT = new Float32Array(maxPos * (D / 2));
+    for (let p = 0; p < maxPos; p++) {
+      for (let i = 0; i < D / 2; i++) {
+        const a = Math.fround(p * tab[i]);
+        cosT[p * (D / 2) + i] = Math.cos(a);
+        sinT[p * (D / 2) + i] = Math.sin(a);
+      }
+    }
+    cosCache = g.f32("rope.cos_cache", [maxPos, D / 2], cosT);
+    sinCache = g.f32("rope.sin_cache", [maxPos, D / 2], sinT);
+  }
+
+  const rmsNorm = (input: string, wName: string): string => {
+    const w = weight(wName, [H], read(wName, [H]));
+    if (opts.fused) {
+      return g.op("SimplifiedLayerNormalization", [input, w], { axis: -1, epsilon: { f: c.rmsNormEps } });
+    }
+    const variance = g.op("ReduceMean", [g.op("Mul", [input, input])], { axes: [-1], keepdims: 1 });
+    const inv = g.op("Reciprocal", [g.op("Sqrt", [g.op("Add", [variance, g.f32c([c.rmsNormEps], true)])])]);
+    return g.op("Mul", [g.op("Mul", [input, inv]), w]);
+  };
+
+  /** x [B,h,S,D] rotated by the RoPE tables. */
+  const rope = (t: string): string => {
+    const [a, b] = g.opN("Split", [t, g.i64([D / 2, D / 2])], 2, { axis: -1 });
+    const rot = g.op("Concat", [g.op("Neg", [b]), a], { axis: -1 });
+    return g.op("Add", [g.op("Mul", [t, cos4]), g.op("Mul", [rot, sin4])]);
+  };
+  /** [B,S,h*D] -> [B,h,S,D] with RoPE, via the contrib op on the packed layout when fused. */
+  const headsRope = (t: string, heads: number): string => {
+    if (opts.fused) {
+      const r = g.op("RotaryEmbedding", [t, pos, cosCache, sinCache], { num_heads: heads }, MS_DOMAIN);
+      return g.op("Transpose", [g.op("Reshape", [r, g.i64([0, 0, heads, D])])], { perm: [0, 2, 1, 3] });
+    }
+    return rope(g.op("Transpose", [g.op("Reshape", [t, g.i64([0, 0, heads, D])])], { perm: [0, 2, 1, 3] }));
+  };
+
+  const scale = g.f32c([1 / Math.sqrt(D)], true);
+  const qkvOut = (nH + 2 * kvH) * D;
+  for (let l = 0; l < c.numLayers; l++) {
+    const p = `model.layers.${l}`;
+    const h = rmsNorm(x, `${p}.input_layernorm.weight`);
+    // Fused QKV projection [H, (nH + 2 kvH) D].
+    const wq = transpose(read(`${p}.self_attn.q_proj.weight`, [nH * D, H]), nH * D, H);
+    const wk = transpose(read(`${p}.self_attn.k_proj.weight`, [kvH * D, H]), kvH * D, H);
+    const wv = transpose(read(`${p}.self_attn.v_proj.weight`, [kvH * D, H]), kvH * D, H);
+    const wqkv = new Float32Array(H * qkvOut);
+    for (let r = 0; r < H; r++) {
+      wqkv.set(wq.subarray(r * nH * D, (r + 1) * nH * D), r * qkvOut);
+      wqkv.set(wk.subarray(r * kvH * D, (r + 1) * kvH * D), r * qkvOut + nH * D);
+      wqkv.set(wv.subarray(r * kvH * D, (r + 1) * kvH * D), r * qkvOut + (nH + kvH) * D);
+    }
+    let qkv = g.op("MatMul", [h, weight(`${p}.self_attn.qkv_proj.weight`, [H, qkvOut], wqkv)]);
+    if (c.attentionBias) {
+      const b = new Float32Array(qkvOut);
+      b.set(read(`${p}.self_attn.q_proj.bias`, [nH * D]), 0);
+      b.set(read(`${p}.self_attn.k_proj.bias`, [kvH * D]), nH * D);
+      b.set(read(`${p}.self_attn.v_proj.bias`, [kvH * D]), (nH + kvH) * D);
+      qkv = g.op("Add", [qkv, weight(`${p}.self_attn.qkv_proj.bias`, [qkvOut], b)]);
+    }
+    const [q0, k0, v0] = g.opN("Split", [qkv, g.i64([nH * D, kvH * D, kvH * D])], 3, { axis: -1 });
+    const q = headsRope(g.op("Mul", [q0, scale]), nH); // [B,nH,S,D], pre-scaled
+    const k = headsRope(k0, kvH); // [B,kvH,S,D]
+    const v = g.op("Transpose", [g.op("Reshape", [v0, g.i64([0, 0, kvH, D])])], { perm: [0, 2, 1, 3] });
+    g.output(k, { name: `present.${l}.key`, dataType: DataType.FLOAT, shape: ["batch", kvH, "seq", D] });
+    g.output(v, { name: `present.${l}.value`, dataType: DataType.FLOAT, shape: ["batch", kvH, "seq", D] });
+    const kAll = g.op("Concat", [pastNames[l][0], k], { axis: 2 }); // [B,kvH,T,D]
+    const vAll = g.op("Concat", [pastNames[l][1], v], { axis: 2 });
+    // Grouped heads: query heads kv*g .. kv*g+g-1 share kv head kv, so [B,nH,S,D] -> [B,kvH,g*S,D].
+    const qg = g.op("Reshape", [q, g.i64([0, kvH, -1, D])]);
+    const scores = g.op("MatMul", [qg, g.op("Transpose", [kAll], { perm: [0, 1, 3, 2] })]); // [B,kvH,gS,T]
+    const biased = g.op("Add", [g.op("Reshape", [scores, g.i64([0, nH, -1, 0])]), mask]); // [B,nH,S,T]
+    const probs = g.op("Reshape", [g.op("Softmax", [biased], { axis: -1 }), g.i64([0, kvH, -1, 0])]);
+    const ctx = g.op("Reshape", [g.op("MatMul", [probs, vAll]), g.i64([0, nH, -1, D])]); // [B,nH,S,D]
+    const merged = g.op("Reshape", [g.op("Transpose", [ctx], { perm: [0, 2, 1, 3] }), g.i64([0, 0, -1])]);
+    let attn = g.op("MatMul", [merged, linear(`${p}.self_attn.o_proj.weight`, H, nH * D)]);
+    if (c.outputBias) {
+      const name = `${p}.self_attn.o_proj.bias`;
+      attn = g.op("Add", [attn, weight(name, [H], read(name, [H]))]);
+    }
+    x = g.op("Add", [x, attn]);
+
+    const h2 = rmsNorm(x, `${p}.post_attention_layernorm.weight`);
+    const wg = transpose(read(`${p}.mlp.gate_proj.weight`, [I, H]), I, H);
+    const wu = transpose(read(`${p}.mlp.up_proj.weight`, [I, H]), I, H);
+    const wgu = new Float32Array(H * 2 * I);
+    for (let r = 0; r < H; r++) {
+      wgu.set(wg.subarray(r * I, (r + 1) * I), r * 2 * I);
+      wgu.set(wu.subarray(r * I, (r + 1) * I), r * 2 * I + I);
+    }
+    let gu = g.op("MatMul", [h2, weight(`${p}.mlp.gate_up_proj.weight`, [H, 2 * I], wgu)]);
+    if (c.mlpBias) {
+      const b = new Float32Array(2 * I);
+      b.set(read(`${p}.mlp.gate_proj.bias`, [I]), 0);
+      b.set(read(`${p}.mlp.up_proj.bias`, [I]), I);
+      gu = g.op("Add", [gu, weight(`${p}.mlp.gate_up_proj.bias`, [2 * I], b)]);
+    }
+    const [gate, up] = g.opN("Split", [gu, g.i64([I, I])], 2, { axis: -1 });
+    const act = g.op("Mul", [g.op("Mul", [gate, g.op("Sigmoid", [gate])]), up]);
+    let down = g.op("MatMul", [act, linear(`${p}.mlp.down_proj.weight`, H, I)]);
+    if (c.mlpBias) {
+      const name = `${p}.mlp.down_proj.bias`;
+      down = g.op("Add", [down, weight(name, [H], read(name, [H]))]);
+    }
+    x = g.op("Add", [x, down]);
+  }
+
+  const hidden = rmsNorm(x, "model.norm.weight");
+  g.output(hidden, { name: "hidden_states", dataType: DataType.FLOAT, shape: ["batch", "seq", H] });
+
+  // Logits only for the requested rows: Gemm with transB uses the [V, H] table as stored (shared when tied).
+  const rows = g.op("Gather", [g.op("Reshape", [hidden, g.i64([-1, H])]), logitsIndex], { axis: 0 }); // [N,H]
+  const head = c.tieWordEmbeddings || !tensors.has("lm_head.weight")
+    ? embed
+    : weight("lm_head.weight", [V, H], read("lm_head.weight", [V, H]));
+  const logits = g.op("Gemm", [rows, head], { transB: 1 });
+  g.output(logits, { name: "logits", dataType: DataType.FLOAT, shape: ["n", V] });
+  const [topV, topI] = g.opN("TopK", [logits, topK], 2, { axis: -1, largest: 1, sorted: 1 });
+  g.output(topV, { name: "top_values", dataType: DataType.FLOAT, shape: ["n", "k"] });
+  g.output(topI, { name: "top_ids", dataType: DataType.INT64, shape: ["n", "k"] });
+  return g;
+}

@@ -1,0 +1,155 @@
+/**
+ * ONNX Runtime backend: builds an ONNX graph from a safetensors checkpoint (no Python), caches it on disk,
+ * and runs it on onnxruntime-node (CPU or CUDA) or onnxruntime-web (WASM or WebGPU).
+ *
+ * @module
+ */
+import type { ModelConfig, TargetModel, TargetSession } from "../../core/types.ts";
+import type { Checkpoint } from "../../loader/types.ts";
+import { type BuildOptions, buildTargetGraph, GRAPH_VERSION } from "./build_target.ts";
+import type { GraphBuilder } from "./graph.ts";
+import {
+  cudaLibraryProblem,
+  loadOrt,
+  type ModelSource,
+  openSession,
+  type ProviderName,
+  PROVIDERS,
+} from "./runtime.ts";
+import { OnnxTargetSession } from "./session.ts";
+import type { Encoded } from "./proto.ts";
+
+export { cudaLibraryProblem, PROVIDERS };
+export type { ProviderName };
+
+export interface OnnxModelOptions {
+  provider: ProviderName;
+  /** Intra-op threads. Default: onnxruntime-node's choice (all cores); 1 for WASM. */
+  threads?: number;
+  /** Where built graphs are cached. Default `.cache/onnx` under the working directory. */
+  cacheDir?: string;
+  /** Weight storage in the graph. Default "fp32". "fp16" halves the file; compute stays float32. */
+  weights?: "fp32" | "fp16";
+  /** Use ORT contrib ops (fused RMSNorm, RotaryEmbedding). Default true. */
+  fused?: boolean;
+  /** Force weights into an external data file (default: only above ~1.5 GB, the protobuf limit). */
+  externalData?: boolean;
+}
+
+/** Graphs whose weights exceed this go to an external data file (protobuf's hard limit is 2 GB). */
+const EXTERNAL_THRESHOLD = 1.5e9;
+const EXTERNAL_NAME = "model.onnx.data";
+
+async function sha256Hex(text: string): Promise<string> {
+  const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(text));
+  return Array.from(new Uint8Array(digest), (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+/** Write an encoded message to a file chunk by chunk (never one giant buffer). */
+function writeEncoded(path: string, chunks: Uint8Array[]): void {
+  const tmp = `${path}.tmp${Deno.pid}`;
+  const f = Deno.openSync(tmp, { write: true, create: true, truncate: true });
+  try {
+    for (const c of chunks) {
+      let done = 0;
+      while (done < c.length) done += f.writeSync(c.subarray(done));
+    }
+  } finally {
+    f.close();
+  }
+  Deno.renameSync(tmp, path);
+}
+
+function exists(path: string): boolean {
+  try {
+    Deno.statSync(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Cache key: graph version, build options, normalized config, every tensor's name/dtype/shape, file sizes. */
+async function cacheKey(ckpt: Checkpoint, opts: BuildOptions): Promise<string> {
+  const t = ckpt.tensors;
+  const files = new Set<string>();
+  const infos = t.names().sort().map((n) => {
+    const i = t.info(n);
+    files.add(i.file);
+    return [n, i.dtype, i.shape];
+  });
+  const sizes = [...files].sort().map((f) => {
+    try {
+      return [f, Deno.statSync(f).size];
+    } catch {
+      return [f, -1];
+    }
+  });
+  return await sha256Hex(JSON.stringify({ v: GRAPH_VERSION, opts, config: ckpt.config, infos, sizes }));
+}
+
+function totalWeightBytes(ckpt: Checkpoint, weights: "fp32" | "fp16"): number {
+  let n = 0;
+  for (const name of ckpt.tensors.names()) {
+    n += ckpt.tensors.info(name).shape.reduce((a, b) => a * b, 1) * (weights === "fp16" ? 2 : 4);
+  }
+  return n;
+}
+
+/** Build (or find in the cache) the target graph for a checkpoint; returns where it lies on disk. */
+export async function ensureTargetGraph(
+  ckpt: Checkpoint,
+  opts: { cacheDir?: string; weights?: "fp32" | "fp16"; fused?: boolean; externalData?: boolean },
+): Promise<ModelSource> {
+  const weights = opts.weights ?? "fp32";
+  const external = opts.externalData ?? totalWeightBytes(ckpt, weights) > EXTERNAL_THRESHOLD;
+  const build: BuildOptions = {
+    weights,
+    fused: opts.fused ?? true,
+    externalFile: external ? EXTERNAL_NAME : null,
+  };
+  const dir = `${opts.cacheDir ?? `${Deno.cwd()}/.cache/onnx`}/${await cacheKey(ckpt, build)}`;
+  const path = `${dir}/model.onnx`;
+  const src: ModelSource = {
+    path,
+    external: external ? { name: EXTERNAL_NAME, path: `${dir}/${EXTERNAL_NAME}` } : null,
+  };
+  if (exists(path) && (!external || exists(src.external!.path))) return src;
+  Deno.mkdirSync(dir, { recursive: true });
+  const g: GraphBuilder = buildTargetGraph(ckpt.config, ckpt.tensors, build);
+  if (external) writeEncoded(src.external!.path, g.externalChunks);
+  const model: Encoded = g.encode(`redrafter-${ckpt.config.architecture}`);
+  writeEncoded(path, model.chunks);
+  return src;
+}
+
+/** Load a checkpoint onto an ONNX Runtime execution provider. */
+export async function createOnnxModel(ckpt: Checkpoint, opts: OnnxModelOptions): Promise<TargetModel> {
+  if (!PROVIDERS.includes(opts.provider)) {
+    throw new Error(`unknown ONNX provider "${opts.provider}"; use one of ${PROVIDERS.join(", ")}`);
+  }
+  const ort = await loadOrt(opts);
+  const src = await ensureTargetGraph(ckpt, opts);
+  const session = await openSession(ort, src, opts);
+  const config: ModelConfig = ckpt.config;
+  let embedding: Float32Array | null = null;
+  const sessions = new Set<TargetSession>();
+  return {
+    config,
+    backend: opts.provider,
+    createSession(batch: number, capacity: number): TargetSession {
+      const s = new OnnxTargetSession(ort, session, config, batch, capacity);
+      sessions.add(s);
+      return s;
+    },
+    embeddingTable(): Float32Array {
+      embedding ??= ckpt.tensors.readF32("model.embed_tokens.weight", [config.vocabSize, config.hiddenSize]);
+      return embedding;
+    },
+    dispose(): void {
+      for (const s of sessions) s.dispose();
+      sessions.clear();
+      void session.release();
+    },
+  };
+}

@@ -1,0 +1,166 @@
+/**
+ * Execution providers: loads onnxruntime-node or onnxruntime-web and opens an inference session on the
+ * chosen provider. Both packages share onnxruntime-common's API, so the rest of the backend sees one
+ * `Ort` type.
+ *
+ * @module
+ */
+import type * as OrtCommon from "onnxruntime-node";
+
+export type Ort = typeof OrtCommon;
+export type OrtSession = OrtCommon.InferenceSession;
+export type OrtTensor = OrtCommon.Tensor;
+
+export type ProviderName = "onnx-wasm" | "onnx-webgpu" | "onnx-node" | "onnx-cuda";
+export const PROVIDERS: ProviderName[] = ["onnx-wasm", "onnx-webgpu", "onnx-node", "onnx-cuda"];
+
+export interface RuntimeOptions {
+  provider: ProviderName;
+  /** Intra-op threads (node: intraOpNumThreads; wasm: ort.env.wasm.numThreads). Default: the runtime's. */
+  threads?: number;
+}
+
+/** A model to open: a path on disk (with its external data file beside it) or bytes in memory. */
+export interface ModelSource {
+  path: string;
+  /** External data file name (relative to the model) and its path, when weights are external. */
+  external: { name: string; path: string } | null;
+}
+
+let webOrt: Ort | null = null;
+
+async function loadWeb(threads: number | undefined): Promise<Ort> {
+  if (webOrt) return webOrt;
+  // The WebGPU-capable build also runs the WASM EP. Its .wasm/.mjs helpers are found next to the package.
+  const ort = (await import("onnxruntime-web/webgpu")) as unknown as Ort;
+  const entry = import.meta.resolve("onnxruntime-web/webgpu");
+  const distDir = new URL("./", entry).href;
+  const env = ort.env as unknown as { wasm: Record<string, unknown> };
+  env.wasm.wasmPaths = distDir;
+  env.wasm.simd = true;
+  env.wasm.numThreads = threads ?? 1;
+  (ort.env as unknown as { logLevel: string }).logLevel = "error";
+  webOrt = ort;
+  return ort;
+}
+
+async function loadNode(): Promise<Ort> {
+  try {
+    return (await import("onnxruntime-node")) as unknown as Ort;
+  } catch (e) {
+    throw new Error(
+      `onnx-node: could not load onnxruntime-node (${(e as Error).message}). ` +
+        `Deno needs --allow-ffi (or -A) for its native addon.`,
+    );
+  }
+}
+
+/** Where onnxruntime-node keeps its native libraries (for the CUDA check). */
+function nodeBinDir(): string | null {
+  try {
+    const pkg = new URL(import.meta.resolve("onnxruntime-node"));
+    // .../onnxruntime-node/dist/index.js -> .../onnxruntime-node/bin/napi-v6/linux/x64/
+    const root = new URL("../", pkg);
+    for (const napi of ["napi-v6", "napi-v3"]) {
+      const dir = new URL(
+        `bin/${napi}/${Deno.build.os}/${Deno.build.arch === "x86_64" ? "x64" : "arm64"}/`,
+        root,
+      );
+      try {
+        Deno.statSync(dir);
+        return dir.pathname;
+      } catch { /* try next */ }
+    }
+  } catch { /* not resolvable */ }
+  return null;
+}
+
+/**
+ * Why the CUDA EP cannot load, or null when its provider libraries are in place. (CUDA 12 / cuDNN 9
+ * themselves are only found when the session is created.)
+ */
+export function cudaLibraryProblem(): string | null {
+  const dir = nodeBinDir();
+  const has = (f: string) => {
+    try {
+      Deno.statSync(`${dir}/${f}`);
+      return true;
+    } catch {
+      return false;
+    }
+  };
+  if (dir && has("libonnxruntime_providers_cuda.so") && has("libonnxruntime_providers_shared.so")) {
+    return null;
+  }
+  return `onnx-cuda: libonnxruntime_providers_cuda.so / libonnxruntime_providers_shared.so not found in ` +
+    `${dir ?? "onnxruntime-node's bin directory"}. onnxruntime-node downloads them in its npm install ` +
+    `script, which Deno skips. Install them: run \`deno approve-scripts\` (or \`npm install ` +
+    `onnxruntime-node\` with network access) on a Linux x64 machine, or copy both .so files from the ` +
+    `onnxruntime-gpu 1.30 release (NuGet Microsoft.ML.OnnxRuntime.Gpu.Linux, or pip onnxruntime-gpu==1.30.0: ` +
+    `onnxruntime/capi/) into that directory. They need CUDA 12 (libcudart.so.12, libcublas.so.12, ` +
+    `libcublasLt.so.12, libcufft.so.11) and cuDNN 9 (libcudnn.so.9) on the loader path (LD_LIBRARY_PATH), ` +
+    `e.g. from pip nvidia-cuda-runtime-cu12, nvidia-cublas-cu12, nvidia-cufft-cu12, nvidia-cudnn-cu12.`;
+}
+
+function checkCuda(): void {
+  const problem = cudaLibraryProblem();
+  if (problem) throw new Error(problem);
+}
+
+export async function loadOrt(opts: RuntimeOptions): Promise<Ort> {
+  switch (opts.provider) {
+    case "onnx-node":
+      return await loadNode();
+    case "onnx-cuda":
+      checkCuda();
+      return await loadNode();
+    case "onnx-wasm":
+      return await loadWeb(opts.threads);
+    case "onnx-webgpu": {
+      const gpu = (navigator as unknown as { gpu?: { requestAdapter(): Promise<unknown> } }).gpu;
+      if (!gpu) {
+        throw new Error("onnx-webgpu: navigator.gpu is missing (Deno: run with --unstable-webgpu)");
+      }
+      const adapter = await gpu.requestAdapter();
+      if (!adapter) {
+        throw new Error(
+          "onnx-webgpu: no WebGPU adapter found (on Linux without a GPU: apt-get install -y mesa-vulkan-drivers " +
+            "for the lavapipe CPU adapter)",
+        );
+      }
+      return await loadWeb(opts.threads);
+    }
+    default:
+      throw new Error(
+        `unknown ONNX provider ${(opts as { provider: string }).provider}; use one of ${PROVIDERS}`,
+      );
+  }
+}
+
+/** Open a session for the model on the provider. */
+export async function openSession(ort: Ort, src: ModelSource, opts: RuntimeOptions): Promise<OrtSession> {
+  // logSeverityLevel 3: errors only (ORT warns that shape ops stay on the CPU, which is expected).
+  const common: Record<string, unknown> = { graphOptimizationLevel: "all", logSeverityLevel: 3 };
+  if (opts.provider === "onnx-node" || opts.provider === "onnx-cuda") {
+    if (opts.threads) common.intraOpNumThreads = opts.threads;
+    common.executionProviders = opts.provider === "onnx-cuda" ? ["cuda", "cpu"] : ["cpu"];
+    try {
+      return await ort.InferenceSession.create(src.path, common);
+    } catch (e) {
+      if (opts.provider === "onnx-cuda") {
+        throw new Error(
+          `onnx-cuda: could not create a CUDA session (${(e as Error).message}). Check that CUDA 12 ` +
+            `(libcudart.so.12, libcublas*.so.12) and cuDNN 9 (libcudnn.so.9) are on LD_LIBRARY_PATH.`,
+        );
+      }
+      throw e;
+    }
+  }
+  // onnxruntime-web takes bytes; external weights go in as externalData entries.
+  const bytes = Deno.readFileSync(src.path);
+  common.executionProviders = opts.provider === "onnx-webgpu" ? ["webgpu"] : ["wasm"];
+  if (src.external) {
+    common.externalData = [{ path: src.external.name, data: Deno.readFileSync(src.external.path) }];
+  }
+  return await ort.InferenceSession.create(bytes, common);
+}

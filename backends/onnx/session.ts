@@ -1,0 +1,365 @@
+/**
+ * TargetSession over an ONNX Runtime session whose graph comes from build_target.ts.
+ *
+ * The KV cache lives in JS (CPU memory), one buffer per layer for keys and one for values, laid out
+ * [B, kvH, P, D] so it can be handed to the graph as `past_key_values.L.*` without copying. P is a bucket
+ * (multiple of BUCKET) at least as large as every row's committed + pending length; growing it re-lays the
+ * buffers out. Slots at or beyond a row's committed length hold stale or pending data and are masked out.
+ *
+ * A forward call pads rows to the longest row's token count S (dummy tokens that attend only to themselves),
+ * writes the new tokens' keys/values into each row's pending slots, and remembers the tree so that `commit`
+ * can keep a path of them: kept slots are moved down, in order, to follow the committed ones.
+ *
+ * @module
+ */
+import type {
+  ForwardOutput,
+  ForwardRequest,
+  ModelConfig,
+  RowInput,
+  TargetSession,
+} from "../../core/types.ts";
+import { MASK_NEG } from "./build_target.ts";
+import type { Ort, OrtSession, OrtTensor } from "./runtime.ts";
+
+/** Past-length granularity: the cache buffers grow in steps of this many slots. */
+const BUCKET = 32;
+
+interface Pending {
+  count: number;
+  parents: Int32Array;
+}
+
+export class OnnxTargetSession implements TargetSession {
+  readonly batch: number;
+  readonly capacity: number;
+  private readonly cfg: ModelConfig;
+  /** Committed length per row. */
+  private len: number[];
+  /** RoPE position of every slot, [B, capacity] (for the sliding-window mask). */
+  private slotPos: Int32Array;
+  /** Per layer [B, kvH, P, D] keys / values. */
+  private keys: Float32Array[] = [];
+  private values: Float32Array[] = [];
+  /** Slots per row in the buffers. */
+  private P = 0;
+  private pending: (Pending | null)[];
+  private disposed = false;
+  /** Serializes forward calls (onnxruntime sessions are not re-entrant across our cache updates). */
+  private busy = false;
+
+  constructor(
+    private readonly ort: Ort,
+    private readonly session: OrtSession,
+    config: ModelConfig,
+    batch: number,
+    capacity: number,
+  ) {
+    if (!Number.isInteger(batch) || batch < 1) throw new Error(`createSession: batch ${batch} must be >= 1`);
+    if (!Number.isInteger(capacity) || capacity < 1) {
+      throw new Error(`createSession: capacity ${capacity} must be >= 1`);
+    }
+    this.cfg = config;
+    this.batch = batch;
+    this.capacity = capacity;
+    this.len = new Array(batch).fill(0);
+    this.pending = new Array(batch).fill(null);
+    this.slotPos = new Int32Array(batch * capacity);
+    this.grow(0);
+  }
+
+  lengths(): number[] {
+    return this.len.slice();
+  }
+
+  /** Make the buffers hold at least `need` slots per row (rounded up to the bucket). */
+  private grow(need: number): void {
+    const newP = Math.max(BUCKET, Math.ceil(need / BUCKET) * BUCKET);
+    if (newP <= this.P && this.keys.length > 0) return;
+    const { numLayers, numKvHeads: kvH, headDim: D } = this.cfg;
+    const oldP = this.P;
+    for (let l = 0; l < numLayers; l++) {
+      for (const list of [this.keys, this.values]) {
+        const old = list[l];
+        const buf = new Float32Array(this.batch * kvH * newP * D);
+        if (old) {
+          for (let bh = 0; bh < this.batch * kvH; bh++) {
+            buf.set(old.subarray(bh * oldP * D, (bh + 1) * oldP * D), bh * newP * D);
+          }
+        }
+        list[l] = buf;
+      }
+    }
+    this.P = newP;
+  }
+
+  private check(): void {
+    if (this.disposed) throw new Error("session is disposed");
+  }
+
+  async forward(req: ForwardRequest): Promise<ForwardOutput> {
+    this.check();
+    if (this.busy) throw new Error("forward: another forward call on this session is still running");
+    if (req.rows.length !== this.batch) {
+      throw new Error(`forward: got ${req.rows.length} rows for a session of batch ${this.batch}`);
+    }
+    const B = this.batch;
+    const parentsOf: Int32Array[] = [];
+    let S = 0;
+    for (let b = 0; b < B; b++) {
+      if (this.pending[b]) {
+        throw new Error(`forward: row ${b} has pending tokens; call commit() first`);
+      }
+      const r = req.rows[b];
+      const n = r.tokens.length;
+      if (r.positions.length !== n) {
+        throw new Error(`forward: row ${b} has ${n} tokens but ${r.positions.length} positions`);
+      }
+      if (this.len[b] + n > this.capacity) {
+        throw new Error(
+          `forward: row ${b} would hold ${this.len[b] + n} tokens, over capacity ${this.capacity}`,
+        );
+      }
+      const parents = r.parents ?? Int32Array.from({ length: n }, (_, i) => i - 1);
+      if (parents.length !== n) {
+        throw new Error(`forward: row ${b} has ${n} tokens but ${parents.length} parents`);
+      }
+      for (let i = 0; i < n; i++) {
+        if (parents[i] < -1 || parents[i] >= i) {
+          throw new Error(`forward: row ${b} parents[${i}] = ${parents[i]} must be in [-1, ${i - 1}]`);
+        }
+        const t = r.tokens[i];
+        if (t < 0 || t >= this.cfg.vocabSize) {
+          throw new Error(
+            `forward: row ${b} token ${t} is outside the vocabulary (0..${this.cfg.vocabSize - 1})`,
+          );
+        }
+      }
+      if (r.logitIndices) {
+        for (const i of r.logitIndices) {
+          if (i < 0 || i >= n) {
+            throw new Error(`forward: row ${b} logitIndices entry ${i} is not in [0, ${n})`);
+          }
+        }
+      }
+      parentsOf.push(parents);
+      S = Math.max(S, n);
+    }
+    if (S === 0) {
+      return { hidden: req.rows.map(() => new Float32Array(0)) };
+    }
+    const { numLayers, numKvHeads: kvH, headDim: D, hiddenSize: H, vocabSize: V } = this.cfg;
+    const window = this.cfg.slidingWindow;
+    const P = this.P;
+    const T = P + S;
+
+    const ids = new BigInt64Array(B * S);
+    const pos = new BigInt64Array(B * S);
+    const mask = new Float32Array(B * S * T).fill(MASK_NEG);
+    for (let b = 0; b < B; b++) {
+      const r = req.rows[b];
+      const n = r.tokens.length;
+      const parents = parentsOf[b];
+      const L = this.len[b];
+      for (let i = 0; i < S; i++) {
+        const m = (b * S + i) * T;
+        if (i >= n) {
+          // Padding: a dummy token that sees only itself, so its softmax stays finite.
+          mask[m + P + i] = 0;
+          continue;
+        }
+        ids[b * S + i] = BigInt(r.tokens[i]);
+        const qp = r.positions[i];
+        pos[b * S + i] = BigInt(qp);
+        for (let t = 0; t < L; t++) {
+          if (window === null || qp - this.slotPos[b * this.capacity + t] < window) mask[m + t] = 0;
+        }
+        for (let j = i; j !== -1; j = parents[j]) {
+          if (window === null || qp - r.positions[j] < window) mask[m + P + j] = 0;
+        }
+      }
+    }
+
+    // Logit rows, flat over the padded batch.
+    const wantLogits = req.logits.kind !== "none";
+    const perRow: number[][] = [];
+    const flat: bigint[] = [];
+    for (let b = 0; b < B; b++) {
+      const r = req.rows[b];
+      const idx = !wantLogits || r.tokens.length === 0
+        ? []
+        : r.logitIndices
+        ? Array.from(r.logitIndices)
+        : Array.from({ length: r.tokens.length }, (_, i) => i);
+      perRow.push(idx);
+      for (const i of idx) flat.push(BigInt(b * S + i));
+    }
+    if (flat.length === 0) flat.push(0n); // the graph always computes at least one row
+    const k = req.logits.kind === "topk" ? req.logits.k : 1;
+    if (!Number.isInteger(k) || k < 1 || k > V) {
+      throw new Error(`forward: topk k = ${k} must be in [1, ${V}]`);
+    }
+
+    const T_ = this.ort.Tensor;
+    const feeds: Record<string, OrtTensor> = {
+      input_ids: new T_("int64", ids, [B, S]),
+      position_ids: new T_("int64", pos, [B, S]),
+      attention_mask: new T_("float32", mask, [B, 1, S, T]),
+      logits_index: new T_("int64", BigInt64Array.from(flat), [flat.length]),
+      top_k: new T_("int64", BigInt64Array.from([BigInt(k)]), [1]),
+    };
+    for (let l = 0; l < numLayers; l++) {
+      feeds[`past_key_values.${l}.key`] = new T_("float32", this.keys[l], [B, kvH, P, D]);
+      feeds[`past_key_values.${l}.value`] = new T_("float32", this.values[l], [B, kvH, P, D]);
+    }
+    const fetchNames = ["hidden_states"];
+    for (let l = 0; l < numLayers; l++) fetchNames.push(`present.${l}.key`, `present.${l}.value`);
+    if (req.logits.kind === "full") fetchNames.push("logits");
+    if (req.logits.kind === "topk") fetchNames.push("top_values", "top_ids");
+
+    this.busy = true;
+    let out: Record<string, OrtTensor>;
+    try {
+      out = await this.session.run(feeds, fetchNames) as Record<string, OrtTensor>;
+    } finally {
+      this.busy = false;
+    }
+
+    // Pending slots: new keys/values go right after each row's committed tokens.
+    let need = 0;
+    for (let b = 0; b < B; b++) need = Math.max(need, this.len[b] + req.rows[b].tokens.length);
+    this.grow(need);
+    const P2 = this.P;
+    for (let l = 0; l < numLayers; l++) {
+      const nk = out[`present.${l}.key`].data as Float32Array; // [B,kvH,S,D]
+      const nv = out[`present.${l}.value`].data as Float32Array;
+      for (let b = 0; b < B; b++) {
+        const n = req.rows[b].tokens.length;
+        if (n === 0) continue;
+        const L = this.len[b];
+        for (let h = 0; h < kvH; h++) {
+          const src = ((b * kvH + h) * S) * D;
+          const dst = ((b * kvH + h) * P2 + L) * D;
+          this.keys[l].set(nk.subarray(src, src + n * D), dst);
+          this.values[l].set(nv.subarray(src, src + n * D), dst);
+        }
+      }
+    }
+    for (let b = 0; b < B; b++) {
+      const r = req.rows[b];
+      const n = r.tokens.length;
+      if (n === 0) continue;
+      this.slotPos.set(r.positions, b * this.capacity + this.len[b]);
+      this.pending[b] = { count: n, parents: parentsOf[b] };
+    }
+
+    const hiddenAll = out.hidden_states.data as Float32Array; // [B,S,H]
+    const result: ForwardOutput = {
+      hidden: req.rows.map((r, b) => hiddenAll.slice(b * S * H, (b * S + r.tokens.length) * H)),
+    };
+    if (req.logits.kind === "full") {
+      const logits = out.logits.data as Float32Array; // [N,V]
+      let at = 0;
+      result.logits = perRow.map((idx) => {
+        const rowLogits = logits.slice(at * V, (at + idx.length) * V);
+        at += idx.length;
+        return rowLogits;
+      });
+    } else if (req.logits.kind === "topk") {
+      const vals = out.top_values.data as Float32Array; // [N,k]
+      const topIds = out.top_ids.data as BigInt64Array;
+      let at = 0;
+      result.topValues = [];
+      result.topIds = [];
+      for (const idx of perRow) {
+        result.topValues.push(vals.slice(at * k, (at + idx.length) * k));
+        result.topIds.push(Int32Array.from(topIds.subarray(at * k, (at + idx.length) * k), Number));
+        at += idx.length;
+      }
+    }
+    return result;
+  }
+
+  commit(keep: (Int32Array | null)[]): void {
+    this.check();
+    if (keep.length !== this.batch) {
+      throw new Error(`commit: got ${keep.length} entries for a session of batch ${this.batch}`);
+    }
+    const { numLayers, numKvHeads: kvH, headDim: D } = this.cfg;
+    // Validate every row before touching any.
+    const plans: (Int32Array | null)[] = [];
+    for (let b = 0; b < this.batch; b++) {
+      const p = this.pending[b];
+      const k = keep[b];
+      if (!p) {
+        if (k && k.length > 0) throw new Error(`commit: row ${b} has no pending tokens to keep`);
+        plans.push(null);
+        continue;
+      }
+      if (k === null) {
+        plans.push(Int32Array.from({ length: p.count }, (_, i) => i));
+        continue;
+      }
+      const kept = new Set<number>();
+      for (let j = 0; j < k.length; j++) {
+        const i = k[j];
+        if (!Number.isInteger(i) || i < 0 || i >= p.count) {
+          throw new Error(`commit: row ${b} keep index ${i} is not among its ${p.count} pending tokens`);
+        }
+        if (j > 0 && i <= k[j - 1]) throw new Error(`commit: row ${b} keep indices must be ascending`);
+        const parent = p.parents[i];
+        if (parent !== -1 && !kept.has(parent)) {
+          throw new Error(`commit: row ${b} keeps token ${i} without its parent ${parent} (not a tree path)`);
+        }
+        kept.add(i);
+      }
+      plans.push(k);
+    }
+    for (let b = 0; b < this.batch; b++) {
+      const k = plans[b];
+      if (!this.pending[b]) continue;
+      this.pending[b] = null;
+      if (!k) continue;
+      const L = this.len[b];
+      for (let j = 0; j < k.length; j++) {
+        const from = L + k[j], to = L + j;
+        if (from === to) continue;
+        for (let l = 0; l < numLayers; l++) {
+          for (let h = 0; h < kvH; h++) {
+            const base = (b * kvH + h) * this.P;
+            this.keys[l].copyWithin((base + to) * D, (base + from) * D, (base + from + 1) * D);
+            this.values[l].copyWithin((base + to) * D, (base + from) * D, (base + from + 1) * D);
+          }
+        }
+        this.slotPos[b * this.capacity + to] = this.slotPos[b * this.capacity + from];
+      }
+      this.len[b] = L + k.length;
+    }
+  }
+
+  truncate(row: number, length: number): void {
+    this.check();
+    if (!Number.isInteger(row) || row < 0 || row >= this.batch) {
+      throw new Error(`truncate: row ${row} is not in [0, ${this.batch})`);
+    }
+    if (this.pending[row]) throw new Error(`truncate: row ${row} has pending tokens; call commit() first`);
+    if (!Number.isInteger(length) || length < 0 || length > this.len[row]) {
+      throw new Error(`truncate: length ${length} is not in [0, ${this.len[row]}] for row ${row}`);
+    }
+    this.len[row] = length;
+  }
+
+  dispose(): void {
+    this.disposed = true;
+    this.keys = [];
+    this.values = [];
+  }
+}
+
+/** Input row helper for tests and tools: a causal chain of tokens starting at `start`. */
+export function chainRow(tokens: number[], start: number): RowInput {
+  return {
+    tokens: Int32Array.from(tokens),
+    positions: Int32Array.from(tokens, (_, i) => start + i),
+  };
+}

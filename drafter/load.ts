@@ -1,0 +1,76 @@
+/**
+ * Load an Apple-format drafter checkpoint directory (config.json + model.safetensors, tensor names of
+ * ml-recurrent-drafter) next to a target model, checking that the two agree on hidden size and vocabulary
+ * and that every tensor has its expected shape.
+ *
+ * @module
+ */
+import { join } from "node:path";
+import type { DrafterConfig, DraftModel, ModelConfig } from "../core/types.ts";
+import type { TensorStore } from "../loader/types.ts";
+import { openSafetensors } from "../loader/safetensors.ts";
+import { readDrafterConfig } from "./config.ts";
+import { cpuDrafter, type DrafterWeights } from "./cpu.ts";
+
+/** What the drafter needs from its target: sizes to check against, and the input embedding table. */
+export interface DrafterTarget {
+  config: ModelConfig;
+  /** [V * H] float32, row-major. */
+  embeddingTable(): Float32Array;
+}
+
+/** Read the weights named in the reference format from an open store, validating every shape. */
+export function readDrafterWeights(
+  store: TensorStore,
+  config: DrafterConfig,
+): DrafterWeights {
+  const { hiddenSize: H, vocabSize: V, exitDim: E, numDraftLayers: L } = config;
+  const hasProj = E !== 2 * H;
+  if (!hasProj && store.has("input_proj.weight")) {
+    throw new Error(`drafter: tensor 'input_proj.weight' present although exit_dim = 2*hidden_size = ${E}`);
+  }
+  const resWeights: Float32Array[] = [], resBiases: Float32Array[] = [];
+  for (let i = 0; i < L; i++) {
+    resWeights.push(store.readF32(`lm_head.${i}.linear.weight`, [E, E]));
+    resBiases.push(store.readF32(`lm_head.${i}.linear.bias`, [E]));
+  }
+  if (store.has(`lm_head.${L + 1}.weight`) || store.has(`lm_head.${L}.linear.weight`)) {
+    throw new Error(`drafter: checkpoint has more ResBlocks than num_draft_layers = ${L}`);
+  }
+  if (!config.rnn && store.has("rnn_u.weight")) {
+    throw new Error("drafter: tensor 'rnn_u.weight' present although config 'rnn' is false");
+  }
+  return {
+    config,
+    inputProjWeight: hasProj ? store.readF32("input_proj.weight", [E, 2 * H]) : null,
+    inputProjBias: hasProj ? store.readF32("input_proj.bias", [E]) : null,
+    resWeights,
+    resBiases,
+    headWeight: store.readF32(`lm_head.${L}.weight`, [V, E]),
+    rnnU: config.rnn ? store.readF32("rnn_u.weight", [H, H]) : null,
+    rnnUBias: config.rnn ? store.readF32("rnn_u.bias", [H]) : null,
+    rnnW: config.rnn ? store.readF32("rnn_w.weight", [H, H]) : null,
+  };
+}
+
+/** Load `<dir>/config.json` + `<dir>/model.safetensors` as a CPU DraftModel over the target's embeddings. */
+// deno-lint-ignore require-await
+export async function loadDrafter(dir: string, target: DrafterTarget): Promise<DraftModel> {
+  const configPath = join(dir, "config.json");
+  const config = readDrafterConfig(configPath);
+  const t = target.config;
+  if (config.hiddenSize !== t.hiddenSize || config.vocabSize !== t.vocabSize) {
+    throw new Error(
+      `${configPath}: drafter does not fit the target: drafter hidden_size ${config.hiddenSize}, ` +
+        `vocab_size ${config.vocabSize}; target hidden_size ${t.hiddenSize}, vocab_size ${t.vocabSize}`,
+    );
+  }
+  const store = openSafetensors(join(dir, "model.safetensors"));
+  let weights: DrafterWeights;
+  try {
+    weights = readDrafterWeights(store, config);
+  } finally {
+    store.close();
+  }
+  return cpuDrafter(weights, target.embeddingTable());
+}

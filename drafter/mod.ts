@@ -1,0 +1,8 @@
+/**
+ * The recurrent drafter: Apple-format checkpoint loading and the CPU DraftModel.
+ *
+ * @module
+ */
+export { DRAFTER_MODEL_TYPE, parseDrafterConfig, readDrafterConfig } from "./config.ts";
+export { cpuDrafter, type DrafterWeights, WARP_TOP_K } from "./cpu.ts";
+export { type DrafterTarget, loadDrafter, readDrafterWeights } from "./load.ts";

@@ -1,0 +1,214 @@
+/**
+ * Compute kernels shared by the CPU backend and the CPU drafter (pure compute, no I/O): a float32
+ * y = x · Wᵀ (+ b) over a block of tokens, as WebAssembly SIMD128 (kernels/matmul.wat) with a scalar-JS
+ * twin (kernels/matmul_js.ts) that gives bit-identical results.
+ *
+ * Weights must live where the kernel reads them: allocate every weight array with `alloc` and fill it in
+ * place. With WASM that is a view of the instance's linear memory, reserved whole up front so it never
+ * grows (growing would detach every view already handed out). Activations may be any Float32Array; they
+ * are copied through a fixed scratch area in chunks of at most 64 tokens.
+ *
+ * @module
+ */
+import { decodeBase64 } from "./base64.ts";
+import { dotF32, matmulJs } from "./matmul_js.ts";
+import { MATMUL_WASM } from "./wasm_modules.ts";
+
+export { dotF32, matmulJs };
+
+/** "auto": WASM SIMD when this runtime has it, else JS. "wasm": WASM SIMD or an error. "js": scalar JS. */
+export type KernelChoice = "auto" | "wasm" | "js";
+
+export interface KernelsOptions {
+  /** Total float32 elements the caller will alloc() (sum of padFloats() of each array). */
+  weightFloats: number;
+  /** Largest inDim any matmul call will use. */
+  maxIn: number;
+  /** Largest outDim any matmul call will use (wider calls are fine: they run in column chunks). */
+  maxOut: number;
+  kernels?: KernelChoice;
+  /** Token block of the JS fallback's loop (cache blocking only; results do not depend on it). */
+  tokenBlock?: number;
+  /** What the weights belong to, for error messages (e.g. a checkpoint directory). */
+  label?: string;
+}
+
+export interface Kernels {
+  readonly kind: "wasm-simd" | "js";
+  /** A zeroed float32 array the kernels can read as a weight or bias. */
+  alloc(length: number): Float32Array;
+  /**
+   * out[t * outDim + o] = x[t * inDim ..] · w[o * inDim ..] (+ bias[o]) for t < n, o < outDim, summed in
+   * the fixed order of kernels/matmul.wat (so a token's result never depends on n or its place in the
+   * block). `w` and `bias` must come from alloc(); `out` must not overlap `x`.
+   */
+  matmul(
+    out: Float32Array,
+    x: Float32Array,
+    w: Float32Array,
+    bias: Float32Array | null,
+    n: number,
+    inDim: number,
+    outDim: number,
+  ): void;
+}
+
+/** alloc(length) uses this many floats of the reservation (arrays start 16-byte aligned). */
+export function padFloats(length: number): number {
+  return (length + 3) & ~3;
+}
+
+let simd: boolean | null = null;
+let compiled: WebAssembly.Module | null = null;
+
+/** Whether this runtime compiles the WASM SIMD kernels. */
+export function wasmSimdSupported(): boolean {
+  if (simd === null) {
+    try {
+      compiled = new WebAssembly.Module(decodeBase64(MATMUL_WASM) as Uint8Array<ArrayBuffer>);
+      simd = true;
+    } catch {
+      simd = false;
+    }
+  }
+  return simd;
+}
+
+/** Create the kernels, reserving room for `weightFloats` of weights plus the activation scratch. */
+export function createKernels(opts: KernelsOptions): Kernels {
+  const choice = opts.kernels ?? "auto";
+  if (choice !== "auto" && choice !== "wasm" && choice !== "js") {
+    throw new Error(`kernels: unknown kernel choice '${choice}' (expected auto, wasm or js)`);
+  }
+  if (choice === "js" || (choice === "auto" && !wasmSimdSupported())) return jsKernels(opts);
+  if (!wasmSimdSupported()) {
+    throw new Error("kernels: WebAssembly SIMD is not available in this runtime; use kernels 'js'");
+  }
+  return wasmKernels(opts);
+}
+
+function jsKernels(opts: KernelsOptions): Kernels {
+  const tokenBlock = opts.tokenBlock ?? 8;
+  return {
+    kind: "js",
+    alloc: (length) => new Float32Array(length),
+    matmul(out, x, w, bias, n, inDim, outDim) {
+      checkShapes(out, x, w, bias, n, inDim, outDim);
+      matmulJs(out, x, w, bias, n, inDim, outDim, tokenBlock);
+    },
+  };
+}
+
+/** Tokens per kernel call: the x / y scratch holds this many rows. */
+const CHUNK_TOKENS = 64;
+/** Output columns per kernel call at most (the y scratch is CHUNK_TOKENS x this). */
+const CHUNK_OUT = 4096;
+const PAGE = 65536;
+const MAX_PAGES = 65536; // wasm32: 4 GiB
+
+function wasmKernels(opts: KernelsOptions): Kernels {
+  const outChunk = Math.min(Math.max(opts.maxOut, 4), CHUNK_OUT);
+  const xFloats = padFloats(CHUNK_TOKENS * opts.maxIn);
+  const yFloats = padFloats(CHUNK_TOKENS * outChunk);
+  // layout (bytes): [0, 16) unused so that address 0 can mean "no bias" | weights | x scratch | y scratch
+  const weightBytes = opts.weightFloats * 4;
+  const totalBytes = 16 + weightBytes + (xFloats + yFloats) * 4;
+  const pages = Math.ceil(totalBytes / PAGE);
+  if (pages > MAX_PAGES) {
+    const gib = (b: number) => (b / 2 ** 30).toFixed(2);
+    throw new Error(
+      `kernels: ${opts.label ?? "the model"} needs ${gib(weightBytes)} GiB of float32 weights ` +
+        `(${opts.weightFloats} floats) plus ${
+          gib(totalBytes - weightBytes)
+        } GiB of scratch, but WebAssembly ` +
+        `memory (wasm32) holds at most 4 GiB; load it with kernels 'js' (plain arrays) instead`,
+    );
+  }
+  let memory: WebAssembly.Memory;
+  try {
+    memory = new WebAssembly.Memory({ initial: pages, maximum: MAX_PAGES });
+  } catch (e) {
+    throw new Error(
+      `kernels: cannot reserve ${(pages * PAGE / 2 ** 20).toFixed(0)} MiB of WebAssembly memory for ` +
+        `${opts.label ?? "the model"}: ${(e as Error).message}`,
+    );
+  }
+  const inst = new WebAssembly.Instance(compiled!, { env: { memory } });
+  const kernel = inst.exports.matmul as (
+    x: number,
+    w: number,
+    b: number,
+    y: number,
+    T: number,
+    n: number,
+    m: number,
+    ys: number,
+  ) => void;
+  const buf = memory.buffer;
+  const heap = new Float32Array(buf);
+  let next = 16; // bytes
+  const weightEnd = 16 + weightBytes;
+  const xPtr = weightEnd, yPtr = xPtr + xFloats * 4;
+  const where = (a: Float32Array, what: string): number => {
+    if (a.buffer !== buf) throw new Error(`kernels: ${what} was not allocated by this Kernels' alloc()`);
+    return a.byteOffset;
+  };
+  return {
+    kind: "wasm-simd",
+    alloc(length) {
+      const bytes = padFloats(length) * 4;
+      if (next + bytes > weightEnd) {
+        throw new Error(
+          `kernels: alloc(${length}) exceeds the reserved ${opts.weightFloats} weight floats ` +
+            `of ${opts.label ?? "the model"} (count each array as padFloats(length))`,
+        );
+      }
+      const a = new Float32Array(buf, next, length);
+      next += bytes;
+      return a;
+    },
+    matmul(out, x, w, bias, n, inDim, outDim) {
+      checkShapes(out, x, w, bias, n, inDim, outDim);
+      if (inDim > opts.maxIn) throw new Error(`kernels: inDim ${inDim} exceeds maxIn ${opts.maxIn}`);
+      const wPtr = where(w, "the weight");
+      const bPtr = bias ? where(bias, "the bias") : 0;
+      for (let t0 = 0; t0 < n; t0 += CHUNK_TOKENS) {
+        const T = Math.min(CHUNK_TOKENS, n - t0);
+        heap.set(x.subarray(t0 * inDim, (t0 + T) * inDim), xPtr >> 2);
+        for (let o0 = 0; o0 < outDim; o0 += outChunk) {
+          const m = Math.min(outChunk, outDim - o0);
+          kernel(xPtr, wPtr + o0 * inDim * 4, bias ? bPtr + o0 * 4 : 0, yPtr, T, inDim, m, m);
+          const y0 = yPtr >> 2;
+          if (m === outDim) {
+            out.set(heap.subarray(y0, y0 + T * m), t0 * outDim);
+          } else {
+            for (let t = 0; t < T; t++) {
+              out.set(heap.subarray(y0 + t * m, y0 + (t + 1) * m), (t0 + t) * outDim + o0);
+            }
+          }
+        }
+      }
+    },
+  };
+}
+
+function checkShapes(
+  out: Float32Array,
+  x: Float32Array,
+  w: Float32Array,
+  bias: Float32Array | null,
+  n: number,
+  inDim: number,
+  outDim: number,
+): void {
+  if (w.length < outDim * inDim) {
+    throw new Error(`kernels: weight has ${w.length} elements, need [${outDim}, ${inDim}]`);
+  }
+  if (x.length < n * inDim) throw new Error(`kernels: x has ${x.length} elements, need [${n}, ${inDim}]`);
+  if (out.length < n * outDim) {
+    throw new Error(`kernels: out has ${out.length} elements, need [${n}, ${outDim}]`);
+  }
+  if (bias && bias.length < outDim) {
+    throw new Error(`kernels: bias has ${bias.length} elements, need ${outDim}`);
+  }
+}

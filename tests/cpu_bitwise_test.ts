@@ -1,0 +1,126 @@
+/**
+ * The CPU backend is bit-reproducible across call shapes (kernels/ sums each output in a fixed order):
+ * a tree-shaped verification call's logits equal single-token decoding of each branch bit for bit, a
+ * prefill equals token-by-token decoding, and the WASM SIMD and scalar-JS kernels agree exactly. This is
+ * what makes greedy speculative decoding token-identical to autoregression by construction.
+ */
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { loadCheckpoint } from "../loader/checkpoint.ts";
+import { type CpuModelOptions, createCpuModel } from "../backends/cpu/mod.ts";
+import type { TargetModel, TargetSession } from "../core/types.ts";
+import { wasmSimdSupported } from "../kernels/mod.ts";
+
+const MODELS = new URL("./fixtures/models/", import.meta.url).pathname;
+
+async function model(name: string, opts: CpuModelOptions = {}): Promise<TargetModel> {
+  const ckpt = await loadCheckpoint(join(MODELS, name));
+  const m = createCpuModel(ckpt, opts);
+  ckpt.tensors.close();
+  return m;
+}
+
+const prompt = (name: string): number[] =>
+  JSON.parse(Deno.readTextFileSync(join(MODELS, name, "expected.json"))).prompt;
+const range = (start: number, n: number) => Int32Array.from({ length: n }, (_, i) => start + i);
+const bits = (a: Float32Array) => new Uint32Array(a.buffer, a.byteOffset, a.length);
+
+/** Decode `tokens` one per call after the committed prefix; return each call's full logits. */
+async function oneByOne(s: TargetSession, tokens: number[]): Promise<Float32Array[]> {
+  const out: Float32Array[] = [];
+  for (const t of tokens) {
+    const o = await s.forward({
+      rows: [{ tokens: Int32Array.of(t), positions: Int32Array.of(s.lengths()[0]) }],
+      logits: { kind: "full" },
+    });
+    s.commit([null]);
+    out.push(o.logits![0]);
+  }
+  return out;
+}
+
+// r -> a1 -> a2, r -> b1 -> b2 -> b3, a1 -> c1 (ancestors first)
+const TREE = {
+  tokens: [9, 40, 41, 50, 51, 60, 52],
+  parents: [-1, 0, 1, 0, 3, 1, 4],
+  depth: [0, 1, 2, 1, 2, 2, 3],
+  branches: [[0, 1, 2], [0, 3, 4, 6], [0, 1, 5]],
+};
+
+for (const kernels of ["wasm", "js"] as const) {
+  for (const name of ["llama", "qwen2", "mistral"]) {
+    Deno.test({
+      name: `cpu bitwise (${kernels}): tree call logits equal single-token decoding of each branch (${name})`,
+      ignore: kernels === "wasm" && !wasmSimdSupported(),
+      fn: async () => {
+        const m = await model(name, { kernels });
+        const V = m.config.vocabSize;
+        const p = prompt(name), P = p.length;
+        const s = m.createSession(1, 40);
+        await s.forward({
+          rows: [{ tokens: Int32Array.from(p), positions: range(0, P) }],
+          logits: { kind: "none" },
+        });
+        s.commit([null]);
+        const tree = await s.forward({
+          rows: [{
+            tokens: Int32Array.from(TREE.tokens),
+            positions: Int32Array.from(TREE.depth, (d) => P + d),
+            parents: Int32Array.from(TREE.parents),
+          }],
+          logits: { kind: "full" },
+        });
+        s.commit([new Int32Array(0)]);
+        for (const branch of TREE.branches) {
+          const seq = await oneByOne(s, branch.map((i) => TREE.tokens[i]));
+          s.truncate(0, P);
+          branch.forEach((t, j) => {
+            assert.deepEqual(
+              bits(tree.logits![0].subarray(t * V, (t + 1) * V)),
+              bits(seq[j]),
+              `${name}: logits of tree token ${t} (branch ${branch})`,
+            );
+          });
+        }
+      },
+    });
+  }
+
+  Deno.test({
+    name: `cpu bitwise (${kernels}): a 12-token prefill equals 12 single-token calls`,
+    ignore: kernels === "wasm" && !wasmSimdSupported(),
+    fn: async () => {
+      const m = await model("llama", { kernels });
+      const V = m.config.vocabSize;
+      const p = prompt("llama");
+      const all = await m.createSession(1, 32).forward({
+        rows: [{ tokens: Int32Array.from(p), positions: range(0, p.length) }],
+        logits: { kind: "full" },
+      });
+      const seq = await oneByOne(m.createSession(1, 32), p);
+      seq.forEach((row, i) => assert.deepEqual(bits(all.logits![0].subarray(i * V, (i + 1) * V)), bits(row)));
+    },
+  });
+}
+
+Deno.test({
+  name: "cpu bitwise: WASM SIMD and scalar-JS kernels give identical logits and hidden states",
+  ignore: !wasmSimdSupported(),
+  fn: async () => {
+    for (const name of ["llama", "qwen2", "llama_bf16"]) {
+      const outs = [];
+      for (const kernels of ["wasm", "js"] as const) {
+        const m = await model(name, { kernels });
+        const p = prompt(name === "llama_bf16" ? "llama" : name);
+        outs.push(
+          await m.createSession(1, 32).forward({
+            rows: [{ tokens: Int32Array.from(p), positions: range(0, p.length) }],
+            logits: { kind: "full" },
+          }),
+        );
+      }
+      assert.deepEqual(bits(outs[0].logits![0]), bits(outs[1].logits![0]), `${name} logits`);
+      assert.deepEqual(bits(outs[0].hidden[0]), bits(outs[1].hidden[0]), `${name} hidden`);
+    }
+  },
+});

@@ -1,0 +1,143 @@
+/**
+ * kernels/: the WASM SIMD matmul and its scalar-JS twin. Bitwise: a (token, output) result never depends
+ * on the block size T or the token's place in it, and WASM equals JS; numerically: both match a float64
+ * reference. Odd sizes exercise the scalar tails and the 1x4 / 1x1 edge kernels.
+ */
+import assert from "node:assert/strict";
+import { createKernels, dotF32, type Kernels, padFloats, wasmSimdSupported } from "../kernels/mod.ts";
+
+function rand(n: number, seed: number): Float32Array {
+  const a = new Float32Array(n);
+  let s = seed >>> 0 || 1;
+  for (let i = 0; i < n; i++) {
+    s ^= s << 13, s ^= s >>> 17, s ^= s << 5;
+    a[i] = ((s >>> 0) / 2 ** 32 - 0.5) * 2;
+  }
+  return a;
+}
+
+/** Kernels holding one weight [outDim, inDim] and a bias, filled with random values. */
+function setup(kind: "wasm" | "js", inDim: number, outDim: number) {
+  const k = createKernels({
+    weightFloats: padFloats(outDim * inDim) + padFloats(outDim),
+    maxIn: inDim,
+    maxOut: outDim,
+    kernels: kind,
+  });
+  const w = k.alloc(outDim * inDim);
+  w.set(rand(outDim * inDim, inDim * 31 + outDim));
+  const b = k.alloc(outDim);
+  b.set(rand(outDim, 7 + outDim));
+  return { k, w, b };
+}
+
+function run(
+  k: Kernels,
+  w: Float32Array,
+  b: Float32Array | null,
+  x: Float32Array,
+  n: number,
+  i: number,
+  o: number,
+) {
+  const out = new Float32Array(n * o);
+  k.matmul(out, x, w, b, n, i, o);
+  return out;
+}
+
+const bits = (a: Float32Array) => new Uint32Array(a.buffer, a.byteOffset, a.length);
+
+const SHAPES: [number, number][] = [[1, 1], [3, 5], [4, 4], [5, 9], [13, 7], [64, 6], [67, 13], [130, 33]];
+const kinds: ("wasm" | "js")[] = wasmSimdSupported() ? ["wasm", "js"] : ["js"];
+
+Deno.test("kernels: WASM SIMD is available in this runtime", () => {
+  assert.ok(wasmSimdSupported());
+  assert.equal(createKernels({ weightFloats: 4, maxIn: 4, maxOut: 4 }).kind, "wasm-simd");
+  assert.equal(createKernels({ weightFloats: 4, maxIn: 4, maxOut: 4, kernels: "js" }).kind, "js");
+});
+
+for (const kind of kinds) {
+  Deno.test(`kernels (${kind}): a token's outputs are bitwise the same for T = 1, 7, 33 and any place`, () => {
+    for (const [inDim, outDim] of SHAPES) {
+      const { k, w, b } = setup(kind, inDim, outDim);
+      const X = rand(33 * inDim, inDim + 3);
+      for (const bias of [b, null]) {
+        const all = run(k, w, bias, X, 33, inDim, outDim);
+        // T = 7 blocks at several offsets, and T = 1 for every token
+        for (const start of [0, 1, 26]) {
+          const blk = run(k, w, bias, X.slice(start * inDim, (start + 7) * inDim), 7, inDim, outDim);
+          assert.deepEqual(
+            bits(blk),
+            bits(all.slice(start * outDim, (start + 7) * outDim)),
+            `${inDim}x${outDim} T=7@${start}`,
+          );
+        }
+        for (let t = 0; t < 33; t++) {
+          const one = run(k, w, bias, X.slice(t * inDim, (t + 1) * inDim), 1, inDim, outDim);
+          assert.deepEqual(
+            bits(one),
+            bits(all.slice(t * outDim, (t + 1) * outDim)),
+            `${inDim}x${outDim} T=1 token ${t}`,
+          );
+          // and equal to the scalar definition of the order
+          for (let o = 0; o < outDim; o++) {
+            const s = dotF32(X, t * inDim, w, o * inDim, inDim);
+            assert.equal(one[o], bias ? Math.fround(s + bias[o]) : s);
+          }
+        }
+      }
+    }
+  });
+
+  Deno.test(`kernels (${kind}): close to a float64 reference`, () => {
+    const inDim = 67, outDim = 13, n = 5;
+    const { k, w, b } = setup(kind, inDim, outDim);
+    const X = rand(n * inDim, 99);
+    const out = run(k, w, b, X, n, inDim, outDim);
+    for (let t = 0; t < n; t++) {
+      for (let o = 0; o < outDim; o++) {
+        let s = b[o];
+        for (let i = 0; i < inDim; i++) s += X[t * inDim + i] * w[o * inDim + i];
+        assert.ok(Math.abs(out[t * outDim + o] - s) < 1e-5, `t ${t} o ${o}: ${out[t * outDim + o]} vs ${s}`);
+      }
+    }
+  });
+}
+
+Deno.test("kernels: WASM equals JS bitwise, including chunks of more than 64 tokens and 4096 columns", {
+  ignore: !wasmSimdSupported(),
+}, () => {
+  for (const [inDim, outDim, n] of [[67, 13, 33], [5, 4099, 3], [8, 9, 130], [1, 1, 65]]) {
+    const a = setup("wasm", inDim, outDim), j = setup("js", inDim, outDim);
+    const X = rand(n * inDim, 5);
+    assert.deepEqual(
+      bits(run(a.k, a.w, a.b, X, n, inDim, outDim)),
+      bits(run(j.k, j.w, j.b, X, n, inDim, outDim)),
+    );
+    assert.deepEqual(
+      bits(run(a.k, a.w, null, X, n, inDim, outDim)),
+      bits(run(j.k, j.w, null, X, n, inDim, outDim)),
+    );
+  }
+});
+
+Deno.test("kernels: bad use is refused with clear messages", () => {
+  const { k, w } = setup("wasm", 4, 4);
+  assert.throws(
+    () => k.matmul(new Float32Array(4), new Float32Array(4), new Float32Array(16), null, 1, 4, 4),
+    /not allocated by this Kernels/,
+  );
+  assert.throws(
+    () => k.matmul(new Float32Array(3), new Float32Array(4), w, null, 1, 4, 4),
+    /out has 3 elements/,
+  );
+  assert.throws(() => k.alloc(100), /exceeds the reserved/);
+  assert.throws(
+    () => createKernels({ weightFloats: 2 ** 30, maxIn: 4, maxOut: 4, label: "big" }),
+    /big needs 4\.00 GiB.*at most 4 GiB/,
+  );
+  assert.throws(
+    () => createKernels({ weightFloats: 4, maxIn: 4, maxOut: 4, kernels: "gpu" as "js" }),
+    /unknown kernel choice 'gpu'/,
+  );
+});

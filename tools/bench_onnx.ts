@@ -1,0 +1,173 @@
+/**
+ * Autoregressive decode speed per ONNX provider vs the pure-TS CPU reference, on a random Llama of about
+ * 100M parameters (timing only: weights are random).
+ *
+ *   deno run -A --unstable-webgpu tools/bench_onnx.ts [--providers onnx-node,onnx-wasm,cpu] [--tokens 32]
+ *     [--prompt 32] [--threads N] [--weights fp32|fp16] [--dir .cache/bench-llama-100m] [--batch 1]
+ *
+ * `benchDecode` is exported for other benches.
+ *
+ * @module
+ */
+import { parseArgs } from "node:util";
+import type { TargetModel } from "../core/types.ts";
+import { writeSafetensors } from "../loader/safetensors.ts";
+import { loadCheckpoint } from "../loader/checkpoint.ts";
+import { createOnnxModel, type ProviderName, PROVIDERS } from "../backends/onnx/mod.ts";
+
+export interface DecodeTiming {
+  backend: string;
+  prefillMs: number;
+  /** Decode tokens per second per row (one forward + commit per token). */
+  tokensPerSec: number;
+}
+
+/** Prefill `prompt` random tokens, then decode `tokens` greedy steps (topk k=1) in every row. */
+export async function benchDecode(
+  model: TargetModel,
+  opts: { prompt: number; tokens: number; batch?: number },
+): Promise<DecodeTiming> {
+  const B = opts.batch ?? 1;
+  const V = model.config.vocabSize;
+  const s = model.createSession(B, opts.prompt + opts.tokens + 1);
+  const rows = Array.from({ length: B }, (_, b) => {
+    const tokens = Int32Array.from({ length: opts.prompt }, (_, i) => (b * 7919 + i * 104729) % V);
+    return {
+      tokens,
+      positions: Int32Array.from(tokens, (_, i) => i),
+      logitIndices: Int32Array.of(opts.prompt - 1),
+    };
+  });
+  let t0 = performance.now();
+  let out = await s.forward({ rows, logits: { kind: "topk", k: 1 } });
+  s.commit(rows.map(() => null));
+  const prefillMs = performance.now() - t0;
+  t0 = performance.now();
+  for (let step = 0; step < opts.tokens; step++) {
+    const lens = s.lengths();
+    const next = rows.map((_, b) => ({
+      tokens: Int32Array.of(out.topIds![b][0]),
+      positions: Int32Array.of(lens[b]),
+      logitIndices: Int32Array.of(0),
+    }));
+    out = await s.forward({ rows: next, logits: { kind: "topk", k: 1 } });
+    s.commit(next.map(() => null));
+    for (let b = 0; b < B; b++) rows[b] = next[b];
+  }
+  const ms = performance.now() - t0;
+  s.dispose();
+  return { backend: model.backend, prefillMs, tokensPerSec: (opts.tokens / ms) * 1000 };
+}
+
+/** A random Llama checkpoint: H 768, 8 layers, 12 heads (4 kv), I 2048, V 32000: ~107M parameters. */
+export function writeRandomLlama(dir: string): void {
+  const H = 768, L = 8, nH = 12, kvH = 4, D = 64, I = 2048, V = 32000;
+  Deno.mkdirSync(dir, { recursive: true });
+  Deno.writeTextFileSync(
+    `${dir}/config.json`,
+    JSON.stringify({
+      architectures: ["LlamaForCausalLM"],
+      model_type: "llama",
+      hidden_size: H,
+      intermediate_size: I,
+      num_hidden_layers: L,
+      num_attention_heads: nH,
+      num_key_value_heads: kvH,
+      head_dim: D,
+      vocab_size: V,
+      max_position_embeddings: 2048,
+      rms_norm_eps: 1e-5,
+      rope_theta: 10000,
+      tie_word_embeddings: false,
+      bos_token_id: 1,
+      eos_token_id: 2,
+      torch_dtype: "float32",
+    }),
+  );
+  let seed = 12345;
+  const rand = (n: number, scale: number) => {
+    const a = new Float32Array(n);
+    for (let i = 0; i < n; i++) {
+      seed = (Math.imul(seed, 1664525) + 1013904223) >>> 0;
+      a[i] = ((seed / 2 ** 32) * 2 - 1) * scale;
+    }
+    return a;
+  };
+  const ones = (n: number) => new Float32Array(n).fill(1);
+  const t: { name: string; shape: number[]; data: Float32Array }[] = [];
+  t.push({ name: "model.embed_tokens.weight", shape: [V, H], data: rand(V * H, 0.05) });
+  for (let l = 0; l < L; l++) {
+    const p = `model.layers.${l}`;
+    t.push({ name: `${p}.input_layernorm.weight`, shape: [H], data: ones(H) });
+    t.push({ name: `${p}.post_attention_layernorm.weight`, shape: [H], data: ones(H) });
+    t.push({ name: `${p}.self_attn.q_proj.weight`, shape: [nH * D, H], data: rand(nH * D * H, 0.05) });
+    t.push({ name: `${p}.self_attn.k_proj.weight`, shape: [kvH * D, H], data: rand(kvH * D * H, 0.05) });
+    t.push({ name: `${p}.self_attn.v_proj.weight`, shape: [kvH * D, H], data: rand(kvH * D * H, 0.05) });
+    t.push({ name: `${p}.self_attn.o_proj.weight`, shape: [H, nH * D], data: rand(H * nH * D, 0.05) });
+    t.push({ name: `${p}.mlp.gate_proj.weight`, shape: [I, H], data: rand(I * H, 0.05) });
+    t.push({ name: `${p}.mlp.up_proj.weight`, shape: [I, H], data: rand(I * H, 0.05) });
+    t.push({ name: `${p}.mlp.down_proj.weight`, shape: [H, I], data: rand(H * I, 0.03) });
+  }
+  t.push({ name: "model.norm.weight", shape: [H], data: ones(H) });
+  t.push({ name: "lm_head.weight", shape: [V, H], data: rand(V * H, 0.05) });
+  writeSafetensors(`${dir}/model.safetensors`, t);
+}
+
+if (import.meta.main) {
+  const { values } = parseArgs({
+    args: Deno.args,
+    options: {
+      providers: { type: "string", default: "onnx-node,onnx-wasm,cpu" },
+      tokens: { type: "string", default: "32" },
+      prompt: { type: "string", default: "32" },
+      batch: { type: "string", default: "1" },
+      threads: { type: "string" },
+      weights: { type: "string", default: "fp32" },
+      dir: { type: "string", default: ".cache/bench-llama-100m" },
+    },
+  });
+  const dir = values.dir!;
+  try {
+    Deno.statSync(`${dir}/model.safetensors`);
+  } catch {
+    console.log(`writing a random ~107M-parameter Llama to ${dir}`);
+    writeRandomLlama(dir);
+  }
+  const ckpt = await loadCheckpoint(dir);
+  const opts = { prompt: Number(values.prompt), tokens: Number(values.tokens), batch: Number(values.batch) };
+  const threads = values.threads ? Number(values.threads) : undefined;
+  const results: DecodeTiming[] = [];
+  for (const name of values.providers!.split(",")) {
+    let model: TargetModel;
+    const t0 = performance.now();
+    if (name === "cpu") {
+      const spec = "../backends/cpu/mod.ts"; // not a literal: the CPU backend may be absent in this checkout
+      const cpu = await import(spec);
+      model = cpu.createCpuModel(ckpt);
+    } else if ((PROVIDERS as string[]).includes(name)) {
+      model = await createOnnxModel(ckpt, {
+        provider: name as ProviderName,
+        threads,
+        weights: values.weights as "fp32" | "fp16",
+      });
+    } else {
+      throw new Error(`--providers: unknown backend ${name} (use cpu or ${PROVIDERS.join(", ")})`);
+    }
+    const loadMs = performance.now() - t0;
+    const r = await benchDecode(model, opts);
+    results.push(r);
+    console.log(
+      `${name.padEnd(12)} load ${loadMs.toFixed(0).padStart(6)} ms  prefill(${opts.prompt}) ` +
+        `${r.prefillMs.toFixed(1).padStart(8)} ms  decode ${r.tokensPerSec.toFixed(2).padStart(8)} tok/s`,
+    );
+    model.dispose();
+  }
+  const cpu = results.find((r) => r.backend === "cpu");
+  if (cpu) {
+    for (const r of results) {
+      if (r !== cpu) {
+        console.log(`${r.backend}: ${(r.tokensPerSec / cpu.tokensPerSec).toFixed(1)}x the CPU reference`);
+      }
+    }
+  }
+}

@@ -1,0 +1,105 @@
+#!/usr/bin/env bash
+# GPU checks for the ONNX backend, printed as it goes:
+#   1. the GPU and a WebGPU adapter (Deno's navigator.gpu over Vulkan),
+#   2. onnx-webgpu parity tests (transformers fixtures, tree + commit),
+#   3. onnx-cuda: find libonnxruntime_providers_cuda.so (+ CUDA 12 / cuDNN 9 libraries), then its parity tests,
+#   4. decode tok/s on the random ~107M Llama: onnx-node (CPU) vs onnx-cuda vs onnx-webgpu,
+#   5. if Python onnxruntime-gpu is present: our cached graphs on its CUDA EP vs its CPU EP.
+# Usage, from the repo root: tools/gpu_check.sh
+# Offline machines: run tools/gpu_pack.sh here first and carry .devcarry/ (deno + node_modules inside).
+set -u
+cd "$(dirname "$0")/.."
+if [ -f .devcarry/gpu.tar.xz ] && [ ! -x .devcarry/deno ]; then
+  xz -dc .devcarry/gpu.tar.xz | tar -C .devcarry -xf - && tar -C .devcarry -xf .devcarry/deno.tar &&
+    tar -xf .devcarry/nm.tar && rm -f .devcarry/deno.tar .devcarry/nm.tar
+fi
+if [ -x .devcarry/deno ]; then
+  DENO=$PWD/.devcarry/deno
+  export DENO_DIR=$PWD/.devcarry/denodir
+  CACHED=--cached-only
+else
+  DENO=$(command -v deno || true)
+  CACHED=
+fi
+[ -n "$DENO" ] || { echo "gpu_check: deno not found (install it or run tools/gpu_pack.sh where it is)"; exit 1; }
+export NVIDIA_TF32_OVERRIDE=0 # fp32 MatMuls stay fp32 on Ampere+ (parity within 1e-4)
+export XDG_RUNTIME_DIR=${XDG_RUNTIME_DIR:-/tmp}
+T=${GPU_CHECK_TIMEOUT:-150}
+
+echo "== 1. GPU"
+nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>&1 | head -3
+ls /usr/share/vulkan/icd.d/ /etc/vulkan/icd.d/ 2>/dev/null | tr '\n' ' '
+echo
+timeout 60 "$DENO" eval --unstable-webgpu '
+  const a = await navigator.gpu?.requestAdapter({ powerPreference: "high-performance" });
+  console.log("webgpu adapter:", a ? JSON.stringify({ vendor: a.info.vendor, device: a.info.description,
+    fallback: a.info.isFallbackAdapter, f16: a.features.has("shader-f16") }) : "none");' 2>&1 | grep -v XDG
+
+echo "== 2. onnx-webgpu tests"
+timeout "$T" "$DENO" test -A --unstable-webgpu $CACHED tests/onnx_extra_test.ts --filter webgpu 2>&1 |
+  grep -E "^onnx|ok \||FAILED|error|Error" | head -20
+
+echo "== 3. onnx-cuda"
+BIN=$(ls -d node_modules/.deno/onnxruntime-node@*/node_modules/onnxruntime-node/bin/napi-v6/linux/x64 2>/dev/null | head -1)
+if [ ! -f "$BIN/libonnxruntime_providers_cuda.so" ]; then
+  # Borrow them from a Python onnxruntime-gpu install when one exists (the version must match 1.30).
+  CAPI=$(python3 -c 'import onnxruntime, os; print(os.path.dirname(onnxruntime.__file__) + "/capi")' 2>/dev/null)
+  PYV=$(python3 -c 'import onnxruntime; print(onnxruntime.__version__)' 2>/dev/null)
+  echo "python onnxruntime: ${PYV:-none} ${CAPI:-}"
+  for d in "$CAPI" /usr/lib/x86_64-linux-gnu /usr/local/lib /opt; do
+    [ -n "$d" ] || continue
+    f=$(find "$d" -maxdepth 4 -name libonnxruntime_providers_cuda.so 2>/dev/null | head -1)
+    if [ -n "$f" ]; then
+      echo "found $f; copying it and libonnxruntime_providers_shared.so into $BIN"
+      cp "$f" "$(dirname "$f")/libonnxruntime_providers_shared.so" "$BIN/" 2>&1
+      break
+    fi
+  done
+fi
+# CUDA 12 / cuDNN 9 from pip nvidia-* wheels or a CUDA toolkit, if present.
+for d in $(python3 -c 'import nvidia, os; p = list(nvidia.__path__)[0]; print(" ".join(os.path.join(p, x, "lib") for x in os.listdir(p)))' 2>/dev/null) /usr/local/cuda/lib64; do
+  [ -d "$d" ] && LD_LIBRARY_PATH="$d:${LD_LIBRARY_PATH:-}"
+done
+export LD_LIBRARY_PATH=${LD_LIBRARY_PATH:-}
+ls "$BIN" 2>&1 | tr '\n' ' '
+echo
+timeout "$T" "$DENO" test -A $CACHED tests/onnx_cuda_test.ts 2>&1 |
+  grep -E "^onnx|relative error|ok \||FAILED|error|Error" | head -20
+
+echo "== 4. decode speed, random ~107M Llama (prompt 32, 64 tokens)"
+for p in ${GPU_CHECK_BENCH:-onnx-node onnx-cuda onnx-webgpu}; do
+  timeout "$T" "$DENO" run -A --unstable-webgpu $CACHED tools/bench_onnx.ts --providers $p --tokens 64 2>&1 |
+    grep -E "tok/s|rror" | head -3
+done
+
+echo "== 5. python onnxruntime CUDA EP on our graphs"
+timeout "$T" python3 - <<'EOF' 2>&1 | tail -12
+import glob, time
+import numpy as np
+try:
+    import onnxruntime as ort
+except ImportError:
+    print("no python onnxruntime"); raise SystemExit
+print("onnxruntime", ort.__version__, ort.get_available_providers())
+if "CUDAExecutionProvider" not in ort.get_available_providers():
+    raise SystemExit
+for path in sorted(glob.glob(".cache/onnx/*/model.onnx")):
+    s_gpu = ort.InferenceSession(path, providers=["CUDAExecutionProvider"])
+    s_cpu = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
+    ins = {i.name: i for i in s_cpu.get_inputs()}
+    kv = ins["past_key_values.0.key"].shape  # [B, kvH, P, D]
+    B, S, P = 1, 1, 64
+    rng = np.random.default_rng(0)
+    feeds = {"input_ids": np.array([[5]], np.int64), "position_ids": np.array([[P]], np.int64),
+             "attention_mask": np.zeros((B, 1, S, P + S), np.float32),
+             "logits_index": np.array([0], np.int64), "top_k": np.array([1], np.int64)}
+    for n in ins:
+        if n.startswith("past_key_values"):
+            feeds[n] = rng.standard_normal((B, kv[1], P, kv[3])).astype(np.float32)
+    a = s_gpu.run(["logits"], feeds)[0]; b = s_cpu.run(["logits"], feeds)[0]
+    err = float(np.abs(a - b).max() / max(1.0, np.abs(b).max()))
+    t = time.perf_counter(); n = 50
+    for _ in range(n): s_gpu.run(["top_ids"], feeds)
+    print(f"{path}: cuda vs cpu relative error {err:.2e}; cuda step {1000 * (time.perf_counter() - t) / n:.2f} ms")
+EOF
+echo "== done"

@@ -1,0 +1,79 @@
+"""Command line: `python -m redrafter_train --target DIR --data FILE --output DIR [...]` (torchrun for DDP)."""
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m redrafter_train",
+        description="Train a ReDrafter recurrent drafter against a frozen Hugging Face causal LM; writes an "
+                    "Apple ml-recurrent-drafter checkpoint (config.json + model.safetensors). Run under "
+                    "torchrun --nproc_per_node N for DDP.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    g = p.add_argument_group("inputs and output")
+    g.add_argument("--target", required=True, help="target model directory (HF config, weights, tokenizer)")
+    g.add_argument("--data", required=True,
+                   help="plain-text file, or ShareGPT-style .json/.jsonl conversations (loss on assistant turns)")
+    g.add_argument("--output", required=True, help="output directory (drafter, checkpoints, metrics.json)")
+    g.add_argument("--resume", default=None, help="checkpoint directory to resume from, or 'auto' for the latest "
+                                                  "checkpoint-* under --output")
+    g = p.add_argument_group("drafter")
+    g.add_argument("--predict-n", type=int, default=5, help="K: draft steps trained (reference predict_n_tokens)")
+    g.add_argument("--layers", type=int, default=2, help="ResBlocks (num_draft_layers)")
+    g.add_argument("--exit-dim", type=int, default=0, help="head width E; 0 means 2*hidden (no input_proj)")
+    g.add_argument("--no-rnn", action="store_true", help="running-sum state instead of the SiLU RNN")
+    g = p.add_argument_group("data")
+    g.add_argument("--seq-len", type=int, default=1024, help="row length for text/conversation data")
+    g.add_argument("--eval-fraction", type=float, default=0.02, help="held-out fraction of rows for metrics")
+    g = p.add_argument_group("self-distillation (used when --distill-contexts > 0)")
+    g.add_argument("--distill-contexts", type=int, default=0,
+                   help="number of contexts cut from --data that the target continues; 0 trains on the data")
+    g.add_argument("--distill-context", type=int, default=128, help="context length in tokens")
+    g.add_argument("--distill-length", type=int, default=128, help="continuation length in tokens")
+    g.add_argument("--distill-batch", type=int, default=64, help="generation batch size")
+    g.add_argument("--distill-sample", action="store_true", help="sample continuations (default greedy)")
+    g.add_argument("--distill-temperature", type=float, default=1.0, help="sampling temperature")
+    g.add_argument("--distill-cache", default=None,
+                   help="cache file for generated rows (default: OUTPUT/distill-<settings hash>.pt)")
+    g = p.add_argument_group("optimization")
+    g.add_argument("--batch", type=int, default=8, help="rows per micro-batch per process")
+    g.add_argument("--grad-accum", type=int, default=1, help="micro-batches per optimizer step")
+    g.add_argument("--lr", type=float, default=1e-3)
+    g.add_argument("--weight-decay", type=float, default=0.0)
+    g.add_argument("--warmup-ratio", type=float, default=0.1)
+    g.add_argument("--warmup-steps", type=int, default=-1, help="overrides --warmup-ratio when >= 0")
+    g.add_argument("--min-lr-ratio", type=float, default=0.0, help="cosine floor as a fraction of --lr")
+    g.add_argument("--max-grad-norm", type=float, default=0.0, help="gradient clipping (0: off, as the reference)")
+    g.add_argument("--max-steps", type=int, required=True, help="optimizer steps (sizes the schedule)")
+    g.add_argument("--max-minutes", type=float, default=0.0, help="stop early after this many minutes (0: off)")
+    g.add_argument("--stop-at-step", type=int, default=0,
+                   help="stop (and checkpoint) at this step without shrinking the schedule; for preemptible runs")
+    g.add_argument("--dtype", choices=["bf16", "fp32"], default=None,
+                   help="bf16: target weights in bf16 and drafter under bf16 autocast (default on CUDA); fp32 "
+                        "(default on CPU)")
+    g.add_argument("--save-dtype", choices=["fp32", "bf16"], default="fp32", help="dtype of the final weights")
+    g.add_argument("--loss-chunk", type=int, default=8192, help="rows per head/cross-entropy chunk")
+    g.add_argument("--no-head-checkpoint", dest="head_checkpoint", action="store_false",
+                   help="keep head logits for backward instead of recomputing them (more memory)")
+    g.add_argument("--seed", type=int, default=0)
+    g = p.add_argument_group("logging and checkpoints")
+    g.add_argument("--log-every", type=int, default=10)
+    g.add_argument("--eval-every", type=int, default=0, help="steps between held-out evaluations (0: at the end)")
+    g.add_argument("--save-every", type=int, default=0, help="steps between checkpoints (0: only when stopping early)")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    import torch
+    if args.dtype is None:
+        args.dtype = "bf16" if torch.cuda.is_available() else "fp32"
+    for name in ("predict_n", "batch", "grad_accum", "max_steps", "seq_len", "log_every"):
+        if getattr(args, name) < 1:
+            print(f"error: --{name.replace('_', '-')} must be >= 1", file=sys.stderr)
+            return 2
+    from .trainer import train
+    train(args)
+    return 0
