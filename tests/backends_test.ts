@@ -51,3 +51,22 @@ Deno.test({
     ckpt.tensors.close();
   },
 });
+
+Deno.test({
+  name: "loadTarget: onnx-node through the dynamic import gives the CPU backend's greedy tokens",
+  ignore: !HAS_ONNX,
+  fn: async () => {
+    const { generate } = await import("../core/generate.ts");
+    const ckpt = await loadCheckpoint(LLAMA);
+    const cpu = await loadTarget(ckpt, { backend: "cpu" });
+    const onnx = await loadTarget(ckpt, { backend: "onnx-node", threads: 1 });
+    assert.equal(onnx.backend, "onnx-node");
+    const prompt = [[1, 17, 42, 99]];
+    const a = await generate(cpu, prompt, { maxNewTokens: 12 });
+    const b = await generate(onnx, prompt, { maxNewTokens: 12 });
+    assert.deepEqual(b.ids, a.ids);
+    onnx.dispose();
+    cpu.dispose();
+    ckpt.tensors.close();
+  },
+});

@@ -279,6 +279,19 @@ Deno.test("generate interactive: SIGINT stops the answer, not the program", asyn
   assert.match(stderr, /stopped: \d+ tokens/);
 });
 
+Deno.test({
+  name: "generate with no --model: the embedded default pair drafts (tau > 1) and matches the baseline",
+  ignore: !existsSync(join(ROOT, "models/default/drafter/config.json")),
+  fn: async () => {
+    const args = ["--prompt", "Call me Ishmael.", "--max-new-tokens", "24"];
+    const rd = await json(args);
+    const ar = await json([...args, "--autoregressive"]);
+    assert.equal(rd.mode, "redrafter");
+    assert.deepEqual(rd.ids, ar.ids);
+    assert.ok((rd.stats as { tau: number }).tau > 1);
+  },
+});
+
 function existsSync(p: string): boolean {
   try {
     Deno.statSync(p);
