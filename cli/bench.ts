@@ -35,6 +35,7 @@ import { type RunMode, type RunSettings, runToEnd, streamFor } from "./run.ts";
 import { fmt, summarize, type Summary } from "./report.ts";
 import { progressBar, renderTable } from "./term.ts";
 import { heatmapSvg, histogramSvg } from "./svg.ts";
+import { runArSuite } from "./bench_ar.ts";
 import { checkBackend } from "../backends/mod.ts";
 import type { RunMetrics } from "../core/metrics.ts";
 
@@ -58,6 +59,10 @@ Sweeps beam width x beam length for ReDrafter against the autoregressive baselin
   --seed S                sampling seed (default 0)
   --chat / --raw          prompt format (default: chat when the tokenizer has a chat template)
   --no-tree               verify beams as separate chains
+  --suite NAME            redrafter (default): the sweep above; ar: autoregressive tokens/s of each --backend
+                          next to Hugging Face transformers (torch CPU) on stories260K, a random ~25M Llama
+                          and the default target (tools/hf_compare.py; needs python3 + torch)
+  --repeats N             timed repetitions per model in --suite ar (median; default 3)
   --out DIR               where bench.json and the SVG charts go (default bench-out)
   --json                  print bench.json to stdout instead of the tables`;
 
@@ -79,6 +84,8 @@ const FLAGS = {
   raw: { type: "boolean" },
   "no-tree": { type: "boolean" },
   out: { type: "string" },
+  suite: { type: "string" },
+  repeats: { type: "string" },
   json: { type: "boolean" },
   help: { type: "boolean", short: "h" },
 } as const;
@@ -287,6 +294,22 @@ async function main(argv: string[]): Promise<number> {
     }
   }
   if (values.chat && values.raw) throw new UsageError("--chat and --raw exclude each other");
+  const suite = values.suite ?? "redrafter";
+  if (suite !== "redrafter" && suite !== "ar") {
+    throw new UsageError(`--suite must be redrafter or ar, got ${JSON.stringify(suite)}`);
+  }
+  if (suite === "ar") {
+    const rows = await runArSuite({
+      backends,
+      maxNewTokens: intFlag(values, "max-new-tokens", 64, { min: 1 }),
+      threads: intFlag(values, "threads", 1, { min: 1 }),
+      repeats: intFlag(values, "repeats", 3, { min: 1 }),
+    });
+    const out = values.out ?? "bench-out";
+    Deno.mkdirSync(out, { recursive: true });
+    Deno.writeTextFileSync(join(out, "bench_ar.json"), JSON.stringify(rows, null, 2) + "\n");
+    return 0;
+  }
   const opts = {
     widths: [...new Set(intListFlag(values, "beam-widths", [1, 2, 4, 8], { min: 1, max: 1024 }))],
     lengths: [...new Set(intListFlag(values, "beam-lengths", [2, 3, 4, 5], { min: 2, max: 64 }))],
