@@ -69,10 +69,11 @@ export function uniform(seed: number, row: number, position: number, stream = 0)
 // The sampler
 
 /** Index of the largest value; ties go to the lowest index. NaN never wins. */
-export function argmax(x: ArrayLike<number>, offset = 0, length = x.length - offset): number {
+export function argmax(x: ArrayLike<number>, offset: number = 0, length?: number): number {
+  const n = length ?? x.length - offset;
   let best = 0;
   let bestV = -Infinity;
-  for (let i = 0; i < length; i++) {
+  for (let i = 0; i < n; i++) {
     const v = x[offset + i];
     if (v > bestV) {
       bestV = v;

@@ -1,0 +1,61 @@
+/**
+ * Backend selection for the CLIs: `cpu` is the pure-TS reference; the `onnx-*` names load the ONNX Runtime
+ * backend (backends/onnx/mod.ts) by a dynamic import, so the CPU path never pulls in onnxruntime and a build
+ * without backends/onnx still runs.
+ *
+ * @module
+ */
+import type { TargetModel } from "../core/types.ts";
+import type { Checkpoint } from "../loader/types.ts";
+import { createCpuModel } from "./cpu/mod.ts";
+
+export const BACKENDS = ["cpu", "onnx-wasm", "onnx-webgpu", "onnx-node", "onnx-cuda"] as const;
+export type BackendName = typeof BACKENDS[number];
+
+export interface LoadTargetOptions {
+  /** One of BACKENDS; default "cpu". */
+  backend?: string;
+  /** Intra-op threads for the ONNX backends (default: theirs). */
+  threads?: number;
+}
+
+/**
+ * A backend the caller asked for cannot be used: an unknown name, or one missing from this build. The CLIs
+ * report it as a usage error (exit code 2); the message names --backend.
+ */
+export class BackendChoiceError extends Error {
+  override name = "BackendChoiceError";
+}
+
+/** The backend name, or a BackendChoiceError naming --backend and the choices. */
+export function checkBackend(name: string): BackendName {
+  if (!(BACKENDS as readonly string[]).includes(name)) {
+    throw new BackendChoiceError(`--backend must be one of ${BACKENDS.join(", ")}; got '${name}'`);
+  }
+  return name as BackendName;
+}
+
+interface OnnxModule {
+  createOnnxModel(ckpt: Checkpoint, opts: { provider: string; threads?: number }): Promise<TargetModel>;
+}
+
+/** Load a checkpoint on the chosen backend. */
+export async function loadTarget(ckpt: Checkpoint, opts: LoadTargetOptions = {}): Promise<TargetModel> {
+  const backend = checkBackend(opts.backend ?? "cpu");
+  if (backend === "cpu") return createCpuModel(ckpt);
+  // A computed specifier: deno neither type-checks nor preloads it, so builds without backends/onnx work.
+  const spec = new URL("./onnx/mod.ts", import.meta.url).href;
+  let onnx: OnnxModule;
+  try {
+    onnx = await import(spec) as OnnxModule;
+  } catch (e) {
+    const msg = (e as Error).message ?? String(e);
+    if (/Module not found|Cannot find module|No such file/i.test(msg)) {
+      throw new BackendChoiceError(
+        `--backend ${backend} is not available in this build (backends/onnx/mod.ts is missing); use cpu`,
+      );
+    }
+    throw new Error(`--backend ${backend}: cannot load the ONNX backend: ${msg.split("\n")[0]}`);
+  }
+  return await onnx.createOnnxModel(ckpt, { provider: backend, threads: opts.threads });
+}

@@ -1,0 +1,514 @@
+/**
+ * `deno task bench`: sweep beam width x beam length for greedy and exact sampling over a prompt set, with
+ * the autoregressive baseline measured in the same run (before and after the sweep, averaged, so slow drift
+ * of a shared machine cancels out), and report tau, tokens/s and speedup. Recommends the fastest shape for
+ * this machine and backend, and writes bench.json plus SVG charts (speedup heatmaps, accepted-length
+ * histograms) to --out. Several --backend names (comma-separated) are benched one after another.
+ *
+ * Speedups are ratios of tokens/s within one run; absolute tokens/s depend on the machine and its load.
+ *
+ * @module
+ */
+import { join } from "node:path";
+import type { SamplingOptions } from "../core/options.ts";
+import { checkBeamShape } from "../core/beam_search.ts";
+import {
+  type FlagValues,
+  intFlag,
+  intListFlag,
+  numberFlag,
+  parseFlags,
+  runMain,
+  UsageError,
+} from "./args.ts";
+import { batches, readPrompts } from "./prompts.ts";
+import {
+  asUsage,
+  DEFAULT_PROMPTS,
+  encodeConversation,
+  fitContext,
+  loadPair,
+  type Pair,
+  promptStyle,
+} from "./setup.ts";
+import { type RunMode, type RunSettings, runToEnd, streamFor } from "./run.ts";
+import { fmt, summarize, type Summary } from "./report.ts";
+import { progressBar, renderTable } from "./term.ts";
+import { heatmapSvg, histogramSvg } from "./svg.ts";
+import { runArSuite } from "./bench_ar.ts";
+import { checkBackend } from "../backends/mod.ts";
+import type { RunMetrics } from "../core/metrics.ts";
+
+export const USAGE = `usage: deno task bench [flags]
+
+Sweeps beam width x beam length for ReDrafter against the autoregressive baseline on this machine.
+
+  --model DIR|org/name    target (default: the embedded models/default/target)
+  --drafter DIR|org/name  drafter (default: models/default/drafter with the default model)
+  --backend LIST          backends, comma-separated to compare (default cpu): cpu, onnx-wasm, onnx-webgpu,
+                          onnx-node, onnx-cuda
+  --threads N             intra-op threads for the ONNX backends
+  --prompts FILE          prompt set (default models/default/prompts.jsonl); MT-bench, JSONL or text
+  --num-prompts N         first N prompts (default 4)
+  --max-new-tokens N      new tokens per prompt (default 64)
+  --batch-size B          prompts per call (default 1)
+  --beam-widths LIST      beam widths W (default 1,2,4,8)
+  --beam-lengths LIST     beam lengths L, INCLUDING the init token (drafts per beam = L-1) (default 2,3,4,5)
+  --modes LIST            greedy, exact (exact sampling) or both (default greedy,exact)
+  --temperature T         temperature of the exact-sampling runs (default 1)
+  --seed S                sampling seed (default 0)
+  --chat / --raw          prompt format (default: chat when the tokenizer has a chat template)
+  --no-tree               verify beams as separate chains
+  --suite NAME            redrafter (default): the sweep above; ar: autoregressive tokens/s of each --backend
+                          next to Hugging Face transformers (torch CPU) on stories260K, a random ~25M Llama
+                          and the default target (tools/hf_compare.py; needs python3 + torch)
+  --peers                 also run Hugging Face transformers generate() (plain, and prompt-lookup assisted
+                          generation) on the same model, prompts and budget (tools/hf_compare.py, torch CPU)
+  --repeats N             timed repetitions per model in --suite ar (median; default 3)
+  --out DIR               where bench.json and the SVG charts go (default bench-out)
+  --json                  print bench.json to stdout instead of the tables`;
+
+const FLAGS = {
+  model: { type: "string" },
+  drafter: { type: "string" },
+  backend: { type: "string" },
+  threads: { type: "string" },
+  prompts: { type: "string" },
+  "num-prompts": { type: "string" },
+  "max-new-tokens": { type: "string" },
+  "batch-size": { type: "string" },
+  "beam-widths": { type: "string" },
+  "beam-lengths": { type: "string" },
+  modes: { type: "string" },
+  temperature: { type: "string" },
+  seed: { type: "string" },
+  chat: { type: "boolean" },
+  raw: { type: "boolean" },
+  "no-tree": { type: "boolean" },
+  out: { type: "string" },
+  suite: { type: "string" },
+  repeats: { type: "string" },
+  peers: { type: "boolean" },
+  json: { type: "boolean" },
+  help: { type: "boolean", short: "h" },
+} as const;
+
+type BenchMode = "greedy" | "exact";
+
+export interface ShapeResult {
+  backend: string;
+  mode: BenchMode;
+  beamWidth: number;
+  beamLength: number;
+  tau: number;
+  tokensPerSecond: number;
+  speedup: number;
+  /** ReDrafter ids equal the baseline's for every prompt. */
+  identical: boolean;
+  acceptanceByPosition: number[];
+  histogram: number[];
+  meanDraftMs: number;
+  meanVerifyMs: number;
+}
+
+export interface Baseline {
+  backend: string;
+  mode: BenchMode;
+  /** Mean of the runs before and after the sweep. */
+  tokensPerSecond: number;
+  before: number;
+  after: number;
+}
+
+function listFlag(
+  values: FlagValues,
+  name: string,
+  choices: readonly string[],
+  fallback: string[],
+): string[] {
+  const v = values[name];
+  if (v === undefined) return fallback;
+  const items = String(v).split(",").map((s) => s.trim()).filter((s) => s !== "");
+  if (items.length === 0) throw new UsageError(`--${name} needs at least one value`);
+  for (const it of items) {
+    if (!choices.includes(it)) {
+      throw new UsageError(`--${name} must list values from ${choices.join(", ")}; got '${it}'`);
+    }
+  }
+  return [...new Set(items)];
+}
+
+interface Job {
+  prompts: number[][];
+  batchSize: number;
+  maxNew: number;
+}
+
+/** All prompts through one configuration; returns the merged summary and every prompt's ids. */
+async function runAll(s: RunSettings, job: Job): Promise<{ summary: Summary; ids: number[][] }> {
+  const metrics: RunMetrics[] = [];
+  const ids: number[][] = [];
+  for (const batch of batches(job.prompts, job.batchSize)) {
+    const r = await runToEnd(streamFor(s, batch, job.maxNew));
+    metrics.push(r.metrics);
+    ids.push(...r.ids);
+  }
+  return { summary: summarize(metrics), ids };
+}
+
+const same = (a: number[][], b: number[][]) =>
+  a.length === b.length &&
+  a.every((row, i) => row.length === b[i].length && row.every((t, j) => t === b[i][j]));
+
+async function benchBackend(
+  backend: string,
+  values: FlagValues,
+  opts: {
+    widths: number[];
+    lengths: number[];
+    modes: BenchMode[];
+    numPrompts: number;
+    maxNew: number;
+    batchSize: number;
+    temperature: number;
+    seed: number;
+    promptsFile: string;
+  },
+): Promise<{ pair: Pair; results: ShapeResult[]; baselines: Baseline[] }> {
+  const threads = values.threads === undefined ? undefined : intFlag(values, "threads", 1, { min: 1 });
+  const pair = await loadPair({
+    model: values.model as string | undefined,
+    drafter: values.drafter as string | undefined,
+    backend,
+    threads,
+  });
+  if (!pair.drafter) throw new UsageError("bench needs a drafter (--drafter DIR|org/name)");
+  const tok = pair.tokenizer;
+  if (!tok) throw new UsageError("bench needs a tokenizer; this model has no tokenizer.json");
+  const cfg = pair.target.config;
+  for (const w of opts.widths) {
+    await asUsage("--beam-widths", () => checkBeamShape(w, 2, cfg.vocabSize));
+  }
+  const set = await asUsage(
+    "--prompts",
+    () => readPrompts(opts.promptsFile, { maxNumPrompts: opts.numPrompts }),
+  );
+  const style = promptStyle(tok, { chat: values.chat as boolean, raw: values.raw as boolean });
+  const prompts = set.prompts.map((p) =>
+    encodeConversation(tok, style, [{ role: "user", content: p.turns[0] }])
+  );
+  let maxNew = opts.maxNew;
+  const depth = Math.max(...opts.lengths);
+  for (const [i, p] of prompts.entries()) {
+    maxNew = fitContext(
+      p.length,
+      maxNew,
+      cfg.maxPositionEmbeddings,
+      depth,
+      `${opts.promptsFile}:${set.prompts[i].line}`,
+    );
+  }
+  const job: Job = { prompts, batchSize: opts.batchSize, maxNew };
+  const base = (mode: RunMode, sampling: SamplingOptions | undefined, W = 1, L = 2): RunSettings => ({
+    target: pair.target,
+    drafter: pair.drafter,
+    mode,
+    beamWidth: W,
+    beamLength: L,
+    tree: !values["no-tree"],
+    sampling,
+    stop: [],
+  });
+
+  // Warm-up (JIT, caches, lazily built graphs): the first prompt through the baseline and one shape per mode.
+  const warm: Job = { prompts: [prompts[0]], batchSize: 1, maxNew };
+  for (const mode of opts.modes) {
+    const sampling = samplingFor(mode, opts);
+    await runAll(base("autoregressive", sampling), warm);
+    await runAll(base("redrafter", sampling, opts.widths.at(-1)!, opts.lengths.at(-1)!), warm);
+  }
+
+  const results: ShapeResult[] = [];
+  const baselines: Baseline[] = [];
+  const total = opts.modes.length * (opts.widths.length * opts.lengths.length + 2);
+  const bar = progressBar({ label: `bench ${backend}`, total });
+  for (const mode of opts.modes) {
+    const sampling = samplingFor(mode, opts);
+    const before = await runAll(base("autoregressive", sampling), job);
+    bar.tick();
+    const shapes: Omit<ShapeResult, "speedup">[] = [];
+    for (const W of opts.widths) {
+      for (const L of opts.lengths) {
+        const r = await runAll(base("redrafter", sampling, W, L), job);
+        shapes.push({
+          backend: pair.target.backend,
+          mode,
+          beamWidth: W,
+          beamLength: L,
+          tau: r.summary.tau,
+          tokensPerSecond: r.summary.tokensPerSecond,
+          identical: same(r.ids, before.ids),
+          acceptanceByPosition: r.summary.acceptanceByPosition,
+          histogram: r.summary.histogram,
+          meanDraftMs: r.summary.meanDraftMs,
+          meanVerifyMs: r.summary.meanVerifyMs,
+        });
+        bar.tick();
+      }
+    }
+    const after = await runAll(base("autoregressive", sampling), job);
+    bar.tick();
+    const tps = (before.summary.tokensPerSecond + after.summary.tokensPerSecond) / 2;
+    baselines.push({
+      backend: pair.target.backend,
+      mode,
+      tokensPerSecond: tps,
+      before: before.summary.tokensPerSecond,
+      after: after.summary.tokensPerSecond,
+    });
+    for (const s of shapes) results.push({ ...s, speedup: tps > 0 ? s.tokensPerSecond / tps : 0 });
+  }
+  bar.finish();
+  return { pair, results, baselines };
+}
+
+function samplingFor(mode: BenchMode, o: { temperature: number; seed: number }): SamplingOptions | undefined {
+  return mode === "greedy" ? undefined : { mode: "exact", temperature: o.temperature, seed: o.seed };
+}
+
+function best(results: ShapeResult[], backend: string, mode: BenchMode): ShapeResult | undefined {
+  return results.filter((r) => r.backend === backend && r.mode === mode)
+    .reduce<ShapeResult | undefined>((a, b) => (!a || b.speedup > a.speedup ? b : a), undefined);
+}
+
+async function main(argv: string[]): Promise<number> {
+  const { values } = parseFlags(argv, FLAGS);
+  if (values.help) {
+    console.log(USAGE);
+    return 0;
+  }
+  const backends = (values.backend ?? "cpu").split(",").map((s) => s.trim()).filter((s) => s !== "");
+  if (backends.length === 0) throw new UsageError("--backend needs at least one name");
+  for (const b of backends) {
+    try {
+      checkBackend(b);
+    } catch (e) {
+      throw new UsageError((e as Error).message);
+    }
+  }
+  if (values.chat && values.raw) throw new UsageError("--chat and --raw exclude each other");
+  const suite = values.suite ?? "redrafter";
+  if (suite !== "redrafter" && suite !== "ar") {
+    throw new UsageError(`--suite must be redrafter or ar, got ${JSON.stringify(suite)}`);
+  }
+  if (suite === "ar") {
+    const rows = await runArSuite({
+      backends,
+      maxNewTokens: intFlag(values, "max-new-tokens", 64, { min: 1 }),
+      threads: intFlag(values, "threads", 1, { min: 1 }),
+      repeats: intFlag(values, "repeats", 3, { min: 1 }),
+    });
+    const out = values.out ?? "bench-out";
+    Deno.mkdirSync(out, { recursive: true });
+    Deno.writeTextFileSync(join(out, "bench_ar.json"), JSON.stringify(rows, null, 2) + "\n");
+    return 0;
+  }
+  const opts = {
+    widths: [...new Set(intListFlag(values, "beam-widths", [1, 2, 4, 8], { min: 1, max: 1024 }))],
+    lengths: [...new Set(intListFlag(values, "beam-lengths", [2, 3, 4, 5], { min: 2, max: 64 }))],
+    modes: listFlag(values, "modes", ["greedy", "exact"], ["greedy", "exact"]) as BenchMode[],
+    numPrompts: intFlag(values, "num-prompts", 4, { min: 1 }),
+    maxNew: intFlag(values, "max-new-tokens", 64, { min: 1 }),
+    batchSize: intFlag(values, "batch-size", 1, { min: 1 }),
+    temperature: numberFlag(values, "temperature", 1, { min: 0.01, max: 100 }),
+    seed: intFlag(values, "seed", 0, { min: 0 }),
+    promptsFile: values.prompts ?? DEFAULT_PROMPTS,
+  };
+  const out = values.out ?? "bench-out";
+
+  const results: ShapeResult[] = [];
+  const baselines: Baseline[] = [];
+  let modelDir = "", drafterDir: string | null = null;
+  for (const b of backends) {
+    const r = await benchBackend(b, values, opts);
+    results.push(...r.results);
+    baselines.push(...r.baselines);
+    modelDir = r.pair.modelDir;
+    drafterDir = r.pair.drafterDir;
+    r.pair.dispose();
+  }
+
+  const recommended = backends.map((b) => {
+    const g = best(results, b, opts.modes[0]);
+    return {
+      backend: b,
+      mode: opts.modes[0],
+      beamWidth: g?.beamWidth,
+      beamLength: g?.beamLength,
+      speedup: g?.speedup,
+    };
+  });
+  const peers = values.peers
+    ? await runPeers(
+      modelDir,
+      opts.promptsFile,
+      opts.numPrompts,
+      opts.maxNew,
+      intFlag(values, "threads", 1, { min: 1 }),
+    )
+    : null;
+  const report = {
+    peers,
+    machine: {
+      os: Deno.build.os,
+      arch: Deno.build.arch,
+      cpus: navigator.hardwareConcurrency,
+      deno: Deno.version.deno,
+    },
+    model: modelDir,
+    drafter: drafterDir,
+    settings: { ...opts, tree: !values["no-tree"] },
+    baselines,
+    results,
+    recommended,
+  };
+  await Deno.mkdir(out, { recursive: true });
+  await Deno.writeTextFile(join(out, "bench.json"), JSON.stringify(report, null, 2) + "\n");
+  const charts: string[] = [];
+  for (const b of backends) {
+    for (const mode of opts.modes) {
+      const rs = results.filter((r) => r.backend === b && r.mode === mode);
+      const cell = (W: number, L: number) =>
+        rs.find((r) => r.beamWidth === W && r.beamLength === L)?.speedup ?? null;
+      const heat = join(out, `speedup_${b}_${mode}.svg`);
+      await Deno.writeTextFile(
+        heat,
+        heatmapSvg({
+          title: `ReDrafter speedup over autoregressive (${b}, ${mode})`,
+          xLabel: "beam length L (incl. init token)",
+          yLabel: "beam width W",
+          xTicks: opts.lengths,
+          yTicks: opts.widths,
+          values: opts.widths.map((W) => opts.lengths.map((L) => cell(W, L))),
+          format: (v) => `${v.toFixed(2)}x`,
+          colorLabel: "speedup",
+        }),
+      );
+      const top = best(results, b, mode);
+      if (top) {
+        const hist = join(out, `accepted_${b}_${mode}.svg`);
+        await Deno.writeTextFile(
+          hist,
+          histogramSvg({
+            title: `Accepted drafts per step, W=${top.beamWidth} L=${top.beamLength} (${b}, ${mode})`,
+            xLabel: "accepted drafts n",
+            yLabel: "steps",
+            bins: top.histogram.map((count, n) => ({ label: n, count })),
+          }),
+        );
+        charts.push(heat, hist);
+      } else charts.push(heat);
+    }
+  }
+
+  if (values.json) {
+    console.log(JSON.stringify(report));
+    return 0;
+  }
+  const rows = results.map((r) => [
+    r.backend,
+    r.mode,
+    r.beamWidth,
+    r.beamLength,
+    fmt(r.tau, 2),
+    fmt(r.tokensPerSecond, 1),
+    `${fmt(r.speedup, 2)}x`,
+    r.identical ? "yes" : "NO",
+  ]);
+  const headers = ["backend", "mode", "W", "L", "tau", "tok/s", "speedup", "same as AR"];
+  console.log(renderTable(headers, rows, { align: headers.map((_, j) => j < 2 ? "left" : "right") }));
+  console.log();
+  console.log(renderTable(
+    ["backend", "mode", "AR tok/s (mean)", "before", "after"],
+    baselines.map((b) => [b.backend, b.mode, fmt(b.tokensPerSecond, 1), fmt(b.before, 1), fmt(b.after, 1)]),
+    { align: ["left", "left", "right", "right", "right"] },
+  ));
+  console.log();
+  for (const r of recommended) {
+    console.log(
+      r.beamWidth === undefined
+        ? `${r.backend}: no result`
+        : `recommended on this machine for ${r.backend} (${r.mode}): --beam-width ${r.beamWidth} ` +
+          `--beam-length ${r.beamLength} (${fmt(r.speedup, 2)}x)`,
+    );
+  }
+  if (results.some((r) => !r.identical)) {
+    console.log(
+      "warning: some ReDrafter outputs differ from the baseline (expected identical for greedy/exact)",
+    );
+  }
+  if (peers && "modes" in peers) {
+    const ar = baselines.find((b) => b.mode === "greedy") ?? baselines[0];
+    const top = best(results, backends[0], "greedy");
+    console.log();
+    console.log(renderTable(
+      ["system (greedy)", "tok/s", "vs our autoregressive"],
+      [
+        [`ours, autoregressive (${ar.backend})`, fmt(ar.tokensPerSecond, 1), "1.00x"],
+        ...(top
+          ? [[
+            `ours, ReDrafter W=${top.beamWidth} L=${top.beamLength} (${top.backend})`,
+            fmt(top.tokensPerSecond, 1),
+            `${fmt(top.tokensPerSecond / ar.tokensPerSecond, 2)}x`,
+          ]]
+          : []),
+        ...Object.entries(peers.modes).map(([mode, r]) => [
+          `transformers generate(), ${mode === "lookup" ? "prompt-lookup assisted" : mode}`,
+          fmt(r.tokens_per_second, 1),
+          `${fmt(r.tokens_per_second / ar.tokensPerSecond, 2)}x`,
+        ]),
+      ],
+      { align: ["left", "right", "right"] },
+    ));
+    console.log(`transformers: torch ${peers.torch} CPU, fp32, eager attention, ${peers.threads} thread(s)`);
+  } else if (peers) console.log(`peers: ${peers.error}`);
+  console.log(`wrote ${join(out, "bench.json")} and ${charts.length} charts in ${out}/`);
+  return 0;
+}
+
+/** What tools/hf_compare.py prints, or why it could not run. */
+type PeerReport =
+  | { torch: string; threads: number; modes: Record<string, { tokens_per_second: number; tokens: number }> }
+  | { error: string };
+
+async function runPeers(
+  model: string,
+  prompts: string,
+  numPrompts: number,
+  maxNew: number,
+  threads: number,
+): Promise<PeerReport> {
+  const script = new URL("../tools/hf_compare.py", import.meta.url).pathname;
+  const args = [script, "--model", model, "--prompts", prompts, "--num-prompts", String(numPrompts)];
+  args.push("--max-new-tokens", String(maxNew), "--modes", "plain,lookup", "--threads", String(threads));
+  try {
+    const r = await new Deno.Command(Deno.env.get("PYTHON") ?? "python3", {
+      args,
+      stdout: "piped",
+      stderr: "piped",
+    })
+      .output();
+    if (!r.success) {
+      return {
+        error: new TextDecoder().decode(r.stderr).trim().split("\n").pop() ?? "transformers run failed",
+      };
+    }
+    const parsed = JSON.parse(new TextDecoder().decode(r.stdout));
+    for (const m of Object.values(parsed.modes) as { ids?: unknown }[]) delete m.ids;
+    return parsed;
+  } catch (e) {
+    return { error: `python3 not runnable: ${(e as Error).message}` };
+  }
+}
+
+if (import.meta.main) await runMain(main);

@@ -1,0 +1,283 @@
+/**
+ * `deno task generate`: text generation with ReDrafter speculative decoding (or the autoregressive baseline).
+ * Three modes: one prompt (--prompt / --prompt-ids), batch evaluation (--eval FILE / --eval-mt-bench), and an
+ * interactive chat (the default). See USAGE below and the README's CLI section.
+ *
+ * @module
+ */
+import type { SamplingOptions } from "../core/options.ts";
+import { resolveSampling } from "../core/options.ts";
+import { checkBeamShape } from "../core/beam_search.ts";
+import {
+  checkRange,
+  choiceFlag,
+  type FlagValues,
+  intFlag,
+  numberFlag,
+  parseFlags,
+  runMain,
+  UsageError,
+} from "./args.ts";
+import { encodeConversation, fitContext, loadPair, type Pair, parsePromptIds, promptStyle } from "./setup.ts";
+import { type RunMode, type RunSettings, runToEnd, statsLine, streamFor } from "./run.ts";
+import { stdoutWrite, textWriter } from "./stream_text.ts";
+import { colors } from "./term.ts";
+import { runChat } from "./chat.ts";
+import { runEval } from "./eval.ts";
+
+export const USAGE = `usage: deno task generate [flags]
+
+Modes (interactive chat when none of --prompt, --prompt-ids, --eval, --eval-mt-bench is given):
+  --prompt TEXT            generate for one prompt, streaming the text to stdout
+  --prompt-ids 1,2,3       the prompt as token ids (for checkpoints without tokenizer.json: no text output)
+  --eval FILE              batch evaluation over a prompt file: MT-bench question.jsonl, JSONL {"prompt"},
+                           or one prompt per line
+  --eval-mt-bench          batch evaluation over MT-bench (HuggingFaceH4/mt_bench_prompts from the Hub;
+                           offline: ../shared/data/mt_bench/question.jsonl when present)
+
+Model:
+  --model DIR|org/name     target checkpoint (default: the embedded models/default/target)
+  --drafter DIR|org/name   recurrent drafter (default: models/default/drafter with the default model; with
+                           another model and no --drafter, generation is autoregressive)
+  --backend NAME           cpu (default), onnx-wasm, onnx-webgpu, onnx-node, onnx-cuda
+  --threads N              intra-op threads for the ONNX backends
+
+Generation:
+  --max-new-tokens N       new tokens per prompt (default 128)
+  --greedy                 greedy decoding (the default unless a sampling flag is given)
+  --temperature T          sample at temperature T (default 1 once sampling); 0 means greedy
+  --top-k K / --top-p P    sampling filters (default off)
+  --seed S                 sampling seed (default 0); same seed, same text, with or without a drafter
+  --sampling exact|apple   exact (default): token-identical to autoregressive sampling;
+                           apple: the reference's P/Q acceptance rule (not exact; no top-k/top-p)
+  --beam-width W           beams drafted per step (default 4)
+  --beam-length L          tokens per beam INCLUDING the init token, as in Apple's reference;
+                           drafts per beam = L-1 (default 4)
+  --no-tree                verify the beams as W separate chains instead of a deduplicated prefix tree
+  --autoregressive         plain decoding, one token per target call (the baseline)
+  --stop TEXT              stop when TEXT appears (repeatable; needs a tokenizer)
+  --chat / --raw           apply the model's chat template, or use the text as is (default: --chat when
+                           the tokenizer has a chat template, --raw otherwise)
+  --system TEXT            a system message for --chat prompts and the interactive chat
+
+Output:
+  --json                   one JSON object per prompt (ids, text, finish reason, stats with the metrics)
+  --no-color               no colour (drafted-and-accepted tokens are cyan on a terminal otherwise)
+
+Batch evaluation:
+  --turns 1|2              MT-bench turns (2: the second question follows the model's first answer)
+  --max-num-prompts N      only the first N prompts
+  --batch-size B           prompts per batch (default 1; the last partial batch runs too)
+  --output FILE            write every generation as JSONL
+  --compare                run ReDrafter and the autoregressive baseline on the same prompts; report the
+                           speedup and whether the outputs are identical
+
+Interactive chat: type a message and Enter; 'exit', 'quit' or end of input (Ctrl-D) leaves; Ctrl-C stops
+the current answer. After each answer a stats line (tokens, tau, tok/s) goes to stderr.`;
+
+export const FLAGS = {
+  model: { type: "string" },
+  drafter: { type: "string" },
+  backend: { type: "string" },
+  threads: { type: "string" },
+  prompt: { type: "string" },
+  "prompt-ids": { type: "string" },
+  "max-new-tokens": { type: "string" },
+  greedy: { type: "boolean" },
+  temperature: { type: "string" },
+  "top-k": { type: "string" },
+  "top-p": { type: "string" },
+  seed: { type: "string" },
+  sampling: { type: "string" },
+  "beam-width": { type: "string" },
+  "beam-length": { type: "string" },
+  "no-tree": { type: "boolean" },
+  autoregressive: { type: "boolean" },
+  stop: { type: "string", multiple: true },
+  chat: { type: "boolean" },
+  raw: { type: "boolean" },
+  system: { type: "string" },
+  json: { type: "boolean" },
+  "no-color": { type: "boolean" },
+  eval: { type: "string" },
+  "eval-mt-bench": { type: "boolean" },
+  turns: { type: "string" },
+  "max-num-prompts": { type: "string" },
+  "batch-size": { type: "string" },
+  output: { type: "string" },
+  compare: { type: "boolean" },
+  help: { type: "boolean", short: "h" },
+} as const;
+
+export const DEFAULT_BEAM_WIDTH = 4;
+export const DEFAULT_BEAM_LENGTH = 4;
+
+/** Sampling options from the flags; undefined means greedy. */
+export function samplingFromFlags(values: FlagValues): SamplingOptions | undefined {
+  const given = ["temperature", "top-k", "top-p", "sampling"].filter((f) => values[f] !== undefined);
+  if (values.greedy) {
+    if (given.length > 0) throw new UsageError(`--greedy excludes --${given.join(", --")}`);
+    return undefined;
+  }
+  if (given.length === 0) return undefined;
+  const s: SamplingOptions = {
+    mode: choiceFlag(values, "sampling", ["exact", "apple"] as const, "exact"),
+    temperature: numberFlag(values, "temperature", 1, { min: 0, max: 100 }),
+    topK: intFlag(values, "top-k", 0, { min: 0 }),
+    topP: numberFlag(values, "top-p", 1, { min: 0, max: 1 }),
+    seed: intFlag(values, "seed", 0, { min: 0 }),
+  };
+  if (s.topP === 0) throw new UsageError("--top-p must be above 0 (1 turns it off)");
+  try {
+    resolveSampling(s);
+  } catch (e) {
+    const msg = (e as Error).message
+      .replace("sampling.topK / sampling.topP", "--top-k / --top-p")
+      .replace(/sampling\.(\w+)/g, "--$1");
+    throw new UsageError(msg);
+  }
+  return s.temperature === 0 ? undefined : s;
+}
+
+/** Beam shape from the flags, checked against the vocabulary. */
+export function beamShape(values: FlagValues, vocab: number): { beamWidth: number; beamLength: number } {
+  const beamWidth = intFlag(values, "beam-width", DEFAULT_BEAM_WIDTH, { min: 1, max: Math.min(vocab, 1024) });
+  const beamLength = intFlag(values, "beam-length", DEFAULT_BEAM_LENGTH, { min: 2, max: 64 });
+  checkRange("beam-width", beamWidth, 1, vocab);
+  checkBeamShape(beamWidth, beamLength, vocab);
+  return { beamWidth, beamLength };
+}
+
+/** Everything a generation call needs, from the flags and the loaded pair. */
+export function settingsFrom(values: FlagValues, pair: Pair, mode: RunMode): RunSettings {
+  const vocab = pair.target.config.vocabSize;
+  const stop = (values.stop as string[] | undefined) ?? [];
+  if (stop.length > 0 && !pair.tokenizer) {
+    throw new UsageError("--stop needs a tokenizer; this model has no tokenizer.json");
+  }
+  if (stop.some((s) => s === "")) throw new UsageError("--stop needs a non-empty text");
+  const tok = pair.tokenizer;
+  return {
+    target: pair.target,
+    drafter: pair.drafter,
+    mode,
+    ...beamShape(values, vocab),
+    tree: !values["no-tree"],
+    sampling: samplingFromFlags(values),
+    stop,
+    decode: tok ? (ids) => tok.decode(ids, { skipSpecialTokens: true }) : undefined,
+  };
+}
+
+type Values = ReturnType<typeof parseFlags<typeof FLAGS>>["values"];
+
+function checkModeFlags(values: Values): "single" | "eval" | "chat" {
+  const single = values.prompt !== undefined || values["prompt-ids"] !== undefined;
+  const evalMode = values.eval !== undefined || values["eval-mt-bench"] === true;
+  if (values.prompt !== undefined && values["prompt-ids"] !== undefined) {
+    throw new UsageError("--prompt and --prompt-ids exclude each other");
+  }
+  if (values.eval !== undefined && values["eval-mt-bench"]) {
+    throw new UsageError("--eval and --eval-mt-bench exclude each other");
+  }
+  if (single && evalMode) throw new UsageError("--prompt/--prompt-ids and --eval exclude each other");
+  if (values.compare && values.autoregressive) {
+    throw new UsageError("--compare and --autoregressive exclude each other");
+  }
+  const mode = single ? "single" : evalMode ? "eval" : "chat";
+  if (mode !== "eval") {
+    for (const f of ["compare", "turns", "max-num-prompts", "batch-size", "output"] as const) {
+      if (values[f] !== undefined) throw new UsageError(`--${f} needs --eval or --eval-mt-bench`);
+    }
+  }
+  if (mode === "chat" && values.json) throw new UsageError("--json needs --prompt, --prompt-ids or --eval");
+  return mode;
+}
+
+async function main(argv: string[]): Promise<number> {
+  const { values } = parseFlags(argv, FLAGS);
+  if (values.help) {
+    console.log(USAGE);
+    return 0;
+  }
+  const mode = checkModeFlags(values);
+  // Cheap flag checks before loading anything.
+  samplingFromFlags(values);
+  const maxNew = intFlag(values, "max-new-tokens", 128, { min: 1, max: 1_000_000 });
+  const threads = values.threads === undefined
+    ? undefined
+    : intFlag(values, "threads", 1, { min: 1, max: 1024 });
+  const pair = await loadPair({
+    model: values.model,
+    drafter: values.drafter,
+    backend: values.backend,
+    threads,
+    noDrafter: values.autoregressive === true,
+  });
+  try {
+    if (values.compare && !pair.drafter) {
+      throw new UsageError("--compare needs a drafter (--drafter DIR|org/name)");
+    }
+    const runMode: RunMode = pair.drafter && !values.autoregressive ? "redrafter" : "autoregressive";
+    const settings = settingsFrom(values, pair, runMode);
+    const c = colors({ noColor: values["no-color"], isTTY: Deno.stdout.isTerminal() });
+    if (mode === "chat") return await runChat(pair, settings, values, maxNew, c);
+    if (mode === "eval") return await runEval(pair, settings, values, maxNew);
+    return await runSingle(pair, settings, values, maxNew, c);
+  } finally {
+    pair.dispose();
+  }
+}
+
+async function runSingle(
+  pair: Pair,
+  s: RunSettings,
+  values: Values,
+  maxNew: number,
+  c: ReturnType<typeof colors>,
+): Promise<number> {
+  const tok = pair.tokenizer;
+  const cfg = pair.target.config;
+  let ids: number[];
+  let style: string | null = null;
+  if (values["prompt-ids"] !== undefined) ids = parsePromptIds(values["prompt-ids"], cfg.vocabSize);
+  else {
+    if (!tok) {
+      throw new UsageError("--prompt needs a tokenizer; this model has no tokenizer.json (use --prompt-ids)");
+    }
+    const st = promptStyle(tok, { chat: values.chat, raw: values.raw });
+    style = st;
+    const messages = st === "chat" && values.system !== undefined
+      ? [{ role: "system", content: values.system }, { role: "user", content: values.prompt! }]
+      : [{ role: "user", content: values.prompt! }];
+    ids = encodeConversation(tok, st, messages);
+  }
+  const depth = s.mode === "redrafter" ? s.beamLength : 0;
+  const budget = fitContext(ids.length, maxNew, cfg.maxPositionEmbeddings, depth, "the prompt");
+  const gen = streamFor(s, [ids], budget);
+  if (values.json) {
+    const result = await runToEnd(gen);
+    const out: Record<string, unknown> = {
+      mode: s.mode,
+      backend: pair.target.backend,
+      prompt_style: style,
+      prompt_ids: ids,
+      ids: result.ids[0],
+      finish: result.finish[0],
+    };
+    if (result.text) out.text = result.text[0];
+    if (s.mode === "redrafter") Object.assign(out, { beam_width: s.beamWidth, beam_length: s.beamLength });
+    out.sampling = s.sampling ?? { mode: "greedy" };
+    out.stats = result.metrics;
+    console.log(JSON.stringify(out));
+    return 0;
+  }
+  const writer = textWriter(tok, c);
+  const result = await runToEnd(gen, (ev) => writer.onEvent(ev));
+  writer.finish();
+  stdoutWrite("\n");
+  console.error(colors({ noColor: values["no-color"] }).dim(statsLine(result.metrics, s.mode)));
+  return 0;
+}
+
+if (import.meta.main) await runMain(main);

@@ -1,0 +1,214 @@
+/**
+ * What generate and bench share before generating: find the model and drafter (a directory, an `org/name`
+ * Hub repo, or the embedded default pair), load them on a backend, load the tokenizer when there is one, and
+ * turn prompts into token ids (chat template or raw text). Every mistake here is the caller's input, so it
+ * surfaces as a UsageError (one line, exit code 2).
+ *
+ * @module
+ */
+import { fileURLToPath } from "node:url";
+import type { DraftModel, TargetModel } from "../core/types.ts";
+import type { Checkpoint } from "../loader/types.ts";
+import { loadCheckpoint } from "../loader/checkpoint.ts";
+import { resolveModel } from "../loader/hub.ts";
+import { loadTokenizer, type Tokenizer, TokenizerNotFoundError } from "../loader/tokenizer.ts";
+import type { ChatMessage } from "../loader/chat_template.ts";
+import { BackendChoiceError, loadTarget } from "../backends/mod.ts";
+import { loadDrafter } from "../drafter/mod.ts";
+import { UsageError } from "./args.ts";
+import { progressBar } from "./term.ts";
+
+/** The embedded default pair, next to this module's parent directory. */
+export const DEFAULT_TARGET = fileURLToPath(new URL("../models/default/target", import.meta.url));
+export const DEFAULT_DRAFTER = fileURLToPath(new URL("../models/default/drafter", import.meta.url));
+export const DEFAULT_PROMPTS = fileURLToPath(new URL("../models/default/prompts.jsonl", import.meta.url));
+
+export interface PairOptions {
+  /** --model: DIR or org/name; default the embedded target. */
+  model?: string;
+  /** --drafter: DIR or org/name; default the embedded drafter when the model is the default one. */
+  drafter?: string;
+  backend?: string;
+  threads?: number;
+  /** Skip the drafter (autoregressive runs). */
+  noDrafter?: boolean;
+  /** Notes for the user (stderr). */
+  log?: (line: string) => void;
+}
+
+export interface Pair {
+  target: TargetModel;
+  drafter: DraftModel | null;
+  tokenizer: Tokenizer | null;
+  ckpt: Checkpoint;
+  modelDir: string;
+  drafterDir: string | null;
+  dispose(): void;
+}
+
+function exists(path: string): boolean {
+  try {
+    Deno.statSync(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Runs fn; any error becomes a UsageError prefixed with `what` (a flag, usually). */
+export async function asUsage<T>(what: string, fn: () => Promise<T> | T): Promise<T> {
+  try {
+    return await fn();
+  } catch (e) {
+    if (e instanceof UsageError) throw e;
+    if (e instanceof BackendChoiceError) throw new UsageError(e.message);
+    const msg = (e instanceof Error ? e.message : String(e)).split("\n")[0];
+    throw new UsageError(`${what}: ${msg}`);
+  }
+}
+
+async function resolveDir(flag: string, spec: string): Promise<string> {
+  return await asUsage(flag, async () => {
+    const r = await resolveModel(spec, {
+      progress: (label, total, initial) => progressBar({ label, total, initial, unit: "bytes" }),
+    });
+    return r.dir;
+  });
+}
+
+/** Loads target, drafter and tokenizer (see PairOptions for the defaults). */
+export async function loadPair(opts: PairOptions): Promise<Pair> {
+  const log = opts.log ?? ((line: string) => console.error(line));
+  const isDefault = opts.model === undefined;
+  if (isDefault && !exists(DEFAULT_TARGET)) {
+    throw new UsageError(
+      `the embedded default model (${DEFAULT_TARGET}) is missing from this build; pass --model DIR|org/name`,
+    );
+  }
+  const modelDir = isDefault ? DEFAULT_TARGET : await resolveDir("--model", opts.model!);
+  const ckpt = await asUsage("--model", () => loadCheckpoint(modelDir));
+  const target = await asUsage(
+    "--backend",
+    () => loadTarget(ckpt, { backend: opts.backend, threads: opts.threads }),
+  );
+  let drafter: DraftModel | null = null;
+  let drafterDir: string | null = null;
+  if (!opts.noDrafter) {
+    if (opts.drafter !== undefined) drafterDir = await resolveDir("--drafter", opts.drafter);
+    else if (isDefault && exists(DEFAULT_DRAFTER)) drafterDir = DEFAULT_DRAFTER;
+    else {
+      log(
+        isDefault
+          ? `note: the embedded default drafter (${DEFAULT_DRAFTER}) is missing; generating autoregressively`
+          : "note: no --drafter given for this --model; generating autoregressively",
+      );
+    }
+    if (drafterDir !== null) {
+      const dir = drafterDir;
+      drafter = await asUsage("--drafter", () => loadDrafter(dir, target));
+    }
+  }
+  let tokenizer: Tokenizer | null = null;
+  try {
+    tokenizer = await loadTokenizer(modelDir);
+  } catch (e) {
+    if (!(e instanceof TokenizerNotFoundError)) {
+      throw new UsageError(`--model: ${(e as Error).message.split("\n")[0]}`);
+    }
+  }
+  return {
+    target,
+    drafter,
+    tokenizer,
+    ckpt,
+    modelDir,
+    drafterDir,
+    dispose() {
+      drafter?.dispose();
+      target.dispose();
+      ckpt.tensors.close();
+    },
+  };
+}
+
+/** How text prompts become ids: through the chat template, or as raw text (BOS added by the tokenizer). */
+export type PromptStyle = "chat" | "raw";
+
+/**
+ * --chat / --raw, defaulting to chat when the tokenizer has a chat template (the drafter was trained on
+ * what the target says in its own chat format) and raw text otherwise.
+ */
+export function promptStyle(
+  tokenizer: Tokenizer | null,
+  flags: { chat?: boolean; raw?: boolean },
+  log: (line: string) => void = (line) => console.error(line),
+): PromptStyle {
+  if (flags.chat && flags.raw) throw new UsageError("--chat and --raw exclude each other");
+  if (flags.raw) return "raw";
+  let hasTemplate = false;
+  if (tokenizer) {
+    try {
+      hasTemplate = tokenizer.chatTemplate !== null;
+    } catch (e) {
+      if (flags.chat) throw new UsageError(`--chat: ${(e as Error).message.split("\n")[0]}`);
+      log(`note: ${(e as Error).message.split("\n")[0]}; using raw prompts`);
+    }
+  }
+  if (flags.chat && !hasTemplate) {
+    throw new UsageError(
+      tokenizer
+        ? `--chat: the model has no chat template (chat_template.jinja or tokenizer_config.json); use --raw`
+        : "--chat: the model has no tokenizer (use --prompt-ids)",
+    );
+  }
+  return hasTemplate ? "chat" : "raw";
+}
+
+/** Token ids of a conversation (chat: with the generation prompt) or of raw text. */
+export function encodeConversation(
+  tokenizer: Tokenizer,
+  style: PromptStyle,
+  messages: ChatMessage[],
+): number[] {
+  if (style === "chat") return tokenizer.encodeChat(messages, { addGenerationPrompt: true });
+  // Raw: the turns are one running text (a continuation), BOS once at the start.
+  return tokenizer.encode(messages.map((m) => m.content).join(""));
+}
+
+/** Parses --prompt-ids "1,2,3" (whitespace allowed), checking ids against the vocabulary. */
+export function parsePromptIds(s: string, vocab: number): number[] {
+  const parts = s.split(/[\s,]+/).filter((p) => p !== "");
+  if (parts.length === 0) throw new UsageError("--prompt-ids needs at least one token id, e.g. 1,2,3");
+  return parts.map((p) => {
+    if (!/^\d+$/.test(p)) throw new UsageError(`--prompt-ids: '${p}' is not a token id`);
+    const id = Number(p);
+    if (id >= vocab) throw new UsageError(`--prompt-ids: ${id} is outside the vocabulary [0, ${vocab})`);
+    return id;
+  });
+}
+
+/**
+ * The new-token budget that fits the model's context: errors when the prompt alone does not fit, shrinks
+ * maxNew (with a note) when prompt + maxNew + the draft tree's depth would pass max_position_embeddings.
+ */
+export function fitContext(
+  promptLength: number,
+  maxNew: number,
+  maxPositions: number,
+  treeDepth: number,
+  what: string,
+  log: (line: string) => void = (line) => console.error(line),
+): number {
+  const room = maxPositions - promptLength - treeDepth;
+  if (room < 1) {
+    throw new UsageError(
+      `${what} is ${promptLength} tokens; the model's context is ${maxPositions} (max_position_embeddings)` +
+        (treeDepth > 0 ? `, ${treeDepth} of which the draft tree needs` : ""),
+    );
+  }
+  if (maxNew > room) {
+    log(`note: ${what}: --max-new-tokens ${maxNew} cut to ${room} to fit the context of ${maxPositions}`);
+    return room;
+  }
+  return maxNew;
+}

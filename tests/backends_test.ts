@@ -1,0 +1,72 @@
+/**
+ * backends/mod.ts: the CPU backend loads; unknown names and ONNX names in a build without backends/onnx give
+ * a BackendChoiceError naming --backend (the CLIs turn it into a usage error, exit code 2).
+ */
+import assert from "node:assert/strict";
+import { fileURLToPath } from "node:url";
+import { BackendChoiceError, BACKENDS, checkBackend, loadTarget } from "../backends/mod.ts";
+import { loadCheckpoint } from "../loader/checkpoint.ts";
+
+const LLAMA = fileURLToPath(new URL("./fixtures/models/llama", import.meta.url));
+const HAS_ONNX = (() => {
+  try {
+    Deno.statSync(fileURLToPath(new URL("../backends/onnx/mod.ts", import.meta.url)));
+    return true;
+  } catch {
+    return false;
+  }
+})();
+
+Deno.test("loadTarget: cpu by default", async () => {
+  const ckpt = await loadCheckpoint(LLAMA);
+  const model = await loadTarget(ckpt);
+  assert.equal(model.backend, "cpu");
+  assert.equal(model.config.vocabSize, 128);
+  model.dispose();
+  ckpt.tensors.close();
+});
+
+Deno.test("checkBackend: the choices, and an error naming --backend for others", () => {
+  for (const b of BACKENDS) assert.equal(checkBackend(b), b);
+  assert.throws(() => checkBackend("gpu"), (e) => {
+    assert.ok(e instanceof BackendChoiceError);
+    assert.match(
+      (e as Error).message,
+      /^--backend must be one of cpu, onnx-wasm, onnx-webgpu, onnx-node, onnx-cuda/,
+    );
+    return true;
+  });
+});
+
+Deno.test({
+  name: "loadTarget: onnx names without backends/onnx are 'not available in this build'",
+  ignore: HAS_ONNX,
+  fn: async () => {
+    const ckpt = await loadCheckpoint(LLAMA);
+    await assert.rejects(loadTarget(ckpt, { backend: "onnx-node" }), (e) => {
+      assert.ok(e instanceof BackendChoiceError);
+      assert.match((e as Error).message, /--backend onnx-node is not available in this build/);
+      return true;
+    });
+    ckpt.tensors.close();
+  },
+});
+
+Deno.test({
+  name: "loadTarget: onnx-node through the dynamic import gives the CPU backend's greedy tokens",
+  ignore: !HAS_ONNX,
+  fn: async () => {
+    const { generate } = await import("../core/generate.ts");
+    const ckpt = await loadCheckpoint(LLAMA);
+    const cpu = await loadTarget(ckpt, { backend: "cpu" });
+    const onnx = await loadTarget(ckpt, { backend: "onnx-node", threads: 1 });
+    assert.equal(onnx.backend, "onnx-node");
+    const prompt = [[1, 17, 42, 99]];
+    const a = await generate(cpu, prompt, { maxNewTokens: 12 });
+    const b = await generate(onnx, prompt, { maxNewTokens: 12 });
+    assert.deepEqual(b.ids, a.ids);
+    onnx.dispose();
+    cpu.dispose();
+    ckpt.tensors.close();
+  },
+});

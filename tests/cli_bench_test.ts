@@ -1,0 +1,69 @@
+/**
+ * cli/bench.ts as a subprocess on the tiny chat fixture: the sweep covers every (mode, W, L), ReDrafter
+ * outputs equal the baseline's for greedy and exact sampling, and bench.json plus the SVG charts are written.
+ */
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { PROMPTS, runCli, TINY, TINY_DRAFTER } from "./support/cli.ts";
+
+Deno.test("bench: sweep, recommendation, bench.json and SVG charts", async () => {
+  const out = Deno.makeTempDirSync({ prefix: "redrafter-bench-" });
+  const r = await runCli("cli/bench.ts", [
+    "--model",
+    TINY,
+    "--drafter",
+    TINY_DRAFTER,
+    "--prompts",
+    join(PROMPTS, "prompts.jsonl"),
+    "--num-prompts",
+    "2",
+    "--max-new-tokens",
+    "12",
+    "--beam-widths",
+    "1,3",
+    "--beam-lengths",
+    "2,4,5",
+    "--out",
+    out,
+  ]);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /recommended on this machine for cpu \(greedy\): --beam-width \d --beam-length \d/);
+  const report = JSON.parse(await Deno.readTextFile(join(out, "bench.json")));
+  assert.equal(report.results.length, 2 * 2 * 3, "modes x widths x lengths");
+  for (const x of report.results) {
+    assert.equal(x.identical, true, `${x.mode} W=${x.beamWidth} L=${x.beamLength}`);
+    assert.equal(x.histogram.length, x.beamLength);
+    assert.ok(x.tau >= 1 && x.tau <= x.beamLength);
+    assert.ok(x.speedup > 0);
+  }
+  // The oracle drafter: greedy with one beam of length 5 accepts nearly every draft.
+  const g = report.results.find((x: { mode: string; beamWidth: number; beamLength: number }) =>
+    x.mode === "greedy" && x.beamWidth === 1 && x.beamLength === 5
+  );
+  assert.ok(g.tau > 4, `tau ${g.tau}`);
+  assert.equal(report.baselines.length, 2);
+  for (const name of ["speedup_cpu_greedy.svg", "speedup_cpu_exact.svg", "accepted_cpu_greedy.svg"]) {
+    const svg = await Deno.readTextFile(join(out, name));
+    assert.match(svg, /<svg[\s\S]*<\/svg>\s*$/);
+  }
+});
+
+Deno.test("bench: bad flags give one line and exit code 2", async () => {
+  for (
+    const [args, pattern] of [
+      [["--beam-lengths", "1,2"], /--beam-lengths must be/],
+      [["--modes", "greedy,fast"], /--modes must list values from greedy, exact/],
+      [["--backend", "cpu,tpu"], /--backend must be one of/],
+      [["--suite", "speed"], /--suite must be redrafter or ar/],
+      [
+        ["--model", TINY, "--drafter", TINY_DRAFTER, "--prompts", "/no/such.jsonl"],
+        /no\/such\.jsonl: prompt file not found/,
+      ],
+    ] as [string[], RegExp][]
+  ) {
+    const r = await runCli("cli/bench.ts", args);
+    assert.equal(r.code, 2, r.stderr);
+    assert.equal(r.stderr.trim().split("\n").length, 1, r.stderr);
+    assert.match(r.stderr, pattern);
+  }
+});
