@@ -8,6 +8,7 @@ import type { ModelConfig } from "../core/types.ts";
 import { encodeSafetensors, openSafetensors } from "../loader/safetensors.ts";
 import { type DrafterTarget, loadDrafter, parseDrafterConfig } from "../drafter/mod.ts";
 import { beamSearch } from "../core/beam_search.ts";
+import { topKRow, warpLogSoftmax, warpScratch, warpTopK } from "../drafter/cpu.ts";
 
 const FIX = fileURLToPath(new URL("./fixtures/drafter/", import.meta.url));
 
@@ -232,5 +233,33 @@ Deno.test("drafter + core beamSearch reproduce the PyTorch reference beams", asy
     const init = Int32Array.from({ length: B }, (_, b) => exp.tokens[0][b * W]);
     const got = await beamSearch(drafter, exp.ctx, init, W, L);
     assert.deepEqual([...got.beams], [...want], name);
+  }
+});
+
+Deno.test("drafter warpTopK: bit for bit warpLogSoftmax + topKRow, with ties and k past the survivors", () => {
+  let seed = 12345;
+  const rnd = () => (seed = (seed * 1664525 + 1013904223) >>> 0) / 2 ** 32;
+  for (const [V, warpK, k] of [[300, 50, 8], [300, 50, 1], [300, 50, 70], [40, 50, 5], [1000, 50, 50]]) {
+    for (let trial = 0; trial < 5; trial++) {
+      // Coarse values (many exact ties, including at the warp threshold) or fine ones.
+      const coarse = trial % 2 === 0;
+      const row = Float32Array.from(
+        { length: V },
+        () => coarse ? Math.floor(rnd() * 12) / 4 : rnd() * 20 - 10,
+      );
+      const want = row.slice();
+      warpLogSoftmax(want, warpK, new Float32Array(warpK));
+      const wantIds = new Int32Array(k), wantVals = new Float32Array(k);
+      topKRow(want, k, wantIds, wantVals, 0);
+      const ids = new Int32Array(k + 2), vals = new Float32Array(k + 2);
+      warpTopK(row, 0, V, warpK, k, ids, vals, 2, warpScratch(V, warpK));
+      const tag = `V ${V} k ${k} trial ${trial}`;
+      assert.deepEqual([...ids.subarray(2)], [...wantIds], tag);
+      assert.deepEqual(
+        [...new Uint32Array(vals.buffer, 8, k)],
+        [...new Uint32Array(wantVals.buffer)],
+        tag,
+      );
+    }
   }
 });
