@@ -364,6 +364,16 @@
       (local.set $xt (local.get $x))
       (local.set $yt (i32.add (local.get $y) (i32.shl (local.get $o) (i32.const 2))))
       (local.set $t (i32.const 0))
+      ;; Exactly 4 tokens (a typical verification tree): one 2 x 4 pass streams the rows, then two 1 x 4
+      ;; passes from cache; measured faster here than two 4 x 2 tiles or two 2 x 4 passes.
+      (if (i32.eq (local.get $T) (i32.const 4)) (then
+        (call $k2x4 (local.get $xt) (local.get $wo) (local.get $bo) (local.get $yt) (local.get $nb)
+          (local.get $ysb))
+        (call $k1x4 (i32.add (local.get $xt) (i32.shl (local.get $nb) (i32.const 1))) (local.get $wo)
+          (local.get $bo) (i32.add (local.get $yt) (i32.shl (local.get $ysb) (i32.const 1))) (local.get $nb))
+        (call $k1x4 (i32.add (local.get $xt) (i32.mul (local.get $nb) (i32.const 3))) (local.get $wo)
+          (local.get $bo) (i32.add (local.get $yt) (i32.mul (local.get $ysb) (i32.const 3))) (local.get $nb))
+        (local.set $t (i32.const 4))))
       (block $qdone (loop $quads
         (br_if $qdone (i32.gt_u (i32.add (local.get $t) (i32.const 4)) (local.get $T)))
         (call $k4x2 (local.get $xt) (local.get $wo) (local.get $bo) (local.get $yt) (local.get $nb)
