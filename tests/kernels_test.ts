@@ -128,13 +128,15 @@ Deno.test("kernels: WASM equals JS bitwise across the unrolled (16-float) and si
   for (const inDim of [4, 12, 16, 20, 36, 48, 63, 64, 77, 384]) {
     const outDim = 7; // one group of 4 rows and 3 single rows
     const a = setup("wasm", inDim, outDim), j = setup("js", inDim, outDim);
-    const X = rand(5 * inDim, 11);
-    const all = bits(run(a.k, a.w, a.b, X, 5, inDim, outDim));
-    assert.deepEqual(all, bits(run(j.k, j.w, j.b, X, 5, inDim, outDim)), `inDim ${inDim}`);
-    // each token alone (the 1-token kernels) gives the same bits as inside the 5-token block
-    for (let t = 0; t < 5; t++) {
-      const one = bits(run(a.k, a.w, a.b, X.slice(t * inDim, (t + 1) * inDim), 1, inDim, outDim));
-      assert.deepEqual(one, all.slice(t * outDim, (t + 1) * outDim), `inDim ${inDim} token ${t}`);
+    for (const T of [3, 4, 5, 9]) { // each block shape takes its own tile path
+      const X = rand(T * inDim, 11 + T);
+      const all = bits(run(a.k, a.w, a.b, X, T, inDim, outDim));
+      assert.deepEqual(all, bits(run(j.k, j.w, j.b, X, T, inDim, outDim)), `inDim ${inDim} T ${T}`);
+      // each token alone (the 1-token kernels) gives the same bits as inside the block
+      for (let t = 0; t < T; t++) {
+        const one = bits(run(a.k, a.w, a.b, X.slice(t * inDim, (t + 1) * inDim), 1, inDim, outDim));
+        assert.deepEqual(one, all.slice(t * outDim, (t + 1) * outDim), `inDim ${inDim} T ${T} token ${t}`);
+      }
     }
   }
 });
