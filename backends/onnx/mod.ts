@@ -20,6 +20,7 @@ import { OnnxTargetSession } from "./session.ts";
 import type { Encoded } from "./proto.ts";
 
 export { cudaLibraryProblem, PROVIDERS };
+export { createOnnxDrafter, type OnnxDrafterOptions } from "./drafter.ts";
 export type { ProviderName };
 
 export interface OnnxModelOptions {
