@@ -134,3 +134,68 @@ Deno.test("onnx drafter: a drafter that does not fit the target is refused with 
     (e: Error) => /hidden_size 16/.test(e.message) && /hidden_size 32/.test(e.message),
   );
 });
+
+const gpu = (navigator as unknown as { gpu?: { requestAdapter(): Promise<unknown | null> } }).gpu;
+const adapter = gpu ? await gpu.requestAdapter().catch(() => null) : null;
+
+Deno.test({
+  name: "onnx-webgpu: KV cache stays on the device; tree commits and ReDrafter match onnx-node",
+  ignore: !adapter,
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    const g = await createOnnxModel(target, { provider: "onnx-webgpu", cacheDir: CACHE });
+    const c = await createOnnxModel(target, { provider: "onnx-node", cacheDir: CACHE, threads: 1 });
+    // Three uneven rows: prompt, a tree with a partial keep per row, then a chain; logits agree throughout.
+    const sg = g.createSession(3, 64), sc = c.createSession(3, 64);
+    const prompts = [[1, 17, 42, 9, 88, 23], [1, 5], [1, 99, 31, 77]];
+    const calls = [
+      prompts.map((p) => ({ tokens: Int32Array.from(p), positions: Int32Array.from(p, (_, i) => i) })),
+      prompts.map((p) => ({
+        tokens: Int32Array.of(7, 8, 9, 10),
+        positions: Int32Array.of(p.length, p.length + 1, p.length + 1, p.length + 2),
+        parents: Int32Array.of(-1, 0, 0, 2),
+      })),
+      prompts.map((p, b) => ({ tokens: Int32Array.of(11 + b), positions: Int32Array.of(p.length + 3 - b) })),
+    ];
+    const keeps = [[null, null, null], [Int32Array.of(0, 2, 3), Int32Array.of(0, 1), Int32Array.of()], [
+      null,
+      null,
+      null,
+    ]];
+    // Row 1 keeps 2 tree tokens, row 2 none: their next positions are length-based.
+    calls[2][1].positions = Int32Array.of(prompts[1].length + 2);
+    calls[2][2].positions = Int32Array.of(prompts[2].length);
+    for (let i = 0; i < calls.length; i++) {
+      const og = await sg.forward({ rows: calls[i], logits: { kind: "full" } });
+      const oc = await sc.forward({ rows: calls[i], logits: { kind: "full" } });
+      for (let b = 0; b < 3; b++) {
+        for (let v = 0; v < oc.logits![b].length; v++) {
+          assert.ok(Math.abs(og.logits![b][v] - oc.logits![b][v]) < 1e-4, `call ${i} row ${b} logit ${v}`);
+        }
+      }
+      sg.commit(keeps[i]);
+      sc.commit(keeps[i]);
+      assert.deepEqual(sg.lengths(), sc.lengths());
+    }
+    await sg.forward({
+      rows: prompts.map(() => ({ tokens: Int32Array.of(3), positions: Int32Array.of(20) })),
+      logits: { kind: "none" },
+    });
+    sg.commit([null, null, null]);
+    assert.equal((sg as unknown as { kvLocation(): string }).kvLocation(), "gpu-buffer");
+    sg.dispose();
+    sc.dispose();
+
+    const opts = { maxNewTokens: 20, eosIds: [] as number[] };
+    const ar = await generate(c, prompts, opts);
+    const drafter = await createOnnxDrafter(FIX + "drafter", g, { provider: "onnx-webgpu" });
+    for (const [W, L] of [[1, 3], [4, 4]]) {
+      const spec = await speculativeGenerate(g, drafter, prompts, { ...opts, beamWidth: W, beamLength: L });
+      assert.deepEqual(spec.ids, ar.ids, `W=${W} L=${L}`);
+    }
+    drafter.dispose();
+    g.dispose();
+    c.dispose();
+  },
+});

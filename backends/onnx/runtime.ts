@@ -175,5 +175,23 @@ export async function openSession(
   if (!(src instanceof Uint8Array) && src.external) {
     common.externalData = [{ path: src.external.name, data: Deno.readFileSync(src.external.path) }];
   }
-  return await ort.InferenceSession.create(bytes, common);
+  return serialized(await ort.InferenceSession.create(bytes, common));
+}
+
+/** Tail of the queue of onnxruntime-web runs. */
+let webQueue: Promise<unknown> = Promise.resolve();
+
+/**
+ * onnxruntime-web runs every session in one WASM instance that cannot run two sessions at once (concurrent
+ * runs corrupt its heap). A queued WebGPU KV commit and a drafter step can overlap, so web sessions' runs
+ * go through one queue.
+ */
+function serialized(session: OrtSession): OrtSession {
+  const run = session.run.bind(session) as (...args: unknown[]) => Promise<unknown>;
+  (session as unknown as { run: typeof run }).run = (...args: unknown[]) => {
+    const p = webQueue.then(() => run(...args));
+    webQueue = p.catch(() => {});
+    return p;
+  };
+  return session;
 }
