@@ -82,7 +82,10 @@ const samples = new Map<string, number[]>();
 const taus = new Map<string, number>();
 const key = (r: Runner, W: number, L: number) => `${r.label}|${W}|${L}`;
 // Warm-up (graph optimization, allocator growth), then the timed repeats.
-for (const r of runners) for (const [W, L] of shapes) await pass(r, W, L);
+for (const r of runners) {
+  await pass(r, 0, 1);
+  await pass(r, widths[widths.length - 1], lengths[lengths.length - 1]);
+}
 for (let rep = 0; rep < repeats; rep++) {
   for (const [W, L] of shapes) {
     for (const r of runners) {
