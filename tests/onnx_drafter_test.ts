@@ -15,6 +15,8 @@ import { speculativeGenerate } from "../core/speculative.ts";
 const FIX = fileURLToPath(new URL("./fixtures/drafter/", import.meta.url));
 const CACHE = Deno.makeTempDirSync({ prefix: "onnx-drafter-test-cache-" });
 const PROVIDERS: ProviderName[] = ["onnx-node", "onnx-wasm"];
+const gpu = (navigator as unknown as { gpu?: { requestAdapter(): Promise<unknown | null> } }).gpu;
+const adapter = gpu ? await gpu.requestAdapter().catch(() => null) : null;
 
 interface Expected {
   ctx: Float32Array;
@@ -53,9 +55,14 @@ const embedding = target.tensors.readF32("model.embed_tokens.weight", [
 ]);
 const lender = { config: target.config, embeddingTable: () => embedding };
 
-for (const provider of PROVIDERS) {
+for (const provider of [...PROVIDERS, "onnx-webgpu" as const]) {
   for (const name of ["drafter", "drafter_proj"]) {
-    Deno.test(`${provider} ${name}: log-prob rows and top-k equal the CPU drafter and PyTorch within 1e-4`, async () => {
+    Deno.test({
+      name: `${provider} ${name}: log-prob rows and top-k equal the CPU drafter and PyTorch within 1e-4`,
+      ignore: provider === "onnx-webgpu" && !adapter,
+      sanitizeResources: false,
+      sanitizeOps: false,
+    }, async () => {
       const dir = FIX + name + "/";
       const V = target.config.vocabSize;
       const exp = readExpected(dir);
@@ -98,6 +105,7 @@ for (const provider of PROVIDERS) {
     });
   }
 
+  if (provider === "onnx-webgpu") continue; // the WebGPU test below covers it
   Deno.test(`${provider}: ReDrafter (ONNX target + ONNX drafter) is token-identical to greedy autoregression`, async () => {
     const model = await createOnnxModel(target, { provider, cacheDir: CACHE, threads: 1 });
     const prompts = [[1, 17, 42, 9, 88, 23], [1, 5, 60], [1, 99, 31, 77, 4, 12, 50, 8]];
@@ -134,9 +142,6 @@ Deno.test("onnx drafter: a drafter that does not fit the target is refused with 
     (e: Error) => /hidden_size 16/.test(e.message) && /hidden_size 32/.test(e.message),
   );
 });
-
-const gpu = (navigator as unknown as { gpu?: { requestAdapter(): Promise<unknown | null> } }).gpu;
-const adapter = gpu ? await gpu.requestAdapter().catch(() => null) : null;
 
 Deno.test({
   name: "onnx-webgpu: KV cache stays on the device; tree commits and ReDrafter match onnx-node",
