@@ -35,6 +35,7 @@ import { type RunMode, type RunSettings, runToEnd, streamFor } from "./run.ts";
 import { fmt, summarize, type Summary } from "./report.ts";
 import { progressBar, renderTable } from "./term.ts";
 import { heatmapSvg, histogramSvg } from "./svg.ts";
+import { runArSuite } from "./bench_ar.ts";
 import { checkBackend } from "../backends/mod.ts";
 import type { RunMetrics } from "../core/metrics.ts";
 
@@ -58,6 +59,12 @@ Sweeps beam width x beam length for ReDrafter against the autoregressive baselin
   --seed S                sampling seed (default 0)
   --chat / --raw          prompt format (default: chat when the tokenizer has a chat template)
   --no-tree               verify beams as separate chains
+  --suite NAME            redrafter (default): the sweep above; ar: autoregressive tokens/s of each --backend
+                          next to Hugging Face transformers (torch CPU) on stories260K, a random ~25M Llama
+                          and the default target (tools/hf_compare.py; needs python3 + torch)
+  --peers                 also run Hugging Face transformers generate() (plain, and prompt-lookup assisted
+                          generation) on the same model, prompts and budget (tools/hf_compare.py, torch CPU)
+  --repeats N             timed repetitions per model in --suite ar (median; default 3)
   --out DIR               where bench.json and the SVG charts go (default bench-out)
   --json                  print bench.json to stdout instead of the tables`;
 
@@ -79,6 +86,9 @@ const FLAGS = {
   raw: { type: "boolean" },
   "no-tree": { type: "boolean" },
   out: { type: "string" },
+  suite: { type: "string" },
+  repeats: { type: "string" },
+  peers: { type: "boolean" },
   json: { type: "boolean" },
   help: { type: "boolean", short: "h" },
 } as const;
@@ -287,6 +297,22 @@ async function main(argv: string[]): Promise<number> {
     }
   }
   if (values.chat && values.raw) throw new UsageError("--chat and --raw exclude each other");
+  const suite = values.suite ?? "redrafter";
+  if (suite !== "redrafter" && suite !== "ar") {
+    throw new UsageError(`--suite must be redrafter or ar, got ${JSON.stringify(suite)}`);
+  }
+  if (suite === "ar") {
+    const rows = await runArSuite({
+      backends,
+      maxNewTokens: intFlag(values, "max-new-tokens", 64, { min: 1 }),
+      threads: intFlag(values, "threads", 1, { min: 1 }),
+      repeats: intFlag(values, "repeats", 3, { min: 1 }),
+    });
+    const out = values.out ?? "bench-out";
+    Deno.mkdirSync(out, { recursive: true });
+    Deno.writeTextFileSync(join(out, "bench_ar.json"), JSON.stringify(rows, null, 2) + "\n");
+    return 0;
+  }
   const opts = {
     widths: [...new Set(intListFlag(values, "beam-widths", [1, 2, 4, 8], { min: 1, max: 1024 }))],
     lengths: [...new Set(intListFlag(values, "beam-lengths", [2, 3, 4, 5], { min: 2, max: 64 }))],
@@ -322,7 +348,17 @@ async function main(argv: string[]): Promise<number> {
       speedup: g?.speedup,
     };
   });
+  const peers = values.peers
+    ? await runPeers(
+      modelDir,
+      opts.promptsFile,
+      opts.numPrompts,
+      opts.maxNew,
+      intFlag(values, "threads", 1, { min: 1 }),
+    )
+    : null;
   const report = {
+    peers,
     machine: {
       os: Deno.build.os,
       arch: Deno.build.arch,
@@ -411,8 +447,68 @@ async function main(argv: string[]): Promise<number> {
       "warning: some ReDrafter outputs differ from the baseline (expected identical for greedy/exact)",
     );
   }
+  if (peers && "modes" in peers) {
+    const ar = baselines.find((b) => b.mode === "greedy") ?? baselines[0];
+    const top = best(results, backends[0], "greedy");
+    console.log();
+    console.log(renderTable(
+      ["system (greedy)", "tok/s", "vs our autoregressive"],
+      [
+        [`ours, autoregressive (${ar.backend})`, fmt(ar.tokensPerSecond, 1), "1.00x"],
+        ...(top
+          ? [[
+            `ours, ReDrafter W=${top.beamWidth} L=${top.beamLength} (${top.backend})`,
+            fmt(top.tokensPerSecond, 1),
+            `${fmt(top.tokensPerSecond / ar.tokensPerSecond, 2)}x`,
+          ]]
+          : []),
+        ...Object.entries(peers.modes).map(([mode, r]) => [
+          `transformers generate(), ${mode === "lookup" ? "prompt-lookup assisted" : mode}`,
+          fmt(r.tokens_per_second, 1),
+          `${fmt(r.tokens_per_second / ar.tokensPerSecond, 2)}x`,
+        ]),
+      ],
+      { align: ["left", "right", "right"] },
+    ));
+    console.log(`transformers: torch ${peers.torch} CPU, fp32, eager attention, ${peers.threads} thread(s)`);
+  } else if (peers) console.log(`peers: ${peers.error}`);
   console.log(`wrote ${join(out, "bench.json")} and ${charts.length} charts in ${out}/`);
   return 0;
+}
+
+/** What tools/hf_compare.py prints, or why it could not run. */
+type PeerReport =
+  | { torch: string; threads: number; modes: Record<string, { tokens_per_second: number; tokens: number }> }
+  | { error: string };
+
+async function runPeers(
+  model: string,
+  prompts: string,
+  numPrompts: number,
+  maxNew: number,
+  threads: number,
+): Promise<PeerReport> {
+  const script = new URL("../tools/hf_compare.py", import.meta.url).pathname;
+  const args = [script, "--model", model, "--prompts", prompts, "--num-prompts", String(numPrompts)];
+  args.push("--max-new-tokens", String(maxNew), "--modes", "plain,lookup", "--threads", String(threads));
+  try {
+    const r = await new Deno.Command(Deno.env.get("PYTHON") ?? "python3", {
+      args,
+      stdout: "piped",
+      stderr: "piped",
+    })
+      .output();
+    if (!r.success) {
+      return {
+        error: new TextDecoder().decode(r.stderr).trim().split("\n").pop() ?? "transformers run failed",
+      };
+    }
+    const parsed = JSON.parse(new TextDecoder().decode(r.stdout));
+    for (const m of Object.values(parsed.modes) as { ids?: unknown }[]) delete m.ids;
+    return parsed;
+  } catch (e) {
+    return { error: `python3 not runnable: ${(e as Error).message}` };
+  }
 }
 
 if (import.meta.main) await runMain(main);

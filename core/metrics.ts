@@ -10,10 +10,14 @@
 /** A monotonic clock in milliseconds. */
 export type Clock = () => number;
 
-export const defaultClock: Clock = () => performance.now();
+/** performance.now(): the clock used when the caller injects none. */
+export const defaultClock: Clock = (): number => performance.now();
 
+/** Statistics of one prompt (batch row) of a run. C = beam length - 1, the drafts per round. */
 export interface PromptMetrics {
+  /** Length of the prompt in tokens. */
   promptTokens: number;
+  /** Tokens generated for this prompt (EOS included). */
   newTokens: number;
   /** Verify rounds (target forward calls after the prefill) this prompt took part in. */
   steps: number;
@@ -29,34 +33,49 @@ export interface PromptMetrics {
   referenceAcceptancePct: number;
   /** From the start of the run to this prompt's last token, ms. */
   elapsedMs: number;
+  /** newTokens / elapsedMs, in tokens per second (0 when no time elapsed). */
   tokensPerSecond: number;
 }
 
+/** Statistics of one generation run over all its prompts. C = beamLength - 1. */
 export interface RunMetrics {
+  /** Number of prompts (batch rows). */
   batch: number;
   /** L (including the init token); 1 for autoregressive runs. */
   beamLength: number;
   /** Loop iterations after the prefill. */
   steps: number;
+  /** Prompt tokens summed over all prompts. */
   promptTokens: number;
+  /** New tokens summed over all prompts. */
   newTokens: number;
   /** Mean over (prompt, round) pairs of n + 1. */
   tau: number;
+  /** [C] over all (prompt, round) pairs: fraction whose draft at position k + 1 was accepted. */
   acceptanceByPosition: number[];
+  /** [C + 1] over all (prompt, round) pairs: how many accepted exactly n drafts. */
   histogram: number[];
+  /** 100 * mean(n) / beamLength over all (prompt, round) pairs, as the reference prints it. */
   referenceAcceptancePct: number;
+  /** Prefill time, ms. */
   promptMs: number;
+  /** Mean drafting (beam search) time per loop iteration, ms; 0 for autoregressive runs. */
   meanDraftMs: number;
+  /** Mean target forward time per loop iteration, ms. */
   meanVerifyMs: number;
+  /** Mean acceptance / commit time per loop iteration, ms. */
   meanAcceptMs: number;
+  /** Wall time from the recorder's creation to summarize(), ms. */
   totalMs: number;
   /** All prompts' new tokens over the whole run's wall time. */
   tokensPerSecond: number;
+  /** Per prompt, in input order. */
   prompts: PromptMetrics[];
 }
 
 /** Collects timings and acceptance counts during one generation run. */
 export class MetricsRecorder {
+  /** The injected clock (ms). */
   readonly now: Clock;
   private readonly start: number;
   private promptMs = 0;
@@ -68,7 +87,18 @@ export class MetricsRecorder {
   private readonly finishedAt: number[];
   private readonly promptTokens: number[];
 
-  constructor(promptLengths: number[], readonly beamLength: number, now: Clock = defaultClock) {
+  /**
+   * Starts the run clock.
+   * @param promptLengths [B] tokens per prompt
+   * @param beamLength L including the init token; 1 for autoregressive runs
+   * @param now clock in ms; default performance.now
+   */
+  constructor(
+    promptLengths: number[],
+    /** L including the init token; 1 for autoregressive runs. */
+    readonly beamLength: number,
+    now: Clock = defaultClock,
+  ) {
     this.now = now;
     this.start = now();
     this.promptTokens = promptLengths.slice();
@@ -76,6 +106,7 @@ export class MetricsRecorder {
     this.finishedAt = promptLengths.map(() => NaN);
   }
 
+  /** Add prefill time, ms. */
   prompt(ms: number): void {
     this.promptMs += ms;
   }
@@ -93,10 +124,12 @@ export class MetricsRecorder {
     this.accepted[row].push(n);
   }
 
+  /** Row finished now: stamps its elapsed time for tokens/s (only the first call counts). */
   rowDone(row: number): void {
     if (Number.isNaN(this.finishedAt[row])) this.finishedAt[row] = this.now();
   }
 
+  /** Final statistics; newTokens is [B], tokens generated per row. Rows not marked done end now. */
   summarize(newTokens: number[]): RunMetrics {
     const end = this.now();
     const L = this.beamLength;

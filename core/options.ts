@@ -15,7 +15,9 @@ import type { Clock, RunMetrics } from "./metrics.ts";
  */
 export type SamplingMode = "greedy" | "exact" | "apple";
 
+/** How tokens are chosen. Omitted fields take the defaults below; `temperature: 0` means greedy. */
 export interface SamplingOptions {
+  /** Default "exact" (when a SamplingOptions is given at all; omitting it means greedy). */
   mode?: SamplingMode;
   /** Default 1. 0 means greedy. */
   temperature?: number;
@@ -23,10 +25,11 @@ export interface SamplingOptions {
   topK?: number;
   /** Default 1 (off). Not used by the apple rule. */
   topP?: number;
-  /** Default 0. Integer in [0, 2^53). */
+  /** PRNG seed; same seed, same output. Default 0. Integer in [0, 2^53). */
   seed?: number;
 }
 
+/** Options of autoregressive generation (and the base of SpeculativeOptions). */
 export interface GenerateOptions {
   /** New tokens per prompt at most (>= 1). */
   maxNewTokens: number;
@@ -42,6 +45,7 @@ export interface GenerateOptions {
   now?: Clock;
 }
 
+/** Options of ReDrafter speculative generation: GenerateOptions plus the beam shape. */
 export interface SpeculativeOptions extends GenerateOptions {
   /** W: number of beams (1..vocab). */
   beamWidth: number;
@@ -51,33 +55,47 @@ export interface SpeculativeOptions extends GenerateOptions {
   tree?: boolean;
 }
 
+/** Why a row ended: an EOS id, maxNewTokens reached, or a stop string. */
 export type FinishReason = "eos" | "length" | "stop";
 
 /** Tokens a row committed in one step. drafted[i] says tokens[i] was drafted and accepted. */
 export interface TokenEvent {
+  /** Index of the prompt (batch row). */
   row: number;
   /** 0 = the prefill's token, then loop iterations. */
   step: number;
+  /** Token ids committed this step, after EOS / max-tokens / stop trimming. */
   tokens: number[];
+  /** Same length as tokens; false for the token the target itself produced (the bonus or resampled one). */
   drafted: boolean[];
 }
 
+/** The outcome of a generation run, one entry per prompt. */
 export interface GenerateResult {
   /** Per row, the new token ids (EOS included; stop strings trimmed at token granularity). */
   ids: number[][];
   /** Per row, decode(ids) cut before the stop string; present when `decode` was given. */
   text?: string[];
+  /** Per row, why it ended. */
   finish: FinishReason[];
+  /** Timings and acceptance statistics of the run. */
   metrics: RunMetrics;
 }
 
 /** Resolved sampling configuration. */
 export interface SamplingPlan {
+  /** "greedy" whenever temperature is 0 or no SamplingOptions were given. */
   mode: SamplingMode;
+  /** Temperature / top-k / top-p with defaults filled in (GREEDY in greedy mode). */
   params: SamplerParams;
+  /** PRNG seed, validated. */
   seed: number;
 }
 
+/**
+ * Fill in defaults and validate sampling options (throws naming the bad field). Undefined means greedy;
+ * temperature 0 turns any mode into greedy.
+ */
 export function resolveSampling(s: SamplingOptions | undefined): SamplingPlan {
   if (!s) return { mode: "greedy", params: GREEDY, seed: 0 };
   const mode = s.mode ?? "exact";
@@ -100,6 +118,11 @@ export function resolveSampling(s: SamplingOptions | undefined): SamplingPlan {
   return { mode, params, seed };
 }
 
+/**
+ * Validate options against the prompts before any model call: maxNewTokens >= 1, every prompt non-empty with
+ * ids in [0, vocab), and stop strings non-empty and accompanied by `decode`. Throws naming the field or
+ * prompt[row][index] at fault.
+ */
 export function checkGenerateOptions(o: GenerateOptions, prompts: ArrayLike<number>[], vocab: number): void {
   if (!Number.isInteger(o.maxNewTokens) || o.maxNewTokens < 1) {
     throw new Error(`maxNewTokens must be an integer >= 1, got ${o.maxNewTokens}`);
@@ -126,12 +149,24 @@ export function checkGenerateOptions(o: GenerateOptions, prompts: ArrayLike<numb
 
 /** One row's output so far, and the rules that end it. */
 export class RowOutput {
+  /** New token ids kept so far (EOS included, stop-string tokens trimmed). */
   readonly ids: number[] = [];
+  /** Set once the row ended; later pushes are ignored. */
   done = false;
+  /** Why the row ended; meaningful once `done`. */
   finish: FinishReason = "length";
+  /** Decoded text cut before the stop string; set only when finish is "stop". */
   text = "";
 
+  /**
+   * @param row index of the prompt, copied into TokenEvents
+   * @param maxNew new tokens at most
+   * @param eos ids that end the row (kept in the output)
+   * @param stop stop strings (non-empty needs `decode`)
+   * @param decode token ids to text, for stop strings and finalText
+   */
   constructor(
+    /** Index of the prompt (batch row). */
     readonly row: number,
     private readonly maxNew: number,
     private readonly eos: Set<number>,

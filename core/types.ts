@@ -25,18 +25,31 @@ export type Architecture = "llama" | "mistral" | "qwen2";
 
 /** A Hugging Face causal-LM config.json, normalized (transformers 4 and 5 spellings). */
 export interface ModelConfig {
+  /** From `architectures[0]` (LlamaForCausalLM -> "llama", ...). */
   architecture: Architecture;
+  /** V: rows of the embedding table and of the LM head. */
   vocabSize: number;
+  /** H: residual-stream width. */
   hiddenSize: number;
+  /** MLP inner width (gate/up output, down input). */
   intermediateSize: number;
+  /** Decoder layers (`num_hidden_layers`). */
   numLayers: number;
+  /** Query heads. */
   numHeads: number;
+  /** Key/value heads (GQA); equals numHeads when the config omits it. numHeads is a multiple of it. */
   numKvHeads: number;
+  /** Per-head width: `head_dim`, else hiddenSize / numHeads. Always even (RoPE rotates pairs). */
   headDim: number;
+  /** RMSNorm epsilon. Default 1e-6. */
   rmsNormEps: number;
+  /** RoPE base frequency. Default 10000. */
   ropeTheta: number;
+  /** null for plain RoPE (no scaling, or rope type "default"). */
   ropeScaling: RopeScaling | null;
+  /** Longest context the model was trained for; also the default llama3 `originalMaxPositionEmbeddings`. */
   maxPositionEmbeddings: number;
+  /** The LM head reuses the input embedding table (no separate `lm_head.weight`). Default false. */
   tieWordEmbeddings: boolean;
   /** q/k/v projections carry a bias (Qwen2, or Llama with `attention_bias`). */
   attentionBias: boolean;
@@ -46,9 +59,11 @@ export interface ModelConfig {
   mlpBias: boolean;
   /** Mistral/Qwen2 sliding-window attention span in tokens, or null for full attention. */
   slidingWindow: number | null;
+  /** First `bos_token_id` of config.json, or null. */
   bosTokenId: number | null;
   /** Every id that ends generation (config.json and generation_config.json merged). */
   eosTokenIds: number[];
+  /** First `pad_token_id` of config.json, or null. */
   padTokenId: number | null;
 }
 
@@ -78,12 +93,15 @@ export interface RowInput {
   logitIndices?: Int32Array;
 }
 
+/** One forward call over a session: new tokens for each row, and which logits to return. */
 export interface ForwardRequest {
   /** One entry per batch row of the session (length B). */
   rows: RowInput[];
+  /** Logits wanted for every row's requested positions (RowInput.logitIndices). */
   logits: LogitsMode;
 }
 
+/** What a forward call computed, per batch row. */
 export interface ForwardOutput {
   /** Per row, [n * H]: final-norm hidden states of every new token (the drafter's context vectors). */
   hidden: Float32Array[];
@@ -91,6 +109,7 @@ export interface ForwardOutput {
   logits?: Float32Array[];
   /** Per row, [m * k] ids and values, descending, when logits.kind is "topk". */
   topIds?: Int32Array[];
+  /** Per row, [m * k] logits matching topIds, when logits.kind is "topk". */
   topValues?: Float32Array[];
 }
 
@@ -101,11 +120,13 @@ export interface ForwardOutput {
  * tokens are pending is an error.
  */
 export interface TargetSession {
+  /** B: rows in this session, fixed at creation. */
   readonly batch: number;
   /** Maximum committed + pending tokens per row. */
   readonly capacity: number;
   /** Committed length of each row. */
   lengths(): number[];
+  /** Run the new tokens of every row through the model; they become pending until `commit`. */
   forward(req: ForwardRequest): Promise<ForwardOutput>;
   /**
    * Per row: indices (ascending) of the pending tokens to keep, or null to keep all of them. Kept tokens
@@ -114,32 +135,43 @@ export interface TargetSession {
   commit(keep: (Int32Array | null)[]): void;
   /** Roll a row back to a shorter committed length (chat history edits, errors). */
   truncate(row: number, length: number): void;
+  /** Free the KV cache; the session is unusable afterwards. */
   dispose(): void;
 }
 
 /** A loaded target model on some backend. */
 export interface TargetModel {
+  /** The normalized config.json the weights were loaded with. */
   readonly config: ModelConfig;
   /** Backend name, e.g. "cpu", "onnx-wasm". */
   readonly backend: string;
+  /** A fresh, empty KV cache of `batch` rows, each holding at most `capacity` tokens. */
   createSession(batch: number, capacity: number): TargetSession;
   /** [V * H] input embedding table in float32, row-major (the drafter borrows it). */
   embeddingTable(): Float32Array;
+  /** Release the weights and backend resources; open sessions must not be used afterwards. */
   dispose(): void;
 }
 
 /** The recurrent drafter's configuration (Apple's config.json, normalized). */
 export interface DrafterConfig {
+  /** H: must equal the target's hiddenSize (the drafter reads its hidden states and embeddings). */
   hiddenSize: number;
+  /** V: must equal the target's vocabSize. */
   vocabSize: number;
+  /** E: width of the drafter's LM-head input ([h; s] is 2H, projected to E when they differ). Default 2H. */
   exitDim: number;
+  /** ResBlocks (E -> E, SiLU, residual) before the final [V, E] projection; may be 0. */
   numDraftLayers: number;
+  /** true: state s = SiLU(W e + U s + b); false: s = e + s (running sum, no weights). */
   rnn: boolean;
 }
 
 /** Per-beam top-k of one drafter step: [rows * beams * k], descending log-probs. */
 export interface DraftTopK {
+  /** [rows * beams * k] token ids, best first within each beam. */
   ids: Int32Array;
+  /** [rows * beams * k] log-probabilities of `ids`. */
   logProbs: Float32Array;
 }
 
@@ -161,8 +193,10 @@ export interface DraftRound {
 
 /** A drafter ready to run next to a target. */
 export interface DraftModel {
+  /** The drafter's normalized config.json. */
   readonly config: DrafterConfig;
   /** Start a round: ctx is [B * H] (the target's final-norm hidden at each row's last committed token). */
   beginRound(ctx: Float32Array, batch: number, width: number): DraftRound;
+  /** Release the weights and backend resources. */
   dispose(): void;
 }

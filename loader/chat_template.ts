@@ -12,11 +12,15 @@ import { Template } from "npm:@huggingface/jinja@0.5.11";
 
 /** One chat turn. Extra fields (tool_calls, name, ...) pass through to the template untouched. */
 export interface ChatMessage {
+  /** "system", "user", "assistant", "tool", ... as the template expects. */
   role: string;
+  /** The turn's text. */
   content: string;
+  /** Any other field, passed to the template as is. */
   [field: string]: unknown;
 }
 
+/** Options of rendering a chat template (transformers' apply_chat_template arguments). */
 export interface ChatTemplateOptions {
   /** Append the header that opens an assistant turn (transformers' add_generation_prompt). Default false. */
   addGenerationPrompt?: boolean;
@@ -28,9 +32,14 @@ export interface ChatTemplateOptions {
 
 /** A parsed template and where it came from (for error messages). */
 export interface ChatTemplate {
+  /** The Jinja source. */
   source: string;
   /** File (and field) the template was read from, e.g. "/m/tokenizer_config.json (chat_template)". */
   origin: string;
+  /**
+   * The prompt text for a conversation. specialTokens maps names (bos_token, eos_token, ...) to their
+   * strings. Throws naming `origin` when the template fails or raises, and on an empty conversation.
+   */
   render(messages: ChatMessage[], specialTokens: Record<string, string>, opts?: ChatTemplateOptions): string;
 }
 

@@ -8,7 +8,9 @@
 import type { Architecture, ModelConfig, RopeScaling } from "../core/types.ts";
 import type { GenerationConfig } from "./types.ts";
 
+/** A config.json / generation_config.json problem; the message starts with the file name. */
 export class ConfigError extends Error {
+  /** An error whose message is `${file}: ${message}`; message should name the field at fault. */
   constructor(file: string, message: string) {
     super(`${file}: ${message}`);
     this.name = "ConfigError";
@@ -152,7 +154,7 @@ function parseSlidingWindow(raw: Json, file: string, arch: Architecture, numLaye
 }
 
 /** Normalize a parsed config.json. `file` is only used in error messages. */
-export function parseModelConfig(raw: Json, file = "config.json"): ModelConfig {
+export function parseModelConfig(raw: Record<string, unknown>, file = "config.json"): ModelConfig {
   if (raw === null || typeof raw !== "object" || Array.isArray(raw)) {
     throw new ConfigError(file, "not a JSON object");
   }
@@ -218,7 +220,10 @@ export function parseModelConfig(raw: Json, file = "config.json"): ModelConfig {
 }
 
 /** Normalize a parsed generation_config.json. */
-export function parseGenerationConfig(raw: Json, file = "generation_config.json"): GenerationConfig {
+export function parseGenerationConfig(
+  raw: Record<string, unknown>,
+  file = "generation_config.json",
+): GenerationConfig {
   if (raw === null || typeof raw !== "object" || Array.isArray(raw)) {
     throw new ConfigError(file, "not a JSON object");
   }

@@ -16,14 +16,17 @@
 
 /** The part of a tokenizer the stream decoder uses (loader/tokenizer.ts's Tokenizer has it). */
 export interface Detokenizer {
+  /** Token ids to text, as Tokenizer.decode. */
   decode(ids: ArrayLike<number>, opts?: { skipSpecialTokens?: boolean }): string;
 }
 
+/** Options of createStreamDecoder. */
 export interface StreamDecoderOptions {
   /** Passed to decode. Default false. */
   skipSpecialTokens?: boolean;
 }
 
+/** Incremental detokenizer state for one stream of tokens (one batch row); see createStreamDecoder. */
 export interface StreamDecoder {
   /** Adds tokens; returns the text that became final since the last call (possibly ""). */
   push(ids: ArrayLike<number>): string;
@@ -35,6 +38,10 @@ export interface StreamDecoder {
 
 const REPLACEMENT = "\uFFFD";
 
+/**
+ * A decoder whose pushed chunks concatenate to tokenizer.decode(all ids): text is held back while it ends in
+ * an unfinished UTF-8 character, and leading spaces survive SentencePiece decoders.
+ */
 export function createStreamDecoder(tokenizer: Detokenizer, opts: StreamDecoderOptions = {}): StreamDecoder {
   const decodeOpts = { skipSpecialTokens: opts.skipSpecialTokens ?? false };
   let tokens: number[] = [];

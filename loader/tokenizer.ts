@@ -17,11 +17,13 @@ import {
   pickConfigTemplate,
 } from "./chat_template.ts";
 
+/** Options of Tokenizer.encode. */
 export interface EncodeOptions {
   /** Let the post-processor add BOS/EOS etc. (transformers' add_special_tokens). Default true. */
   addSpecialTokens?: boolean;
 }
 
+/** Options of Tokenizer.decode. */
 export interface DecodeOptions {
   /** Drop special tokens (added tokens marked special) from the text. Default false. */
   skipSpecialTokens?: boolean;
@@ -29,29 +31,38 @@ export interface DecodeOptions {
 
 /** A special token and its id. */
 export interface SpecialToken {
+  /** The token's text, e.g. "<|begin_of_text|>". */
   content: string;
+  /** Its id in the vocabulary. */
   id: number;
 }
 
+/** A loaded Hugging Face tokenizer with its special tokens and chat template (see loadTokenizer). */
 export interface Tokenizer {
   /** Directory the files were read from. */
   readonly dir: string;
   /** Largest token id + 1, added tokens included (transformers' len(tokenizer)). */
   readonly vocabSize: number;
+  /** tokenizer_config.json's `bos_token`, or null when unset. */
   readonly bosToken: SpecialToken | null;
+  /** tokenizer_config.json's `eos_token`, or null when unset. */
   readonly eosToken: SpecialToken | null;
+  /** tokenizer_config.json's `pad_token`, or null when unset. */
   readonly padToken: SpecialToken | null;
+  /** tokenizer_config.json's `unk_token`, or null when unset. */
   readonly unkToken: SpecialToken | null;
   /** Every added token marked special (what skipSpecialTokens drops), ascending by id. */
   readonly specialTokens: SpecialToken[];
   /** The chat template in use, or null when the checkpoint has none. Parsed lazily: reading it throws (naming
    * the file) when the template does not parse. */
   readonly chatTemplate: ChatTemplate | null;
+  /** Text to token ids; adds special tokens (e.g. BOS) unless opts.addSpecialTokens is false. */
   encode(text: string, opts?: EncodeOptions): number[];
   /** Throws a RangeError for ids outside [0, vocabSize). */
   decode(ids: ArrayLike<number>, opts?: DecodeOptions): string;
   /** The vocabulary string of one id (e.g. "ĠHello", "▁Hello", "<0x0A>"), or undefined. */
   idToToken(id: number): string | undefined;
+  /** The id of a vocabulary string (inverse of idToToken), or undefined. */
   tokenToId(token: string): number | undefined;
   /** The rendered prompt text, as transformers' apply_chat_template(tokenize=False). */
   applyChatTemplate(messages: ChatMessage[], opts?: ChatTemplateOptions): string;
@@ -61,7 +72,11 @@ export interface Tokenizer {
 
 /** Thrown by loadTokenizer when the directory has no tokenizer.json (run such checkpoints with token ids). */
 export class TokenizerNotFoundError extends Error {
-  constructor(readonly dir: string) {
+  /** An error naming dir/tokenizer.json. */
+  constructor(
+    /** The checkpoint directory that lacks tokenizer.json. */
+    readonly dir: string,
+  ) {
     super(`${join(dir, "tokenizer.json")}: not found (this checkpoint has no tokenizer; pass token ids)`);
     this.name = "TokenizerNotFoundError";
   }

@@ -54,6 +54,7 @@ Deno.test("bench: bad flags give one line and exit code 2", async () => {
       [["--beam-lengths", "1,2"], /--beam-lengths must be/],
       [["--modes", "greedy,fast"], /--modes must list values from greedy, exact/],
       [["--backend", "cpu,tpu"], /--backend must be one of/],
+      [["--suite", "speed"], /--suite must be redrafter or ar/],
       [
         ["--model", TINY, "--drafter", TINY_DRAFTER, "--prompts", "/no/such.jsonl"],
         /no\/such\.jsonl: prompt file not found/,

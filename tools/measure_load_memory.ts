@@ -33,6 +33,7 @@ export interface RandomLlamaShape {
 export function writeRandomLlama(dir: string, layers = 6, shape: RandomLlamaShape = {}): void {
   const cfg = {
     architectures: ["LlamaForCausalLM"],
+    model_type: "llama",
     vocab_size: 8000,
     hidden_size: 768,
     intermediate_size: 2048,

@@ -1,0 +1,174 @@
+/**
+ * `deno task bench --suite ar`: autoregressive greedy tokens/s of our backends next to Hugging Face
+ * transformers (torch CPU, fp32, eager attention, `generate()`), on the same checkpoints, prompt ids and
+ * token budget, as ratios from one run. Models: the real stories260K (from ../shared/fixtures when present),
+ * a ~25M-parameter random Llama written to .cache/bench/ on first use, and the embedded default target.
+ * The transformers side is tools/hf_compare.py; it is skipped with a note when python3 + torch are missing.
+ *
+ * @module
+ */
+import { existsSync } from "node:fs";
+import { fileURLToPath } from "node:url";
+import { loadCheckpoint } from "../loader/checkpoint.ts";
+import { loadTarget } from "../backends/mod.ts";
+import { generate } from "../core/generate.ts";
+import { writeRandomLlama } from "../tools/measure_load_memory.ts";
+import { renderTable } from "./term.ts";
+
+const ROOT = fileURLToPath(new URL("..", import.meta.url));
+
+/** One benchmarked checkpoint. */
+interface ArModel {
+  name: string;
+  dir: string;
+  promptIds: number[];
+}
+
+function arModels(): ArModel[] {
+  const models: ArModel[] = [];
+  const stories = `${ROOT}../shared/fixtures/stories260k`;
+  if (existsSync(`${stories}/config.json`)) {
+    models.push({ name: "stories260K", dir: stories, promptIds: [1, 400, 300] });
+  } else {
+    console.error("bench: ../shared/fixtures/stories260k not found; skipping it");
+  }
+  const random = `${ROOT}.cache/bench/random-llama-25m`;
+  if (!existsSync(`${random}/config.json`)) {
+    Deno.mkdirSync(random, { recursive: true });
+    writeRandomLlama(random, 8, {
+      vocab_size: 4096,
+      hidden_size: 512,
+      intermediate_size: 1408,
+      num_attention_heads: 8,
+      num_key_value_heads: 4,
+    });
+  }
+  models.push({ name: "random Llama 25M", dir: random, promptIds: [1, 17, 402, 33, 9, 1000, 7, 64] });
+  models.push({
+    name: "default target 16M",
+    dir: `${ROOT}models/default/target`,
+    promptIds: [1, 464, 1001, 12],
+  });
+  return models;
+}
+
+interface HfResult {
+  tokensPerSecond: number;
+  ids: number[];
+}
+
+async function runHf(
+  dir: string,
+  promptIds: number[],
+  maxNewTokens: number,
+  threads: number,
+): Promise<HfResult | string> {
+  const python = Deno.env.get("PYTHON") ?? "python3";
+  let out;
+  try {
+    out = await new Deno.Command(python, {
+      args: [
+        `${ROOT}tools/hf_compare.py`,
+        "--model",
+        dir,
+        "--prompt-ids",
+        promptIds.join(","),
+        "--max-new-tokens",
+        String(maxNewTokens),
+        "--modes",
+        "plain",
+        "--threads",
+        String(threads),
+      ],
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+  } catch {
+    return `${python} not found`;
+  }
+  if (!out.success) {
+    const err = new TextDecoder().decode(out.stderr).trim().split("\n").pop() ?? "";
+    return `transformers run failed: ${err}`;
+  }
+  const res = JSON.parse(new TextDecoder().decode(out.stdout));
+  const plain = res.modes.plain;
+  return { tokensPerSecond: plain.tokens_per_second, ids: plain.ids[0] };
+}
+
+/** Options of the AR suite (from bench.ts flags). */
+export interface ArSuiteOptions {
+  backends: string[];
+  maxNewTokens: number;
+  threads: number;
+  /** Timed repetitions per (model, backend); the median is reported. */
+  repeats: number;
+}
+
+/** Runs the suite and prints the table; returns the rows for bench.json. */
+export async function runArSuite(opts: ArSuiteOptions): Promise<Record<string, unknown>[]> {
+  const rows: (string | number)[][] = [];
+  const json: Record<string, unknown>[] = [];
+  for (const m of arModels()) {
+    const ckpt = await loadCheckpoint(m.dir);
+    const params = ckpt.tensors.names().reduce(
+      (n, t) => n + ckpt.tensors.info(t).shape.reduce((a, b) => a * b, 1),
+      0,
+    );
+    const hf = await runHf(m.dir, m.promptIds, opts.maxNewTokens, opts.threads);
+    for (const backend of opts.backends) {
+      const target = await loadTarget(ckpt, { backend, threads: opts.threads });
+      await generate(target, [m.promptIds], { maxNewTokens: 8 }); // warm-up (JIT, graph build)
+      const rates: number[] = [];
+      let ids: number[] = [];
+      for (let r = 0; r < opts.repeats; r++) {
+        const res = await generate(target, [m.promptIds], { maxNewTokens: opts.maxNewTokens, eosIds: [] });
+        rates.push(res.metrics.tokensPerSecond);
+        ids = res.ids[0];
+      }
+      target.dispose();
+      rates.sort((a, b) => a - b);
+      const ours = rates[rates.length >> 1];
+      const hfRate = typeof hf === "string" ? null : hf.tokensPerSecond;
+      // transformers stops at EOS; compare the common prefix.
+      const same = typeof hf === "string" ? "-" : hf.ids.every((t, i) => t === ids[i]) ? "yes" : "no";
+      rows.push([
+        m.name,
+        (params / 1e6).toFixed(2) + "M",
+        backend,
+        ours.toFixed(1),
+        hfRate === null ? "-" : hfRate.toFixed(1),
+        hfRate === null ? "-" : (ours / hfRate).toFixed(2) + "x",
+        same,
+      ]);
+      json.push({
+        model: m.name,
+        params,
+        backend,
+        tokensPerSecond: ours,
+        hfTokensPerSecond: hfRate,
+        sameIds: same,
+      });
+    }
+    ckpt.tensors.close();
+    if (typeof hf === "string") console.error(`bench: ${m.name}: transformers skipped (${hf})`);
+  }
+  console.log(
+    renderTable(
+      [
+        "model",
+        "params",
+        "backend",
+        "ours tok/s",
+        "transformers tok/s",
+        "ours / transformers",
+        "same greedy ids",
+      ],
+      rows,
+    ),
+  );
+  console.log(
+    `autoregressive greedy, batch 1, ${opts.maxNewTokens} new tokens, median of ${opts.repeats}; transformers: ` +
+      `torch CPU fp32 eager, ${opts.threads} thread(s), generate() incl. prefill, same prompt ids`,
+  );
+  return json;
+}
