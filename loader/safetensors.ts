@@ -337,7 +337,8 @@ export interface TensorToWrite {
   data: Float32Array;
 }
 
-function f32ToF16Bits(v: number): number {
+/** Float32 -> IEEE half-precision bits, rounding to nearest even (overflow to infinity). */
+export function f32ToF16Bits(v: number): number {
   const f = new Float32Array([v]);
   const x = new Uint32Array(f.buffer)[0];
   const sign = (x >>> 16) & 0x8000;

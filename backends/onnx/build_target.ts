@@ -29,6 +29,7 @@
  */
 import type { ModelConfig } from "../../core/types.ts";
 import type { TensorStore } from "../../loader/types.ts";
+import { f32ToF16Bits } from "../../loader/safetensors.ts";
 import { GraphBuilder, MS_DOMAIN } from "./graph.ts";
 import { DataType } from "./proto.ts";
 import { ropeInvFreq } from "./rope.ts";
@@ -47,33 +48,6 @@ export const MASK_NEG = -1e9;
 
 /** Bump when the graph changes, so cached graphs are rebuilt. */
 export const GRAPH_VERSION = 1;
-
-function f32ToF16Bits(v: number): number {
-  // Round-to-nearest-even float32 -> float16 bits.
-  const f = new Float32Array([v]);
-  const x = new Uint32Array(f.buffer)[0];
-  const sign = (x >>> 16) & 0x8000;
-  const exp = (x >>> 23) & 0xff;
-  let mant = x & 0x7fffff;
-  if (exp === 0xff) return sign | 0x7c00 | (mant ? 0x200 : 0);
-  let e = exp - 127 + 15;
-  if (e >= 0x1f) return sign | 0x7c00;
-  if (e <= 0) {
-    if (e < -10) return sign;
-    mant |= 0x800000;
-    const shift = 14 - e;
-    let half = mant >>> shift;
-    const rem = mant & ((1 << shift) - 1);
-    const mid = 1 << (shift - 1);
-    if (rem > mid || (rem === mid && (half & 1))) half++;
-    return sign | half;
-  }
-  let half = (e << 10) | (mant >>> 13);
-  const rem = mant & 0x1fff;
-  if (rem > 0x1000 || (rem === 0x1000 && (half & 1))) half++;
-  e = half; // may carry into the exponent, which is the correct rounding
-  return sign | e;
-}
 
 /** Float32 -> float16 bytes. */
 export function toF16Bytes(a: Float32Array): Uint8Array {

@@ -17,9 +17,11 @@ import {
   PROVIDERS,
 } from "./runtime.ts";
 import { OnnxTargetSession } from "./session.ts";
+import { GpuKvCache, openKvGather, presentOnGpu } from "./gpu_kv.ts";
 import type { Encoded } from "./proto.ts";
 
 export { cudaLibraryProblem, PROVIDERS };
+export { createOnnxDrafter, type OnnxDrafterOptions } from "./drafter.ts";
 export type { ProviderName };
 
 export interface OnnxModelOptions {
@@ -130,15 +132,22 @@ export async function createOnnxModel(ckpt: Checkpoint, opts: OnnxModelOptions):
   }
   const ort = await loadOrt(opts);
   const src = await ensureTargetGraph(ckpt, opts);
-  const session = await openSession(ort, src, opts);
   const config: ModelConfig = ckpt.config;
+  // WebGPU: the KV cache stays on the device (present.* come back as GPU buffers; gpu_kv.ts commits them).
+  const gpu = opts.provider === "onnx-webgpu";
+  const session = await openSession(ort, src, {
+    ...opts,
+    extra: gpu ? { preferredOutputLocation: presentOnGpu(config) } : undefined,
+  });
+  const gather = gpu ? await openKvGather(ort, config, opts.provider) : null;
   let embedding: Float32Array | null = null;
   const sessions = new Set<TargetSession>();
   return {
     config,
     backend: opts.provider,
     createSession(batch: number, capacity: number): TargetSession {
-      const s = new OnnxTargetSession(ort, session, config, batch, capacity);
+      const kv = gather ? new GpuKvCache(ort, gather, config, batch) : undefined;
+      const s = new OnnxTargetSession(ort, session, config, batch, capacity, kv);
       sessions.add(s);
       return s;
     },
@@ -150,6 +159,7 @@ export async function createOnnxModel(ckpt: Checkpoint, opts: OnnxModelOptions):
       for (const s of sessions) s.dispose();
       sessions.clear();
       void session.release();
+      if (gather) void gather.release();
     },
   };
 }

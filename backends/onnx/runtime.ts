@@ -137,15 +137,34 @@ export async function loadOrt(opts: RuntimeOptions): Promise<Ort> {
   }
 }
 
-/** Open a session for the model on the provider. */
-export async function openSession(ort: Ort, src: ModelSource, opts: RuntimeOptions): Promise<OrtSession> {
+/**
+ * Open a session for the model on the provider: a file on disk, or a graph already in memory (small graphs
+ * built at load time, with inline weights).
+ */
+export async function openSession(
+  ort: Ort,
+  src: ModelSource | Uint8Array,
+  opts: RuntimeOptions & { extra?: Record<string, unknown> },
+): Promise<OrtSession> {
   // logSeverityLevel 3: errors only (ORT warns that shape ops stay on the CPU, which is expected).
-  const common: Record<string, unknown> = { graphOptimizationLevel: "all", logSeverityLevel: 3 };
+  const common: Record<string, unknown> = {
+    graphOptimizationLevel: "all",
+    logSeverityLevel: 3,
+    ...opts.extra,
+  };
   if (opts.provider === "onnx-node" || opts.provider === "onnx-cuda") {
     if (opts.threads) common.intraOpNumThreads = opts.threads;
+    // Target and drafter sessions alternate, each with its own thread pool: idle workers spinning for work
+    // would steal the cores the other session needs (measured: 2 threads, 2 shared cores, AR and ReDrafter
+    // both ~2x faster without spinning).
+    if (opts.threads !== 1) {
+      common.extra = { session: { intra_op: { allow_spinning: "0" } } };
+    }
     common.executionProviders = opts.provider === "onnx-cuda" ? ["cuda", "cpu"] : ["cpu"];
     try {
-      return await ort.InferenceSession.create(src.path, common);
+      return src instanceof Uint8Array
+        ? await ort.InferenceSession.create(src, common)
+        : await ort.InferenceSession.create(src.path, common);
     } catch (e) {
       if (opts.provider === "onnx-cuda") {
         throw new Error(
@@ -157,10 +176,28 @@ export async function openSession(ort: Ort, src: ModelSource, opts: RuntimeOptio
     }
   }
   // onnxruntime-web takes bytes; external weights go in as externalData entries.
-  const bytes = Deno.readFileSync(src.path);
+  const bytes = src instanceof Uint8Array ? src : Deno.readFileSync(src.path);
   common.executionProviders = opts.provider === "onnx-webgpu" ? ["webgpu"] : ["wasm"];
-  if (src.external) {
+  if (!(src instanceof Uint8Array) && src.external) {
     common.externalData = [{ path: src.external.name, data: Deno.readFileSync(src.external.path) }];
   }
-  return await ort.InferenceSession.create(bytes, common);
+  return serialized(await ort.InferenceSession.create(bytes, common));
+}
+
+/** Tail of the queue of onnxruntime-web runs. */
+let webQueue: Promise<unknown> = Promise.resolve();
+
+/**
+ * onnxruntime-web runs every session in one WASM instance that cannot run two sessions at once (concurrent
+ * runs corrupt its heap). A queued WebGPU KV commit and a drafter step can overlap, so web sessions' runs
+ * go through one queue.
+ */
+function serialized(session: OrtSession): OrtSession {
+  const run = session.run.bind(session) as (...args: unknown[]) => Promise<unknown>;
+  (session as unknown as { run: typeof run }).run = (...args: unknown[]) => {
+    const p = webQueue.then(() => run(...args));
+    webQueue = p.catch(() => {});
+    return p;
+  };
+  return session;
 }

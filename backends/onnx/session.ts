@@ -1,10 +1,11 @@
 /**
  * TargetSession over an ONNX Runtime session whose graph comes from build_target.ts.
  *
- * The KV cache lives in JS (CPU memory), one buffer per layer for keys and one for values, laid out
- * [B, kvH, P, D] so it can be handed to the graph as `past_key_values.L.*` without copying. P is a bucket
- * (multiple of BUCKET) at least as large as every row's committed + pending length; growing it re-lays the
- * buffers out. Slots at or beyond a row's committed length hold stale or pending data and are masked out.
+ * The KV cache is a `KvCache`: `CpuKvCache` (below) keeps it in JS memory, one buffer per layer for keys and
+ * one for values, laid out [B, kvH, P, D] so it can be handed to the graph as `past_key_values.L.*` without
+ * copying. P is a bucket (multiple of KV_BUCKET) at least as large as every row's committed + pending
+ * length; growing it re-lays the buffers out. Slots at or beyond a row's committed length hold stale or
+ * pending data and are masked out. `GpuKvCache` (gpu_kv.ts) keeps it in WebGPU buffers instead.
  *
  * A forward call pads rows to the longest row's token count S (dummy tokens that attend only to themselves),
  * writes the new tokens' keys/values into each row's pending slots, and remembers the tree so that `commit`
@@ -23,58 +24,55 @@ import { MASK_NEG } from "./build_target.ts";
 import type { Ort, OrtSession, OrtTensor } from "./runtime.ts";
 
 /** Past-length granularity: the cache buffers grow in steps of this many slots. */
-const BUCKET = 32;
+export const KV_BUCKET = 32;
 
-interface Pending {
-  count: number;
-  parents: Int32Array;
+/**
+ * Where the past keys/values live. The session owns lengths, tree bookkeeping and masks; the cache owns the
+ * tensors. Physical slot t of row b holds its committed token t for t < length; a forward's new tokens are
+ * pending until `commit` keeps a subset of them (in order) right after the committed ones.
+ */
+export interface KvCache {
+  /** Past slots per row the next forward is fed (P of the attention mask). */
+  readonly slots: number;
+  /** Resolves when updates still in flight (device-side commits) are done. */
+  ready(): Promise<void>;
+  /** Add `past_key_values.L.key/value` [B, kvH, P, D] to the feeds. */
+  feed(feeds: Record<string, unknown>): void;
+  /** Take the forward's present.* [B, kvH, S, D]: counts[b] new tokens of row b, pending after len[b]. */
+  take(out: Record<string, OrtTensor>, S: number, counts: number[], len: number[]): void;
+  /** Where the past tensors live now ("cpu", "gpu-buffer"), for tests and diagnostics. */
+  location(): string;
+  /** Keep plans[b] (indices of pending tokens of row b, ascending; null: the row has none pending). */
+  commit(plans: (Int32Array | null)[], len: number[]): void;
+  dispose(): void;
 }
 
-export class OnnxTargetSession implements TargetSession {
-  readonly batch: number;
-  readonly capacity: number;
-  private readonly cfg: ModelConfig;
-  /** Committed length per row. */
-  private len: number[];
-  /** RoPE position of every slot, [B, capacity] (for the sliding-window mask). */
-  private slotPos: Int32Array;
+/** The KV cache in JS memory (onnx-node, onnx-wasm, onnx-cuda). */
+export class CpuKvCache implements KvCache {
   /** Per layer [B, kvH, P, D] keys / values. */
   private keys: Float32Array[] = [];
   private values: Float32Array[] = [];
-  /** Slots per row in the buffers. */
   private P = 0;
-  private pending: (Pending | null)[];
-  private disposed = false;
-  /** Serializes forward calls (onnxruntime sessions are not re-entrant across our cache updates). */
-  private busy = false;
 
-  constructor(
-    private readonly ort: Ort,
-    private readonly session: OrtSession,
-    config: ModelConfig,
-    batch: number,
-    capacity: number,
-  ) {
-    if (!Number.isInteger(batch) || batch < 1) throw new Error(`createSession: batch ${batch} must be >= 1`);
-    if (!Number.isInteger(capacity) || capacity < 1) {
-      throw new Error(`createSession: capacity ${capacity} must be >= 1`);
-    }
-    this.cfg = config;
-    this.batch = batch;
-    this.capacity = capacity;
-    this.len = new Array(batch).fill(0);
-    this.pending = new Array(batch).fill(null);
-    this.slotPos = new Int32Array(batch * capacity);
+  constructor(private readonly ort: Ort, private readonly cfg: ModelConfig, private readonly batch: number) {
     this.grow(0);
   }
 
-  lengths(): number[] {
-    return this.len.slice();
+  get slots(): number {
+    return this.P;
+  }
+
+  location(): string {
+    return "cpu";
+  }
+
+  ready(): Promise<void> {
+    return Promise.resolve();
   }
 
   /** Make the buffers hold at least `need` slots per row (rounded up to the bucket). */
   private grow(need: number): void {
-    const newP = Math.max(BUCKET, Math.ceil(need / BUCKET) * BUCKET);
+    const newP = Math.max(KV_BUCKET, Math.ceil(need / KV_BUCKET) * KV_BUCKET);
     if (newP <= this.P && this.keys.length > 0) return;
     const { numLayers, numKvHeads: kvH, headDim: D } = this.cfg;
     const oldP = this.P;
@@ -91,6 +89,111 @@ export class OnnxTargetSession implements TargetSession {
       }
     }
     this.P = newP;
+  }
+
+  feed(feeds: Record<string, unknown>): void {
+    const { numLayers, numKvHeads: kvH, headDim: D } = this.cfg;
+    const T_ = this.ort.Tensor;
+    for (let l = 0; l < numLayers; l++) {
+      feeds[`past_key_values.${l}.key`] = new T_("float32", this.keys[l], [this.batch, kvH, this.P, D]);
+      feeds[`past_key_values.${l}.value`] = new T_("float32", this.values[l], [this.batch, kvH, this.P, D]);
+    }
+  }
+
+  take(out: Record<string, OrtTensor>, S: number, counts: number[], len: number[]): void {
+    const { numLayers, numKvHeads: kvH, headDim: D } = this.cfg;
+    let need = 0;
+    for (let b = 0; b < this.batch; b++) need = Math.max(need, len[b] + counts[b]);
+    this.grow(need);
+    const P2 = this.P;
+    for (let l = 0; l < numLayers; l++) {
+      const nk = out[`present.${l}.key`].data as Float32Array; // [B,kvH,S,D]
+      const nv = out[`present.${l}.value`].data as Float32Array;
+      for (let b = 0; b < this.batch; b++) {
+        const n = counts[b];
+        if (n === 0) continue;
+        for (let h = 0; h < kvH; h++) {
+          const src = ((b * kvH + h) * S) * D;
+          const dst = ((b * kvH + h) * P2 + len[b]) * D;
+          this.keys[l].set(nk.subarray(src, src + n * D), dst);
+          this.values[l].set(nv.subarray(src, src + n * D), dst);
+        }
+      }
+    }
+  }
+
+  commit(plans: (Int32Array | null)[], len: number[]): void {
+    const { numLayers, numKvHeads: kvH, headDim: D } = this.cfg;
+    for (let b = 0; b < this.batch; b++) {
+      const k = plans[b];
+      if (!k) continue;
+      for (let j = 0; j < k.length; j++) {
+        const from = len[b] + k[j], to = len[b] + j;
+        if (from === to) continue;
+        for (let l = 0; l < numLayers; l++) {
+          for (let h = 0; h < kvH; h++) {
+            const base = (b * kvH + h) * this.P;
+            this.keys[l].copyWithin((base + to) * D, (base + from) * D, (base + from + 1) * D);
+            this.values[l].copyWithin((base + to) * D, (base + from) * D, (base + from + 1) * D);
+          }
+        }
+      }
+    }
+  }
+
+  dispose(): void {
+    this.keys = [];
+    this.values = [];
+  }
+}
+
+interface Pending {
+  count: number;
+  parents: Int32Array;
+}
+
+export class OnnxTargetSession implements TargetSession {
+  readonly batch: number;
+  readonly capacity: number;
+  private readonly cfg: ModelConfig;
+  /** Committed length per row. */
+  private len: number[];
+  /** RoPE position of every slot, [B, capacity] (for the sliding-window mask). */
+  private slotPos: Int32Array;
+  private readonly kv: KvCache;
+  private pending: (Pending | null)[];
+  private disposed = false;
+  /** Serializes forward calls (onnxruntime sessions are not re-entrant across our cache updates). */
+  private busy = false;
+
+  constructor(
+    private readonly ort: Ort,
+    private readonly session: OrtSession,
+    config: ModelConfig,
+    batch: number,
+    capacity: number,
+    kv?: KvCache,
+  ) {
+    if (!Number.isInteger(batch) || batch < 1) throw new Error(`createSession: batch ${batch} must be >= 1`);
+    if (!Number.isInteger(capacity) || capacity < 1) {
+      throw new Error(`createSession: capacity ${capacity} must be >= 1`);
+    }
+    this.cfg = config;
+    this.batch = batch;
+    this.capacity = capacity;
+    this.len = new Array(batch).fill(0);
+    this.pending = new Array(batch).fill(null);
+    this.slotPos = new Int32Array(batch * capacity);
+    this.kv = kv ?? new CpuKvCache(ort, config, batch);
+  }
+
+  lengths(): number[] {
+    return this.len.slice();
+  }
+
+  /** Where the KV cache lives ("cpu", or "gpu-buffer" on WebGPU once a commit has run). */
+  kvLocation(): string {
+    return this.kv.location();
   }
 
   private check(): void {
@@ -148,9 +251,15 @@ export class OnnxTargetSession implements TargetSession {
     if (S === 0) {
       return { hidden: req.rows.map(() => new Float32Array(0)) };
     }
-    const { numLayers, numKvHeads: kvH, headDim: D, hiddenSize: H, vocabSize: V } = this.cfg;
+    const { numLayers, hiddenSize: H, vocabSize: V } = this.cfg;
     const window = this.cfg.slidingWindow;
-    const P = this.P;
+    this.busy = true;
+    try {
+      await this.kv.ready();
+    } finally {
+      this.busy = false;
+    }
+    const P = this.kv.slots;
     const T = P + S;
 
     const ids = new BigInt64Array(B * S);
@@ -208,10 +317,7 @@ export class OnnxTargetSession implements TargetSession {
       logits_index: new T_("int64", BigInt64Array.from(flat), [flat.length]),
       top_k: new T_("int64", BigInt64Array.from([BigInt(k)]), [1]),
     };
-    for (let l = 0; l < numLayers; l++) {
-      feeds[`past_key_values.${l}.key`] = new T_("float32", this.keys[l], [B, kvH, P, D]);
-      feeds[`past_key_values.${l}.value`] = new T_("float32", this.values[l], [B, kvH, P, D]);
-    }
+    this.kv.feed(feeds);
     const fetchNames = ["hidden_states"];
     for (let l = 0; l < numLayers; l++) fetchNames.push(`present.${l}.key`, `present.${l}.value`);
     if (req.logits.kind === "full") fetchNames.push("logits");
@@ -226,25 +332,7 @@ export class OnnxTargetSession implements TargetSession {
     }
 
     // Pending slots: new keys/values go right after each row's committed tokens.
-    let need = 0;
-    for (let b = 0; b < B; b++) need = Math.max(need, this.len[b] + req.rows[b].tokens.length);
-    this.grow(need);
-    const P2 = this.P;
-    for (let l = 0; l < numLayers; l++) {
-      const nk = out[`present.${l}.key`].data as Float32Array; // [B,kvH,S,D]
-      const nv = out[`present.${l}.value`].data as Float32Array;
-      for (let b = 0; b < B; b++) {
-        const n = req.rows[b].tokens.length;
-        if (n === 0) continue;
-        const L = this.len[b];
-        for (let h = 0; h < kvH; h++) {
-          const src = ((b * kvH + h) * S) * D;
-          const dst = ((b * kvH + h) * P2 + L) * D;
-          this.keys[l].set(nk.subarray(src, src + n * D), dst);
-          this.values[l].set(nv.subarray(src, src + n * D), dst);
-        }
-      }
-    }
+    this.kv.take(out, S, req.rows.map((r) => r.tokens.length), this.len);
     for (let b = 0; b < B; b++) {
       const r = req.rows[b];
       const n = r.tokens.length;
@@ -285,7 +373,6 @@ export class OnnxTargetSession implements TargetSession {
     if (keep.length !== this.batch) {
       throw new Error(`commit: got ${keep.length} entries for a session of batch ${this.batch}`);
     }
-    const { numLayers, numKvHeads: kvH, headDim: D } = this.cfg;
     // Validate every row before touching any.
     const plans: (Int32Array | null)[] = [];
     for (let b = 0; b < this.batch; b++) {
@@ -315,6 +402,7 @@ export class OnnxTargetSession implements TargetSession {
       }
       plans.push(k);
     }
+    this.kv.commit(plans, this.len);
     for (let b = 0; b < this.batch; b++) {
       const k = plans[b];
       if (!this.pending[b]) continue;
@@ -322,16 +410,7 @@ export class OnnxTargetSession implements TargetSession {
       if (!k) continue;
       const L = this.len[b];
       for (let j = 0; j < k.length; j++) {
-        const from = L + k[j], to = L + j;
-        if (from === to) continue;
-        for (let l = 0; l < numLayers; l++) {
-          for (let h = 0; h < kvH; h++) {
-            const base = (b * kvH + h) * this.P;
-            this.keys[l].copyWithin((base + to) * D, (base + from) * D, (base + from + 1) * D);
-            this.values[l].copyWithin((base + to) * D, (base + from) * D, (base + from + 1) * D);
-          }
-        }
-        this.slotPos[b * this.capacity + to] = this.slotPos[b * this.capacity + from];
+        this.slotPos[b * this.capacity + L + j] = this.slotPos[b * this.capacity + L + k[j]];
       }
       this.len[b] = L + k.length;
     }
@@ -350,9 +429,9 @@ export class OnnxTargetSession implements TargetSession {
   }
 
   dispose(): void {
+    if (this.disposed) return;
     this.disposed = true;
-    this.keys = [];
-    this.values = [];
+    this.kv.dispose();
   }
 }
 

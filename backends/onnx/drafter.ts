@@ -1,0 +1,182 @@
+/**
+ * The recurrent drafter on ONNX Runtime: one graph (build_drafter.ts) runs a whole beam-search step for all
+ * B*W beams. The recurrent state never leaves ORT's tensors (fed back as the next step's `state`; on WebGPU
+ * it stays in a GPU buffer); JS receives the per-beam top-k lists and each step's log-prob rows (kept for
+ * `logProbRow`, which the Apple sampling rule reads synchronously).
+ *
+ * @module
+ */
+import { join } from "node:path";
+import type { DrafterConfig, DraftModel, DraftRound, DraftTopK } from "../../core/types.ts";
+import type { DrafterWeights } from "../../drafter/cpu.ts";
+import { type DrafterTarget, readDrafterWeights } from "../../drafter/load.ts";
+import { readDrafterConfig } from "../../drafter/config.ts";
+import { openSafetensors } from "../../loader/safetensors.ts";
+import { buildDrafterGraph } from "./build_drafter.ts";
+import { toBytes } from "./proto.ts";
+import { loadOrt, openSession, type OrtTensor, type ProviderName, PROVIDERS } from "./runtime.ts";
+
+export interface OnnxDrafterOptions {
+  provider: ProviderName;
+  /** Intra-op threads (node) / WASM threads. Default: the runtime's choice (1 for WASM). */
+  threads?: number;
+  /** Weight storage in the graph. Default "fp32"; "fp16" halves memory, compute stays float32. */
+  weights?: "fp32" | "fp16";
+}
+
+/** Read `<dir>/config.json` + `<dir>/model.safetensors`, checking the drafter fits the target. */
+function readDrafterDir(dir: string, target: DrafterTarget): DrafterWeights {
+  const configPath = join(dir, "config.json");
+  const config = readDrafterConfig(configPath);
+  const t = target.config;
+  if (config.hiddenSize !== t.hiddenSize || config.vocabSize !== t.vocabSize) {
+    throw new Error(
+      `${configPath}: drafter does not fit the target: drafter hidden_size ${config.hiddenSize}, ` +
+        `vocab_size ${config.vocabSize}; target hidden_size ${t.hiddenSize}, vocab_size ${t.vocabSize}`,
+    );
+  }
+  const store = openSafetensors(join(dir, "model.safetensors"));
+  try {
+    return readDrafterWeights(store, config);
+  } finally {
+    store.close();
+  }
+}
+
+/**
+ * A DraftModel whose steps run on an ONNX Runtime provider. `src` is an Apple-format checkpoint directory
+ * or weights already in memory; the target lends its sizes and input embedding table.
+ */
+export async function createOnnxDrafter(
+  src: string | DrafterWeights,
+  target: DrafterTarget,
+  opts: OnnxDrafterOptions,
+): Promise<DraftModel> {
+  if (!PROVIDERS.includes(opts.provider)) {
+    throw new Error(`unknown ONNX provider "${opts.provider}"; use one of ${PROVIDERS.join(", ")}`);
+  }
+  const weights = typeof src === "string" ? readDrafterDir(src, target) : src;
+  const cfg: DrafterConfig = weights.config;
+  if (cfg.hiddenSize !== target.config.hiddenSize || cfg.vocabSize !== target.config.vocabSize) {
+    throw new Error(
+      `drafter does not fit the target: drafter hidden_size ${cfg.hiddenSize}, vocab_size ${cfg.vocabSize}; ` +
+        `target hidden_size ${target.config.hiddenSize}, vocab_size ${target.config.vocabSize}`,
+    );
+  }
+  const H = cfg.hiddenSize, V = cfg.vocabSize;
+  const ort = await loadOrt(opts);
+  const graph = buildDrafterGraph(weights, target.embeddingTable(), { weights: opts.weights ?? "fp32" });
+  const bytes = toBytes(graph.encode("redrafter-drafter-step"));
+  const gpu = opts.provider === "onnx-webgpu";
+  const session = await openSession(ort, bytes, {
+    ...opts,
+    // The recurrent state goes straight back in as the next step's input: keep it on the device.
+    extra: gpu ? { preferredOutputLocation: { next_state: "gpu-buffer" } } : undefined,
+  });
+  const T = ort.Tensor;
+  const topKTensors = new Map<number, OrtTensor>();
+  let disposed = false;
+  let busy = false;
+  /** The newest recurrent state; a GPU buffer is freed when the next round (or dispose) replaces it. */
+  let live: OrtTensor | null = null;
+  const release = (t: OrtTensor | null) => {
+    if (t && t.location === "gpu-buffer") t.dispose();
+  };
+
+  function beginRound(ctx: Float32Array, batch: number, width: number): DraftRound {
+    if (disposed) throw new Error("drafter: used after dispose()");
+    if (!Number.isInteger(batch) || batch < 1 || !Number.isInteger(width) || width < 1) {
+      throw new Error(
+        `drafter.beginRound: batch and width must be positive integers, got ${batch}, ${width}`,
+      );
+    }
+    if (ctx.length !== batch * H) {
+      throw new Error(`drafter.beginRound: ctx has ${ctx.length} values, expected B*H = ${batch}*${H}`);
+    }
+    const N = batch * width;
+    const contextData = new Float32Array(N * H);
+    for (let n = 0; n < N; n++) {
+      const b = Math.floor(n / width);
+      contextData.set(ctx.subarray(b * H, (b + 1) * H), n * H);
+    }
+    const context = new T("float32", contextData, [N, H]);
+    let state: OrtTensor = new T("float32", new Float32Array(N * H), [N, H]); // zero initial state
+    release(live);
+    live = state;
+    const rows: Float32Array[] = []; // per step: [N * V] log-prob rows
+
+    async function step(tokens: Int32Array, parents: Int32Array, k: number): Promise<DraftTopK> {
+      if (disposed) throw new Error("drafter: used after dispose()");
+      if (busy) throw new Error("drafter.step: another step is still running");
+      if (tokens.length !== N) {
+        throw new Error(`drafter.step: tokens has ${tokens.length} entries, expected B*W = ${N}`);
+      }
+      if (parents.length !== N) {
+        throw new Error(`drafter.step: parents has ${parents.length} entries, expected B*W = ${N}`);
+      }
+      if (!Number.isInteger(k) || k < 1 || k > V) {
+        throw new Error(`drafter.step: k must be in 1..${V}, got ${k}`);
+      }
+      const tok = new BigInt64Array(N), par = new BigInt64Array(N);
+      for (let n = 0; n < N; n++) {
+        const t = tokens[n], p = parents[n];
+        if (t < 0 || t >= V) {
+          throw new Error(`drafter.step: tokens[${n}] = ${t} is outside the vocabulary 0..${V - 1}`);
+        }
+        if (p < 0 || p >= width) {
+          throw new Error(`drafter.step: parents[${n}] = ${p} is outside 0..${width - 1}`);
+        }
+        tok[n] = BigInt(t);
+        par[n] = BigInt(Math.floor(n / width) * width + p);
+      }
+      let kt = topKTensors.get(k);
+      if (!kt) {
+        kt = new T("int64", BigInt64Array.of(BigInt(k)), [1]);
+        topKTensors.set(k, kt);
+      }
+      const feeds = {
+        tokens: new T("int64", tok, [N]),
+        parents: new T("int64", par, [N]),
+        state,
+        context,
+        top_k: kt,
+      };
+      busy = true;
+      let out: Record<string, OrtTensor>;
+      try {
+        out = await session.run(feeds) as Record<string, OrtTensor>;
+      } finally {
+        busy = false;
+      }
+      release(state);
+      state = live = out.next_state;
+      rows.push(out.log_probs.data as Float32Array);
+      const ids = Int32Array.from(out.top_ids.data as BigInt64Array, Number);
+      return { ids, logProbs: out.top_values.data as Float32Array };
+    }
+
+    function logProbRow(stepIndex: number, row: number, beam: number): Float32Array {
+      if (!Number.isInteger(stepIndex) || stepIndex < 0 || stepIndex >= rows.length) {
+        throw new Error(`drafter.logProbRow: step ${stepIndex} not computed (${rows.length} steps so far)`);
+      }
+      if (row < 0 || row >= batch || beam < 0 || beam >= width) {
+        throw new Error(`drafter.logProbRow: row ${row} / beam ${beam} outside ${batch} x ${width}`);
+      }
+      const n = row * width + beam;
+      return rows[stepIndex].subarray(n * V, (n + 1) * V);
+    }
+
+    return { step, logProbRow };
+  }
+
+  return {
+    config: cfg,
+    beginRound,
+    dispose() {
+      if (disposed) return;
+      disposed = true;
+      release(live);
+      void session.release();
+    },
+  };
+}
