@@ -5,7 +5,6 @@
  *
  * @module
  */
-import type { ModelConfig } from "../../core/types.ts";
 
 /**
  * out[t, :] = x[t, :] / rms(x[t, :]) * weight, for t < n (rows of `dim`). `out` may alias `x`.
@@ -34,41 +33,6 @@ export function swiglu(out: Float32Array, gate: Float32Array, up: Float32Array, 
     const g = gate[i];
     out[i] = (g / (1 + Math.exp(-g))) * up[i];
   }
-}
-
-/**
- * RoPE inverse frequencies [headDim / 2] exactly as transformers computes them (float32 arithmetic), with
- * `linear` and `llama3` scaling.
- */
-export function ropeInvFreq(cfg: ModelConfig): Float32Array {
-  const dim = cfg.headDim;
-  const half = dim / 2;
-  const inv = new Float32Array(half);
-  for (let j = 0; j < half; j++) {
-    // 1.0 / (base ** (arange(0, dim, 2).float() / dim))
-    const e = Math.fround((2 * j) / dim);
-    inv[j] = Math.fround(1 / Math.fround(Math.pow(cfg.ropeTheta, e)));
-  }
-  const s = cfg.ropeScaling;
-  if (s?.type === "linear") {
-    for (let j = 0; j < half; j++) inv[j] = Math.fround(inv[j] / s.factor);
-  } else if (s?.type === "llama3") {
-    const lowFreqWavelen = s.originalMaxPositionEmbeddings / s.lowFreqFactor;
-    const highFreqWavelen = s.originalMaxPositionEmbeddings / s.highFreqFactor;
-    for (let j = 0; j < half; j++) {
-      const f = inv[j];
-      const wavelen = Math.fround((2 * Math.PI) / f);
-      if (wavelen > lowFreqWavelen) {
-        inv[j] = Math.fround(f / s.factor); // low frequencies: fully interpolated
-      } else if (wavelen >= highFreqWavelen) {
-        // medium band: smooth blend between scaled and unscaled
-        const smooth = (s.originalMaxPositionEmbeddings / wavelen - s.lowFreqFactor) /
-          (s.highFreqFactor - s.lowFreqFactor);
-        inv[j] = Math.fround((1 - smooth) * (f / s.factor) + smooth * f);
-      } // high frequencies unchanged
-    }
-  }
-  return inv;
 }
 
 /**

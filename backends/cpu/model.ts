@@ -8,7 +8,7 @@
  */
 import type { TargetModel, TargetSession } from "../../core/types.ts";
 import type { Checkpoint } from "../../loader/types.ts";
-import { ropeInvFreq } from "./kernels.ts";
+import { ropeInvFreq } from "../rope.ts";
 import { CpuSession } from "./session.ts";
 import { loadWeights, type Weights } from "./weights.ts";
 import type { KernelChoice } from "../../kernels/mod.ts";

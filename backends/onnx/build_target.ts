@@ -32,7 +32,7 @@ import type { TensorStore } from "../../loader/types.ts";
 import { f32ToF16Bits } from "../../loader/safetensors.ts";
 import { GraphBuilder, MS_DOMAIN } from "./graph.ts";
 import { DataType } from "./proto.ts";
-import { ropeInvFreq } from "./rope.ts";
+import { ropeInvFreq } from "../rope.ts";
 
 export interface BuildOptions {
   /** Weight storage: "fp32", or "fp16" (weights stored as float16, upcast to float32 on load). */
