@@ -18,6 +18,7 @@ export {
   createKernels,
   type KernelChoice,
   type Kernels,
+  type KernelsOptions,
   padFloats,
   wasmSimdSupported,
 } from "./kernels/mod.ts";

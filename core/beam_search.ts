@@ -10,10 +10,13 @@
 import type { DraftModel, DraftRound } from "./types.ts";
 
 /** Apple's prior on the initially dead beams. */
-export const DEAD_BEAM_PRIOR = -50000;
+export const DEAD_BEAM_PRIOR: number = -50000;
 
+/** The W best beams of each batch row after L - 1 drafting steps, with what verification needs. */
 export interface BeamSearchResult {
+  /** B, the number of batch rows. */
   batch: number;
+  /** W, beams kept per row. */
   width: number;
   /** L, including the init token. */
   length: number;

@@ -19,6 +19,7 @@ export interface SamplerParams {
   topP: number;
 }
 
+/** Greedy decoding: argmax of the logits, no top-k or top-p filtering. */
 export const GREEDY: SamplerParams = { temperature: 0, topK: 0, topP: 1 };
 
 // ---------------------------------------------------------------------------------------------------
@@ -219,7 +220,7 @@ export function samplingProbs(logits: Float32Array, params: SamplerParams, out?:
 // Apple's reference warp and a plain categorical draw (used by the "apple" acceptance rule)
 
 /** Apple's LOG_0: the value the reference writes over logits outside the top-k. */
-export const LOG_0 = -50000;
+export const LOG_0: number = -50000;
 
 /**
  * Apple's top-k warp as the reference applies it to LLM logits (and to drafter logits): every value

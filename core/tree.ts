@@ -9,7 +9,9 @@
 
 /** One row's draft tree, packed. n = number of packed tokens (L <= n <= 1 + W * (L - 1)). */
 export interface PackedTree {
+  /** W, beams the tree was built from. */
   width: number;
+  /** L, tokens per beam including the init token. */
   length: number;
   /** [n] token ids in packed order. */
   tokens: Int32Array;
@@ -106,6 +108,7 @@ export function unpack<T extends Int32Array | Float32Array | Float64Array>(
 
 /** A batch of packed rows made rectangular with explicit padding. N = max packed length. */
 export interface PackedBatch {
+  /** B, the number of rows. */
   batch: number;
   /** Max packed length over rows. */
   size: number;

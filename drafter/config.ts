@@ -8,6 +8,7 @@
  */
 import type { DrafterConfig } from "../core/types.ts";
 
+/** The model_type a drafter config.json must declare. */
 export const DRAFTER_MODEL_TYPE = "recurrent_drafting_drafter";
 
 function positiveInt(raw: Record<string, unknown>, field: string, file: string): number {

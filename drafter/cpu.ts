@@ -25,18 +25,23 @@ export const WARP_TOP_K = 50;
 
 /** Drafter weights in float32, PyTorch Linear layout ([out, in], y = x·Wᵀ + b). */
 export interface DrafterWeights {
+  /** Sizes the arrays below follow (H = hiddenSize, V = vocabSize, E = exitDim). */
   config: DrafterConfig;
-  /** [E * 2H] and [E], only when exitDim != 2 * hiddenSize. */
+  /** input_proj.weight [E * 2H]; null when exitDim == 2 * hiddenSize (no projection). */
   inputProjWeight: Float32Array | null;
+  /** input_proj.bias [E]; null exactly when inputProjWeight is. */
   inputProjBias: Float32Array | null;
-  /** Per ResBlock: [E * E] and [E]. */
+  /** Per ResBlock i < numDraftLayers: lm_head.i.linear.weight [E * E]. */
   resWeights: Float32Array[];
+  /** Per ResBlock i < numDraftLayers: lm_head.i.linear.bias [E]. */
   resBiases: Float32Array[];
-  /** [V * E]. */
+  /** Final vocabulary head [V * E], no bias. */
   headWeight: Float32Array;
-  /** rnn only: rnn_u [H * H] with bias [H]; rnn_w [H * H] without bias. */
+  /** rnn_u.weight [H * H] (applied to the previous state); null when config.rnn is false. */
   rnnU: Float32Array | null;
+  /** rnn_u.bias [H]; null when config.rnn is false. */
   rnnUBias: Float32Array | null;
+  /** rnn_w.weight [H * H] (applied to the token embedding), no bias; null when config.rnn is false. */
   rnnW: Float32Array | null;
 }
 
@@ -200,6 +205,7 @@ export function warpTopK(
   }
 }
 
+/** Options for cpuDrafter(). */
 export interface CpuDrafterOptions {
   /** Matmul kernels (default "auto": WASM SIMD when available). Both give the same results. */
   kernels?: KernelChoice;

@@ -14,6 +14,7 @@ import { cpuDrafter, type DrafterWeights } from "./cpu.ts";
 
 /** What the drafter needs from its target: sizes to check against, and the input embedding table. */
 export interface DrafterTarget {
+  /** The target's config; hiddenSize and vocabSize must match the drafter's. */
   config: ModelConfig;
   /** [V * H] float32, row-major. */
   embeddingTable(): Float32Array;

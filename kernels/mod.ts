@@ -19,6 +19,7 @@ export { dotF32, matmulJs };
 /** "auto": WASM SIMD when this runtime has it, else JS. "wasm": WASM SIMD or an error. "js": scalar JS. */
 export type KernelChoice = "auto" | "wasm" | "js";
 
+/** Sizes createKernels reserves memory for, and which kernels to use. */
 export interface KernelsOptions {
   /** Total float32 elements the caller will alloc() (sum of padFloats() of each array). */
   weightFloats: number;
@@ -26,6 +27,7 @@ export interface KernelsOptions {
   maxIn: number;
   /** Largest outDim any matmul call will use (wider calls are fine: they run in column chunks). */
   maxOut: number;
+  /** Which kernels to use (default "auto"). */
   kernels?: KernelChoice;
   /** Token block of the JS fallback's loop (cache blocking only; results do not depend on it). */
   tokenBlock?: number;
@@ -33,7 +35,9 @@ export interface KernelsOptions {
   label?: string;
 }
 
+/** A float32 matmul plus the allocator for the weight memory it reads; made by createKernels(). */
 export interface Kernels {
+  /** Which implementation "auto" (or the caller) picked; both give bit-identical results. */
   readonly kind: "wasm-simd" | "js";
   /** A zeroed float32 array the kernels can read as a weight or bias. */
   alloc(length: number): Float32Array;

@@ -13,6 +13,7 @@ import { CpuSession } from "./session.ts";
 import { loadWeights, type Weights } from "./weights.ts";
 import type { KernelChoice } from "../../kernels/mod.ts";
 
+/** Options for createCpuModel(); all optional. */
 export interface CpuModelOptions {
   /** Tokens per tile of the JS fallback matmul (default 8; the WASM kernel blocks on its own). */
   tokenBlock?: number;

@@ -24,7 +24,9 @@ export { cudaLibraryProblem, PROVIDERS };
 export { createOnnxDrafter, type OnnxDrafterOptions } from "./drafter.ts";
 export type { ProviderName };
 
+/** Options for createOnnxModel(): the execution provider and how the graph is built and cached. */
 export interface OnnxModelOptions {
+  /** Execution provider to run the graph on (see ProviderName). */
   provider: ProviderName;
   /** Intra-op threads. Default: onnxruntime-node's choice (all cores); 1 for WASM. */
   threads?: number;

@@ -11,6 +11,11 @@ export type Ort = typeof OrtCommon;
 export type OrtSession = OrtCommon.InferenceSession;
 export type OrtTensor = OrtCommon.Tensor;
 
+/**
+ * Where the ONNX graph runs: "onnx-wasm" (onnxruntime-web, CPU via WASM), "onnx-webgpu" (onnxruntime-web,
+ * WebGPU), "onnx-node" (onnxruntime-node, native CPU), "onnx-cuda" (onnxruntime-node, CUDA EP with CPU
+ * fallback; needs the CUDA 12 / cuDNN 9 provider libraries, see cudaLibraryProblem).
+ */
 export type ProviderName = "onnx-wasm" | "onnx-webgpu" | "onnx-node" | "onnx-cuda";
 export const PROVIDERS: ProviderName[] = ["onnx-wasm", "onnx-webgpu", "onnx-node", "onnx-cuda"];
 
