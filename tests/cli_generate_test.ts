@@ -106,6 +106,10 @@ Deno.test("generate --eval --compare: same prompts, identical outputs, tables an
     "--eval",
     join(PROMPTS, "prompts.jsonl"),
     "--compare",
+    "--beam-width",
+    "4",
+    "--beam-length",
+    "4",
     "--max-new-tokens",
     "20",
     "--batch-size",
@@ -146,6 +150,8 @@ Deno.test("generate --eval: MT-bench two turns, last partial batch runs, --json 
     "2",
     "--max-new-tokens",
     "8",
+    "--beam-length",
+    "4",
     "--json",
   ]);
   assert.equal(r.code, 0, r.stderr);
