@@ -1,6 +1,6 @@
 /**
- * backends/mod.ts: the CPU backend loads; unknown names and ONNX names in a build without backends/onnx give
- * a BackendChoiceError naming --backend (the CLIs turn it into a usage error, exit code 2).
+ * backends/mod.ts: the CPU backend loads; an unknown name gives a BackendChoiceError naming --backend (the
+ * CLIs turn it into a usage error, exit code 2); onnx-node loads through the dynamic import.
  */
 import assert from "node:assert/strict";
 import { fileURLToPath } from "node:url";
@@ -8,14 +8,6 @@ import { BackendChoiceError, BACKENDS, checkBackend, loadTarget } from "../backe
 import { loadCheckpoint } from "../loader/checkpoint.ts";
 
 const LLAMA = fileURLToPath(new URL("./fixtures/models/llama", import.meta.url));
-const HAS_ONNX = (() => {
-  try {
-    Deno.statSync(fileURLToPath(new URL("../backends/onnx/mod.ts", import.meta.url)));
-    return true;
-  } catch {
-    return false;
-  }
-})();
 
 Deno.test("loadTarget: cpu by default", async () => {
   const ckpt = await loadCheckpoint(LLAMA);
@@ -39,22 +31,7 @@ Deno.test("checkBackend: the choices, and an error naming --backend for others",
 });
 
 Deno.test({
-  name: "loadTarget: onnx names without backends/onnx are 'not available in this build'",
-  ignore: HAS_ONNX,
-  fn: async () => {
-    const ckpt = await loadCheckpoint(LLAMA);
-    await assert.rejects(loadTarget(ckpt, { backend: "onnx-node" }), (e) => {
-      assert.ok(e instanceof BackendChoiceError);
-      assert.match((e as Error).message, /--backend onnx-node is not available in this build/);
-      return true;
-    });
-    ckpt.tensors.close();
-  },
-});
-
-Deno.test({
   name: "loadTarget: onnx-node through the dynamic import gives the CPU backend's greedy tokens",
-  ignore: !HAS_ONNX,
   fn: async () => {
     const { generate } = await import("../core/generate.ts");
     const ckpt = await loadCheckpoint(LLAMA);
