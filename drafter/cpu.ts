@@ -84,6 +84,16 @@ export function warpLogSoftmax(row: Float32Array, k: number, top: Float32Array):
   for (let i = 0; i < n; i++) row[i] = row[i] - lse;
 }
 
+/** Validate DraftModel.beginRound's arguments (shared by every drafter implementation). */
+export function checkRoundArgs(ctx: Float32Array, batch: number, width: number, H: number): void {
+  if (!Number.isInteger(batch) || batch < 1 || !Number.isInteger(width) || width < 1) {
+    throw new Error(`drafter.beginRound: batch and width must be positive integers, got ${batch}, ${width}`);
+  }
+  if (ctx.length !== batch * H) {
+    throw new Error(`drafter.beginRound: ctx has ${ctx.length} values, expected B*H = ${batch}*${H}`);
+  }
+}
+
 /**
  * Top-k of one row into ids/vals at `at`: descending, ties to the lower id (a later, equal value never
  * displaces an earlier one).
@@ -96,21 +106,35 @@ export function topKRow(
   at: number,
 ): void {
   let filled = 0;
-  for (let i = 0; i < row.length; i++) {
-    const v = row[i];
-    if (filled === k) {
-      if (!(v > vals[at + k - 1])) continue;
-      filled--;
-    }
-    let j = filled++;
-    while (j > 0 && vals[at + j - 1] < v) {
-      vals[at + j] = vals[at + j - 1];
-      ids[at + j] = ids[at + j - 1];
-      j--;
-    }
-    vals[at + j] = v;
-    ids[at + j] = i;
+  for (let i = 0; i < row.length; i++) filled = pushTopK(row[i], i, k, filled, ids, vals, at);
+}
+
+/**
+ * Offer (v, id) to a descending top-k list of `filled` entries at ids/vals[at..]; returns the new count.
+ * Candidates arrive in ascending id, so an equal value never displaces an earlier one (ties to the lower id).
+ */
+function pushTopK(
+  v: number,
+  id: number,
+  k: number,
+  filled: number,
+  ids: Int32Array,
+  vals: Float32Array,
+  at: number,
+): number {
+  if (filled === k) {
+    if (!(v > vals[at + k - 1])) return filled;
+    filled--;
   }
+  let j = filled++;
+  while (j > 0 && vals[at + j - 1] < v) {
+    vals[at + j] = vals[at + j - 1];
+    ids[at + j] = ids[at + j - 1];
+    j--;
+  }
+  vals[at + j] = v;
+  ids[at + j] = id;
+  return filled;
 }
 
 /** Scratch for warpTopK: sized for a vocabulary of V and a warp of k. */
@@ -175,21 +199,7 @@ export function warpTopK(
   // Top-k among the survivors (in ascending id, so a later equal value never displaces an earlier one).
   const kin = Math.min(k, n);
   let f = 0;
-  for (let j = 0; j < n; j++) {
-    const v = s.vals[j];
-    if (f === kin) {
-      if (!(v > vals[at + kin - 1])) continue;
-      f--;
-    }
-    let p = f++;
-    while (p > 0 && vals[at + p - 1] < v) {
-      vals[at + p] = vals[at + p - 1];
-      ids[at + p] = ids[at + p - 1];
-      p--;
-    }
-    vals[at + p] = v;
-    ids[at + p] = s.ids[j];
-  }
+  for (let j = 0; j < n; j++) f = pushTopK(s.vals[j], s.ids[j], kin, f, ids, vals, at);
   if (k > n) {
     // Past the survivors every value is LOG_0 - lse: the lowest ids not among the survivors, ascending.
     const dead = Math.fround(LOG_0 - lse);
@@ -267,14 +277,7 @@ export function cpuDrafter(
 
   function beginRound(ctx: Float32Array, batch: number, width: number): DraftRound {
     if (disposed) throw new Error("drafter: used after dispose()");
-    if (!Number.isInteger(batch) || batch < 1 || !Number.isInteger(width) || width < 1) {
-      throw new Error(
-        `drafter.beginRound: batch and width must be positive integers, got ${batch}, ${width}`,
-      );
-    }
-    if (ctx.length !== batch * H) {
-      throw new Error(`drafter.beginRound: ctx has ${ctx.length} values, expected B*H = ${batch}*${H}`);
-    }
+    checkRoundArgs(ctx, batch, width, H);
     const N = batch * width;
     const context = ctx.slice(); // the caller may reuse its buffer
     // Beams are computed once per distinct (row, token, parent state): uniq[n] is the computed slot of

@@ -8,7 +8,7 @@
  */
 import { join } from "node:path";
 import type { DrafterConfig, DraftModel, DraftRound, DraftTopK } from "../../core/types.ts";
-import type { DrafterWeights } from "../../drafter/cpu.ts";
+import { checkRoundArgs, type DrafterWeights } from "../../drafter/cpu.ts";
 import { type DrafterTarget, readDrafterWeights } from "../../drafter/load.ts";
 import { readDrafterConfig } from "../../drafter/config.ts";
 import { openSafetensors } from "../../loader/safetensors.ts";
@@ -85,14 +85,7 @@ export async function createOnnxDrafter(
 
   function beginRound(ctx: Float32Array, batch: number, width: number): DraftRound {
     if (disposed) throw new Error("drafter: used after dispose()");
-    if (!Number.isInteger(batch) || batch < 1 || !Number.isInteger(width) || width < 1) {
-      throw new Error(
-        `drafter.beginRound: batch and width must be positive integers, got ${batch}, ${width}`,
-      );
-    }
-    if (ctx.length !== batch * H) {
-      throw new Error(`drafter.beginRound: ctx has ${ctx.length} values, expected B*H = ${batch}*${H}`);
-    }
+    checkRoundArgs(ctx, batch, width, H);
     const N = batch * width;
     const contextData = new Float32Array(N * H);
     for (let n = 0; n < N; n++) {
