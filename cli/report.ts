@@ -7,26 +7,12 @@
 import type { RunMetrics } from "../core/metrics.ts";
 import { type Cell, renderTable } from "./term.ts";
 
-export interface Summary {
+/** Metrics of several calls merged: RunMetrics without the per-call fields, plus the counts of calls/prompts. */
+export interface Summary extends Omit<RunMetrics, "batch" | "beamLength" | "prompts"> {
+  /** generate / speculativeGenerate calls merged. */
   calls: number;
+  /** Prompts over all calls. */
   prompts: number;
-  newTokens: number;
-  promptTokens: number;
-  /** Target calls after the prefills, summed over calls. */
-  steps: number;
-  /** Mean of n + 1 over every (prompt, round). */
-  tau: number;
-  /** [L - 1] fraction of rounds whose draft k + 1 was accepted. */
-  acceptanceByPosition: number[];
-  /** [L] rounds by accepted drafts n. */
-  histogram: number[];
-  referenceAcceptancePct: number;
-  promptMs: number;
-  meanDraftMs: number;
-  meanVerifyMs: number;
-  meanAcceptMs: number;
-  totalMs: number;
-  tokensPerSecond: number;
 }
 
 /** Merges the metrics of several calls made with the same beam length. */
