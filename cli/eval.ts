@@ -209,7 +209,9 @@ export async function runEval(
   console.log(summaryTable(summaries));
   if (s.mode === "redrafter" || values.compare) {
     console.log(
-      `\nbeam width ${s.beamWidth}, beam length ${s.beamLength} (${s.beamLength - 1} draft${s.beamLength === 2 ? "" : "s"} per beam), ` +
+      `\nbeam width ${s.beamWidth}, beam length ${s.beamLength} (${s.beamLength - 1} draft${
+        s.beamLength === 2 ? "" : "s"
+      } per beam), ` +
         `${s.tree ? "tree" : "chain"} verification, ${pair.target.backend} backend, batch size ${batchSize}`,
     );
   }
