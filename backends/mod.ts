@@ -5,8 +5,9 @@
  *
  * @module
  */
-import type { TargetModel } from "../core/types.ts";
+import type { DraftModel, TargetModel } from "../core/types.ts";
 import type { Checkpoint } from "../loader/types.ts";
+import { loadDrafter } from "../drafter/load.ts";
 import { createCpuModel } from "./cpu/mod.ts";
 
 export const BACKENDS = ["cpu", "onnx-wasm", "onnx-webgpu", "onnx-node", "onnx-cuda"] as const;
@@ -37,12 +38,37 @@ export function checkBackend(name: string): BackendName {
 
 interface OnnxModule {
   createOnnxModel(ckpt: Checkpoint, opts: { provider: string; threads?: number }): Promise<TargetModel>;
+  createOnnxDrafter(
+    dir: string,
+    target: TargetModel,
+    opts: { provider: string; threads?: number },
+  ): Promise<DraftModel>;
 }
 
 /** Load a checkpoint on the chosen backend. */
 export async function loadTarget(ckpt: Checkpoint, opts: LoadTargetOptions = {}): Promise<TargetModel> {
   const backend = checkBackend(opts.backend ?? "cpu");
   if (backend === "cpu") return createCpuModel(ckpt);
+  const onnx = await importOnnx(backend);
+  return await onnx.createOnnxModel(ckpt, { provider: backend, threads: opts.threads });
+}
+
+/**
+ * Load a drafter (Apple's format) next to a target, on the same backend: the CPU drafter for `cpu`, the
+ * drafter's beam-search step as an ONNX graph on the same execution provider for the `onnx-*` backends.
+ */
+export async function loadDraftModel(
+  dir: string,
+  target: TargetModel,
+  opts: LoadTargetOptions = {},
+): Promise<DraftModel> {
+  const backend = checkBackend(opts.backend ?? "cpu");
+  if (backend === "cpu") return await loadDrafter(dir, target);
+  const onnx = await importOnnx(backend);
+  return await onnx.createOnnxDrafter(dir, target, { provider: backend, threads: opts.threads });
+}
+
+async function importOnnx(backend: BackendName): Promise<OnnxModule> {
   // A computed specifier: deno neither type-checks nor preloads it, so builds without backends/onnx work.
   const spec = new URL("./onnx/mod.ts", import.meta.url).href;
   let onnx: OnnxModule;
@@ -57,5 +83,5 @@ export async function loadTarget(ckpt: Checkpoint, opts: LoadTargetOptions = {})
     }
     throw new Error(`--backend ${backend}: cannot load the ONNX backend: ${msg.split("\n")[0]}`);
   }
-  return await onnx.createOnnxModel(ckpt, { provider: backend, threads: opts.threads });
+  return onnx;
 }

@@ -13,8 +13,7 @@ import { loadCheckpoint } from "../loader/checkpoint.ts";
 import { resolveModel } from "../loader/hub.ts";
 import { loadTokenizer, type Tokenizer, TokenizerNotFoundError } from "../loader/tokenizer.ts";
 import type { ChatMessage } from "../loader/chat_template.ts";
-import { BackendChoiceError, loadTarget } from "../backends/mod.ts";
-import { loadDrafter } from "../drafter/mod.ts";
+import { BackendChoiceError, loadDraftModel, loadTarget } from "../backends/mod.ts";
 import { UsageError } from "./args.ts";
 import { progressBar } from "./term.ts";
 
@@ -105,7 +104,10 @@ export async function loadPair(opts: PairOptions): Promise<Pair> {
     }
     if (drafterDir !== null) {
       const dir = drafterDir;
-      drafter = await asUsage("--drafter", () => loadDrafter(dir, target));
+      drafter = await asUsage(
+        "--drafter",
+        () => loadDraftModel(dir, target, { backend: opts.backend, threads: opts.threads }),
+      );
     }
   }
   let tokenizer: Tokenizer | null = null;

@@ -4,7 +4,7 @@
  */
 import assert from "node:assert/strict";
 import { fileURLToPath } from "node:url";
-import { BackendChoiceError, BACKENDS, checkBackend, loadTarget } from "../backends/mod.ts";
+import { BackendChoiceError, BACKENDS, checkBackend, loadDraftModel, loadTarget } from "../backends/mod.ts";
 import { loadCheckpoint } from "../loader/checkpoint.ts";
 
 const LLAMA = fileURLToPath(new URL("./fixtures/models/llama", import.meta.url));
@@ -46,4 +46,20 @@ Deno.test({
     cpu.dispose();
     ckpt.tensors.close();
   },
+});
+
+Deno.test("loadDraftModel: the ONNX drafter on onnx-node gives the CPU pair's ReDrafter tokens", async () => {
+  const { speculativeGenerate } = await import("../core/speculative.ts");
+  const DRAFTER = fileURLToPath(new URL("./fixtures/drafter/drafter", import.meta.url));
+  const ckpt = await loadCheckpoint(fileURLToPath(new URL("./fixtures/drafter/target", import.meta.url)));
+  const cpu = await loadTarget(ckpt, { backend: "cpu" });
+  const onnx = await loadTarget(ckpt, { backend: "onnx-node", threads: 1 });
+  const cpuDrafter = await loadDraftModel(DRAFTER, cpu, { backend: "cpu" });
+  const onnxDrafter = await loadDraftModel(DRAFTER, onnx, { backend: "onnx-node", threads: 1 });
+  const opts = { maxNewTokens: 12, beamWidth: 3, beamLength: 4 };
+  const a = await speculativeGenerate(cpu, cpuDrafter, [[1, 5, 9]], opts);
+  const b = await speculativeGenerate(onnx, onnxDrafter, [[1, 5, 9]], opts);
+  assert.deepEqual(b.ids, a.ids);
+  for (const m of [cpuDrafter, onnxDrafter, onnx, cpu]) m.dispose();
+  ckpt.tensors.close();
 });
