@@ -10,7 +10,9 @@
  *
  * Every matmul runs over all B*W beams of a step at once on the WASM SIMD kernels (kernels/), so the
  * weights (the head dominates: V x E) stream from memory once per step rather than once per beam; beams
- * that share a token and a parent state are computed once. The top-50 warp, log-softmax and per-beam
+ * that share a token and a parent state are computed once. Weight matrices stored as BF16 stay bf16 in kernel
+ * memory (half the bytes to stream; widened exactly to float32 inside the kernel, so the results are bitwise
+ * those of the float32 weights). The top-50 warp, log-softmax and per-beam
  * top-k touch only the ~50 warp survivors of each row; full log-prob rows (sampling mode) are built on
  * demand from the raw logits.
  *
@@ -18,7 +20,7 @@
  */
 import type { DrafterConfig, DraftModel, DraftRound, DraftTopK } from "../core/types.ts";
 import { LOG_0 } from "../core/sampling.ts";
-import { createKernels, type KernelChoice, padFloats } from "../kernels/mod.ts";
+import { createKernels, type KernelChoice, padBf16, padFloats } from "../kernels/mod.ts";
 
 /** The reference's top-k warp width for drafter logits. */
 export const WARP_TOP_K = 50;
@@ -43,6 +45,21 @@ export interface DrafterWeights {
   rnnUBias: Float32Array | null;
   /** rnn_w.weight [H * H] (applied to the token embedding), no bias; null when config.rnn is false. */
   rnnW: Float32Array | null;
+  /**
+   * The weight matrices above (by identity) that were stored as BF16, so every value is exactly a bf16:
+   * cpuDrafter keeps those as bf16 in kernel memory. Absent: all are kept as float32.
+   */
+  bf16?: ReadonlySet<Float32Array>;
+}
+
+/** A weight matrix in kernel memory: float32, or bf16 bits (widened exactly by the kernel). */
+type KernelWeight = Float32Array | Uint16Array;
+
+/** Whether every value of `a` is exactly a bf16 (the low 16 bits of its float32 are zero). */
+function isBf16Exact(a: Float32Array): boolean {
+  const u = new Uint32Array(a.buffer, a.byteOffset, a.length);
+  for (let i = 0; i < u.length; i++) if (u[i] & 0xffff) return false;
+  return true;
 }
 
 function silu(v: number): number {
@@ -222,7 +239,8 @@ export interface CpuDrafterOptions {
 }
 
 /**
- * A CPU DraftModel over float32 weights (copied once into the matmul kernels' memory) and the target's
+ * A CPU DraftModel over float32 weights (copied once into the matmul kernels' memory; the matrices listed in
+ * `weights.bf16` as bf16) and the target's
  * [V * H] input embedding table (borrowed, not copied).
  */
 export function cpuDrafter(
@@ -235,19 +253,20 @@ export function cpuDrafter(
   if (embedding.length !== V * H) {
     throw new Error(`drafter: embedding table has ${embedding.length} values, expected V*H = ${V}*${H}`);
   }
-  // Every weight array moves into kernel memory (the WASM kernels read only from there).
-  const arrays = [
+  // Every weight array moves into kernel memory (the WASM kernels read only from there); matrices stored
+  // as BF16 go as bf16 (checked exact, else float32), biases always as float32.
+  const matrices = [
     weights.inputProjWeight,
-    weights.inputProjBias,
     ...weights.resWeights,
-    ...weights.resBiases,
     weights.headWeight,
     weights.rnnU,
-    weights.rnnUBias,
     weights.rnnW,
   ];
+  const biases = [weights.inputProjBias, ...weights.resBiases, weights.rnnUBias];
+  const asBf16 = (a: Float32Array) => weights.bf16?.has(a) === true && isBf16Exact(a);
   let floats = 0;
-  for (const a of arrays) if (a) floats += padFloats(a.length);
+  for (const a of matrices) if (a) floats += asBf16(a) ? padBf16(a.length) : padFloats(a.length);
+  for (const a of biases) if (a) floats += padFloats(a.length);
   const kern = createKernels({
     weightFloats: floats,
     maxIn: Math.max(2 * H, E),
@@ -261,16 +280,35 @@ export function cpuDrafter(
     b.set(a);
     return b;
   };
-  const w: DrafterWeights = {
-    config: cfg,
-    inputProjWeight: place(weights.inputProjWeight),
+  const placeMatrix = (a: Float32Array | null): KernelWeight | null => {
+    if (!a || !asBf16(a)) return place(a);
+    const h = kern.allocBf16(a.length);
+    const u = new Uint32Array(a.buffer, a.byteOffset, a.length);
+    for (let i = 0; i < u.length; i++) h[i] = u[i] >>> 16;
+    return h;
+  };
+  const w = {
+    inputProjWeight: placeMatrix(weights.inputProjWeight),
     inputProjBias: place(weights.inputProjBias),
-    resWeights: weights.resWeights.map((a) => place(a)!),
+    resWeights: weights.resWeights.map((a) => placeMatrix(a)!),
     resBiases: weights.resBiases.map((a) => place(a)!),
-    headWeight: place(weights.headWeight)!,
-    rnnU: place(weights.rnnU),
+    headWeight: placeMatrix(weights.headWeight)!,
+    rnnU: placeMatrix(weights.rnnU),
     rnnUBias: place(weights.rnnUBias),
-    rnnW: place(weights.rnnW),
+    rnnW: placeMatrix(weights.rnnW),
+  };
+  // out[n, o] = x[n, :] · W[o, :] (+ bias[o]) with W float32 or bf16: bitwise the same either way.
+  const matmul = (
+    out: Float32Array,
+    x: Float32Array,
+    W: KernelWeight,
+    bias: Float32Array | null,
+    n: number,
+    inDim: number,
+    outDim: number,
+  ) => {
+    if (W instanceof Uint16Array) kern.matmulBf16(out, x, W, bias, n, inDim, outDim);
+    else kern.matmul(out, x, W, bias, n, inDim, outDim);
   };
   const warp = warpScratch(V);
   let disposed = false;
@@ -338,8 +376,8 @@ export function cpuDrafter(
       }
       // Recurrent update. Reference order: silu(rnn_w(e) + rnn_u(s)), rnn_u carrying the bias.
       if (cfg.rnn) {
-        kern.matmul(slotState, prev, w.rnnU!, w.rnnUBias!, U, H, H);
-        kern.matmul(tmp, emb, w.rnnW!, null, U, H, H);
+        matmul(slotState, prev, w.rnnU!, w.rnnUBias!, U, H, H);
+        matmul(tmp, emb, w.rnnW!, null, U, H, H);
         for (let i = 0; i < U * H; i++) slotState[i] = silu(tmp[i] + slotState[i]);
       } else {
         for (let i = 0; i < U * H; i++) slotState[i] = emb[i] + prev[i];
@@ -357,14 +395,14 @@ export function cpuDrafter(
         input.set(slotState.subarray(u * H, (u + 1) * H), u * 2 * H + H);
       }
       if (w.inputProjWeight) {
-        kern.matmul(x, input, w.inputProjWeight, w.inputProjBias, U, 2 * H, E);
+        matmul(x, input, w.inputProjWeight, w.inputProjBias, U, 2 * H, E);
       } else x.set(input.subarray(0, U * E));
       for (let l = 0; l < w.resWeights.length; l++) {
-        kern.matmul(a, x, w.resWeights[l], w.resBiases[l], U, E, E);
+        matmul(a, x, w.resWeights[l], w.resBiases[l], U, E, E);
         for (let i = 0; i < U * E; i++) x[i] = x[i] + silu(a[i]);
       }
       const raw = new Float32Array(U * V);
-      kern.matmul(raw, x, w.headWeight, null, U, E, V);
+      matmul(raw, x, w.headWeight, null, U, E, V);
       const ids = new Int32Array(N * k);
       const logProbs = new Float32Array(N * k);
       for (let n = 0; n < N; n++) {

@@ -31,26 +31,33 @@ export function readDrafterWeights(
     throw new Error(`drafter: tensor 'input_proj.weight' present although exit_dim = 2*hidden_size = ${E}`);
   }
   const resWeights: Float32Array[] = [], resBiases: Float32Array[] = [];
-  for (let i = 0; i < L; i++) {
-    resWeights.push(store.readF32(`lm_head.${i}.linear.weight`, [E, E]));
-    resBiases.push(store.readF32(`lm_head.${i}.linear.bias`, [E]));
-  }
   if (store.has(`lm_head.${L + 1}.weight`) || store.has(`lm_head.${L}.linear.weight`)) {
     throw new Error(`drafter: checkpoint has more ResBlocks than num_draft_layers = ${L}`);
   }
   if (!config.rnn && store.has("rnn_u.weight")) {
     throw new Error("drafter: tensor 'rnn_u.weight' present although config 'rnn' is false");
   }
+  const bf16 = new Set<Float32Array>(); // matrices stored as BF16 (cpuDrafter keeps them bf16)
+  const matrix = (name: string, shape: number[]): Float32Array => {
+    const a = store.readF32(name, shape);
+    if (store.info(name).dtype === "BF16") bf16.add(a);
+    return a;
+  };
+  for (let i = 0; i < L; i++) {
+    resWeights.push(matrix(`lm_head.${i}.linear.weight`, [E, E]));
+    resBiases.push(store.readF32(`lm_head.${i}.linear.bias`, [E]));
+  }
   return {
     config,
-    inputProjWeight: hasProj ? store.readF32("input_proj.weight", [E, 2 * H]) : null,
+    inputProjWeight: hasProj ? matrix("input_proj.weight", [E, 2 * H]) : null,
     inputProjBias: hasProj ? store.readF32("input_proj.bias", [E]) : null,
     resWeights,
     resBiases,
-    headWeight: store.readF32(`lm_head.${L}.weight`, [V, E]),
-    rnnU: config.rnn ? store.readF32("rnn_u.weight", [H, H]) : null,
+    headWeight: matrix(`lm_head.${L}.weight`, [V, E]),
+    rnnU: config.rnn ? matrix("rnn_u.weight", [H, H]) : null,
     rnnUBias: config.rnn ? store.readF32("rnn_u.bias", [H]) : null,
-    rnnW: config.rnn ? store.readF32("rnn_w.weight", [H, H]) : null,
+    rnnW: config.rnn ? matrix("rnn_w.weight", [H, H]) : null,
+    bf16,
   };
 }
 

@@ -412,4 +412,316 @@
         (local.set $t (i32.add (local.get $t) (i32.const 1)))
         (br $tokens)))
       (local.set $o (i32.add (local.get $o) (i32.const 1)))
+      (br $orow))))
+
+  ;; ---- bf16 weights ----
+  ;; matmul_bf16 is matmul with W stored as bf16 ([m, n] uint16, the top halves of float32 values): each
+  ;; weight widens exactly to float32 as it is loaded, and every product and sum is the float32 kernels',
+  ;; in their order, so y is bitwise what matmul gives on the widened W, at half the weight bytes read.
+  ;; Tiles are 2 x 4, 1 x 4 and 1 x 1 (any tiling gives the same bits; the drafter runs few tokens).
+
+  ;; $finish with a bf16 weight row: k and end are byte offsets into the float32 row x; the weight's
+  ;; element at x byte offset k is at w + k / 2.
+  (func $finishBf16 (param $acc v128) (param $x i32) (param $w i32) (param $k i32) (param $end i32)
+    (param $b i32) (result f32)
+    (local $s f32)
+    (local.set $s (f32.add
+      (f32.add (f32x4.extract_lane 0 (local.get $acc)) (f32x4.extract_lane 1 (local.get $acc)))
+      (f32.add (f32x4.extract_lane 2 (local.get $acc)) (f32x4.extract_lane 3 (local.get $acc)))))
+    (block $done (loop $tail
+      (br_if $done (i32.ge_u (local.get $k) (local.get $end)))
+      (local.set $s (f32.add (local.get $s) (f32.mul
+        (f32.reinterpret_i32 (i32.shl
+          (i32.load16_u (i32.add (local.get $w) (i32.shr_u (local.get $k) (i32.const 1))))
+          (i32.const 16)))
+        (f32.load (i32.add (local.get $x) (local.get $k))))))
+      (local.set $k (i32.add (local.get $k) (i32.const 4)))
+      (br $tail)))
+    (if (local.get $b) (then (local.set $s (f32.add (local.get $s) (f32.load (local.get $b))))))
+    (local.get $s))
+
+  ;; 1 token x 4 bf16 weight rows. Weight rows are n * 2 bytes; $kw = $k / 2 is the weight byte offset of
+  ;; the x byte offset $k. Each loaded group of 4 bf16 widens exactly to 4 float32 (the bits go to the top
+  ;; half), and the products and sums follow the float32 kernels' order.
+  (func $b1x4 (param $x i32) (param $w i32) (param $b i32) (param $y i32) (param $nb i32)
+    (local $k i32) (local $kw i32) (local $n4 i32) (local $n16 i32) (local $w1 i32) (local $w2 i32)
+    (local $w3 i32) (local $xv v128)
+    (local $a0 v128) (local $a1 v128) (local $a2 v128) (local $a3 v128)
+    (local.set $n4 (i32.and (local.get $nb) (i32.const -16)))
+    (local.set $n16 (i32.and (local.get $nb) (i32.const -64)))
+    (local.set $w1 (i32.add (local.get $w) (i32.shr_u (local.get $nb) (i32.const 1))))
+    (local.set $w2 (i32.add (local.get $w1) (i32.shr_u (local.get $nb) (i32.const 1))))
+    (local.set $w3 (i32.add (local.get $w2) (i32.shr_u (local.get $nb) (i32.const 1))))
+    (block $done16 (loop $main16
+      (br_if $done16 (i32.ge_u (local.get $k) (local.get $n16)))
+      (local.set $kw (i32.shr_u (local.get $k) (i32.const 1)))
+      (local.set $xv (v128.load offset=0 (i32.add (local.get $x) (local.get $k))))
+      (local.set $a0 (f32x4.add (local.get $a0) (f32x4.mul
+        (i32x4.shl (v128.load16x4_u offset=0 (i32.add (local.get $w) (local.get $kw))) (i32.const 16))
+        (local.get $xv))))
+      (local.set $a1 (f32x4.add (local.get $a1) (f32x4.mul
+        (i32x4.shl (v128.load16x4_u offset=0 (i32.add (local.get $w1) (local.get $kw))) (i32.const 16))
+        (local.get $xv))))
+      (local.set $a2 (f32x4.add (local.get $a2) (f32x4.mul
+        (i32x4.shl (v128.load16x4_u offset=0 (i32.add (local.get $w2) (local.get $kw))) (i32.const 16))
+        (local.get $xv))))
+      (local.set $a3 (f32x4.add (local.get $a3) (f32x4.mul
+        (i32x4.shl (v128.load16x4_u offset=0 (i32.add (local.get $w3) (local.get $kw))) (i32.const 16))
+        (local.get $xv))))
+      (local.set $xv (v128.load offset=16 (i32.add (local.get $x) (local.get $k))))
+      (local.set $a0 (f32x4.add (local.get $a0) (f32x4.mul
+        (i32x4.shl (v128.load16x4_u offset=8 (i32.add (local.get $w) (local.get $kw))) (i32.const 16))
+        (local.get $xv))))
+      (local.set $a1 (f32x4.add (local.get $a1) (f32x4.mul
+        (i32x4.shl (v128.load16x4_u offset=8 (i32.add (local.get $w1) (local.get $kw))) (i32.const 16))
+        (local.get $xv))))
+      (local.set $a2 (f32x4.add (local.get $a2) (f32x4.mul
+        (i32x4.shl (v128.load16x4_u offset=8 (i32.add (local.get $w2) (local.get $kw))) (i32.const 16))
+        (local.get $xv))))
+      (local.set $a3 (f32x4.add (local.get $a3) (f32x4.mul
+        (i32x4.shl (v128.load16x4_u offset=8 (i32.add (local.get $w3) (local.get $kw))) (i32.const 16))
+        (local.get $xv))))
+      (local.set $xv (v128.load offset=32 (i32.add (local.get $x) (local.get $k))))
+      (local.set $a0 (f32x4.add (local.get $a0) (f32x4.mul
+        (i32x4.shl (v128.load16x4_u offset=16 (i32.add (local.get $w) (local.get $kw))) (i32.const 16))
+        (local.get $xv))))
+      (local.set $a1 (f32x4.add (local.get $a1) (f32x4.mul
+        (i32x4.shl (v128.load16x4_u offset=16 (i32.add (local.get $w1) (local.get $kw))) (i32.const 16))
+        (local.get $xv))))
+      (local.set $a2 (f32x4.add (local.get $a2) (f32x4.mul
+        (i32x4.shl (v128.load16x4_u offset=16 (i32.add (local.get $w2) (local.get $kw))) (i32.const 16))
+        (local.get $xv))))
+      (local.set $a3 (f32x4.add (local.get $a3) (f32x4.mul
+        (i32x4.shl (v128.load16x4_u offset=16 (i32.add (local.get $w3) (local.get $kw))) (i32.const 16))
+        (local.get $xv))))
+      (local.set $xv (v128.load offset=48 (i32.add (local.get $x) (local.get $k))))
+      (local.set $a0 (f32x4.add (local.get $a0) (f32x4.mul
+        (i32x4.shl (v128.load16x4_u offset=24 (i32.add (local.get $w) (local.get $kw))) (i32.const 16))
+        (local.get $xv))))
+      (local.set $a1 (f32x4.add (local.get $a1) (f32x4.mul
+        (i32x4.shl (v128.load16x4_u offset=24 (i32.add (local.get $w1) (local.get $kw))) (i32.const 16))
+        (local.get $xv))))
+      (local.set $a2 (f32x4.add (local.get $a2) (f32x4.mul
+        (i32x4.shl (v128.load16x4_u offset=24 (i32.add (local.get $w2) (local.get $kw))) (i32.const 16))
+        (local.get $xv))))
+      (local.set $a3 (f32x4.add (local.get $a3) (f32x4.mul
+        (i32x4.shl (v128.load16x4_u offset=24 (i32.add (local.get $w3) (local.get $kw))) (i32.const 16))
+        (local.get $xv))))
+      (local.set $k (i32.add (local.get $k) (i32.const 64)))
+      (br $main16)))
+    (block $done (loop $main
+      (br_if $done (i32.ge_u (local.get $k) (local.get $n4)))
+      (local.set $kw (i32.shr_u (local.get $k) (i32.const 1)))
+      (local.set $xv (v128.load offset=0 (i32.add (local.get $x) (local.get $k))))
+      (local.set $a0 (f32x4.add (local.get $a0) (f32x4.mul
+        (i32x4.shl (v128.load16x4_u offset=0 (i32.add (local.get $w) (local.get $kw))) (i32.const 16))
+        (local.get $xv))))
+      (local.set $a1 (f32x4.add (local.get $a1) (f32x4.mul
+        (i32x4.shl (v128.load16x4_u offset=0 (i32.add (local.get $w1) (local.get $kw))) (i32.const 16))
+        (local.get $xv))))
+      (local.set $a2 (f32x4.add (local.get $a2) (f32x4.mul
+        (i32x4.shl (v128.load16x4_u offset=0 (i32.add (local.get $w2) (local.get $kw))) (i32.const 16))
+        (local.get $xv))))
+      (local.set $a3 (f32x4.add (local.get $a3) (f32x4.mul
+        (i32x4.shl (v128.load16x4_u offset=0 (i32.add (local.get $w3) (local.get $kw))) (i32.const 16))
+        (local.get $xv))))
+      (local.set $k (i32.add (local.get $k) (i32.const 16)))
+      (br $main)))
+    (f32.store offset=0 (local.get $y) (call $finishBf16 (local.get $a0) (local.get $x)
+      (local.get $w) (local.get $n4) (local.get $nb) (call $bias (local.get $b) (i32.const 0))))
+    (f32.store offset=4 (local.get $y) (call $finishBf16 (local.get $a1) (local.get $x)
+      (local.get $w1) (local.get $n4) (local.get $nb) (call $bias (local.get $b) (i32.const 1))))
+    (f32.store offset=8 (local.get $y) (call $finishBf16 (local.get $a2) (local.get $x)
+      (local.get $w2) (local.get $n4) (local.get $nb) (call $bias (local.get $b) (i32.const 2))))
+    (f32.store offset=12 (local.get $y) (call $finishBf16 (local.get $a3) (local.get $x)
+      (local.get $w3) (local.get $n4) (local.get $nb) (call $bias (local.get $b) (i32.const 3)))))
+
+;; 2 tokens x 4 bf16 weight rows (as $k2x4, weights as $b1x4).
+  (func $b2x4 (param $x i32) (param $w i32) (param $b i32) (param $y i32) (param $nb i32) (param $ysb i32)
+    (local $k i32) (local $kw i32) (local $n4 i32) (local $n16 i32) (local $x1 i32) (local $w1 i32)
+    (local $w2 i32) (local $w3 i32) (local $y1 i32)
+    (local $wv0 v128) (local $wv1 v128) (local $wv2 v128) (local $wv3 v128) (local $xv v128)
+    (local $a00 v128) (local $a01 v128) (local $a02 v128) (local $a03 v128)
+    (local $a10 v128) (local $a11 v128) (local $a12 v128) (local $a13 v128)
+    (local.set $n4 (i32.and (local.get $nb) (i32.const -16)))
+    (local.set $n16 (i32.and (local.get $nb) (i32.const -64)))
+    (local.set $x1 (i32.add (local.get $x) (local.get $nb)))
+    (local.set $w1 (i32.add (local.get $w) (i32.shr_u (local.get $nb) (i32.const 1))))
+    (local.set $w2 (i32.add (local.get $w1) (i32.shr_u (local.get $nb) (i32.const 1))))
+    (local.set $w3 (i32.add (local.get $w2) (i32.shr_u (local.get $nb) (i32.const 1))))
+    (block $done16 (loop $main16
+      (br_if $done16 (i32.ge_u (local.get $k) (local.get $n16)))
+      (local.set $kw (i32.shr_u (local.get $k) (i32.const 1)))
+      (local.set $wv0
+        (i32x4.shl (v128.load16x4_u offset=0 (i32.add (local.get $w) (local.get $kw))) (i32.const 16)))
+      (local.set $wv1
+        (i32x4.shl (v128.load16x4_u offset=0 (i32.add (local.get $w1) (local.get $kw))) (i32.const 16)))
+      (local.set $wv2
+        (i32x4.shl (v128.load16x4_u offset=0 (i32.add (local.get $w2) (local.get $kw))) (i32.const 16)))
+      (local.set $wv3
+        (i32x4.shl (v128.load16x4_u offset=0 (i32.add (local.get $w3) (local.get $kw))) (i32.const 16)))
+      (local.set $xv (v128.load offset=0 (i32.add (local.get $x) (local.get $k))))
+      (local.set $a00 (f32x4.add (local.get $a00) (f32x4.mul (local.get $wv0) (local.get $xv))))
+      (local.set $a01 (f32x4.add (local.get $a01) (f32x4.mul (local.get $wv1) (local.get $xv))))
+      (local.set $a02 (f32x4.add (local.get $a02) (f32x4.mul (local.get $wv2) (local.get $xv))))
+      (local.set $a03 (f32x4.add (local.get $a03) (f32x4.mul (local.get $wv3) (local.get $xv))))
+      (local.set $xv (v128.load offset=0 (i32.add (local.get $x1) (local.get $k))))
+      (local.set $a10 (f32x4.add (local.get $a10) (f32x4.mul (local.get $wv0) (local.get $xv))))
+      (local.set $a11 (f32x4.add (local.get $a11) (f32x4.mul (local.get $wv1) (local.get $xv))))
+      (local.set $a12 (f32x4.add (local.get $a12) (f32x4.mul (local.get $wv2) (local.get $xv))))
+      (local.set $a13 (f32x4.add (local.get $a13) (f32x4.mul (local.get $wv3) (local.get $xv))))
+      (local.set $wv0
+        (i32x4.shl (v128.load16x4_u offset=8 (i32.add (local.get $w) (local.get $kw))) (i32.const 16)))
+      (local.set $wv1
+        (i32x4.shl (v128.load16x4_u offset=8 (i32.add (local.get $w1) (local.get $kw))) (i32.const 16)))
+      (local.set $wv2
+        (i32x4.shl (v128.load16x4_u offset=8 (i32.add (local.get $w2) (local.get $kw))) (i32.const 16)))
+      (local.set $wv3
+        (i32x4.shl (v128.load16x4_u offset=8 (i32.add (local.get $w3) (local.get $kw))) (i32.const 16)))
+      (local.set $xv (v128.load offset=16 (i32.add (local.get $x) (local.get $k))))
+      (local.set $a00 (f32x4.add (local.get $a00) (f32x4.mul (local.get $wv0) (local.get $xv))))
+      (local.set $a01 (f32x4.add (local.get $a01) (f32x4.mul (local.get $wv1) (local.get $xv))))
+      (local.set $a02 (f32x4.add (local.get $a02) (f32x4.mul (local.get $wv2) (local.get $xv))))
+      (local.set $a03 (f32x4.add (local.get $a03) (f32x4.mul (local.get $wv3) (local.get $xv))))
+      (local.set $xv (v128.load offset=16 (i32.add (local.get $x1) (local.get $k))))
+      (local.set $a10 (f32x4.add (local.get $a10) (f32x4.mul (local.get $wv0) (local.get $xv))))
+      (local.set $a11 (f32x4.add (local.get $a11) (f32x4.mul (local.get $wv1) (local.get $xv))))
+      (local.set $a12 (f32x4.add (local.get $a12) (f32x4.mul (local.get $wv2) (local.get $xv))))
+      (local.set $a13 (f32x4.add (local.get $a13) (f32x4.mul (local.get $wv3) (local.get $xv))))
+      (local.set $wv0
+        (i32x4.shl (v128.load16x4_u offset=16 (i32.add (local.get $w) (local.get $kw))) (i32.const 16)))
+      (local.set $wv1
+        (i32x4.shl (v128.load16x4_u offset=16 (i32.add (local.get $w1) (local.get $kw))) (i32.const 16)))
+      (local.set $wv2
+        (i32x4.shl (v128.load16x4_u offset=16 (i32.add (local.get $w2) (local.get $kw))) (i32.const 16)))
+      (local.set $wv3
+        (i32x4.shl (v128.load16x4_u offset=16 (i32.add (local.get $w3) (local.get $kw))) (i32.const 16)))
+      (local.set $xv (v128.load offset=32 (i32.add (local.get $x) (local.get $k))))
+      (local.set $a00 (f32x4.add (local.get $a00) (f32x4.mul (local.get $wv0) (local.get $xv))))
+      (local.set $a01 (f32x4.add (local.get $a01) (f32x4.mul (local.get $wv1) (local.get $xv))))
+      (local.set $a02 (f32x4.add (local.get $a02) (f32x4.mul (local.get $wv2) (local.get $xv))))
+      (local.set $a03 (f32x4.add (local.get $a03) (f32x4.mul (local.get $wv3) (local.get $xv))))
+      (local.set $xv (v128.load offset=32 (i32.add (local.get $x1) (local.get $k))))
+      (local.set $a10 (f32x4.add (local.get $a10) (f32x4.mul (local.get $wv0) (local.get $xv))))
+      (local.set $a11 (f32x4.add (local.get $a11) (f32x4.mul (local.get $wv1) (local.get $xv))))
+      (local.set $a12 (f32x4.add (local.get $a12) (f32x4.mul (local.get $wv2) (local.get $xv))))
+      (local.set $a13 (f32x4.add (local.get $a13) (f32x4.mul (local.get $wv3) (local.get $xv))))
+      (local.set $wv0
+        (i32x4.shl (v128.load16x4_u offset=24 (i32.add (local.get $w) (local.get $kw))) (i32.const 16)))
+      (local.set $wv1
+        (i32x4.shl (v128.load16x4_u offset=24 (i32.add (local.get $w1) (local.get $kw))) (i32.const 16)))
+      (local.set $wv2
+        (i32x4.shl (v128.load16x4_u offset=24 (i32.add (local.get $w2) (local.get $kw))) (i32.const 16)))
+      (local.set $wv3
+        (i32x4.shl (v128.load16x4_u offset=24 (i32.add (local.get $w3) (local.get $kw))) (i32.const 16)))
+      (local.set $xv (v128.load offset=48 (i32.add (local.get $x) (local.get $k))))
+      (local.set $a00 (f32x4.add (local.get $a00) (f32x4.mul (local.get $wv0) (local.get $xv))))
+      (local.set $a01 (f32x4.add (local.get $a01) (f32x4.mul (local.get $wv1) (local.get $xv))))
+      (local.set $a02 (f32x4.add (local.get $a02) (f32x4.mul (local.get $wv2) (local.get $xv))))
+      (local.set $a03 (f32x4.add (local.get $a03) (f32x4.mul (local.get $wv3) (local.get $xv))))
+      (local.set $xv (v128.load offset=48 (i32.add (local.get $x1) (local.get $k))))
+      (local.set $a10 (f32x4.add (local.get $a10) (f32x4.mul (local.get $wv0) (local.get $xv))))
+      (local.set $a11 (f32x4.add (local.get $a11) (f32x4.mul (local.get $wv1) (local.get $xv))))
+      (local.set $a12 (f32x4.add (local.get $a12) (f32x4.mul (local.get $wv2) (local.get $xv))))
+      (local.set $a13 (f32x4.add (local.get $a13) (f32x4.mul (local.get $wv3) (local.get $xv))))
+      (local.set $k (i32.add (local.get $k) (i32.const 64)))
+      (br $main16)))
+    (block $done (loop $main
+      (br_if $done (i32.ge_u (local.get $k) (local.get $n4)))
+      (local.set $kw (i32.shr_u (local.get $k) (i32.const 1)))
+      (local.set $wv0
+        (i32x4.shl (v128.load16x4_u offset=0 (i32.add (local.get $w) (local.get $kw))) (i32.const 16)))
+      (local.set $wv1
+        (i32x4.shl (v128.load16x4_u offset=0 (i32.add (local.get $w1) (local.get $kw))) (i32.const 16)))
+      (local.set $wv2
+        (i32x4.shl (v128.load16x4_u offset=0 (i32.add (local.get $w2) (local.get $kw))) (i32.const 16)))
+      (local.set $wv3
+        (i32x4.shl (v128.load16x4_u offset=0 (i32.add (local.get $w3) (local.get $kw))) (i32.const 16)))
+      (local.set $xv (v128.load offset=0 (i32.add (local.get $x) (local.get $k))))
+      (local.set $a00 (f32x4.add (local.get $a00) (f32x4.mul (local.get $wv0) (local.get $xv))))
+      (local.set $a01 (f32x4.add (local.get $a01) (f32x4.mul (local.get $wv1) (local.get $xv))))
+      (local.set $a02 (f32x4.add (local.get $a02) (f32x4.mul (local.get $wv2) (local.get $xv))))
+      (local.set $a03 (f32x4.add (local.get $a03) (f32x4.mul (local.get $wv3) (local.get $xv))))
+      (local.set $xv (v128.load offset=0 (i32.add (local.get $x1) (local.get $k))))
+      (local.set $a10 (f32x4.add (local.get $a10) (f32x4.mul (local.get $wv0) (local.get $xv))))
+      (local.set $a11 (f32x4.add (local.get $a11) (f32x4.mul (local.get $wv1) (local.get $xv))))
+      (local.set $a12 (f32x4.add (local.get $a12) (f32x4.mul (local.get $wv2) (local.get $xv))))
+      (local.set $a13 (f32x4.add (local.get $a13) (f32x4.mul (local.get $wv3) (local.get $xv))))
+      (local.set $k (i32.add (local.get $k) (i32.const 16)))
+      (br $main)))
+    (local.set $y1 (i32.add (local.get $y) (local.get $ysb)))
+    (f32.store offset=0 (local.get $y) (call $finishBf16 (local.get $a00) (local.get $x)
+      (local.get $w) (local.get $n4) (local.get $nb) (call $bias (local.get $b) (i32.const 0))))
+    (f32.store offset=4 (local.get $y) (call $finishBf16 (local.get $a01) (local.get $x)
+      (local.get $w1) (local.get $n4) (local.get $nb) (call $bias (local.get $b) (i32.const 1))))
+    (f32.store offset=8 (local.get $y) (call $finishBf16 (local.get $a02) (local.get $x)
+      (local.get $w2) (local.get $n4) (local.get $nb) (call $bias (local.get $b) (i32.const 2))))
+    (f32.store offset=12 (local.get $y) (call $finishBf16 (local.get $a03) (local.get $x)
+      (local.get $w3) (local.get $n4) (local.get $nb) (call $bias (local.get $b) (i32.const 3))))
+    (f32.store offset=0 (local.get $y1) (call $finishBf16 (local.get $a10) (local.get $x1)
+      (local.get $w) (local.get $n4) (local.get $nb) (call $bias (local.get $b) (i32.const 0))))
+    (f32.store offset=4 (local.get $y1) (call $finishBf16 (local.get $a11) (local.get $x1)
+      (local.get $w1) (local.get $n4) (local.get $nb) (call $bias (local.get $b) (i32.const 1))))
+    (f32.store offset=8 (local.get $y1) (call $finishBf16 (local.get $a12) (local.get $x1)
+      (local.get $w2) (local.get $n4) (local.get $nb) (call $bias (local.get $b) (i32.const 2))))
+    (f32.store offset=12 (local.get $y1) (call $finishBf16 (local.get $a13) (local.get $x1)
+      (local.get $w3) (local.get $n4) (local.get $nb) (call $bias (local.get $b) (i32.const 3)))))
+
+  ;; 1 token x 1 bf16 weight row (the last m % 4 rows).
+  (func $b1x1 (param $x i32) (param $w i32) (param $b i32) (param $y i32) (param $nb i32)
+    (local $k i32) (local $n4 i32) (local $a v128)
+    (local.set $n4 (i32.and (local.get $nb) (i32.const -16)))
+    (block $done (loop $main
+      (br_if $done (i32.ge_u (local.get $k) (local.get $n4)))
+      (local.set $a (f32x4.add (local.get $a) (f32x4.mul
+        (i32x4.shl (v128.load16x4_u (i32.add (local.get $w) (i32.shr_u (local.get $k) (i32.const 1))))
+          (i32.const 16))
+        (v128.load (i32.add (local.get $x) (local.get $k))))))
+      (local.set $k (i32.add (local.get $k) (i32.const 16)))
+      (br $main)))
+    (f32.store (local.get $y) (call $finishBf16 (local.get $a) (local.get $x) (local.get $w)
+      (local.get $n4) (local.get $nb) (call $bias (local.get $b) (i32.const 0)))))
+
+  ;; matmul with bf16 W (arguments as matmul; w rows are n * 2 bytes). Rows in groups of 4; within a
+  ;; group, tokens in pairs then one, so the group's 4 rows (8 n bytes) stay in L1 across the block.
+  (func (export "matmul_bf16") (param $x i32) (param $w i32) (param $b i32) (param $y i32) (param $T i32)
+    (param $n i32) (param $m i32) (param $ys i32)
+    (local $o i32) (local $t i32) (local $nb i32) (local $ysb i32) (local $wo i32) (local $bo i32)
+    (local $xt i32) (local $yt i32)
+    (local.set $nb (i32.shl (local.get $n) (i32.const 2)))
+    (local.set $ysb (i32.shl (local.get $ys) (i32.const 2)))
+    (block $odone (loop $orows
+      (br_if $odone (i32.gt_u (i32.add (local.get $o) (i32.const 4)) (local.get $m)))
+      (local.set $wo (i32.add (local.get $w) (i32.mul (local.get $o) (i32.shl (local.get $n) (i32.const 1)))))
+      (local.set $bo (call $bias (local.get $b) (local.get $o)))
+      (local.set $xt (local.get $x))
+      (local.set $yt (i32.add (local.get $y) (i32.shl (local.get $o) (i32.const 2))))
+      (local.set $t (i32.const 0))
+      (block $tdone (loop $pairs
+        (br_if $tdone (i32.gt_u (i32.add (local.get $t) (i32.const 2)) (local.get $T)))
+        (call $b2x4 (local.get $xt) (local.get $wo) (local.get $bo) (local.get $yt) (local.get $nb)
+          (local.get $ysb))
+        (local.set $xt (i32.add (local.get $xt) (i32.shl (local.get $nb) (i32.const 1))))
+        (local.set $yt (i32.add (local.get $yt) (i32.shl (local.get $ysb) (i32.const 1))))
+        (local.set $t (i32.add (local.get $t) (i32.const 2)))
+        (br $pairs)))
+      (if (i32.lt_u (local.get $t) (local.get $T))
+        (then (call $b1x4 (local.get $xt) (local.get $wo) (local.get $bo) (local.get $yt) (local.get $nb))))
+      (local.set $o (i32.add (local.get $o) (i32.const 4)))
+      (br $orows)))
+    (block $odone (loop $orow
+      (br_if $odone (i32.ge_u (local.get $o) (local.get $m)))
+      (local.set $wo (i32.add (local.get $w) (i32.mul (local.get $o) (i32.shl (local.get $n) (i32.const 1)))))
+      (local.set $bo (call $bias (local.get $b) (local.get $o)))
+      (local.set $xt (local.get $x))
+      (local.set $yt (i32.add (local.get $y) (i32.shl (local.get $o) (i32.const 2))))
+      (local.set $t (i32.const 0))
+      (block $tdone (loop $tokens
+        (br_if $tdone (i32.ge_u (local.get $t) (local.get $T)))
+        (call $b1x1 (local.get $xt) (local.get $wo) (local.get $bo) (local.get $yt) (local.get $nb))
+        (local.set $xt (i32.add (local.get $xt) (local.get $nb)))
+        (local.set $yt (i32.add (local.get $yt) (local.get $ysb)))
+        (local.set $t (i32.add (local.get $t) (i32.const 1)))
+        (br $tokens)))
+      (local.set $o (i32.add (local.get $o) (i32.const 1)))
       (br $orow)))))

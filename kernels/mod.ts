@@ -11,17 +11,20 @@
  * @module
  */
 import { decodeBase64 } from "./base64.ts";
-import { dotF32, matmulJs } from "./matmul_js.ts";
+import { dotBf16, dotF32, matmulBf16Js, matmulJs } from "./matmul_js.ts";
 import { MATMUL_WASM } from "./wasm_modules.ts";
 
-export { dotF32, matmulJs };
+export { dotBf16, dotF32, matmulBf16Js, matmulJs };
 
 /** "auto": WASM SIMD when this runtime has it, else JS. "wasm": WASM SIMD or an error. "js": scalar JS. */
 export type KernelChoice = "auto" | "wasm" | "js";
 
 /** Sizes createKernels reserves memory for, and which kernels to use. */
 export interface KernelsOptions {
-  /** Total float32 elements the caller will alloc() (sum of padFloats() of each array). */
+  /**
+   * Total float32 elements the caller will alloc() and allocBf16() (sum of padFloats() of each float32
+   * array and padBf16() of each bf16 array).
+   */
   weightFloats: number;
   /** Largest inDim any matmul call will use. */
   maxIn: number;
@@ -41,6 +44,8 @@ export interface Kernels {
   readonly kind: "wasm-simd" | "js";
   /** A zeroed float32 array the kernels can read as a weight or bias. */
   alloc(length: number): Float32Array;
+  /** A zeroed array of bf16 bits (the top halves of float32s) the kernels can read as a matmulBf16 weight. */
+  allocBf16(length: number): Uint16Array;
   /**
    * out[t * outDim + o] = x[t * inDim ..] · w[o * inDim ..] (+ bias[o]) for t < n, o < outDim, summed in
    * the fixed order of kernels/matmul.wat (so a token's result never depends on n or its place in the
@@ -55,11 +60,29 @@ export interface Kernels {
     inDim: number,
     outDim: number,
   ): void;
+  /**
+   * matmul with `w` [outDim * inDim] held as bf16 bits (from allocBf16()): each weight widens exactly to
+   * float32, so the result is bitwise matmul's on the widened weights, reading half the weight bytes.
+   */
+  matmulBf16(
+    out: Float32Array,
+    x: Float32Array,
+    w: Uint16Array,
+    bias: Float32Array | null,
+    n: number,
+    inDim: number,
+    outDim: number,
+  ): void;
 }
 
 /** alloc(length) uses this many floats of the reservation (arrays start 16-byte aligned). */
 export function padFloats(length: number): number {
   return (length + 3) & ~3;
+}
+
+/** allocBf16(length) uses this many floats of the reservation (arrays start 16-byte aligned). */
+export function padBf16(length: number): number {
+  return padFloats(Math.ceil(length / 2));
 }
 
 let simd: boolean | null = null;
@@ -100,6 +123,11 @@ function jsKernels(opts: KernelsOptions): Kernels {
       checkShapes(out, x, w, bias, n, inDim, outDim);
       matmulJs(out, x, w, bias, n, inDim, outDim, tokenBlock);
     },
+    allocBf16: (length) => new Uint16Array(length),
+    matmulBf16(out, x, w, bias, n, inDim, outDim) {
+      checkShapes(out, x, w, bias, n, inDim, outDim);
+      matmulBf16Js(out, x, w, bias, n, inDim, outDim, tokenBlock);
+    },
   };
 }
 
@@ -138,7 +166,7 @@ function wasmKernels(opts: KernelsOptions): Kernels {
     );
   }
   const inst = new WebAssembly.Instance(compiled!, { env: { memory } });
-  const kernel = inst.exports.matmul as (
+  type Kernel = (
     x: number,
     w: number,
     b: number,
@@ -148,58 +176,85 @@ function wasmKernels(opts: KernelsOptions): Kernels {
     m: number,
     ys: number,
   ) => void;
+  const kernelF32 = inst.exports.matmul as Kernel;
+  const kernelBf16 = inst.exports.matmul_bf16 as Kernel;
   const buf = memory.buffer;
   const heap = new Float32Array(buf);
   let next = 16; // bytes
   const weightEnd = 16 + weightBytes;
   const xPtr = weightEnd, yPtr = xPtr + xFloats * 4;
-  const where = (a: Float32Array, what: string): number => {
+  const where = (a: Float32Array | Uint16Array, what: string): number => {
     if (a.buffer !== buf) throw new Error(`kernels: ${what} was not allocated by this Kernels' alloc()`);
     return a.byteOffset;
   };
   return {
     kind: "wasm-simd",
     alloc(length) {
-      const bytes = padFloats(length) * 4;
-      if (next + bytes > weightEnd) {
-        throw new Error(
-          `kernels: alloc(${length}) exceeds the reserved ${opts.weightFloats} weight floats ` +
-            `of ${opts.label ?? "the model"} (count each array as padFloats(length))`,
-        );
-      }
-      const a = new Float32Array(buf, next, length);
-      next += bytes;
-      return a;
+      return new Float32Array(buf, reserve(padFloats(length) * 4, `alloc(${length})`), length);
+    },
+    allocBf16(length) {
+      return new Uint16Array(buf, reserve(padBf16(length) * 4, `allocBf16(${length})`), length);
     },
     matmul(out, x, w, bias, n, inDim, outDim) {
-      checkShapes(out, x, w, bias, n, inDim, outDim);
-      if (inDim > opts.maxIn) throw new Error(`kernels: inDim ${inDim} exceeds maxIn ${opts.maxIn}`);
-      const wPtr = where(w, "the weight");
-      const bPtr = bias ? where(bias, "the bias") : 0;
-      for (let t0 = 0; t0 < n; t0 += CHUNK_TOKENS) {
-        const T = Math.min(CHUNK_TOKENS, n - t0);
-        heap.set(x.subarray(t0 * inDim, (t0 + T) * inDim), xPtr >> 2);
-        for (let o0 = 0; o0 < outDim; o0 += outChunk) {
-          const m = Math.min(outChunk, outDim - o0);
-          kernel(xPtr, wPtr + o0 * inDim * 4, bias ? bPtr + o0 * 4 : 0, yPtr, T, inDim, m, m);
-          const y0 = yPtr >> 2;
-          if (m === outDim) {
-            out.set(heap.subarray(y0, y0 + T * m), t0 * outDim);
-          } else {
-            for (let t = 0; t < T; t++) {
-              out.set(heap.subarray(y0 + t * m, y0 + (t + 1) * m), (t0 + t) * outDim + o0);
-            }
+      run(kernelF32, 4, out, x, w, bias, n, inDim, outDim);
+    },
+    matmulBf16(out, x, w, bias, n, inDim, outDim) {
+      run(kernelBf16, 2, out, x, w, bias, n, inDim, outDim);
+    },
+  };
+
+  /** The byte offset of `bytes` more of the weight reservation. */
+  function reserve(bytes: number, what: string): number {
+    if (next + bytes > weightEnd) {
+      throw new Error(
+        `kernels: ${what} exceeds the reserved ${opts.weightFloats} weight floats of ` +
+          `${opts.label ?? "the model"} (count each array as padFloats(length), bf16 as padBf16(length))`,
+      );
+    }
+    const at = next;
+    next += bytes;
+    return at;
+  }
+
+  /** One matmul through the scratch, in chunks of tokens and columns; wSize: bytes per weight. */
+  function run(
+    kernel: Kernel,
+    wSize: number,
+    out: Float32Array,
+    x: Float32Array,
+    w: Float32Array | Uint16Array,
+    bias: Float32Array | null,
+    n: number,
+    inDim: number,
+    outDim: number,
+  ): void {
+    checkShapes(out, x, w, bias, n, inDim, outDim);
+    if (inDim > opts.maxIn) throw new Error(`kernels: inDim ${inDim} exceeds maxIn ${opts.maxIn}`);
+    const wPtr = where(w, "the weight");
+    const bPtr = bias ? where(bias, "the bias") : 0;
+    for (let t0 = 0; t0 < n; t0 += CHUNK_TOKENS) {
+      const T = Math.min(CHUNK_TOKENS, n - t0);
+      heap.set(x.subarray(t0 * inDim, (t0 + T) * inDim), xPtr >> 2);
+      for (let o0 = 0; o0 < outDim; o0 += outChunk) {
+        const m = Math.min(outChunk, outDim - o0);
+        kernel(xPtr, wPtr + o0 * inDim * wSize, bias ? bPtr + o0 * 4 : 0, yPtr, T, inDim, m, m);
+        const y0 = yPtr >> 2;
+        if (m === outDim) {
+          out.set(heap.subarray(y0, y0 + T * m), t0 * outDim);
+        } else {
+          for (let t = 0; t < T; t++) {
+            out.set(heap.subarray(y0 + t * m, y0 + (t + 1) * m), (t0 + t) * outDim + o0);
           }
         }
       }
-    },
-  };
+    }
+  }
 }
 
 function checkShapes(
   out: Float32Array,
   x: Float32Array,
-  w: Float32Array,
+  w: Float32Array | Uint16Array,
   bias: Float32Array | null,
   n: number,
   inDim: number,

@@ -6,7 +6,14 @@ import assert from "node:assert/strict";
 import { fileURLToPath } from "node:url";
 import type { ModelConfig } from "../core/types.ts";
 import { encodeSafetensors, openSafetensors } from "../loader/safetensors.ts";
-import { type DrafterTarget, loadDrafter, parseDrafterConfig } from "../drafter/mod.ts";
+import {
+  cpuDrafter,
+  type DrafterTarget,
+  loadDrafter,
+  parseDrafterConfig,
+  readDrafterConfig,
+  readDrafterWeights,
+} from "../drafter/mod.ts";
 import { beamSearch } from "../core/beam_search.ts";
 import { topKRow, warpLogSoftmax, warpScratch, warpTopK } from "../drafter/cpu.ts";
 
@@ -260,6 +267,46 @@ Deno.test("drafter warpTopK: bit for bit warpLogSoftmax + topKRow, with ties and
         [...new Uint32Array(wantVals.buffer)],
         tag,
       );
+    }
+  }
+});
+
+Deno.test("drafter: BF16-stored matrices run as bf16 in kernel memory, bitwise equal to float32 (default drafter)", async () => {
+  const dir = fileURLToPath(new URL("../models/default/drafter/", import.meta.url));
+  const config = readDrafterConfig(dir + "config.json");
+  const store = openSafetensors(dir + "model.safetensors");
+  const weights = readDrafterWeights(store, config);
+  store.close();
+  // every matrix of this checkpoint is stored BF16 (biases are read too, but stay float32)
+  const matrices = [
+    weights.inputProjWeight!,
+    ...weights.resWeights,
+    weights.headWeight,
+    weights.rnnU!,
+    weights.rnnW!,
+  ];
+  assert.equal(weights.bf16?.size, matrices.length);
+  for (const m of matrices) assert.ok(weights.bf16.has(m));
+  const { hiddenSize: H, vocabSize: V } = config;
+  const emb = new Float32Array(V * H);
+  for (let i = 0; i < emb.length; i++) emb[i] = Math.sin(i * 0.013) * 0.05;
+  const ctx = new Float32Array(2 * H).map((_, i) => Math.cos(i * 0.37) * 2);
+  const u32 = (a: Float32Array) => new Uint32Array(a.buffer, a.byteOffset, a.length);
+  for (const kernels of ["wasm", "js"] as const) {
+    const asBf16 = cpuDrafter(weights, emb, { kernels }).beginRound(ctx, 2, 3);
+    const asF32 = cpuDrafter({ ...weights, bf16: undefined }, emb, { kernels }).beginRound(ctx, 2, 3);
+    let tokens = new Int32Array(6).fill(7), parents = new Int32Array(6);
+    for (let s = 0; s < 3; s++) {
+      const a = await asBf16.step(tokens, parents, 3), b = await asF32.step(tokens, parents, 3);
+      assert.deepEqual(a.ids, b.ids, `${kernels} step ${s}`);
+      assert.deepEqual(u32(a.logProbs), u32(b.logProbs), `${kernels} step ${s}`);
+      assert.deepEqual(
+        u32(asBf16.logProbRow(s, 1, 2)),
+        u32(asF32.logProbRow(s, 1, 2)),
+        `${kernels} step ${s}`,
+      );
+      tokens = a.ids.filter((_, i) => i % 3 === 0);
+      parents = new Int32Array(6).map((_, n) => (n + s) % 3);
     }
   }
 });

@@ -4,7 +4,15 @@
  * reference. Odd sizes exercise the scalar tails and the 1x4 / 1x1 edge kernels.
  */
 import assert from "node:assert/strict";
-import { createKernels, dotF32, type Kernels, padFloats, wasmSimdSupported } from "../kernels/mod.ts";
+import {
+  createKernels,
+  dotBf16,
+  dotF32,
+  type Kernels,
+  padBf16,
+  padFloats,
+  wasmSimdSupported,
+} from "../kernels/mod.ts";
 
 function rand(n: number, seed: number): Float32Array {
   const a = new Float32Array(n);
@@ -160,4 +168,100 @@ Deno.test("kernels: bad use is refused with clear messages", () => {
     () => createKernels({ weightFloats: 4, maxIn: 4, maxOut: 4, kernels: "gpu" as "js" }),
     /unknown kernel choice 'gpu'/,
   );
+});
+
+/**
+ * Kernels holding one random weight [outDim, inDim] twice, as bf16 bits and as those bits widened to
+ * float32 (exact), plus a bias.
+ */
+function setupBf16(kind: "wasm" | "js", inDim: number, outDim: number) {
+  const k = createKernels({
+    weightFloats: padBf16(outDim * inDim) + padFloats(outDim * inDim) + padFloats(outDim),
+    maxIn: inDim,
+    maxOut: outDim,
+    kernels: kind,
+  });
+  const src = rand(outDim * inDim, inDim * 17 + outDim);
+  const h = k.allocBf16(outDim * inDim);
+  const srcBits = bits(src);
+  for (let i = 0; i < h.length; i++) h[i] = srcBits[i] >>> 16; // truncate to bf16
+  const w = k.alloc(outDim * inDim);
+  const wBits = bits(w);
+  for (let i = 0; i < h.length; i++) wBits[i] = h[i] << 16;
+  const b = k.alloc(outDim);
+  b.set(rand(outDim, 3 + outDim));
+  return { k, h, w, b };
+}
+
+function runBf16(
+  k: Kernels,
+  h: Uint16Array,
+  b: Float32Array | null,
+  x: Float32Array,
+  n: number,
+  i: number,
+  o: number,
+) {
+  const out = new Float32Array(n * o);
+  k.matmulBf16(out, x, h, b, n, i, o);
+  return out;
+}
+
+for (const kind of kinds) {
+  Deno.test(`kernels (${kind}): matmulBf16 is bitwise matmul on the widened weights, T = 1..9, odd sizes`, () => {
+    // inDim: tails of 1..3, below / at / past one unrolled pass; outDim: groups of 4 plus single rows
+    for (const [inDim, outDim] of [[1, 1], [3, 5], [5, 9], [13, 7], [16, 4], [63, 6], [67, 13], [130, 33]]) {
+      const { k, h, w, b } = setupBf16(kind, inDim, outDim);
+      for (let T = 1; T <= 9; T++) {
+        const X = rand(T * inDim, inDim * 7 + T);
+        for (const bias of [b, null]) {
+          const got = runBf16(k, h, bias, X, T, inDim, outDim);
+          assert.deepEqual(
+            bits(got),
+            bits(run(k, w, bias, X, T, inDim, outDim)),
+            `${inDim}x${outDim} T=${T}`,
+          );
+          for (let t = 0; t < T; t++) {
+            for (let o = 0; o < outDim; o++) {
+              const s = dotBf16(X, t * inDim, h, o * inDim, inDim);
+              assert.equal(s, dotF32(X, t * inDim, w, o * inDim, inDim));
+              assert.equal(got[t * outDim + o], bias ? Math.fround(s + bias[o]) : s);
+            }
+          }
+        }
+      }
+    }
+  });
+}
+
+Deno.test(
+  "kernels: matmulBf16 WASM equals JS bitwise, including chunks of more than 64 tokens and 4096 columns",
+  {
+    ignore: !wasmSimdSupported(),
+  },
+  () => {
+    for (const [inDim, outDim, n] of [[67, 13, 33], [5, 4099, 3], [7, 4101, 66], [8, 9, 130], [384, 7, 4]]) {
+      const a = setupBf16("wasm", inDim, outDim), j = setupBf16("js", inDim, outDim);
+      assert.deepEqual(a.h, j.h);
+      const X = rand(n * inDim, 21);
+      for (const [ab, jb] of [[a.b, j.b], [null, null]]) {
+        const got = bits(runBf16(a.k, a.h, ab, X, n, inDim, outDim));
+        assert.deepEqual(got, bits(runBf16(j.k, j.h, jb, X, n, inDim, outDim)), `${inDim}x${outDim} n=${n}`);
+        assert.deepEqual(got, bits(run(a.k, a.w, ab, X, n, inDim, outDim)), `${inDim}x${outDim} n=${n} f32`);
+      }
+    }
+  },
+);
+
+Deno.test("kernels: bf16 bad use is refused with clear messages", () => {
+  const { k, h } = setupBf16("wasm", 4, 4);
+  assert.throws(
+    () => k.matmulBf16(new Float32Array(4), new Float32Array(4), new Uint16Array(16), null, 1, 4, 4),
+    /not allocated by this Kernels/,
+  );
+  assert.throws(
+    () => k.matmulBf16(new Float32Array(4), new Float32Array(4), h, null, 1, 4, 5),
+    /weight has 16 elements, need \[5, 4\]/,
+  );
+  assert.throws(() => k.allocBf16(2), /allocBf16\(2\) exceeds the reserved/);
 });
