@@ -61,9 +61,11 @@ export function readDrafterWeights(
   };
 }
 
-/** Load `<dir>/config.json` + `<dir>/model.safetensors` as a CPU DraftModel over the target's embeddings. */
-// deno-lint-ignore require-await
-export async function loadDrafter(dir: string, target: DrafterTarget): Promise<DraftModel> {
+/**
+ * Read `<dir>/config.json` + `<dir>/model.safetensors` (Apple's format), refusing a drafter whose hidden size
+ * or vocabulary does not match the target's, with both sizes in the message.
+ */
+export function readDrafterDir(dir: string, target: DrafterTarget): DrafterWeights {
   const configPath = join(dir, "config.json");
   const config = readDrafterConfig(configPath);
   const t = target.config;
@@ -74,11 +76,15 @@ export async function loadDrafter(dir: string, target: DrafterTarget): Promise<D
     );
   }
   const store = openSafetensors(join(dir, "model.safetensors"));
-  let weights: DrafterWeights;
   try {
-    weights = readDrafterWeights(store, config);
+    return readDrafterWeights(store, config);
   } finally {
     store.close();
   }
-  return cpuDrafter(weights, target.embeddingTable());
+}
+
+/** Load `<dir>/config.json` + `<dir>/model.safetensors` as a CPU DraftModel over the target's embeddings. */
+// deno-lint-ignore require-await
+export async function loadDrafter(dir: string, target: DrafterTarget): Promise<DraftModel> {
+  return cpuDrafter(readDrafterDir(dir, target), target.embeddingTable());
 }

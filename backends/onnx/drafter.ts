@@ -6,12 +6,9 @@
  *
  * @module
  */
-import { join } from "node:path";
 import type { DrafterConfig, DraftModel, DraftRound, DraftTopK } from "../../core/types.ts";
 import { checkRoundArgs, type DrafterWeights } from "../../drafter/cpu.ts";
-import { type DrafterTarget, readDrafterWeights } from "../../drafter/load.ts";
-import { readDrafterConfig } from "../../drafter/config.ts";
-import { openSafetensors } from "../../loader/safetensors.ts";
+import { type DrafterTarget, readDrafterDir } from "../../drafter/load.ts";
 import { buildDrafterGraph } from "./build_drafter.ts";
 import { toBytes } from "./proto.ts";
 import { loadOrt, openSession, type OrtTensor, type ProviderName, PROVIDERS } from "./runtime.ts";
@@ -22,25 +19,6 @@ export interface OnnxDrafterOptions {
   threads?: number;
   /** Weight storage in the graph. Default "fp32"; "fp16" halves memory, compute stays float32. */
   weights?: "fp32" | "fp16";
-}
-
-/** Read `<dir>/config.json` + `<dir>/model.safetensors`, checking the drafter fits the target. */
-function readDrafterDir(dir: string, target: DrafterTarget): DrafterWeights {
-  const configPath = join(dir, "config.json");
-  const config = readDrafterConfig(configPath);
-  const t = target.config;
-  if (config.hiddenSize !== t.hiddenSize || config.vocabSize !== t.vocabSize) {
-    throw new Error(
-      `${configPath}: drafter does not fit the target: drafter hidden_size ${config.hiddenSize}, ` +
-        `vocab_size ${config.vocabSize}; target hidden_size ${t.hiddenSize}, vocab_size ${t.vocabSize}`,
-    );
-  }
-  const store = openSafetensors(join(dir, "model.safetensors"));
-  try {
-    return readDrafterWeights(store, config);
-  } finally {
-    store.close();
-  }
 }
 
 /**
