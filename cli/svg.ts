@@ -71,6 +71,11 @@ function text(x: number, y: number, s: string, attrs = ""): string {
   return `<text x="${n(x)}" y="${n(y)}"${attrs ? " " + attrs : ""}>${escapeXml(s)}</text>`;
 }
 
+/** Width a centred bold 15 px title needs, with a margin on each side. */
+function titleWidth(title: string | undefined): number {
+  return title ? Math.ceil(title.length * 8.5) + 24 : 0;
+}
+
 function document(width: number, height: number, body: string[], title?: string): string {
   return [
     `<?xml version="1.0" encoding="UTF-8"?>`,
@@ -138,7 +143,8 @@ export function heatmapSvg(spec: HeatmapSpec): string {
   const left = 30 + yTickW, top = spec.title ? 44 : 16, bottom = 56;
   const gridW = cols * cellW, gridH = rows * cellH;
   const barX = left + gridW + 24, barW = 14;
-  const width = barX + barW + 60 + (spec.colorLabel ? 18 : 0);
+  // Wide enough for the title too (bold 15 px: about 8.5 px per character).
+  const width = Math.max(barX + barW + 60 + (spec.colorLabel ? 18 : 0), titleWidth(spec.title));
   const height = top + gridH + bottom;
 
   const body: string[] = [];
@@ -267,7 +273,7 @@ export function histogramSvg(spec: HistogramSpec): string {
   const left = 40 + String(yMax).length * 7, top = spec.title ? 48 : 20, bottom = 56, right = 20;
   const barSlot = Math.max(28, Math.min(64, 480 / spec.bins.length));
   const plotW = barSlot * spec.bins.length, plotH = 240;
-  const width = left + plotW + right, height = top + plotH + bottom;
+  const width = Math.max(left + plotW + right, titleWidth(spec.title)), height = top + plotH + bottom;
   const y = (c: number) => top + plotH * (1 - c / yMax);
   const color = spec.color ?? hex(viridis(0.35));
 
