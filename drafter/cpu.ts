@@ -67,21 +67,15 @@ function silu(v: number): number {
 }
 
 /**
- * In place over one row of logits: subtract the row max, replace every value strictly below the k-th
- * largest (counting repeats, like torch.topk) by LOG_0, then log_softmax. `top` is scratch of length >= k.
+ * The k largest of row[off .. off + n), descending, into top[0 .. k) (repeats counted, like torch.topk), by
+ * insertion: a value enters only if above the current last.
  */
-export function warpLogSoftmax(row: Float32Array, k: number, top: Float32Array): void {
-  const n = row.length;
-  let max = -Infinity;
-  for (let i = 0; i < n; i++) if (row[i] > max) max = row[i];
-  for (let i = 0; i < n; i++) row[i] = row[i] - max; // float32 rounding, as the reference does it
-  const kk = Math.min(k, n);
-  // The kk largest values, descending, by insertion (a value enters only if above the current last).
+function largestValues(row: Float32Array, off: number, n: number, k: number, top: Float32Array): void {
   let filled = 0;
   for (let i = 0; i < n; i++) {
-    const v = row[i];
-    if (filled === kk) {
-      if (!(v > top[kk - 1])) continue;
+    const v = row[off + i];
+    if (filled === k) {
+      if (!(v > top[k - 1])) continue;
       filled--;
     }
     let j = filled++;
@@ -91,6 +85,19 @@ export function warpLogSoftmax(row: Float32Array, k: number, top: Float32Array):
     }
     top[j] = v;
   }
+}
+
+/**
+ * In place over one row of logits: subtract the row max, replace every value strictly below the k-th
+ * largest (counting repeats, like torch.topk) by LOG_0, then log_softmax. `top` is scratch of length >= k.
+ */
+export function warpLogSoftmax(row: Float32Array, k: number, top: Float32Array): void {
+  const n = row.length;
+  let max = -Infinity;
+  for (let i = 0; i < n; i++) if (row[i] > max) max = row[i];
+  for (let i = 0; i < n; i++) row[i] = row[i] - max; // float32 rounding, as the reference does it
+  const kk = Math.min(k, n);
+  largestValues(row, 0, n, kk, top);
   const threshold = top[kk - 1];
   let sum = 0;
   for (let i = 0; i < n; i++) {
@@ -186,20 +193,7 @@ export function warpTopK(
 ): void {
   const kk = Math.min(warpK, V);
   const top = s.top;
-  let filled = 0;
-  for (let i = 0; i < V; i++) {
-    const v = row[off + i];
-    if (filled === kk) {
-      if (!(v > top[kk - 1])) continue;
-      filled--;
-    }
-    let j = filled++;
-    while (j > 0 && top[j - 1] < v) {
-      top[j] = top[j - 1];
-      j--;
-    }
-    top[j] = v;
-  }
+  largestValues(row, off, V, kk, top);
   const max = top[0];
   const threshold = Math.fround(top[kk - 1] - max);
   let n = 0, sum = 0;
