@@ -3,6 +3,7 @@
  * per-step log-prob rows of the reference beam search, per-beam top-k order, checkpoint validation.
  */
 import assert from "node:assert/strict";
+import { readExpected } from "./support/drafter_fixture.ts";
 import { fileURLToPath } from "node:url";
 import type { ModelConfig } from "../core/types.ts";
 import { encodeSafetensors, openSafetensors } from "../loader/safetensors.ts";
@@ -32,38 +33,6 @@ function fixtureTarget(overrides: Partial<ModelConfig> = {}): DrafterTarget {
     ...overrides,
   } as ModelConfig; // only the sizes matter to the drafter
   return { config, embeddingTable: () => table };
-}
-
-interface Expected {
-  ctx: Float32Array;
-  tokens: Int32Array[];
-  parents: Int32Array[];
-  rows: Float32Array[]; // per step [B*W * V]
-  batch: number;
-  width: number;
-}
-
-function readExpected(dir: string): Expected {
-  const s = openSafetensors(dir + "expected.safetensors");
-  const [S, N] = s.info("tokens").shape;
-  const [B, W] = s.info("beams").shape;
-  const V = s.info("rows").shape[2];
-  const tok = s.readF32("tokens"), par = s.readF32("parents"), rows = s.readF32("rows");
-  const out: Expected = {
-    ctx: s.readF32("ctx"),
-    tokens: [],
-    parents: [],
-    rows: [],
-    batch: B,
-    width: W,
-  };
-  for (let i = 0; i < S; i++) {
-    out.tokens.push(Int32Array.from(tok.subarray(i * N, (i + 1) * N)));
-    out.parents.push(Int32Array.from(par.subarray(i * N, (i + 1) * N)));
-    out.rows.push(rows.subarray(i * N * V, (i + 1) * N * V));
-  }
-  s.close();
-  return out;
 }
 
 /** Descending, ties to the lower id. */

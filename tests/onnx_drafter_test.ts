@@ -4,8 +4,8 @@
  * and ReDrafter with ONNX target + ONNX drafter token-identical to autoregressive greedy.
  */
 import assert from "node:assert/strict";
+import { readExpected } from "./support/drafter_fixture.ts";
 import { fileURLToPath } from "node:url";
-import { openSafetensors } from "../loader/safetensors.ts";
 import { loadCheckpoint } from "../loader/checkpoint.ts";
 import { loadDrafter } from "../drafter/mod.ts";
 import { createOnnxDrafter, createOnnxModel, type ProviderName } from "../backends/onnx/mod.ts";
@@ -17,31 +17,6 @@ const CACHE = Deno.makeTempDirSync({ prefix: "onnx-drafter-test-cache-" });
 const PROVIDERS: ProviderName[] = ["onnx-node", "onnx-wasm"];
 const gpu = (navigator as unknown as { gpu?: { requestAdapter(): Promise<unknown | null> } }).gpu;
 const adapter = gpu ? await gpu.requestAdapter().catch(() => null) : null;
-
-interface Expected {
-  ctx: Float32Array;
-  tokens: Int32Array[];
-  parents: Int32Array[];
-  rows: Float32Array[]; // per step [B*W * V]
-  batch: number;
-  width: number;
-}
-
-function readExpected(dir: string): Expected {
-  const s = openSafetensors(dir + "expected.safetensors");
-  const [S, N] = s.info("tokens").shape;
-  const [B, W] = s.info("beams").shape;
-  const V = s.info("rows").shape[2];
-  const tok = s.readF32("tokens"), par = s.readF32("parents"), rows = s.readF32("rows");
-  const out: Expected = { ctx: s.readF32("ctx"), tokens: [], parents: [], rows: [], batch: B, width: W };
-  for (let i = 0; i < S; i++) {
-    out.tokens.push(Int32Array.from(tok.subarray(i * N, (i + 1) * N)));
-    out.parents.push(Int32Array.from(par.subarray(i * N, (i + 1) * N)));
-    out.rows.push(rows.subarray(i * N * V, (i + 1) * N * V));
-  }
-  s.close();
-  return out;
-}
 
 function close(a: number, b: number): boolean {
   // Warped entries sit near -50000, where float32 spacing is ~0.004: compare those relatively.
