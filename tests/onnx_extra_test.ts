@@ -7,7 +7,8 @@ import assert from "node:assert/strict";
 import { existsSync } from "node:fs";
 import { loadCheckpoint } from "../loader/checkpoint.ts";
 import { createOnnxModel, ensureTargetGraph } from "../backends/onnx/mod.ts";
-import type { RowInput, TargetModel } from "../core/types.ts";
+import type { TargetModel } from "../core/types.ts";
+import { chain, checkPromptAndTreeCommit } from "./support/parity.ts";
 
 const FIXTURES = new URL("./fixtures/", import.meta.url).pathname;
 const STORIES = new URL("../../shared/fixtures/stories260k/", import.meta.url).pathname;
@@ -15,10 +16,6 @@ const CACHE = Deno.makeTempDirSync({ prefix: "onnx-extra-cache-" });
 
 const gpu = (navigator as unknown as { gpu?: { requestAdapter(): Promise<unknown | null> } }).gpu;
 const adapter = gpu ? await gpu.requestAdapter().catch(() => null) : null;
-
-function chain(tokens: number[], start: number): RowInput {
-  return { tokens: Int32Array.from(tokens), positions: Int32Array.from(tokens, (_, i) => start + i) };
-}
 
 /** Greedy decode of `n` tokens after `prompt` (topk k=1, one forward + commit per token). */
 async function greedy(m: TargetModel, prompt: number[], n: number): Promise<number[]> {
@@ -102,37 +99,7 @@ for (const arch of ["llama", "qwen2", "mistral"]) {
       const ck = await loadCheckpoint(`${FIXTURES}models/${arch}`);
       const exp = JSON.parse(Deno.readTextFileSync(`${FIXTURES}models/${arch}/expected.json`));
       const m = await createOnnxModel(ck, { provider: "onnx-webgpu", cacheDir: CACHE });
-      const V = m.config.vocabSize;
-      const s = m.createSession(1, 64);
-      const out = await s.forward({ rows: [chain(exp.prompt, 0)], logits: { kind: "full" } });
-      const ref = (exp.logits as number[][]).flat();
-      let d = 0, mx = 1;
-      for (let i = 0; i < ref.length; i++) {
-        d = Math.max(d, Math.abs(out.logits![0][i] - ref[i]));
-        mx = Math.max(mx, Math.abs(ref[i]));
-      }
-      assert.ok(d / mx < 1e-4, `relative error ${d / mx}`);
-      s.commit([null]);
-      // A 3-token tree after the prompt; keep the branch 0 -> 2 and compare the next step with a chain.
-      const L = exp.prompt.length;
-      await s.forward({
-        rows: [{
-          tokens: Int32Array.of(5, 6, 7),
-          positions: Int32Array.of(L, L + 1, L + 1),
-          parents: Int32Array.of(-1, 0, 0),
-        }],
-        logits: { kind: "none" },
-      });
-      s.commit([Int32Array.of(0, 2)]);
-      const next = await s.forward({ rows: [chain([9], L + 2)], logits: { kind: "full" } });
-      const c = m.createSession(1, 64);
-      const whole = await c.forward({
-        rows: [{ ...chain([...exp.prompt, 5, 7, 9], 0), logitIndices: Int32Array.of(L + 2) }],
-        logits: { kind: "full" },
-      });
-      for (let v = 0; v < V; v++) assert.ok(Math.abs(next.logits![0][v] - whole.logits![0][v]) < 1e-4);
-      s.dispose();
-      c.dispose();
+      await checkPromptAndTreeCommit(m, exp);
       m.dispose();
       ck.tensors.close();
     },
