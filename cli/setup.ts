@@ -6,6 +6,7 @@
  *
  * @module
  */
+import { existsSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import type { DraftModel, TargetModel } from "../core/types.ts";
 import type { Checkpoint } from "../loader/types.ts";
@@ -45,15 +46,6 @@ export interface Pair {
   dispose(): void;
 }
 
-function exists(path: string): boolean {
-  try {
-    Deno.statSync(path);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 /** Runs fn; any error becomes a UsageError prefixed with `what` (a flag, usually). */
 export async function asUsage<T>(what: string, fn: () => Promise<T> | T): Promise<T> {
   try {
@@ -79,7 +71,7 @@ async function resolveDir(flag: string, spec: string): Promise<string> {
 export async function loadPair(opts: PairOptions): Promise<Pair> {
   const log = opts.log ?? ((line: string) => console.error(line));
   const isDefault = opts.model === undefined;
-  if (isDefault && !exists(DEFAULT_TARGET)) {
+  if (isDefault && !existsSync(DEFAULT_TARGET)) {
     throw new UsageError(
       `the embedded default model (${DEFAULT_TARGET}) is missing from this build; pass --model DIR|org/name`,
     );
@@ -94,7 +86,7 @@ export async function loadPair(opts: PairOptions): Promise<Pair> {
   let drafterDir: string | null = null;
   if (!opts.noDrafter) {
     if (opts.drafter !== undefined) drafterDir = await resolveDir("--drafter", opts.drafter);
-    else if (isDefault && exists(DEFAULT_DRAFTER)) drafterDir = DEFAULT_DRAFTER;
+    else if (isDefault && existsSync(DEFAULT_DRAFTER)) drafterDir = DEFAULT_DRAFTER;
     else {
       log(
         isDefault

@@ -118,6 +118,25 @@ export function checkRoundArgs(ctx: Float32Array, batch: number, width: number, 
   }
 }
 
+/** Validate DraftRound.step's arguments for N = B*W beams over a V-token vocabulary. */
+export function checkStepArgs(
+  tokens: Int32Array,
+  parents: Int32Array,
+  k: number,
+  N: number,
+  V: number,
+): void {
+  if (tokens.length !== N) {
+    throw new Error(`drafter.step: tokens has ${tokens.length} entries, expected B*W = ${N}`);
+  }
+  if (parents.length !== N) {
+    throw new Error(`drafter.step: parents has ${parents.length} entries, expected B*W = ${N}`);
+  }
+  if (!Number.isInteger(k) || k < 1 || k > V) {
+    throw new Error(`drafter.step: k must be in 1..${V}, got ${k}`);
+  }
+}
+
 /**
  * Top-k of one row into ids/vals at `at`: descending, ties to the lower id (a later, equal value never
  * displaces an earlier one).
@@ -333,15 +352,7 @@ export function cpuDrafter(
     async function step(tokens: Int32Array, parents: Int32Array, k: number): Promise<DraftTopK> {
       if (disposed) throw new Error("drafter: used after dispose()");
       await Promise.resolve(); // keep the async contract honest without a real await point
-      if (tokens.length !== N) {
-        throw new Error(`drafter.step: tokens has ${tokens.length} entries, expected B*W = ${N}`);
-      }
-      if (parents.length !== N) {
-        throw new Error(`drafter.step: parents has ${parents.length} entries, expected B*W = ${N}`);
-      }
-      if (!Number.isInteger(k) || k < 1 || k > V) {
-        throw new Error(`drafter.step: k must be in 1..${V}, got ${k}`);
-      }
+      checkStepArgs(tokens, parents, k, N, V);
       let U = 0;
       for (let n = 0; n < N; n++) {
         const t = tokens[n], p = parents[n];

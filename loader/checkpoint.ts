@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { existsSync } from "node:fs";
 import { join } from "node:path";
 import type { Checkpoint } from "./types.ts";
 import {
@@ -16,15 +17,6 @@ import {
 } from "./config.ts";
 import { openSafetensors, openShardedSafetensors } from "./safetensors.ts";
 
-function exists(path: string): boolean {
-  try {
-    Deno.statSync(path);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 /** Open a checkpoint directory: parse its configs and the safetensors headers (no weights read yet). */
 export function loadCheckpointSync(dir: string): Checkpoint {
   let stat: Deno.FileInfo;
@@ -35,17 +27,17 @@ export function loadCheckpointSync(dir: string): Checkpoint {
   }
   if (!stat.isDirectory) throw new ConfigError(dir, "not a directory (expected a checkpoint directory)");
   const configPath = join(dir, "config.json");
-  if (!exists(configPath)) throw new ConfigError(dir, "no config.json in checkpoint directory");
+  if (!existsSync(configPath)) throw new ConfigError(dir, "no config.json in checkpoint directory");
   const rawConfig = readJsonFile(configPath);
   let config = parseModelConfig(rawConfig, configPath);
   const genPath = join(dir, "generation_config.json");
-  const generation = exists(genPath) ? parseGenerationConfig(readJsonFile(genPath), genPath) : null;
+  const generation = existsSync(genPath) ? parseGenerationConfig(readJsonFile(genPath), genPath) : null;
   config = mergeGeneration(config, generation);
   const single = join(dir, "model.safetensors");
   const index = join(dir, "model.safetensors.index.json");
   let tensors;
-  if (exists(single)) tensors = openSafetensors(single);
-  else if (exists(index)) tensors = openShardedSafetensors(index);
+  if (existsSync(single)) tensors = openSafetensors(single);
+  else if (existsSync(index)) tensors = openShardedSafetensors(index);
   else {
     throw new ConfigError(
       dir,

@@ -7,7 +7,7 @@
  * @module
  */
 import type { DrafterConfig, DraftModel, DraftRound, DraftTopK } from "../../core/types.ts";
-import { checkRoundArgs, type DrafterWeights } from "../../drafter/cpu.ts";
+import { checkRoundArgs, checkStepArgs, type DrafterWeights } from "../../drafter/cpu.ts";
 import { type DrafterTarget, readDrafterDir } from "../../drafter/load.ts";
 import { buildDrafterGraph } from "./build_drafter.ts";
 import { toBytes } from "./proto.ts";
@@ -79,15 +79,7 @@ export async function createOnnxDrafter(
     async function step(tokens: Int32Array, parents: Int32Array, k: number): Promise<DraftTopK> {
       if (disposed) throw new Error("drafter: used after dispose()");
       if (busy) throw new Error("drafter.step: another step is still running");
-      if (tokens.length !== N) {
-        throw new Error(`drafter.step: tokens has ${tokens.length} entries, expected B*W = ${N}`);
-      }
-      if (parents.length !== N) {
-        throw new Error(`drafter.step: parents has ${parents.length} entries, expected B*W = ${N}`);
-      }
-      if (!Number.isInteger(k) || k < 1 || k > V) {
-        throw new Error(`drafter.step: k must be in 1..${V}, got ${k}`);
-      }
+      checkStepArgs(tokens, parents, k, N, V);
       const tok = new BigInt64Array(N), par = new BigInt64Array(N);
       for (let n = 0; n < N; n++) {
         const t = tokens[n], p = parents[n];

@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { existsSync } from "node:fs";
 import type { ModelConfig, TargetModel, TargetSession } from "../../core/types.ts";
 import type { Checkpoint } from "../../loader/types.ts";
 import { type BuildOptions, buildTargetGraph, GRAPH_VERSION } from "./build_target.ts";
@@ -64,15 +65,6 @@ function writeEncoded(path: string, chunks: Uint8Array[]): void {
   Deno.renameSync(tmp, path);
 }
 
-function exists(path: string): boolean {
-  try {
-    Deno.statSync(path);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 /** Cache key: graph version, build options, normalized config, every tensor's name/dtype/shape, file sizes. */
 async function cacheKey(ckpt: Checkpoint, opts: BuildOptions): Promise<string> {
   const t = ckpt.tensors;
@@ -118,7 +110,7 @@ export async function ensureTargetGraph(
     path,
     external: external ? { name: EXTERNAL_NAME, path: `${dir}/${EXTERNAL_NAME}` } : null,
   };
-  if (exists(path) && (!external || exists(src.external!.path))) return src;
+  if (existsSync(path) && (!external || existsSync(src.external!.path))) return src;
   Deno.mkdirSync(dir, { recursive: true });
   const g: GraphBuilder = buildTargetGraph(ckpt.config, ckpt.tensors, build);
   if (external) writeEncoded(src.external!.path, g.externalChunks);
