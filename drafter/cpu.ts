@@ -21,6 +21,7 @@
 import type { DrafterConfig, DraftModel, DraftRound, DraftTopK } from "../core/types.ts";
 import { LOG_0 } from "../core/sampling.ts";
 import { createKernels, type KernelChoice, padBf16, padFloats } from "../kernels/mod.ts";
+import { pushTopK, topK } from "../kernels/topk.ts";
 
 /** The reference's top-k warp width for drafter logits. */
 export const WARP_TOP_K = 50;
@@ -148,36 +149,7 @@ export function topKRow(
   vals: Float32Array,
   at: number,
 ): void {
-  let filled = 0;
-  for (let i = 0; i < row.length; i++) filled = pushTopK(row[i], i, k, filled, ids, vals, at);
-}
-
-/**
- * Offer (v, id) to a descending top-k list of `filled` entries at ids/vals[at..]; returns the new count.
- * Candidates arrive in ascending id, so an equal value never displaces an earlier one (ties to the lower id).
- */
-function pushTopK(
-  v: number,
-  id: number,
-  k: number,
-  filled: number,
-  ids: Int32Array,
-  vals: Float32Array,
-  at: number,
-): number {
-  if (filled === k) {
-    if (!(v > vals[at + k - 1])) return filled;
-    filled--;
-  }
-  let j = filled++;
-  while (j > 0 && vals[at + j - 1] < v) {
-    vals[at + j] = vals[at + j - 1];
-    ids[at + j] = ids[at + j - 1];
-    j--;
-  }
-  vals[at + j] = v;
-  ids[at + j] = id;
-  return filled;
+  topK(row, 0, row.length, k, ids, vals, at);
 }
 
 /** Scratch for warpTopK: sized for a vocabulary of V and a warp of k. */

@@ -7,7 +7,7 @@ import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { loadCheckpoint } from "../loader/checkpoint.ts";
 import { createCpuModel } from "../backends/cpu/mod.ts";
-import { topK } from "../backends/cpu/kernels.ts";
+import { topK } from "../kernels/topk.ts";
 import { ropeInvFreq } from "../backends/rope.ts";
 import { parseModelConfig } from "../loader/config.ts";
 import type { ForwardOutput, RowInput, TargetModel, TargetSession } from "../core/types.ts";

@@ -64,33 +64,3 @@ export function rope(
     }
   }
 }
-
-/**
- * The k largest values of row[off .. off+len) written, descending, to ids/vals at outOff; ties go to the
- * lower id (a later equal value never displaces an earlier one).
- */
-export function topK(
-  row: Float32Array,
-  off: number,
-  len: number,
-  k: number,
-  ids: Int32Array,
-  vals: Float32Array,
-  outOff: number,
-): void {
-  let filled = 0;
-  for (let v = 0; v < len; v++) {
-    const x = row[off + v];
-    if (filled === k && !(x > vals[outOff + k - 1])) continue;
-    // insertion point: after every value >= x (keeps lower ids first among equals)
-    let p = filled < k ? filled : k - 1;
-    while (p > 0 && vals[outOff + p - 1] < x) {
-      vals[outOff + p] = vals[outOff + p - 1];
-      ids[outOff + p] = ids[outOff + p - 1];
-      p--;
-    }
-    vals[outOff + p] = x;
-    ids[outOff + p] = v;
-    if (filled < k) filled++;
-  }
-}

@@ -10,7 +10,8 @@
  * @module
  */
 import type { ForwardOutput, ForwardRequest, ModelConfig, TargetSession } from "../../core/types.ts";
-import { rmsnorm, rope, swiglu, topK } from "./kernels.ts";
+import { rmsnorm, rope, swiglu } from "./kernels.ts";
+import { topK } from "../../kernels/topk.ts";
 import type { Weights } from "./weights.ts";
 import { type Kernels, padFloats } from "../../kernels/mod.ts";
 import { type AttentionKernels, createAttentionKernels } from "../../kernels/attention.ts";
