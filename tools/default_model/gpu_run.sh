@@ -1,6 +1,10 @@
 #!/usr/bin/env bash
 # One GPU run: train the default target, self-distill, train its drafter; ship results as tar chunks in $OUT.
-# Usage: bash .devcarry/run.sh DEVICE TARGET_MIN DRAFTER_MIN PRESET DSTEPS DCONTEXTS
+# Usage: bash gpu_run.sh DEVICE TARGET_MIN DRAFTER_MIN PRESET DSTEPS DCONTEXTS
+# Run it from a folder laid out for a machine without npm or network (copy this script there):
+#   default_model/   tools/default_model/*.py      redrafter_train/  train/redrafter_train
+#   docs.jsonl       corpus.py's output            tokenizer/        train_tokenizer.py's output
+# The shipped pair came from `bash gpu_run.sh cuda 2.0 1.3 medium 1500 6000` on one H200.
 set -uo pipefail
 cd "$(dirname "$0")"
 DEV=${1:-cuda}; TMIN=${2:-2.3}; DMIN=${3:-1.5}; PRESET=${4:-medium}; DSTEPS=${5:-1500}; DCTX=${6:-6000}
