@@ -12,12 +12,16 @@ import { createCpuModel } from "./cpu/mod.ts";
 
 export const BACKENDS = ["cpu", "onnx-wasm", "onnx-webgpu", "onnx-node", "onnx-cuda"] as const;
 export type BackendName = typeof BACKENDS[number];
+/** Weight formats of the ONNX target graph (`--onnx-weights`). */
+export const ONNX_WEIGHTS = ["fp32", "fp16", "q4", "q8"] as const;
 
 export interface LoadTargetOptions {
   /** One of BACKENDS; default "cpu". */
   backend?: string;
   /** Intra-op threads for the ONNX backends (default: theirs). */
   threads?: number;
+  /** Weight format of the ONNX target graph: fp32 (default), fp16, q4 or q8 (MatMulNBits). */
+  onnxWeights?: "fp32" | "fp16" | "q4" | "q8";
 }
 
 /**
@@ -37,7 +41,10 @@ export function checkBackend(name: string): BackendName {
 }
 
 interface OnnxModule {
-  createOnnxModel(ckpt: Checkpoint, opts: { provider: string; threads?: number }): Promise<TargetModel>;
+  createOnnxModel(
+    ckpt: Checkpoint,
+    opts: { provider: string; threads?: number; weights?: LoadTargetOptions["onnxWeights"] },
+  ): Promise<TargetModel>;
   createOnnxDrafter(
     dir: string,
     target: TargetModel,
@@ -50,7 +57,16 @@ export async function loadTarget(ckpt: Checkpoint, opts: LoadTargetOptions = {})
   const backend = checkBackend(opts.backend ?? "cpu");
   if (backend === "cpu") return createCpuModel(ckpt);
   const onnx = await importOnnx(backend);
-  return await onnx.createOnnxModel(ckpt, { provider: backend, threads: opts.threads });
+  if (opts.onnxWeights && !ONNX_WEIGHTS.includes(opts.onnxWeights)) {
+    throw new BackendChoiceError(
+      `--onnx-weights must be one of ${ONNX_WEIGHTS.join(", ")}; got '${opts.onnxWeights}'`,
+    );
+  }
+  return await onnx.createOnnxModel(ckpt, {
+    provider: backend,
+    threads: opts.threads,
+    weights: opts.onnxWeights,
+  });
 }
 
 /**

@@ -24,6 +24,7 @@ import {
 import { batches, readPrompts } from "./prompts.ts";
 import {
   asUsage,
+  checkOnnxWeights,
   DEFAULT_PROMPTS,
   encodeConversation,
   fitContext,
@@ -36,7 +37,7 @@ import { fmt, summarize, type Summary } from "./report.ts";
 import { progressBar, renderTable } from "./term.ts";
 import { heatmapSvg, histogramSvg } from "./svg.ts";
 import { runArSuite } from "./bench_ar.ts";
-import { checkBackend } from "../backends/mod.ts";
+import { checkBackend, type LoadTargetOptions } from "../backends/mod.ts";
 import type { RunMetrics } from "../core/metrics.ts";
 
 export const USAGE = `usage: deno task bench [flags]
@@ -48,6 +49,7 @@ Sweeps beam width x beam length for ReDrafter against the autoregressive baselin
   --backend LIST          backends, comma-separated to compare (default cpu): cpu, onnx-wasm, onnx-webgpu,
                           onnx-node, onnx-cuda
   --threads N             intra-op threads for the ONNX backends
+  --onnx-weights W        ONNX target weights: fp32 (default), fp16, q4 or q8
   --prompts FILE          prompt set (default models/default/prompts.jsonl); MT-bench, JSONL or text
   --num-prompts N         first N prompts (default 4)
   --max-new-tokens N      new tokens per prompt (default 64)
@@ -73,6 +75,7 @@ const FLAGS = {
   drafter: { type: "string" },
   backend: { type: "string" },
   threads: { type: "string" },
+  "onnx-weights": { type: "string" },
   prompts: { type: "string" },
   "num-prompts": { type: "string" },
   "max-new-tokens": { type: "string" },
@@ -181,6 +184,7 @@ async function benchBackend(
     drafter: values.drafter as string | undefined,
     backend,
     threads,
+    onnxWeights: backend.startsWith("onnx-") ? values["onnx-weights"] as string | undefined : undefined,
   });
   if (!pair.drafter) throw new UsageError("bench needs a drafter (--drafter DIR|org/name)");
   const tok = pair.tokenizer;
@@ -296,6 +300,10 @@ async function main(argv: string[]): Promise<number> {
       throw new UsageError((e as Error).message);
     }
   }
+  if (values["onnx-weights"] !== undefined) {
+    // Checked once against an onnx-* backend of the list; the cpu entries of a mixed list ignore it.
+    checkOnnxWeights(values["onnx-weights"], backends.find((b) => b.startsWith("onnx-")) ?? backends[0]);
+  }
   if (values.chat && values.raw) throw new UsageError("--chat and --raw exclude each other");
   const suite = values.suite ?? "redrafter";
   if (suite !== "redrafter" && suite !== "ar") {
@@ -307,6 +315,7 @@ async function main(argv: string[]): Promise<number> {
       maxNewTokens: intFlag(values, "max-new-tokens", 64, { min: 1 }),
       threads: intFlag(values, "threads", 1, { min: 1 }),
       repeats: intFlag(values, "repeats", 3, { min: 1 }),
+      onnxWeights: values["onnx-weights"] as LoadTargetOptions["onnxWeights"],
     });
     const out = values.out ?? "bench-out";
     Deno.mkdirSync(out, { recursive: true });

@@ -10,7 +10,7 @@
 import { existsSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { loadCheckpoint } from "../loader/checkpoint.ts";
-import { loadTarget } from "../backends/mod.ts";
+import { loadTarget, type LoadTargetOptions } from "../backends/mod.ts";
 import { generate } from "../core/generate.ts";
 import { writeRandomLlama } from "../tools/measure_load_memory.ts";
 import { renderTable } from "./term.ts";
@@ -102,6 +102,8 @@ export interface ArSuiteOptions {
   threads: number;
   /** Timed repetitions per (model, backend); the median is reported. */
   repeats: number;
+  /** --onnx-weights for the onnx-* backends (quantized weights will not match transformers' ids). */
+  onnxWeights?: LoadTargetOptions["onnxWeights"];
 }
 
 /** Runs the suite and prints the table; returns the rows for bench.json. */
@@ -116,7 +118,8 @@ export async function runArSuite(opts: ArSuiteOptions): Promise<Record<string, u
     );
     const hf = await runHf(m.dir, m.promptIds, opts.maxNewTokens, opts.threads);
     for (const backend of opts.backends) {
-      const target = await loadTarget(ckpt, { backend, threads: opts.threads });
+      const onnxWeights = backend.startsWith("onnx-") ? opts.onnxWeights : undefined;
+      const target = await loadTarget(ckpt, { backend, threads: opts.threads, onnxWeights });
       await generate(target, [m.promptIds], { maxNewTokens: 8 }); // warm-up (JIT, graph build)
       const rates: number[] = [];
       let ids: number[] = [];

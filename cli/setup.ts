@@ -14,7 +14,13 @@ import { loadCheckpoint } from "../loader/checkpoint.ts";
 import { resolveModel } from "../loader/hub.ts";
 import { loadTokenizer, type Tokenizer, TokenizerNotFoundError } from "../loader/tokenizer.ts";
 import type { ChatMessage } from "../loader/chat_template.ts";
-import { BackendChoiceError, loadDraftModel, loadTarget } from "../backends/mod.ts";
+import {
+  BackendChoiceError,
+  loadDraftModel,
+  loadTarget,
+  type LoadTargetOptions,
+  ONNX_WEIGHTS,
+} from "../backends/mod.ts";
 import { UsageError } from "./args.ts";
 import { progressBar } from "./term.ts";
 
@@ -30,6 +36,8 @@ export interface PairOptions {
   drafter?: string;
   backend?: string;
   threads?: number;
+  /** --onnx-weights: weight format of the ONNX target graph (fp32, fp16, q4, q8). */
+  onnxWeights?: string;
   /** Skip the drafter (autoregressive runs). */
   noDrafter?: boolean;
   /** Notes for the user (stderr). */
@@ -67,6 +75,21 @@ async function resolveDir(flag: string, spec: string): Promise<string> {
   });
 }
 
+/** The --onnx-weights value, checked against the backend (it only applies to the onnx-* ones). */
+export function checkOnnxWeights(
+  value: string | undefined,
+  backend: string | undefined,
+): LoadTargetOptions["onnxWeights"] {
+  if (value === undefined) return undefined;
+  if (!(ONNX_WEIGHTS as readonly string[]).includes(value)) {
+    throw new UsageError(`--onnx-weights must be one of ${ONNX_WEIGHTS.join(", ")}; got '${value}'`);
+  }
+  if (!(backend ?? "cpu").startsWith("onnx-")) {
+    throw new UsageError(`--onnx-weights applies to the onnx-* backends, not --backend ${backend ?? "cpu"}`);
+  }
+  return value as LoadTargetOptions["onnxWeights"];
+}
+
 /** Loads target, drafter and tokenizer (see PairOptions for the defaults). */
 export async function loadPair(opts: PairOptions): Promise<Pair> {
   const log = opts.log ?? ((line: string) => console.error(line));
@@ -76,11 +99,12 @@ export async function loadPair(opts: PairOptions): Promise<Pair> {
       `the embedded default model (${DEFAULT_TARGET}) is missing from this build; pass --model DIR|org/name`,
     );
   }
+  const onnxWeights = checkOnnxWeights(opts.onnxWeights, opts.backend);
   const modelDir = isDefault ? DEFAULT_TARGET : await resolveDir("--model", opts.model!);
   const ckpt = await asUsage("--model", () => loadCheckpoint(modelDir));
   const target = await asUsage(
     "--backend",
-    () => loadTarget(ckpt, { backend: opts.backend, threads: opts.threads }),
+    () => loadTarget(ckpt, { backend: opts.backend, threads: opts.threads, onnxWeights }),
   );
   let drafter: DraftModel | null = null;
   let drafterDir: string | null = null;

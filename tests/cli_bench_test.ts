@@ -55,6 +55,8 @@ Deno.test("bench: bad flags give one line and exit code 2", async () => {
       [["--modes", "greedy,fast"], /--modes must list values from greedy, exact/],
       [["--backend", "cpu,tpu"], /--backend must be one of/],
       [["--suite", "speed"], /--suite must be redrafter or ar/],
+      [["--onnx-weights", "q4"], /--onnx-weights applies to the onnx-\* backends/],
+      [["--backend", "onnx-node", "--onnx-weights", "fp8"], /--onnx-weights must be one of/],
       [
         ["--model", TINY, "--drafter", TINY_DRAFTER, "--prompts", "/no/such.jsonl"],
         /no\/such\.jsonl: prompt file not found/,

@@ -360,6 +360,16 @@ const BAD: [string, string[], RegExp][] = [
     /--backend must be one of cpu, onnx-wasm/,
   ],
   [
+    "--onnx-weights with the cpu backend",
+    [...LLAMA_PAIR, "--prompt-ids", "1", "--onnx-weights", "q4"],
+    /--onnx-weights applies to the onnx-\* backends, not --backend cpu/,
+  ],
+  [
+    "unknown --onnx-weights",
+    [...LLAMA_PAIR, "--prompt-ids", "1", "--backend", "onnx-node", "--onnx-weights", "int3"],
+    /--onnx-weights must be one of fp32, fp16, q4, q8; got 'int3'/,
+  ],
+  [
     "token id outside the vocabulary",
     [...LLAMA_PAIR, "--prompt-ids", "1,128"],
     /--prompt-ids: 128 is outside/,

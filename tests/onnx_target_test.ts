@@ -262,6 +262,47 @@ for (const arch of ARCHS) {
   });
 }
 
+for (const arch of ARCHS) {
+  Deno.test(`onnx-node ${arch}: batch 1 runs the GroupQueryAttention graph and equals the CPU reference`, async () => {
+    const { createCpuModel } = await import("../backends/cpu/mod.ts");
+    const m = await model(arch, "onnx-node");
+    const cpu = createCpuModel(ckpts.get(arch)!);
+    const a = m.createSession(1, 64), b = cpu.createSession(1, 64);
+    // A prompt longer than the mistral fixture's window (6), then a tree with a branch, a commit, a step.
+    const prompt = chain([3, 9, 27, 81, 5, 17, 33, 2, 44], 0);
+    const tree = {
+      rows: [{
+        tokens: Int32Array.of(7, 8, 9, 10),
+        positions: Int32Array.of(9, 10, 10, 11),
+        parents: Int32Array.of(-1, 0, 0, 2),
+      }],
+      logits: { kind: "full" } as const,
+    };
+    for (const s of [a, b]) {
+      await s.forward({ rows: [prompt], logits: { kind: "none" } });
+      s.commit([null]);
+    }
+    const oa = await a.forward(tree), ob = await b.forward(tree);
+    assert.ok(relErr(oa.logits![0], ob.logits![0]) < 1e-4, "tree logits");
+    assert.ok(relErr(oa.hidden[0], ob.hidden[0]) < 1e-4, "tree hidden");
+    a.commit([Int32Array.of(0, 2, 3)]);
+    b.commit([Int32Array.of(0, 2, 3)]);
+    const next = { rows: [chain([11], 12)], logits: { kind: "full" } as const };
+    const na = await a.forward(next), nb = await b.forward(next);
+    assert.ok(relErr(na.logits![0], nb.logits![0]) < 1e-4, "after commit");
+    a.dispose();
+    b.dispose();
+    cpu.dispose();
+    // The graph that served batch 1 is the GQA one (the batched tests above open the standard one).
+    const graphs = [...Deno.readDirSync(CACHE)].map((e) =>
+      Deno.readFileSync(`${CACHE}/${e.name}/model.onnx`)
+    );
+    const has = (bytes: Uint8Array) =>
+      new TextDecoder("latin1").decode(bytes).includes("GroupQueryAttention");
+    assert.ok(graphs.some(has), "no cached graph uses GroupQueryAttention");
+  });
+}
+
 Deno.test({
   name: "onnx: dispose models",
   sanitizeResources: false,

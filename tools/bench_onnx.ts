@@ -3,7 +3,9 @@
  * 100M parameters (timing only: weights are random).
  *
  *   deno run -A --unstable-webgpu tools/bench_onnx.ts [--providers onnx-node,onnx-wasm,cpu] [--tokens 32]
- *     [--prompt 32] [--threads N] [--weights fp32|fp16] [--dir .cache/bench-llama-100m] [--batch 1]
+ *     [--prompt 32] [--threads N] [--weights fp32|fp16|q4|q8] [--dir .cache/bench-llama-100m] [--batch 1]
+ *
+ * A provider may name its attention graph: `onnx-node:gqa`, `onnx-node:standard` (default: auto).
  *
  * `benchDecode` is exported for other benches.
  *
@@ -144,20 +146,25 @@ if (import.meta.main) {
       const spec = "../backends/cpu/mod.ts"; // not a literal: the CPU backend may be absent in this checkout
       const cpu = await import(spec);
       model = cpu.createCpuModel(ckpt);
-    } else if ((PROVIDERS as string[]).includes(name)) {
+    } else if ((PROVIDERS as string[]).includes(name.split(":")[0])) {
+      const [provider, attention] = name.split(":");
+      if (attention !== undefined && !["auto", "gqa", "standard"].includes(attention)) {
+        throw new Error(`--providers: ${name}: attention must be auto, gqa or standard`);
+      }
       model = await createOnnxModel(ckpt, {
-        provider: name as ProviderName,
+        provider: provider as ProviderName,
         threads,
-        weights: values.weights as "fp32" | "fp16",
+        weights: values.weights as "fp32" | "fp16" | "q4" | "q8",
+        attention: attention as "auto" | "gqa" | "standard" | undefined,
       });
     } else {
       throw new Error(`--providers: unknown backend ${name} (use cpu or ${PROVIDERS.join(", ")})`);
     }
     const loadMs = performance.now() - t0;
     const r = await benchDecode(model, opts);
-    results.push(r);
+    results.push({ ...r, backend: name });
     console.log(
-      `${name.padEnd(12)} load ${loadMs.toFixed(0).padStart(6)} ms  prefill(${opts.prompt}) ` +
+      `${name.padEnd(20)} load ${loadMs.toFixed(0).padStart(6)} ms  prefill(${opts.prompt}) ` +
         `${r.prefillMs.toFixed(1).padStart(8)} ms  decode ${r.tokensPerSec.toFixed(2).padStart(8)} tok/s`,
     );
     model.dispose();

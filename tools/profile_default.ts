@@ -1,5 +1,6 @@
 /**
- * ReDrafter vs autoregression on the CPU backend with the embedded default pair (models/default), greedy.
+ * ReDrafter vs autoregression with the embedded default pair (models/default), greedy, on the CPU backend
+ * or (--backend) an ONNX provider; --drafter-backend runs the drafter elsewhere (default: the target's).
  * Prints per shape: tau, mean draft / verify / accept ms per round, decode tokens/s, and the speedup over
  * autoregression measured in the same process (runs interleaved; each number is the median over --reps
  * passes, because the workplace is shared). Also checks that every ReDrafter output equals the
@@ -7,6 +8,7 @@
  *
  *   deno run -A tools/profile_default.ts [--prompts 8] [--tokens 64] [--reps 3]
  *                                        [--shapes 1x4,4x4] [--kernels auto|wasm|js]
+ *                                        [--backend cpu|onnx-node|...] [--drafter-backend cpu|...] [--threads N]
  *
  * Tokens/s here is decode only: new tokens over (total - prompt) time, so the prefill (identical for both)
  * does not dilute the ratio.
@@ -24,6 +26,7 @@ import {
   speculativeGenerate,
 } from "../mod.ts";
 import type { KernelChoice } from "../kernels/mod.ts";
+import { type BackendName, loadDraftModel, loadTarget } from "../backends/mod.ts";
 
 const { values } = parseArgs({
   args: Deno.args,
@@ -33,13 +36,23 @@ const { values } = parseArgs({
     reps: { type: "string", default: "3" },
     shapes: { type: "string", default: "1x4,4x4" },
     kernels: { type: "string", default: "auto" },
+    backend: { type: "string", default: "cpu" },
+    "drafter-backend": { type: "string" },
+    threads: { type: "string" },
   },
 });
 const root = new URL("../models/default/", import.meta.url).pathname;
 const ckpt = await loadCheckpoint(root + "target");
-const target = createCpuModel(ckpt, { kernels: values.kernels as KernelChoice });
-ckpt.tensors.close();
-const drafter = await loadDrafter(root + "drafter", target);
+const threads = values.threads ? Number(values.threads) : undefined;
+const backend = values.backend as BackendName;
+const target = backend === "cpu"
+  ? createCpuModel(ckpt, { kernels: values.kernels as KernelChoice })
+  : await loadTarget(ckpt, { backend, threads });
+const drafterBackend = (values["drafter-backend"] ?? backend) as BackendName;
+const drafter = drafterBackend === "cpu"
+  ? await loadDrafter(root + "drafter", target)
+  : await loadDraftModel(root + "drafter", target, { backend: drafterBackend, threads });
+if (backend === "cpu") ckpt.tensors.close();
 const tok = await loadTokenizer(root + "target");
 const lines = Deno.readTextFileSync(root + "prompts.jsonl").trim().split("\n");
 const nPrompts = Number(values.prompts), maxNewTokens = Number(values.tokens), reps = Number(values.reps);
@@ -115,7 +128,7 @@ for (let rep = 0; rep < reps; rep++) {
 }
 const arMed = median(arTps);
 console.log(
-  `kernels ${values.kernels}, ${nPrompts} prompts x ${maxNewTokens} tokens, median of ${reps}; ` +
+  `target ${backend}, drafter ${drafterBackend}, kernels ${values.kernels}, ${nPrompts} prompts x ${maxNewTokens} tokens, median of ${reps}; ` +
     `AR ${arMed.toFixed(1)} tok/s (${(1000 / arMed).toFixed(2)} ms/token)`,
 );
 console.log("W x L | tau  | draft ms | verify ms | accept ms | tok/s  | speedup");

@@ -25,6 +25,17 @@
  * `fused` swaps standard-op subgraphs for ONNX Runtime contrib ops (SimplifiedLayerNormalization,
  * com.microsoft RotaryEmbedding) that compute the same thing.
  *
+ * `attention: "gqa"` (requires `fused`) computes attention with the com.microsoft GroupQueryAttention op,
+ * which reads the grouped KV heads directly (no repeat), takes Q/K/V in the packed [B, S, heads*D] layout
+ * the projections produce (no transposes) and adds the tree mask as `attention_bias`. ONNX Runtime's CPU
+ * kernel only accepts batch 1 when S > 1 with a past, so this graph serves batch-1 sessions. It changes
+ * two things in the interface:
+ *
+ *   seqlens_k              [B]           int32   committed past length + S - 1 (GQA's convention)
+ *   total_sequence_length  []            int32   committed past length + S
+ *   attention_mask         [B, 1, S, L+S] float32 the same bias, laid out as GQA reads keys: the L committed
+ *                                  slots, then the S new tokens (past slots at or beyond L are not read).
+ *
  * @module
  */
 import type { ModelConfig } from "../../core/types.ts";
@@ -33,15 +44,28 @@ import { f32ToF16Bits } from "../../loader/safetensors.ts";
 import { GraphBuilder, MS_DOMAIN } from "./graph.ts";
 import { DataType } from "./proto.ts";
 import { ropeInvFreq } from "../rope.ts";
+import { quantizeBlockwise } from "./quantize.ts";
 
 export interface BuildOptions {
-  /** Weight storage: "fp32", or "fp16" (weights stored as float16, upcast to float32 on load). */
-  weights: "fp32" | "fp16";
+  /**
+   * Weight storage: "fp32"; "fp16" (stored as float16, upcast to float32 on load); "q4" / "q8" (every
+   * projection and the LM head as com.microsoft MatMulNBits with 4- or 8-bit block-quantized weights,
+   * blocks of 32, int8 activations (accuracy_level 4); under q4 the LM head is 8-bit; norms and the
+   * embedding table stay float32).
+   */
+  weights: WeightFormat;
   /** Use ORT contrib ops where they keep parity. */
   fused: boolean;
+  /** Attention subgraph: standard ops (any batch), or com.microsoft GroupQueryAttention (batch 1). */
+  attention: "standard" | "gqa";
   /** Put weights in an external data file with this name (for models near the 2 GB protobuf limit). */
   externalFile: string | null;
 }
+
+export type WeightFormat = "fp32" | "fp16" | "q4" | "q8";
+
+/** Inputs per quantization block of MatMulNBits weights. */
+export const QUANT_BLOCK = 32;
 
 /** Additive bias for masked attention slots. Finite so a fully masked row can never produce NaN. */
 export const MASK_NEG = -1e9;
@@ -76,18 +100,51 @@ export function buildTargetGraph(
   if (nH % kvH !== 0) {
     throw new Error(`config: num_attention_heads ${nH} is not a multiple of ${kvH} kv heads`);
   }
+  const gqa = opts.attention === "gqa";
+  if (gqa && !opts.fused) throw new Error('buildTargetGraph: attention "gqa" needs fused contrib ops');
   const g = new GraphBuilder(opts.externalFile);
 
+  const bits = opts.weights === "q4" ? 4 : opts.weights === "q8" ? 8 : 0;
   /** A float weight as stored in the graph, upcast to float32 at run time when stored as fp16. */
   const weight = (name: string, dims: number[], data: Float32Array): string => {
-    if (opts.weights === "fp32") return g.f32(name, dims, data);
+    if (opts.weights !== "fp16") return g.f32(name, dims, data);
     const w = g.weight(name, DataType.FLOAT16, dims, toF16Bytes(data));
     return g.op("Cast", [w], { to: DataType.FLOAT });
   };
   const read = (name: string, shape: number[]) => tensors.readF32(name, shape);
-  /** nn.Linear weight [out, in] -> MatMul weight [in, out]. */
-  const linear = (name: string, out: number, inp: number) =>
-    weight(name, [inp, out], transpose(read(name, [out, inp]), out, inp));
+  /** x [.., inp] times an nn.Linear weight w [out, inp] (transposed): MatMul, or MatMulNBits when quantized. */
+  const project = (
+    x: string,
+    name: string,
+    w: Float32Array,
+    out: number,
+    inp: number,
+    nbits = bits,
+  ): string => {
+    if (nbits === 0) return g.op("MatMul", [x, weight(name, [inp, out], transpose(w, out, inp))]);
+    const q = quantizeBlockwise(w, out, inp, nbits as 4 | 8, QUANT_BLOCK);
+    return g.op(
+      "MatMulNBits",
+      [
+        x,
+        g.weight(`${name}.q${nbits}`, DataType.UINT8, q.bDims, q.b),
+        g.f32(`${name}.scales`, [q.scales.length], q.scales),
+        g.weight(`${name}.zero_points`, DataType.UINT8, [q.zeroPoints.length], q.zeroPoints),
+      ],
+      { K: inp, N: out, bits: nbits, block_size: QUANT_BLOCK, accuracy_level: 4 },
+      MS_DOMAIN,
+    );
+  };
+  /** Row-wise concatenation of nn.Linear weights (fused projections). */
+  const rows = (...parts: Float32Array[]): Float32Array => {
+    const out = new Float32Array(parts.reduce((n, p) => n + p.length, 0));
+    let at = 0;
+    for (const p of parts) {
+      out.set(p, at);
+      at += p.length;
+    }
+    return out;
+  };
 
   const ids = g.input({ name: "input_ids", dataType: DataType.INT64, shape: ["batch", "seq"] });
   const pos = g.input({ name: "position_ids", dataType: DataType.INT64, shape: ["batch", "seq"] });
@@ -110,6 +167,8 @@ export function buildTargetGraph(
     });
     pastNames.push([k, v]);
   }
+  const seqlensK = gqa ? g.input({ name: "seqlens_k", dataType: DataType.INT32, shape: ["batch"] }) : "";
+  const totalLen = gqa ? g.input({ name: "total_sequence_length", dataType: DataType.INT32, shape: [] }) : "";
   const logitsIndex = g.input({ name: "logits_index", dataType: DataType.INT64, shape: ["n"] });
   const topK = g.input({ name: "top_k", dataType: DataType.INT64, shape: [1] });
 
@@ -158,31 +217,28 @@ export function buildTargetGraph(
     const rot = g.op("Concat", [g.op("Neg", [b]), a], { axis: -1 });
     return g.op("Add", [g.op("Mul", [t, cos4]), g.op("Mul", [rot, sin4])]);
   };
+  /** [B,S,h*D] -> [B,S,h*D] rotated (contrib op, packed layout). */
+  const packedRope = (t: string, heads: number): string =>
+    g.op("RotaryEmbedding", [t, pos, cosCache, sinCache], { num_heads: heads }, MS_DOMAIN);
+  /** [B,S,h*D] -> [B,h,S,D]. */
+  const toHeads = (t: string, heads: number): string =>
+    g.op("Transpose", [g.op("Reshape", [t, g.i64([0, 0, heads, D])])], { perm: [0, 2, 1, 3] });
   /** [B,S,h*D] -> [B,h,S,D] with RoPE, via the contrib op on the packed layout when fused. */
-  const headsRope = (t: string, heads: number): string => {
-    if (opts.fused) {
-      const r = g.op("RotaryEmbedding", [t, pos, cosCache, sinCache], { num_heads: heads }, MS_DOMAIN);
-      return g.op("Transpose", [g.op("Reshape", [r, g.i64([0, 0, heads, D])])], { perm: [0, 2, 1, 3] });
-    }
-    return rope(g.op("Transpose", [g.op("Reshape", [t, g.i64([0, 0, heads, D])])], { perm: [0, 2, 1, 3] }));
-  };
+  const headsRope = (t: string, heads: number): string =>
+    opts.fused ? toHeads(packedRope(t, heads), heads) : rope(toHeads(t, heads));
 
   const scale = g.f32c([1 / Math.sqrt(D)], true);
   const qkvOut = (nH + 2 * kvH) * D;
   for (let l = 0; l < c.numLayers; l++) {
     const p = `model.layers.${l}`;
     const h = rmsNorm(x, `${p}.input_layernorm.weight`);
-    // Fused QKV projection [H, (nH + 2 kvH) D].
-    const wq = transpose(read(`${p}.self_attn.q_proj.weight`, [nH * D, H]), nH * D, H);
-    const wk = transpose(read(`${p}.self_attn.k_proj.weight`, [kvH * D, H]), kvH * D, H);
-    const wv = transpose(read(`${p}.self_attn.v_proj.weight`, [kvH * D, H]), kvH * D, H);
-    const wqkv = new Float32Array(H * qkvOut);
-    for (let r = 0; r < H; r++) {
-      wqkv.set(wq.subarray(r * nH * D, (r + 1) * nH * D), r * qkvOut);
-      wqkv.set(wk.subarray(r * kvH * D, (r + 1) * kvH * D), r * qkvOut + nH * D);
-      wqkv.set(wv.subarray(r * kvH * D, (r + 1) * kvH * D), r * qkvOut + (nH + kvH) * D);
-    }
-    let qkv = g.op("MatMul", [h, weight(`${p}.self_attn.qkv_proj.weight`, [H, qkvOut], wqkv)]);
+    // Fused QKV projection: q, k and v rows stacked, [(nH + 2 kvH) D, H].
+    const wqkv = rows(
+      read(`${p}.self_attn.q_proj.weight`, [nH * D, H]),
+      read(`${p}.self_attn.k_proj.weight`, [kvH * D, H]),
+      read(`${p}.self_attn.v_proj.weight`, [kvH * D, H]),
+    );
+    let qkv = project(h, `${p}.self_attn.qkv_proj.weight`, wqkv, qkvOut, H);
     if (c.attentionBias) {
       const b = new Float32Array(qkvOut);
       b.set(read(`${p}.self_attn.q_proj.bias`, [nH * D]), 0);
@@ -191,21 +247,59 @@ export function buildTargetGraph(
       qkv = g.op("Add", [qkv, weight(`${p}.self_attn.qkv_proj.bias`, [qkvOut], b)]);
     }
     const [q0, k0, v0] = g.opN("Split", [qkv, g.i64([nH * D, kvH * D, kvH * D])], 3, { axis: -1 });
-    const q = headsRope(g.op("Mul", [q0, scale]), nH); // [B,nH,S,D], pre-scaled
-    const k = headsRope(k0, kvH); // [B,kvH,S,D]
-    const v = g.op("Transpose", [g.op("Reshape", [v0, g.i64([0, 0, kvH, D])])], { perm: [0, 2, 1, 3] });
-    g.output(k, { name: `present.${l}.key`, dataType: DataType.FLOAT, shape: ["batch", kvH, "seq", D] });
-    g.output(v, { name: `present.${l}.value`, dataType: DataType.FLOAT, shape: ["batch", kvH, "seq", D] });
-    const kAll = g.op("Concat", [pastNames[l][0], k], { axis: 2 }); // [B,kvH,T,D]
-    const vAll = g.op("Concat", [pastNames[l][1], v], { axis: 2 });
-    // Grouped heads: query heads kv*g .. kv*g+g-1 share kv head kv, so [B,nH,S,D] -> [B,kvH,g*S,D].
-    const qg = g.op("Reshape", [q, g.i64([0, kvH, -1, D])]);
-    const scores = g.op("MatMul", [qg, g.op("Transpose", [kAll], { perm: [0, 1, 3, 2] })]); // [B,kvH,gS,T]
-    const biased = g.op("Add", [g.op("Reshape", [scores, g.i64([0, nH, -1, 0])]), mask]); // [B,nH,S,T]
-    const probs = g.op("Reshape", [g.op("Softmax", [biased], { axis: -1 }), g.i64([0, kvH, -1, 0])]);
-    const ctx = g.op("Reshape", [g.op("MatMul", [probs, vAll]), g.i64([0, nH, -1, D])]); // [B,nH,S,D]
-    const merged = g.op("Reshape", [g.op("Transpose", [ctx], { perm: [0, 2, 1, 3] }), g.i64([0, 0, -1])]);
-    let attn = g.op("MatMul", [merged, linear(`${p}.self_attn.o_proj.weight`, H, nH * D)]);
+    let merged: string; // [B,S,nH*D]
+    if (gqa) {
+      const q = packedRope(g.op("Mul", [q0, scale]), nH); // pre-scaled, so GQA's scale is 1
+      const k = packedRope(k0, kvH);
+      g.output(toHeads(k, kvH), {
+        name: `present.${l}.key`,
+        dataType: DataType.FLOAT,
+        shape: ["batch", kvH, "seq", D],
+      });
+      g.output(toHeads(v0, kvH), {
+        name: `present.${l}.value`,
+        dataType: DataType.FLOAT,
+        shape: ["batch", kvH, "seq", D],
+      });
+      // GQA's own present outputs (past + new) are unused, but must be declared: without them ORT 1.30
+      // reads the past wrongly.
+      [merged] = g.opN(
+        "GroupQueryAttention",
+        [
+          q,
+          k,
+          v0,
+          pastNames[l][0],
+          pastNames[l][1],
+          seqlensK,
+          totalLen,
+          "",
+          "",
+          "",
+          mask,
+        ],
+        3,
+        { num_heads: nH, kv_num_heads: kvH, scale: { f: 1 } },
+        MS_DOMAIN,
+      );
+    } else {
+      const q = headsRope(g.op("Mul", [q0, scale]), nH); // [B,nH,S,D], pre-scaled
+      const k = headsRope(k0, kvH); // [B,kvH,S,D]
+      const v = toHeads(v0, kvH);
+      g.output(k, { name: `present.${l}.key`, dataType: DataType.FLOAT, shape: ["batch", kvH, "seq", D] });
+      g.output(v, { name: `present.${l}.value`, dataType: DataType.FLOAT, shape: ["batch", kvH, "seq", D] });
+      const kAll = g.op("Concat", [pastNames[l][0], k], { axis: 2 }); // [B,kvH,T,D]
+      const vAll = g.op("Concat", [pastNames[l][1], v], { axis: 2 });
+      // Grouped heads: query heads kv*g .. kv*g+g-1 share kv head kv, so [B,nH,S,D] -> [B,kvH,g*S,D].
+      const qg = g.op("Reshape", [q, g.i64([0, kvH, -1, D])]);
+      const scores = g.op("MatMul", [qg, g.op("Transpose", [kAll], { perm: [0, 1, 3, 2] })]); // [B,kvH,gS,T]
+      const biased = g.op("Add", [g.op("Reshape", [scores, g.i64([0, nH, -1, 0])]), mask]); // [B,nH,S,T]
+      const probs = g.op("Reshape", [g.op("Softmax", [biased], { axis: -1 }), g.i64([0, kvH, -1, 0])]);
+      const ctx = g.op("Reshape", [g.op("MatMul", [probs, vAll]), g.i64([0, nH, -1, D])]); // [B,nH,S,D]
+      merged = g.op("Reshape", [g.op("Transpose", [ctx], { perm: [0, 2, 1, 3] }), g.i64([0, 0, -1])]);
+    }
+    const oName = `${p}.self_attn.o_proj.weight`;
+    let attn = project(merged, oName, read(oName, [H, nH * D]), H, nH * D);
     if (c.outputBias) {
       const name = `${p}.self_attn.o_proj.bias`;
       attn = g.op("Add", [attn, weight(name, [H], read(name, [H]))]);
@@ -213,14 +307,8 @@ export function buildTargetGraph(
     x = g.op("Add", [x, attn]);
 
     const h2 = rmsNorm(x, `${p}.post_attention_layernorm.weight`);
-    const wg = transpose(read(`${p}.mlp.gate_proj.weight`, [I, H]), I, H);
-    const wu = transpose(read(`${p}.mlp.up_proj.weight`, [I, H]), I, H);
-    const wgu = new Float32Array(H * 2 * I);
-    for (let r = 0; r < H; r++) {
-      wgu.set(wg.subarray(r * I, (r + 1) * I), r * 2 * I);
-      wgu.set(wu.subarray(r * I, (r + 1) * I), r * 2 * I + I);
-    }
-    let gu = g.op("MatMul", [h2, weight(`${p}.mlp.gate_up_proj.weight`, [H, 2 * I], wgu)]);
+    const wgu = rows(read(`${p}.mlp.gate_proj.weight`, [I, H]), read(`${p}.mlp.up_proj.weight`, [I, H]));
+    let gu = project(h2, `${p}.mlp.gate_up_proj.weight`, wgu, 2 * I, H);
     if (c.mlpBias) {
       const b = new Float32Array(2 * I);
       b.set(read(`${p}.mlp.gate_proj.bias`, [I]), 0);
@@ -229,7 +317,8 @@ export function buildTargetGraph(
     }
     const [gate, up] = g.opN("Split", [gu, g.i64([I, I])], 2, { axis: -1 });
     const act = g.op("Mul", [g.op("Mul", [gate, g.op("Sigmoid", [gate])]), up]);
-    let down = g.op("MatMul", [act, linear(`${p}.mlp.down_proj.weight`, H, I)]);
+    const downName = `${p}.mlp.down_proj.weight`;
+    let down = project(act, downName, read(downName, [H, I]), H, I);
     if (c.mlpBias) {
       const name = `${p}.mlp.down_proj.bias`;
       down = g.op("Add", [down, weight(name, [H], read(name, [H]))]);
@@ -241,11 +330,18 @@ export function buildTargetGraph(
   g.output(hidden, { name: "hidden_states", dataType: DataType.FLOAT, shape: ["batch", "seq", H] });
 
   // Logits only for the requested rows: Gemm with transB uses the [V, H] table as stored (shared when tied).
-  const rows = g.op("Gather", [g.op("Reshape", [hidden, g.i64([-1, H])]), logitsIndex], { axis: 0 }); // [N,H]
-  const head = c.tieWordEmbeddings || !tensors.has("lm_head.weight")
-    ? embed
-    : weight("lm_head.weight", [V, H], read("lm_head.weight", [V, H]));
-  const logits = g.op("Gemm", [rows, head], { transB: 1 });
+  const wanted = g.op("Gather", [g.op("Reshape", [hidden, g.i64([-1, H])]), logitsIndex], { axis: 0 }); // [N,H]
+  const tied = c.tieWordEmbeddings || !tensors.has("lm_head.weight");
+  const headName = tied ? embName : "lm_head.weight";
+  let logits: string;
+  if (bits !== 0) {
+    // The LM head stays 8-bit under q4: its errors reach the logits directly (as llama.cpp's Q4_K_M keeps
+    // output.weight at higher precision).
+    logits = project(wanted, `${headName}.head`, read(headName, [V, H]), V, H, 8);
+  } else {
+    const head = tied ? embed : weight("lm_head.weight", [V, H], read("lm_head.weight", [V, H]));
+    logits = g.op("Gemm", [wanted, head], { transB: 1 });
+  }
   g.output(logits, { name: "logits", dataType: DataType.FLOAT, shape: ["n", V] });
   const [topV, topI] = g.opN("TopK", [logits, topK], 2, { axis: -1, largest: 1, sorted: 1 });
   g.output(topV, { name: "top_values", dataType: DataType.FLOAT, shape: ["n", "k"] });

@@ -7,13 +7,14 @@
 import { existsSync } from "node:fs";
 import type { ModelConfig, TargetModel, TargetSession } from "../../core/types.ts";
 import type { Checkpoint } from "../../loader/types.ts";
-import { type BuildOptions, buildTargetGraph, GRAPH_VERSION } from "./build_target.ts";
+import { type BuildOptions, buildTargetGraph, GRAPH_VERSION, type WeightFormat } from "./build_target.ts";
 import type { GraphBuilder } from "./graph.ts";
 import {
   cudaLibraryProblem,
   loadOrt,
   type ModelSource,
   openSession,
+  type OrtSession,
   type ProviderName,
   PROVIDERS,
 } from "./runtime.ts";
@@ -33,12 +34,37 @@ export interface OnnxModelOptions {
   threads?: number;
   /** Where built graphs are cached. Default `.cache/onnx` under the working directory. */
   cacheDir?: string;
-  /** Weight storage in the graph. Default "fp32". "fp16" halves the file; compute stays float32. */
-  weights?: "fp32" | "fp16";
+  /**
+   * Weight storage in the graph. Default "fp32". "fp16" halves the file; compute stays float32. "q4" / "q8":
+   * projections and LM head block-quantized for MatMulNBits (faster and smaller, not bit-exact: see
+   * build_target.ts).
+   */
+  weights?: WeightFormat;
   /** Use ORT contrib ops (fused RMSNorm, RotaryEmbedding). Default true. */
   fused?: boolean;
   /** Force weights into an external data file (default: only above ~1.5 GB, the protobuf limit). */
   externalData?: boolean;
+  /**
+   * Attention subgraph of batch-1 sessions: "gqa" (com.microsoft GroupQueryAttention), "standard" (plain
+   * ops), or "auto" (default: gqa on onnx-node and onnx-wasm, whose CPU kernels take fp32 and an attention
+   * bias; standard on WebGPU and CUDA). Sessions of batch > 1 always use the standard graph, because ORT's
+   * GQA refuses several rows of several new tokens over a past; it is built and opened on first use.
+   */
+  attention?: "auto" | "gqa" | "standard";
+}
+
+/** The attention kind batch-1 sessions get on a provider. */
+export function resolveAttention(
+  provider: ProviderName,
+  attention: OnnxModelOptions["attention"],
+  fused: boolean,
+): "gqa" | "standard" {
+  const want = attention ?? "auto";
+  if (want === "gqa" && !fused) {
+    throw new Error(`onnx: attention "gqa" needs fused contrib ops (fused: true)`);
+  }
+  if (want !== "auto") return want;
+  return fused && (provider === "onnx-node" || provider === "onnx-wasm") ? "gqa" : "standard";
 }
 
 /** Graphs whose weights exceed this go to an external data file (protobuf's hard limit is 2 GB). */
@@ -84,10 +110,18 @@ async function cacheKey(ckpt: Checkpoint, opts: BuildOptions): Promise<string> {
   return await sha256Hex(JSON.stringify({ v: GRAPH_VERSION, opts, config: ckpt.config, infos, sizes }));
 }
 
-function totalWeightBytes(ckpt: Checkpoint, weights: "fp32" | "fp16"): number {
+/** Bytes per weight in the graph (quantized: codes plus a float scale and a zero point per block). */
+const BYTES_PER_WEIGHT: Record<WeightFormat, number> = {
+  fp32: 4,
+  fp16: 2,
+  q4: 0.5 + 4.5 / 32,
+  q8: 1 + 5 / 32,
+};
+
+function totalWeightBytes(ckpt: Checkpoint, weights: WeightFormat): number {
   let n = 0;
   for (const name of ckpt.tensors.names()) {
-    n += ckpt.tensors.info(name).shape.reduce((a, b) => a * b, 1) * (weights === "fp16" ? 2 : 4);
+    n += ckpt.tensors.info(name).shape.reduce((a, b) => a * b, 1) * BYTES_PER_WEIGHT[weights];
   }
   return n;
 }
@@ -95,13 +129,20 @@ function totalWeightBytes(ckpt: Checkpoint, weights: "fp32" | "fp16"): number {
 /** Build (or find in the cache) the target graph for a checkpoint; returns where it lies on disk. */
 export async function ensureTargetGraph(
   ckpt: Checkpoint,
-  opts: { cacheDir?: string; weights?: "fp32" | "fp16"; fused?: boolean; externalData?: boolean },
+  opts: {
+    cacheDir?: string;
+    weights?: WeightFormat;
+    fused?: boolean;
+    externalData?: boolean;
+    attention?: "gqa" | "standard";
+  },
 ): Promise<ModelSource> {
   const weights = opts.weights ?? "fp32";
   const external = opts.externalData ?? totalWeightBytes(ckpt, weights) > EXTERNAL_THRESHOLD;
   const build: BuildOptions = {
     weights,
     fused: opts.fused ?? true,
+    attention: opts.attention ?? "standard",
     externalFile: external ? EXTERNAL_NAME : null,
   };
   const dir = `${opts.cacheDir ?? `${Deno.cwd()}/.cache/onnx`}/${await cacheKey(ckpt, build)}`;
@@ -125,14 +166,18 @@ export async function createOnnxModel(ckpt: Checkpoint, opts: OnnxModelOptions):
     throw new Error(`unknown ONNX provider "${opts.provider}"; use one of ${PROVIDERS.join(", ")}`);
   }
   const ort = await loadOrt(opts);
-  const src = await ensureTargetGraph(ckpt, opts);
+  const attention = resolveAttention(opts.provider, opts.attention, opts.fused ?? true);
   const config: ModelConfig = ckpt.config;
   // WebGPU: the KV cache stays on the device (present.* come back as GPU buffers; gpu_kv.ts commits them).
   const gpu = opts.provider === "onnx-webgpu";
-  const session = await openSession(ort, src, {
-    ...opts,
-    extra: gpu ? { preferredOutputLocation: presentOnGpu(config) } : undefined,
-  });
+  const open = async (kind: "gqa" | "standard") =>
+    await openSession(ort, await ensureTargetGraph(ckpt, { ...opts, attention: kind }), {
+      ...opts,
+      extra: gpu ? { preferredOutputLocation: presentOnGpu(config) } : undefined,
+    });
+  const session = await open(attention);
+  // Batch > 1 needs the standard graph; with GQA for batch 1 it is opened the first time it is asked for.
+  let batched: Promise<OrtSession> | null = attention === "standard" ? Promise.resolve(session) : null;
   const gather = gpu ? await openKvGather(ort, config, opts.provider) : null;
   let embedding: Float32Array | null = null;
   const sessions = new Set<TargetSession>();
@@ -141,7 +186,16 @@ export async function createOnnxModel(ckpt: Checkpoint, opts: OnnxModelOptions):
     backend: opts.provider,
     createSession(batch: number, capacity: number): TargetSession {
       const kv = gather ? new GpuKvCache(ort, gather, config, batch) : undefined;
-      const s = new OnnxTargetSession(ort, session, config, batch, capacity, kv);
+      const useGqa = attention === "gqa" && batch === 1;
+      const s = new OnnxTargetSession(
+        ort,
+        useGqa ? session : (batched ??= open("standard")),
+        config,
+        batch,
+        capacity,
+        kv,
+        useGqa,
+      );
       sessions.add(s);
       return s;
     },
@@ -153,6 +207,11 @@ export async function createOnnxModel(ckpt: Checkpoint, opts: OnnxModelOptions):
       for (const s of sessions) s.dispose();
       sessions.clear();
       void session.release();
+      if (batched) {
+        void batched.then(async (b) => {
+          if (b !== session) await b.release();
+        }).catch(() => {});
+      }
       if (gather) void gather.release();
     },
   };

@@ -168,15 +168,20 @@ export class OnnxTargetSession implements TargetSession {
 
   constructor(
     private readonly ort: Ort,
-    private readonly session: OrtSession,
+    private readonly session: OrtSession | Promise<OrtSession>,
     config: ModelConfig,
     batch: number,
     capacity: number,
     kv?: KvCache,
+    /** The graph uses GroupQueryAttention (build_target.ts): batch 1, GQA's mask layout and inputs. */
+    private readonly gqa = false,
   ) {
     if (!Number.isInteger(batch) || batch < 1) throw new Error(`createSession: batch ${batch} must be >= 1`);
     if (!Number.isInteger(capacity) || capacity < 1) {
       throw new Error(`createSession: capacity ${capacity} must be >= 1`);
+    }
+    if (gqa && batch !== 1) {
+      throw new Error(`createSession: a GroupQueryAttention graph serves batch 1, not ${batch}`);
     }
     this.cfg = config;
     this.batch = batch;
@@ -259,7 +264,9 @@ export class OnnxTargetSession implements TargetSession {
     } finally {
       this.busy = false;
     }
-    const P = this.kv.slots;
+    // Key slots the mask covers: every past slot then the new tokens, or (GQA) the committed ones then the
+    // new tokens, which is where GQA reads them from.
+    const P = this.gqa ? this.len[0] : this.kv.slots;
     const T = P + S;
 
     const ids = new BigInt64Array(B * S);
@@ -317,6 +324,10 @@ export class OnnxTargetSession implements TargetSession {
       logits_index: new T_("int64", BigInt64Array.from(flat), [flat.length]),
       top_k: new T_("int64", BigInt64Array.from([BigInt(k)]), [1]),
     };
+    if (this.gqa) {
+      feeds.seqlens_k = new T_("int32", Int32Array.from([T - 1]), [1]);
+      feeds.total_sequence_length = new T_("int32", Int32Array.from([T]), []);
+    }
     this.kv.feed(feeds);
     const fetchNames = ["hidden_states"];
     for (let l = 0; l < numLayers; l++) fetchNames.push(`present.${l}.key`, `present.${l}.value`);
@@ -326,7 +337,7 @@ export class OnnxTargetSession implements TargetSession {
     this.busy = true;
     let out: Record<string, OrtTensor>;
     try {
-      out = await this.session.run(feeds, fetchNames) as Record<string, OrtTensor>;
+      out = await (await this.session).run(feeds, fetchNames) as Record<string, OrtTensor>;
     } finally {
       this.busy = false;
     }

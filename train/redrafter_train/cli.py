@@ -17,6 +17,8 @@ def parser() -> argparse.ArgumentParser:
     g.add_argument("--data", required=True,
                    help="plain-text file, or ShareGPT-style .json/.jsonl conversations (loss on assistant turns)")
     g.add_argument("--output", required=True, help="output directory (drafter, checkpoints, metrics.json)")
+    g.add_argument("--init", default=None,
+                   help="drafter directory to start from (fine-tuning); its config sets the architecture")
     g.add_argument("--resume", default=None, help="checkpoint directory to resume from, or 'auto' for the latest "
                                                   "checkpoint-* under --output")
     g = p.add_argument_group("drafter")

@@ -1,6 +1,6 @@
 """Self-distillation data: the target continues contexts cut from the data, and the drafter learns to predict
 the target's own continuations (the paper's knowledge distillation; the reference repo trains on ground truth
-only). Generation is batched (left-padded prompts) with the target's KV cache via `generate`. Rows are
+only). Generation is batched (prompts grouped by length, so no padding) with the target's KV cache. Rows are
 context + continuation with labels only on the continuation (up to and including the first EOS). Results
 are cached to a .pt file keyed by the settings; under DDP every rank generates its own share, then all ranks
 read all shares.
@@ -27,33 +27,53 @@ def _key(settings: dict) -> str:
 def generate_continuations(target, prompts: list[list[int]], gen_len: int, batch: int, sample: bool,
                            temperature: float, eos_ids: list[int], pad: int, device, log=print,
                            seed: int = 0) -> list[tuple[list[int], list[int]]]:
-    rows = []
+    """Continue every prompt by gen_len tokens (cut after the first EOS).
+
+    Prompts are grouped by length so a batch needs no padding, attention mask or position ids, and decoding
+    is a plain loop of forward calls with the KV cache: on CPU this is many times faster than `generate`
+    with left padding. Rows come back in the prompts' order. `pad` is unused (kept for callers).
+    """
+    del pad
     gen = torch.Generator(device="cpu").manual_seed(seed)
-    t0 = time.time()
-    for b in range(0, len(prompts), batch):
-        chunk = prompts[b:b + batch]
-        width = max(len(p) for p in chunk)
-        ids = torch.full((len(chunk), width), pad, dtype=torch.long)
-        mask = torch.zeros((len(chunk), width), dtype=torch.long)
-        for i, p in enumerate(chunk):
-            ids[i, width - len(p):] = torch.tensor(p)
-            mask[i, width - len(p):] = 1
-        torch.manual_seed(int(torch.randint(0, 2**62, (1,), generator=gen)))  # sampling is reproducible per batch
-        kwargs = dict(do_sample=True, temperature=temperature, top_k=0, top_p=1.0) if sample else dict(do_sample=False)
-        out = target.generate(input_ids=ids.to(device), attention_mask=mask.to(device), max_new_tokens=gen_len,
-                              min_new_tokens=1, pad_token_id=pad, eos_token_id=eos_ids or None, use_cache=True,
-                              **kwargs)
-        out = out[:, width:].cpu().tolist()
-        for p, cont in zip(chunk, out):
+    order = sorted(range(len(prompts)), key=lambda i: (len(prompts[i]), i))
+    batches, cur = [], []
+    for i in order:
+        if cur and (len(prompts[cur[0]]) != len(prompts[i]) or len(cur) == batch):
+            batches.append(cur)
+            cur = []
+        cur.append(i)
+    if cur:
+        batches.append(cur)
+    rows: list = [None] * len(prompts)
+    t0, done, next_log = time.time(), 0, 0
+    for idx in batches:
+        ids = torch.tensor([prompts[i] for i in idx], dtype=torch.long, device=device)
+        out = target(input_ids=ids, use_cache=True)
+        past, conts = out.past_key_values, []
+        for step in range(gen_len):
+            logits = out.logits[:, -1, :].float()
+            if sample:
+                probs = torch.softmax(logits / temperature, dim=-1).cpu()
+                nxt = torch.multinomial(probs, 1, generator=gen).to(device)
+            else:
+                nxt = logits.argmax(dim=-1, keepdim=True)
+            conts.append(nxt)
+            if step + 1 < gen_len:
+                out = target(input_ids=nxt, past_key_values=past, use_cache=True)
+                past = out.past_key_values
+        conts = torch.cat(conts, dim=1).cpu().tolist()
+        for i, cont in zip(idx, conts):
             cut = len(cont)
-            for i, t in enumerate(cont):
+            for j, t in enumerate(cont):
                 if t in eos_ids:
-                    cut = i + 1
+                    cut = j + 1
                     break
             cont = cont[:cut]
-            rows.append((p + cont, [IGNORE_INDEX] * len(p) + cont))
-        done = min(b + batch, len(prompts))
-        log(f"distill: {done}/{len(prompts)} contexts, {time.time() - t0:.0f}s")
+            rows[i] = (prompts[i] + cont, [IGNORE_INDEX] * len(prompts[i]) + cont)
+        done += len(idx)
+        if done >= next_log or done == len(prompts):
+            log(f"distill: {done}/{len(prompts)} contexts, {time.time() - t0:.0f}s")
+            next_log = done + max(batch, len(prompts) // 20)
     return rows
 
 

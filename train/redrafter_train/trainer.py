@@ -21,7 +21,7 @@ import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel as DDP
 
 from .data import load_rows
-from .model import IGNORE_INDEX, Drafter, DrafterConfig, save_drafter
+from .model import IGNORE_INDEX, Drafter, DrafterConfig, load_drafter, save_drafter
 
 
 def setup_distributed():
@@ -184,7 +184,18 @@ def train(args) -> dict:
     cfg = DrafterConfig(hidden_size=H, vocab_size=vocab, exit_dim=args.exit_dim or 2 * H,
                         num_draft_layers=args.layers, rnn=not args.no_rnn)
     torch.manual_seed(args.seed)
-    model = Drafter(cfg).to(device)
+    if args.init:
+        # Fine-tune: the starting drafter's architecture wins over --layers/--exit-dim/--no-rnn.
+        cfg_path = os.path.join(args.init, "config.json")
+        with open(cfg_path) as f:
+            cfg = DrafterConfig.from_dict(json.load(f), cfg_path)
+        if (cfg.hidden_size, cfg.vocab_size) != (H, vocab):
+            raise ValueError(f"{cfg_path}: drafter hidden_size {cfg.hidden_size} / vocab_size "
+                             f"{cfg.vocab_size} do not match the target's {H} / {vocab}")
+        model = load_drafter(args.init).to(device)
+        log(f"drafter: starting from {args.init}")
+    else:
+        model = Drafter(cfg).to(device)
     log(f"drafter: hidden {H}, vocab {vocab}, exit_dim {cfg.exit_dim}, layers {cfg.num_draft_layers}, "
         f"rnn {cfg.rnn}, {sum(p.numel() for p in model.parameters()) / 1e6:.2f}M params, K={args.predict_n}")
     ddp = DDP(model, device_ids=[device.index] if device.type == "cuda" else None) if world > 1 else model

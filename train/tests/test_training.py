@@ -81,3 +81,29 @@ def test_self_distillation_rows(tiny_env, tmp_path):
     # A second run reuses the cache.
     assert main(_common(tiny_env, out) + ["--max-steps", "1", "--batch", "4", "--distill-contexts", "12",
                                           "--distill-context", "8", "--distill-length", "10"]) == 0
+
+
+def test_init_fine_tunes_from_an_existing_drafter(tiny_env, tmp_path):
+    base, tuned, frozen = tmp_path / "base", tmp_path / "tuned", tmp_path / "frozen"
+    assert main(_common(tiny_env, base) + ["--max-steps", "2", "--batch", "2", "--layers", "2"]) == 0
+    # --init's architecture wins over --layers; with lr 0 the result is the starting drafter itself.
+    assert main(_common(tiny_env, frozen) + ["--max-steps", "1", "--batch", "2", "--init", str(base),
+                                             "--lr", "0"]) == 0
+    a, b = _weights(base), _weights(frozen)
+    assert a.keys() == b.keys() and "lm_head.1.linear.weight" in b
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert main(_common(tiny_env, tuned) + ["--max-steps", "2", "--batch", "2", "--init", str(base)]) == 0
+    c = _weights(tuned)
+    assert any(not torch.equal(a[k], c[k]) for k in a)
+
+
+def test_init_refuses_a_drafter_of_another_size(tiny_env, tmp_path):
+    import json
+    import pytest
+    base = tmp_path / "base"
+    assert main(_common(tiny_env, base) + ["--max-steps", "1", "--batch", "2"]) == 0
+    cfg = json.loads((base / "config.json").read_text())
+    cfg["hidden_size"] = 32
+    (base / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(ValueError, match="hidden_size 32 / vocab_size 104 do not match"):
+        main(_common(tiny_env, tmp_path / "x") + ["--max-steps", "1", "--init", str(base)])
