@@ -1,13 +1,15 @@
 /**
  * The interactive chat of `deno task generate`: read a line, append it to the conversation, render the
  * whole history with the chat template (or as a running text for models without one), stream the answer,
- * print a stats line. Ctrl-C stops the answer being generated (the partial answer stays in the history);
+ * print a stats line. The KV cache is kept across turns (core/prompt_cache.ts), so a turn only feeds the
+ * tokens the rendered history does not share with what the cache holds. Ctrl-C stops the answer being generated (the partial answer stays in the history);
  * at the prompt, a second Ctrl-C leaves. `exit`, `quit` and end of input leave cleanly.
  *
  * @module
  */
 import type { ChatMessage } from "../loader/chat_template.ts";
 import type { TokenEvent } from "../core/options.ts";
+import { PromptCache } from "../core/prompt_cache.ts";
 import { type FlagValues, UsageError } from "./args.ts";
 import { encodeConversation, fitContext, type Pair, promptStyle } from "./setup.ts";
 import { type RunSettings, runUntil, statsLine, streamFor } from "./run.ts";
@@ -51,6 +53,8 @@ export async function runChat(
   let history: ChatMessage[] = [];
   const cfg = pair.target.config;
   const depth = s.mode === "redrafter" ? s.beamLength : 0;
+  // The conversation's KV cache, kept across turns: each turn feeds only what the history does not share.
+  const cache = new PromptCache();
 
   if (interactive) {
     const how = s.mode === "redrafter" ? `ReDrafter W=${s.beamWidth} L=${s.beamLength}` : "autoregressive";
@@ -117,13 +121,14 @@ export async function runChat(
       generating = true;
       stopRequested = false;
       const t0 = performance.now();
-      const result = await runUntil(streamFor(s, [ids], budget), onEvent, () => stopRequested);
+      const result = await runUntil(streamFor(s, [ids], budget, cache), onEvent, () => stopRequested);
       generating = false;
       writer.finish();
       stdoutWrite("\n");
       const text = result?.text ? result.text[0] : tok.decode(answer, { skipSpecialTokens: true });
       history.push({ role: "assistant", content: text });
-      if (result) note(statsLine(result.metrics, s.mode));
+      const reuse = cache.reused > 0 ? `; ${cache.reused} of ${ids.length} prompt tokens from the cache` : "";
+      if (result) note(statsLine(result.metrics, s.mode) + reuse);
       else {
         const secs = (performance.now() - t0) / 1000;
         note(`stopped: ${answer.length} tokens, ${(answer.length / Math.max(secs, 1e-9)).toFixed(1)} tok/s`);
@@ -132,6 +137,7 @@ export async function runChat(
     }
   } finally {
     Deno.removeSignalListener("SIGINT", onSigint);
+    cache.dispose();
   }
   if (interactive) stdoutWrite("\n");
   return 0;

@@ -10,6 +10,7 @@ import type { GenerateResult, SamplingOptions, TokenEvent } from "../core/option
 import { generateStream } from "../core/generate.ts";
 import { speculativeStream } from "../core/speculative.ts";
 import type { RunMetrics } from "../core/metrics.ts";
+import type { PromptCache } from "../core/prompt_cache.ts";
 
 export type RunMode = "redrafter" | "autoregressive";
 
@@ -31,9 +32,11 @@ export function streamFor(
   s: RunSettings,
   prompts: number[][],
   maxNewTokens: number,
+  cache?: PromptCache,
 ): AsyncGenerator<TokenEvent, GenerateResult> {
   const common = {
     maxNewTokens,
+    cache,
     sampling: s.sampling,
     stop: s.stop.length > 0 ? s.stop : undefined,
     decode: s.decode,

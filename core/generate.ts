@@ -17,6 +17,7 @@ import {
 } from "./options.ts";
 import { appleProbs, drawCategorical, sampleToken, uniform } from "./sampling.ts";
 import type { ForwardOutput, LogitsMode, RowInput, TargetModel, TargetSession } from "./types.ts";
+import { openFromCache, type PromptCache } from "./prompt_cache.ts";
 
 /** The logits mode a sampling plan needs: greedy asks for the top-1 only. */
 export function logitsModeFor(plan: SamplingPlan): LogitsMode {
@@ -53,17 +54,27 @@ export function pickToken(
   return drawCategorical(appleProbs(row, plan.params.temperature), u);
 }
 
-/** Prefill every row with its prompt (logits of the last token only) and commit it. */
+/**
+ * Prefill every row with its prompt (logits of the last token only) and commit it. starts[r] prompt tokens
+ * of row r are already in the session (a PromptCache hit): only the rest is fed, and hidden[r] covers
+ * those tokens only.
+ */
 export async function prefill(
   session: TargetSession,
   prompts: ArrayLike<number>[],
   logits: LogitsMode,
+  starts?: number[],
 ): Promise<ForwardOutput> {
-  const rows: RowInput[] = prompts.map((p) => {
-    const n = p.length;
+  const rows: RowInput[] = prompts.map((p, r) => {
+    const start = starts?.[r] ?? 0;
+    const n = p.length - start;
     const positions = new Int32Array(n);
-    for (let i = 0; i < n; i++) positions[i] = i;
-    return { tokens: Int32Array.from(p), positions, logitIndices: Int32Array.of(n - 1) };
+    const tokens = new Int32Array(n);
+    for (let i = 0; i < n; i++) {
+      positions[i] = start + i;
+      tokens[i] = p[start + i];
+    }
+    return { tokens, positions, logitIndices: Int32Array.of(n - 1) };
   });
   const out = await session.forward({ rows, logits });
   session.commit(prompts.map(() => null));
@@ -94,6 +105,35 @@ export function finalResult(
 }
 
 /**
+ * The session of a call: the PromptCache's (batch 1; starts = prompt tokens it already holds) or a fresh
+ * one of `capacity` slots.
+ */
+export function openSession(
+  target: TargetModel,
+  prompts: ArrayLike<number>[],
+  capacity: number,
+  cache: PromptCache | undefined,
+): { session: TargetSession; starts: number[] } {
+  if (!cache) {
+    return {
+      session: target.createSession(prompts.length, capacity),
+      starts: prompts.map(() => 0),
+    };
+  }
+  const { session, start } = openFromCache(target, cache, prompts[0], capacity);
+  return { session, starts: [start] };
+}
+
+/**
+ * Hand a session back after a call: dispose it, unless a PromptCache keeps it. A cached session whose call
+ * failed between a forward and its commit is in an unknown state: the cache drops it.
+ */
+export function closeSession(session: TargetSession, cache: PromptCache | undefined, broken: boolean): void {
+  if (!cache) session.dispose();
+  else if (broken) cache.dispose();
+}
+
+/**
  * Autoregressive generation, streamed: yields one TokenEvent per row per step (rows that emitted nothing
  * are skipped) and returns the final result. prompts are token ids; row r of the batch is prompts[r].
  */
@@ -110,11 +150,15 @@ export async function* generateStream(
   const rows = makeRows(prompts, opts, target.config.eosTokenIds);
   const metrics = new MetricsRecorder(prompts.map((p) => p.length), 1, opts.now);
   const now = metrics.now;
-  const session = target.createSession(B, maxPrompt + opts.maxNewTokens + 1);
+  const { session, starts } = openSession(target, prompts, maxPrompt + opts.maxNewTokens + 1, opts.cache);
+  const cached = opts.cache?.ids;
+  let broken = true; // until the prefill is committed, and between each forward and its commit
   try {
     const mode = logitsModeFor(plan);
     let t0 = now();
-    const first = await prefill(session, prompts, mode);
+    const first = await prefill(session, prompts, mode, starts);
+    cached?.push(...Array.from(prompts[0]).slice(starts[0]));
+    broken = false;
     metrics.prompt(now() - t0);
     // pos[r] = absolute position of row r's latest token (not yet in the cache).
     const pos = prompts.map((p) => p.length);
@@ -132,8 +176,11 @@ export async function* generateStream(
           ? { tokens: new Int32Array(0), positions: new Int32Array(0) }
           : { tokens: Int32Array.of(last[r]), positions: Int32Array.of(pos[r]) }
       );
+      broken = true;
       const out = await session.forward({ rows: inputs, logits: mode });
       session.commit(rows.map(() => null));
+      cached?.push(last[0]);
+      broken = false;
       const t1 = now();
       const events: TokenEvent[] = [];
       for (let r = 0; r < B; r++) {
@@ -150,7 +197,7 @@ export async function* generateStream(
     }
     return finalResult(rows, opts, metrics);
   } finally {
-    session.dispose();
+    closeSession(session, opts.cache, broken);
   }
 }
 

@@ -52,3 +52,4 @@ export {
 export { drain, generate, generateStream } from "./generate.ts";
 export { speculativeGenerate, speculativeStream } from "./speculative.ts";
 export { type Clock, defaultClock, MetricsRecorder, type PromptMetrics, type RunMetrics } from "./metrics.ts";
+export { PromptCache } from "./prompt_cache.ts";

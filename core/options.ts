@@ -7,6 +7,7 @@
 
 import { checkSamplerParams, GREEDY, type SamplerParams } from "./sampling.ts";
 import type { Clock, RunMetrics } from "./metrics.ts";
+import type { PromptCache } from "./prompt_cache.ts";
 
 /**
  * greedy: argmax. exact (default when sampling): the target's own sampler at every tree node, token-identical
@@ -43,6 +44,11 @@ export interface GenerateOptions {
   sampling?: SamplingOptions;
   /** Clock for metrics (ms). Default performance.now. */
   now?: Clock;
+  /**
+   * Keep the target session across calls (batch 1 only): a prompt that starts with the cached tokens (a
+   * chat's next turn) feeds only what is new. The call leaves the session and its ids in the cache.
+   */
+  cache?: PromptCache;
 }
 
 /** Options of ReDrafter speculative generation: GenerateOptions plus the beam shape. */
@@ -128,6 +134,9 @@ export function checkGenerateOptions(o: GenerateOptions, prompts: ArrayLike<numb
     throw new Error(`maxNewTokens must be an integer >= 1, got ${o.maxNewTokens}`);
   }
   if (prompts.length === 0) throw new Error("prompts: at least one prompt is needed");
+  if (o.cache && prompts.length !== 1) {
+    throw new Error(`cache: a PromptCache serves one prompt at a time, got ${prompts.length}`);
+  }
   prompts.forEach((p, r) => {
     if (p.length === 0) {
       throw new Error(`prompts[${r}] is empty (a prompt needs at least one token, e.g. BOS)`);

@@ -9,7 +9,15 @@
  */
 
 import { beamAncestry, beamSearch, type BeamSearchResult, checkBeamShape } from "./beam_search.ts";
-import { finalResult, logitsModeFor, makeRows, pickToken, prefill } from "./generate.ts";
+import {
+  closeSession,
+  finalResult,
+  logitsModeFor,
+  makeRows,
+  openSession,
+  pickToken,
+  prefill,
+} from "./generate.ts";
 import { MetricsRecorder } from "./metrics.ts";
 import {
   checkGenerateOptions,
@@ -51,19 +59,23 @@ export async function* speculativeStream(
   const rows = makeRows(prompts, opts, target.config.eosTokenIds);
   const metrics = new MetricsRecorder(prompts.map((p) => p.length), L, opts.now);
   const now = metrics.now;
-  const session = target.createSession(B, maxPrompt + opts.maxNewTokens + W * L);
+  const { session, starts } = openSession(target, prompts, maxPrompt + opts.maxNewTokens + W * L, opts.cache);
+  const cached = opts.cache?.ids;
+  let broken = true; // until the prefill is committed, and between each forward and its commit
   try {
     const mode = logitsModeFor(plan);
     let t0 = now();
-    const first = await prefill(session, prompts, mode);
+    const first = await prefill(session, prompts, mode, starts);
+    cached?.push(...Array.from(prompts[0]).slice(starts[0]));
+    broken = false;
     metrics.prompt(now() - t0);
-    const H = hiddenSize(first, prompts, drafter);
+    const H = hiddenSize(first, prompts.map((p, r) => p.length - starts[r]), drafter);
     // Per row: committed length (= absolute position of `next`), next token, context hidden [H].
     const committed = prompts.map((p) => p.length);
     const next = new Int32Array(B);
     const ctx = new Float32Array(B * H);
     for (let r = 0; r < B; r++) {
-      const n = prompts[r].length;
+      const n = prompts[r].length - starts[r]; // tokens fed by the prefill
       ctx.set(first.hidden[r].subarray((n - 1) * H, n * H), r * H);
       next[r] = pickToken(first, r, 0, plan, committed[r], V);
       const ev = rows[r].push(0, [next[r]], [false]);
@@ -100,6 +112,7 @@ export async function* speculativeStream(
         for (let i = 0; i < positions.length; i++) positions[i] = committed[r] + tree.depth[i];
         inputs.push({ tokens: tree.tokens, positions, parents: tree.parents });
       }
+      broken = true;
       const out = await session.forward({ rows: inputs, logits: mode });
       const t2 = now();
       // --- accept: per row, walk the tree, commit the accepted path, carry hidden + next token
@@ -110,6 +123,7 @@ export async function* speculativeStream(
         if (!tree) continue;
         const acc = accept(tree, out, r, a++, drafted, plan, committed[r], V);
         keep[r] = acc.path;
+        if (cached) { for (let k = 0; k <= acc.accepted; k++) cached.push(tree.tokens[acc.path[k]]); }
         const last = acc.path[acc.accepted];
         ctx.set(out.hidden[r].subarray(last * H, (last + 1) * H), r * H);
         committed[r] += acc.accepted + 1;
@@ -127,12 +141,13 @@ export async function* speculativeStream(
         if (ev) events.push(ev);
       }
       session.commit(keep);
+      broken = false;
       metrics.step(t1 - t0, t2 - t1, now() - t2);
       for (const ev of events) yield ev;
     }
     return finalResult(rows, opts, metrics);
   } finally {
-    session.dispose();
+    closeSession(session, opts.cache, broken);
   }
 }
 
@@ -150,13 +165,11 @@ export async function speculativeGenerate(
   }
 }
 
-/** H from the prefill output; it must match the drafter's context width. */
-function hiddenSize(first: ForwardOutput, prompts: ArrayLike<number>[], drafter: DraftModel): number {
-  const H = first.hidden[0].length / prompts[0].length;
+/** H from the prefill output (fed[r] tokens per row); it must match the drafter's context width. */
+function hiddenSize(first: ForwardOutput, fed: number[], drafter: DraftModel): number {
+  const H = first.hidden[0].length / fed[0];
   if (!Number.isInteger(H) || H <= 0) {
-    throw new Error(
-      `target forward returned ${first.hidden[0].length} hidden values for ${prompts[0].length} tokens`,
-    );
+    throw new Error(`target forward returned ${first.hidden[0].length} hidden values for ${fed[0]} tokens`);
   }
   if (H !== drafter.config.hiddenSize) {
     throw new Error(`drafter hiddenSize ${drafter.config.hiddenSize} != target hidden size ${H}`);

@@ -204,6 +204,10 @@ Deno.test("generate interactive: two turns over a pipe then 'exit'; end of input
   // Multi-turn history: the second prompt is longer than the first by more than the new line alone.
   const prompts = [...r.stderr.matchAll(/prompt (\d+) tokens/g)].map((m) => Number(m[1]));
   assert.ok(prompts[1] > prompts[0] + 12, `prompt lengths ${prompts}`);
+  // The second turn reuses the KV cache: at least the whole first prompt is not fed again.
+  assert.ok(!/from the cache/.test(stats[0]), stats[0]);
+  const reused = /; (\d+) of (\d+) prompt tokens from the cache/.exec(stats[1]);
+  assert.ok(reused && Number(reused[1]) >= prompts[0] && Number(reused[2]) === prompts[1], stats[1]);
 
   const eof = await generate([...TINY_PAIR, "--max-new-tokens", "5"], { stdin: "one line without newline" });
   assert.equal(eof.code, 0, eof.stderr);

@@ -9,6 +9,7 @@
  *   deno run -A tools/profile_default.ts [--prompts 8] [--tokens 64] [--reps 3]
  *                                        [--shapes 1x4,4x4] [--kernels auto|wasm|js]
  *                                        [--backend cpu|onnx-node|...] [--drafter-backend cpu|...] [--threads N]
+ *                                        [--onnx-weights fp32|fp16|q4|q8]
  *
  * Tokens/s here is decode only: new tokens over (total - prompt) time, so the prefill (identical for both)
  * does not dilute the ratio.
@@ -26,7 +27,7 @@ import {
   speculativeGenerate,
 } from "../mod.ts";
 import type { KernelChoice } from "../kernels/mod.ts";
-import { type BackendName, loadDraftModel, loadTarget } from "../backends/mod.ts";
+import { type BackendName, loadDraftModel, loadTarget, type LoadTargetOptions } from "../backends/mod.ts";
 
 const { values } = parseArgs({
   args: Deno.args,
@@ -39,6 +40,7 @@ const { values } = parseArgs({
     backend: { type: "string", default: "cpu" },
     "drafter-backend": { type: "string" },
     threads: { type: "string" },
+    "onnx-weights": { type: "string" },
   },
 });
 const root = new URL("../models/default/", import.meta.url).pathname;
@@ -47,7 +49,11 @@ const threads = values.threads ? Number(values.threads) : undefined;
 const backend = values.backend as BackendName;
 const target = backend === "cpu"
   ? createCpuModel(ckpt, { kernels: values.kernels as KernelChoice })
-  : await loadTarget(ckpt, { backend, threads });
+  : await loadTarget(ckpt, {
+    backend,
+    threads,
+    onnxWeights: values["onnx-weights"] as LoadTargetOptions["onnxWeights"],
+  });
 const drafterBackend = (values["drafter-backend"] ?? backend) as BackendName;
 const drafter = drafterBackend === "cpu"
   ? await loadDrafter(root + "drafter", target)
