@@ -27,4 +27,5 @@ export {
   cudaLibraryProblem,
   type OnnxModelOptions,
   type ProviderName,
+  type WeightFormat,
 } from "./backends/onnx/mod.ts";

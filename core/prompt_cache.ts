@@ -11,6 +11,7 @@
  */
 import type { TargetModel, TargetSession } from "./types.ts";
 
+/** A kept batch-1 session and the ids in its KV cache; pass it as the `cache` option of a generation call. */
 export class PromptCache {
   /** The kept session (batch 1), or null before the first call and after a failed one. */
   session: TargetSession | null = null;

@@ -62,6 +62,7 @@ export interface BuildOptions {
   externalFile: string | null;
 }
 
+/** Weight storage of a target graph (see BuildOptions.weights). */
 export type WeightFormat = "fp32" | "fp16" | "q4" | "q8";
 
 /** Inputs per quantization block of MatMulNBits weights. */

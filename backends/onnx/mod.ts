@@ -24,7 +24,7 @@ import type { Encoded } from "./proto.ts";
 
 export { cudaLibraryProblem, PROVIDERS };
 export { createOnnxDrafter, type OnnxDrafterOptions } from "./drafter.ts";
-export type { ProviderName };
+export type { ProviderName, WeightFormat };
 
 /** Options for createOnnxModel(): the execution provider and how the graph is built and cached. */
 export interface OnnxModelOptions {
