@@ -18,7 +18,7 @@ export const ONNX_WEIGHTS = ["fp32", "fp16", "q4", "q8"] as const;
 export interface LoadTargetOptions {
   /** One of BACKENDS; default "cpu". */
   backend?: string;
-  /** Intra-op threads for the ONNX backends (default: theirs). */
+  /** Threads: ONNX intra-op threads (default: theirs), or the CPU backend's matmul threads (default: cores). */
   threads?: number;
   /** Weight format of the ONNX target graph: fp32 (default), fp16, q4 or q8 (MatMulNBits). */
   onnxWeights?: "fp32" | "fp16" | "q4" | "q8";
@@ -55,7 +55,7 @@ interface OnnxModule {
 /** Load a checkpoint on the chosen backend. */
 export async function loadTarget(ckpt: Checkpoint, opts: LoadTargetOptions = {}): Promise<TargetModel> {
   const backend = checkBackend(opts.backend ?? "cpu");
-  if (backend === "cpu") return createCpuModel(ckpt);
+  if (backend === "cpu") return createCpuModel(ckpt, { threads: opts.threads });
   const onnx = await importOnnx(backend);
   if (opts.onnxWeights && !ONNX_WEIGHTS.includes(opts.onnxWeights)) {
     throw new BackendChoiceError(
@@ -79,7 +79,7 @@ export async function loadDraftModel(
   opts: LoadTargetOptions = {},
 ): Promise<DraftModel> {
   const backend = checkBackend(opts.backend ?? "cpu");
-  if (backend === "cpu") return await loadDrafter(dir, target);
+  if (backend === "cpu") return await loadDrafter(dir, target, { threads: opts.threads });
   const onnx = await importOnnx(backend);
   return await onnx.createOnnxDrafter(dir, target, { provider: backend, threads: opts.threads });
 }

@@ -38,6 +38,7 @@ import { progressBar, renderTable } from "./term.ts";
 import { heatmapSvg, histogramSvg } from "./svg.ts";
 import { runArSuite } from "./bench_ar.ts";
 import { checkBackend, type LoadTargetOptions } from "../backends/mod.ts";
+import { defaultThreads } from "../kernels/mod.ts";
 import type { RunMetrics } from "../core/metrics.ts";
 
 export const USAGE = `usage: deno task bench [flags]
@@ -48,7 +49,7 @@ Sweeps beam width x beam length for ReDrafter against the autoregressive baselin
   --drafter DIR|org/name  drafter (default: models/default/drafter with the default model)
   --backend LIST          backends, comma-separated to compare (default cpu): cpu, onnx-wasm, onnx-webgpu,
                           onnx-node, onnx-cuda
-  --threads N             intra-op threads for the ONNX backends
+  --threads N             threads: the CPU backend's matmuls (default: cores, at most 8) or ONNX intra-op
   --onnx-weights W        ONNX target weights: fp32 (default), fp16, q4 or q8
   --prompts FILE          prompt set (default models/default/prompts.jsonl); MT-bench, JSONL or text
   --num-prompts N         first N prompts (default 4)
@@ -363,7 +364,8 @@ async function main(argv: string[]): Promise<number> {
       opts.promptsFile,
       opts.numPrompts,
       opts.maxNew,
-      intFlag(values, "threads", 1, { min: 1 }),
+      // The same thread count as ours (the CPU backend's default: the machine's cores, at most 8).
+      intFlag(values, "threads", defaultThreads(), { min: 1 }),
     )
     : null;
   const report = {

@@ -20,7 +20,7 @@
  */
 import type { DrafterConfig, DraftModel, DraftRound, DraftTopK } from "../core/types.ts";
 import { LOG_0 } from "../core/sampling.ts";
-import { createKernels, type KernelChoice, padBf16, padFloats } from "../kernels/mod.ts";
+import { createKernels, defaultThreads, type KernelChoice, padBf16, padFloats } from "../kernels/mod.ts";
 import { pushTopK, topK } from "../kernels/topk.ts";
 
 /** The reference's top-k warp width for drafter logits. */
@@ -221,6 +221,8 @@ export function warpTopK(
 export interface CpuDrafterOptions {
   /** Matmul kernels (default "auto": WASM SIMD when available). Both give the same results. */
   kernels?: KernelChoice;
+  /** Threads each matmul is split over (default defaultThreads(); same results for any count). */
+  threads?: number;
 }
 
 /**
@@ -257,6 +259,7 @@ export function cpuDrafter(
     maxIn: Math.max(2 * H, E),
     maxOut: Math.max(H, E, V),
     kernels: opts.kernels,
+    threads: opts.threads ?? defaultThreads(),
     label: "the drafter",
   });
   const place = (a: Float32Array | null): Float32Array | null => {
@@ -426,6 +429,7 @@ export function cpuDrafter(
     beginRound,
     dispose() {
       disposed = true;
+      kern.dispose();
     },
   };
 }

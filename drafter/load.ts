@@ -10,7 +10,7 @@ import type { DrafterConfig, DraftModel, ModelConfig } from "../core/types.ts";
 import type { TensorStore } from "../loader/types.ts";
 import { openSafetensors } from "../loader/safetensors.ts";
 import { readDrafterConfig } from "./config.ts";
-import { cpuDrafter, type DrafterWeights } from "./cpu.ts";
+import { cpuDrafter, type CpuDrafterOptions, type DrafterWeights } from "./cpu.ts";
 
 /** What the drafter needs from its target: sizes to check against, and the input embedding table. */
 export interface DrafterTarget {
@@ -85,6 +85,10 @@ export function readDrafterDir(dir: string, target: DrafterTarget): DrafterWeigh
 
 /** Load `<dir>/config.json` + `<dir>/model.safetensors` as a CPU DraftModel over the target's embeddings. */
 // deno-lint-ignore require-await
-export async function loadDrafter(dir: string, target: DrafterTarget): Promise<DraftModel> {
-  return cpuDrafter(readDrafterDir(dir, target), target.embeddingTable());
+export async function loadDrafter(
+  dir: string,
+  target: DrafterTarget,
+  opts: CpuDrafterOptions = {},
+): Promise<DraftModel> {
+  return cpuDrafter(readDrafterDir(dir, target), target.embeddingTable(), opts);
 }

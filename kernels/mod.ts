@@ -12,7 +12,8 @@
  */
 import { decodeBase64 } from "./base64.ts";
 import { dotBf16, dotF32, matmulBf16Js, matmulJs } from "./matmul_js.ts";
-import { MATMUL_WASM } from "./wasm_modules.ts";
+import { MATMUL_SHARED_WASM, MATMUL_WASM } from "./wasm_modules.ts";
+import { type Kernel, KIND_BF16, KIND_F32, MatmulThreads } from "./threads.ts";
 
 export { dotBf16, dotF32, matmulBf16Js, matmulJs };
 
@@ -36,12 +37,21 @@ export interface KernelsOptions {
   tokenBlock?: number;
   /** What the weights belong to, for error messages (e.g. a checkpoint directory). */
   label?: string;
+  /**
+   * Threads that share each WASM matmul (split by output rows; results are bitwise the single-thread
+   * ones). Default 1. The JS kernels always run on one thread.
+   */
+  threads?: number;
 }
 
 /** A float32 matmul plus the allocator for the weight memory it reads; made by createKernels(). */
 export interface Kernels {
   /** Which implementation "auto" (or the caller) picked; both give bit-identical results. */
   readonly kind: "wasm-simd" | "js";
+  /** Threads each matmul runs on. */
+  readonly threads: number;
+  /** Stop the worker threads (if any). The kernels keep working, on one thread. */
+  dispose(): void;
   /** A zeroed float32 array the kernels can read as a weight or bias. */
   alloc(length: number): Float32Array;
   /** A zeroed array of bf16 bits (the top halves of float32s) the kernels can read as a matmulBf16 weight. */
@@ -75,6 +85,12 @@ export interface Kernels {
   ): void;
 }
 
+/** The default matmul thread count of the CPU backend and drafter: the machine's cores, at most 8. */
+export function defaultThreads(): number {
+  const n = (globalThis.navigator as { hardwareConcurrency?: number } | undefined)?.hardwareConcurrency ?? 1;
+  return Math.max(1, Math.min(8, n));
+}
+
 /** alloc(length) uses this many floats of the reservation (arrays start 16-byte aligned). */
 export function padFloats(length: number): number {
   return (length + 3) & ~3;
@@ -87,6 +103,21 @@ export function padBf16(length: number): number {
 
 let simd: boolean | null = null;
 let compiled: WebAssembly.Module | null = null;
+let compiledShared: WebAssembly.Module | null | undefined;
+
+/** The shared-memory matmul module, or null when this runtime lacks WASM threads. */
+function sharedModule(): WebAssembly.Module | null {
+  if (compiledShared === undefined) {
+    try {
+      compiledShared = typeof SharedArrayBuffer === "function"
+        ? new WebAssembly.Module(decodeBase64(MATMUL_SHARED_WASM) as Uint8Array<ArrayBuffer>)
+        : null;
+    } catch {
+      compiledShared = null;
+    }
+  }
+  return compiledShared;
+}
 
 /** Whether this runtime compiles the WASM SIMD kernels. */
 export function wasmSimdSupported(): boolean {
@@ -107,6 +138,10 @@ export function createKernels(opts: KernelsOptions): Kernels {
   if (choice !== "auto" && choice !== "wasm" && choice !== "js") {
     throw new Error(`kernels: unknown kernel choice '${choice}' (expected auto, wasm or js)`);
   }
+  const threads = opts.threads ?? 1;
+  if (!Number.isInteger(threads) || threads < 1 || threads > 256) {
+    throw new Error(`kernels: threads ${threads} must be an integer in [1, 256]`);
+  }
   if (choice === "js" || (choice === "auto" && !wasmSimdSupported())) return jsKernels(opts);
   if (!wasmSimdSupported()) {
     throw new Error("kernels: WebAssembly SIMD is not available in this runtime; use kernels 'js'");
@@ -118,6 +153,8 @@ function jsKernels(opts: KernelsOptions): Kernels {
   const tokenBlock = opts.tokenBlock ?? 8;
   return {
     kind: "js",
+    threads: 1,
+    dispose() {},
     alloc: (length) => new Float32Array(length),
     matmul(out, x, w, bias, n, inDim, outDim) {
       checkShapes(out, x, w, bias, n, inDim, outDim);
@@ -156,28 +193,19 @@ function wasmKernels(opts: KernelsOptions): Kernels {
         `memory (wasm32) holds at most 4 GiB; load it with kernels 'js' (plain arrays) instead`,
     );
   }
+  const shared = (opts.threads ?? 1) > 1 ? sharedModule() : null;
   let memory: WebAssembly.Memory;
   try {
-    memory = new WebAssembly.Memory({ initial: pages, maximum: MAX_PAGES });
+    memory = new WebAssembly.Memory({ initial: pages, maximum: MAX_PAGES, shared: shared !== null });
   } catch (e) {
     throw new Error(
       `kernels: cannot reserve ${(pages * PAGE / 2 ** 20).toFixed(0)} MiB of WebAssembly memory for ` +
         `${opts.label ?? "the model"}: ${(e as Error).message}`,
     );
   }
-  const inst = new WebAssembly.Instance(compiled!, { env: { memory } });
-  type Kernel = (
-    x: number,
-    w: number,
-    b: number,
-    y: number,
-    T: number,
-    n: number,
-    m: number,
-    ys: number,
-  ) => void;
-  const kernelF32 = inst.exports.matmul as Kernel;
-  const kernelBf16 = inst.exports.matmul_bf16 as Kernel;
+  const inst = new WebAssembly.Instance(shared ?? compiled!, { env: { memory } });
+  const kernels: [Kernel, Kernel] = [inst.exports.matmul as Kernel, inst.exports.matmul_bf16 as Kernel];
+  let pool = shared ? new MatmulThreads(opts.threads!, shared, memory) : null;
   const buf = memory.buffer;
   const heap = new Float32Array(buf);
   let next = 16; // bytes
@@ -189,6 +217,13 @@ function wasmKernels(opts: KernelsOptions): Kernels {
   };
   return {
     kind: "wasm-simd",
+    get threads() {
+      return pool ? pool.threads : 1;
+    },
+    dispose() {
+      pool?.dispose();
+      pool = null;
+    },
     alloc(length) {
       return new Float32Array(buf, reserve(padFloats(length) * 4, `alloc(${length})`), length);
     },
@@ -196,10 +231,10 @@ function wasmKernels(opts: KernelsOptions): Kernels {
       return new Uint16Array(buf, reserve(padBf16(length) * 4, `allocBf16(${length})`), length);
     },
     matmul(out, x, w, bias, n, inDim, outDim) {
-      run(kernelF32, 4, out, x, w, bias, n, inDim, outDim);
+      run(KIND_F32, 4, out, x, w, bias, n, inDim, outDim);
     },
     matmulBf16(out, x, w, bias, n, inDim, outDim) {
-      run(kernelBf16, 2, out, x, w, bias, n, inDim, outDim);
+      run(KIND_BF16, 2, out, x, w, bias, n, inDim, outDim);
     },
   };
 
@@ -218,7 +253,7 @@ function wasmKernels(opts: KernelsOptions): Kernels {
 
   /** One matmul through the scratch, in chunks of tokens and columns; wSize: bytes per weight. */
   function run(
-    kernel: Kernel,
+    kind: number,
     wSize: number,
     out: Float32Array,
     x: Float32Array,
@@ -237,7 +272,9 @@ function wasmKernels(opts: KernelsOptions): Kernels {
       heap.set(x.subarray(t0 * inDim, (t0 + T) * inDim), xPtr >> 2);
       for (let o0 = 0; o0 < outDim; o0 += outChunk) {
         const m = Math.min(outChunk, outDim - o0);
-        kernel(xPtr, wPtr + o0 * inDim * wSize, bias ? bPtr + o0 * 4 : 0, yPtr, T, inDim, m, m);
+        const wAt = wPtr + o0 * inDim * wSize, bAt = bias ? bPtr + o0 * 4 : 0;
+        if (pool) pool.run(kernels, kind, xPtr, wAt, bAt, yPtr, T, inDim, m, m, inDim * wSize);
+        else kernels[kind](xPtr, wAt, bAt, yPtr, T, inDim, m, m);
         const y0 = yPtr >> 2;
         if (m === outDim) {
           out.set(heap.subarray(y0, y0 + T * m), t0 * outDim);

@@ -124,3 +124,34 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name: "cpu default model: 1, 2 and 3 matmul threads give bitwise the same tree logits and hidden states",
+  ignore: !wasmSimdSupported(),
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    const ckpt = await loadCheckpoint(new URL("../models/default/target", import.meta.url).pathname);
+    const req = {
+      rows: [{
+        tokens: Int32Array.of(1, 450, 1330, 288, 264, 1120, 7, 8, 9),
+        positions: Int32Array.of(0, 1, 2, 3, 4, 5, 6, 6, 7),
+        parents: Int32Array.of(-1, 0, 1, 2, 3, 4, 5, 5, 7),
+      }],
+      logits: { kind: "full" } as const,
+    };
+    const outs = [];
+    for (const threads of [1, 2, 3]) {
+      const m = createCpuModel(ckpt, { threads });
+      const s = m.createSession(1, 16);
+      outs.push(await s.forward(req));
+      s.dispose();
+      m.dispose();
+    }
+    ckpt.tensors.close();
+    for (const o of outs.slice(1)) {
+      assert.deepEqual(bits(o.logits![0]), bits(outs[0].logits![0]));
+      assert.deepEqual(bits(o.hidden[0]), bits(outs[0].hidden[0]));
+    }
+  },
+});

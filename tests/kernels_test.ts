@@ -265,3 +265,63 @@ Deno.test("kernels: bf16 bad use is refused with clear messages", () => {
   );
   assert.throws(() => k.allocBf16(2), /allocBf16\(2\) exceeds the reserved/);
 });
+
+Deno.test({
+  name: "kernels: matmul and matmulBf16 over 2 and 3 threads are bitwise the single-thread results",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  fn() {
+    const fill = (a: Float32Array, seed: number) => {
+      for (let i = 0; i < a.length; i++) {
+        seed = (Math.imul(seed, 1664525) + 1013904223) >>> 0;
+        a[i] = (seed / 2 ** 32) * 2 - 1;
+      }
+      return a;
+    };
+    // Row counts that split unevenly, are not multiples of 4, or fall under the split threshold.
+    for (
+      const [T, n, m] of [[1, 384, 1024], [3, 384, 1030], [4, 1024, 384], [7, 384, 8192], [2, 100, 37], [
+        64,
+        256,
+        300,
+      ]]
+    ) {
+      const outs: Float32Array[] = [];
+      for (const threads of [1, 2, 3]) {
+        const k = createKernels({
+          weightFloats: padFloats(n * m) + padFloats(m) + padBf16(n * m),
+          maxIn: n,
+          maxOut: m,
+          kernels: "wasm",
+          threads,
+        });
+        assert.equal(k.threads, threads);
+        const w = fill(k.alloc(n * m), 7), b = fill(k.alloc(m), 9);
+        const wb = k.allocBf16(n * m);
+        const bits = new Uint32Array(w.buffer.slice(w.byteOffset, w.byteOffset + w.byteLength));
+        for (let i = 0; i < wb.length; i++) wb[i] = bits[i] >>> 16;
+        const x = fill(new Float32Array(T * n), 11);
+        const y = new Float32Array(T * m), yb = new Float32Array(T * m);
+        for (let rep = 0; rep < 3; rep++) {
+          k.matmul(y, x, w, b, T, n, m);
+          k.matmulBf16(yb, x, wb, null, T, n, m);
+        }
+        const o = new Float32Array(2 * T * m);
+        o.set(y);
+        o.set(yb, T * m);
+        outs.push(o);
+        k.dispose();
+        assert.equal(k.threads, 1, "dispose stops the workers; the kernels go on, on one thread");
+        k.matmul(y, x, w, b, T, n, m);
+        assert.deepEqual(y, outs[0].subarray(0, T * m));
+      }
+      for (const o of outs.slice(1)) {
+        assert.ok(o.every((v, i) => Object.is(v, outs[0][i])), `T=${T} n=${n} m=${m}`);
+      }
+    }
+    assert.throws(
+      () => createKernels({ weightFloats: 4, maxIn: 4, maxOut: 4, threads: 0 }),
+      /threads 0 must be an integer in \[1, 256\]/,
+    );
+  },
+});

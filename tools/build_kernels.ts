@@ -28,6 +28,26 @@ for (const name of modules) {
   ts += `/** kernels/${file} assembled (${buffer.length} bytes), base64. */\n` +
     `export const ${name.toUpperCase()}_WASM = "${encodeBase64(buffer)}";\n`;
 }
+// The matmul kernels again over a shared memory, for the worker threads of kernels/threads.ts.
+{
+  const file = "matmul.wat";
+  const plain = Deno.readTextFileSync(new URL(file, dir));
+  const wat = plain.replace(
+    '(import "env" "memory" (memory 1 65536))',
+    '(import "env" "memory" (memory 1 65536 shared))',
+  );
+  if (wat === plain) {
+    throw new Error(`${file}: its memory import line changed; update tools/build_kernels.ts`);
+  }
+  const features = { simd: true, threads: true };
+  const mod = wabt.parseWat(file, wat, features);
+  // wabt's typings omit validate's features argument; without it validation rejects shared memory.
+  (mod.validate as (f: typeof features) => void)(features);
+  const { buffer } = mod.toBinary({ log: false, write_debug_names: false });
+  mod.destroy();
+  ts += `/** kernels/${file} assembled over a shared memory (${buffer.length} bytes), base64. */\n` +
+    `export const MATMUL_SHARED_WASM = "${encodeBase64(buffer)}";\n`;
+}
 if (Deno.args.includes("--check")) {
   const old = Deno.readTextFileSync(outPath);
   if (old !== ts) {

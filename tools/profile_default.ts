@@ -48,7 +48,7 @@ const ckpt = await loadCheckpoint(root + "target");
 const threads = values.threads ? Number(values.threads) : undefined;
 const backend = values.backend as BackendName;
 const target = backend === "cpu"
-  ? createCpuModel(ckpt, { kernels: values.kernels as KernelChoice })
+  ? createCpuModel(ckpt, { kernels: values.kernels as KernelChoice, threads })
   : await loadTarget(ckpt, {
     backend,
     threads,
@@ -56,7 +56,7 @@ const target = backend === "cpu"
   });
 const drafterBackend = (values["drafter-backend"] ?? backend) as BackendName;
 const drafter = drafterBackend === "cpu"
-  ? await loadDrafter(root + "drafter", target)
+  ? await loadDrafter(root + "drafter", target, { threads })
   : await loadDraftModel(root + "drafter", target, { backend: drafterBackend, threads });
 if (backend === "cpu") ckpt.tensors.close();
 const tok = await loadTokenizer(root + "target");

@@ -11,7 +11,7 @@ import type { Checkpoint } from "../../loader/types.ts";
 import { ropeInvFreq } from "../rope.ts";
 import { CpuSession } from "./session.ts";
 import { loadWeights, type Weights } from "./weights.ts";
-import type { KernelChoice } from "../../kernels/mod.ts";
+import { defaultThreads, type KernelChoice } from "../../kernels/mod.ts";
 
 /** Options for createCpuModel(); all optional. */
 export interface CpuModelOptions {
@@ -22,12 +22,22 @@ export interface CpuModelOptions {
    * it; "js" forces the scalar fallback. Both give bit-identical results.
    */
   kernels?: KernelChoice;
+  /**
+   * Threads each matmul is split over (WASM kernels; bitwise the same results for any count). Default
+   * defaultThreads(): the machine's cores, at most 8.
+   */
+  threads?: number;
 }
 
 /** Load the checkpoint's weights as float32 (tensor by tensor) and return a TargetModel. */
 export function createCpuModel(ckpt: Checkpoint, opts: CpuModelOptions = {}): TargetModel {
   const config = ckpt.config;
-  const loaded = loadWeights(ckpt, opts.kernels ?? "auto", opts.tokenBlock ?? 8);
+  const loaded = loadWeights(
+    ckpt,
+    opts.kernels ?? "auto",
+    opts.tokenBlock ?? 8,
+    opts.threads ?? defaultThreads(),
+  );
   let weights: Weights | null = loaded.weights;
   const kernels = loaded.kernels;
   const invFreq = ropeInvFreq(config);
@@ -47,6 +57,7 @@ export function createCpuModel(ckpt: Checkpoint, opts: CpuModelOptions = {}): Ta
     embeddingTable: () => live().embed,
     dispose() {
       weights = null;
+      kernels.dispose();
     },
   };
 }

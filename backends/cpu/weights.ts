@@ -72,6 +72,7 @@ export function loadWeights(
   ckpt: Checkpoint,
   kernels: KernelChoice = "auto",
   tokenBlock = 8,
+  threads = 1,
 ): { weights: Weights; kernels: Kernels } {
   const c: ModelConfig = ckpt.config;
   const t = ckpt.tensors;
@@ -85,6 +86,7 @@ export function loadWeights(
     maxOut: Math.max(H, I, qDim, V),
     kernels,
     tokenBlock,
+    threads,
     label: `the checkpoint ${ckpt.dir}`,
   });
   const read = (name: string, shape: number[]) =>

@@ -1,0 +1,49 @@
+/**
+ * A matmul worker thread of kernels/threads.ts: instantiates the shared-memory matmul over the caller's
+ * memory and runs the row ranges it is handed, until told to stop.
+ *
+ * @module
+ */
+import { parentPort } from "node:worker_threads";
+import { ARGS, DONE, type Kernel, KIND, POSTED, SEQ, STATE, STOP, TAKEN } from "./threads.ts";
+
+/** How long a worker keeps polling for the next job before it sleeps (the next matmul of a forward pass
+ * follows within microseconds; between generation steps it sleeps). */
+const SPIN_MS = 0.3;
+
+parentPort!.once(
+  "message",
+  (d: { module: WebAssembly.Module; memory: WebAssembly.Memory; ctrl: SharedArrayBuffer }) => {
+    const inst = new WebAssembly.Instance(d.module, { env: { memory: d.memory } });
+    const kernels = [inst.exports.matmul as Kernel, inst.exports.matmul_bf16 as Kernel];
+    const c = new Int32Array(d.ctrl);
+    let seen = 0;
+    for (;;) {
+      let seq = Atomics.load(c, SEQ);
+      if (seq === seen) {
+        const t0 = performance.now();
+        let i = 0;
+        while ((seq = Atomics.load(c, SEQ)) === seen) {
+          if ((++i & 255) === 0 && performance.now() - t0 > SPIN_MS) Atomics.wait(c, SEQ, seen);
+        }
+      }
+      if (seq === STOP) return;
+      seen = seq;
+      if (Atomics.compareExchange(c, STATE, POSTED, TAKEN) !== POSTED) continue; // not posted yet, or the caller ran it
+      // Claimed: the caller cannot post another job before this one is done, so SEQ is this job's number.
+      seen = Atomics.load(c, SEQ);
+      kernels[c[KIND]](
+        c[ARGS],
+        c[ARGS + 1],
+        c[ARGS + 2],
+        c[ARGS + 3],
+        c[ARGS + 4],
+        c[ARGS + 5],
+        c[ARGS + 6],
+        c[ARGS + 7],
+      );
+      Atomics.store(c, DONE, seen);
+      Atomics.notify(c, DONE);
+    }
+  },
+);

@@ -1,0 +1,141 @@
+/**
+ * Worker threads for the WASM matmul: a matmul's output rows are split between the calling thread and
+ * `threads - 1` workers that run the same kernel over the same shared WebAssembly memory. Every output
+ * element is still computed by one kernel call in its fixed order, so results are bitwise those of one
+ * thread, whichever thread computes which rows.
+ *
+ * Hand-off, per worker, through a small Int32Array over a SharedArrayBuffer:
+ *   the caller writes the job's arguments, bumps SEQ, sets STATE = POSTED and notifies;
+ *   the worker (spinning briefly after its last job, then sleeping on SEQ) claims the job with a
+ *   compare-exchange POSTED -> TAKEN, reads SEQ, runs the job and stores DONE = that SEQ;
+ *   the caller, once its own rows are done, tries the same compare-exchange: if the worker has not claimed
+ *   the job yet (still starting, or descheduled), the caller runs those rows itself instead of waiting.
+ * Workers are unref'd: a process that never disposes its kernels still exits.
+ *
+ * @module
+ */
+import { Worker } from "node:worker_threads";
+
+/** Control block slots. */
+export const SEQ = 0, STATE = 1, DONE = 2, KIND = 3, ARGS = 4; // ARGS..ARGS+7: x, w, b, y, T, n, m, ys
+export const CTRL_INTS = 16;
+/** STATE values. */
+export const IDLE = 0, POSTED = 1, TAKEN = 2;
+/** SEQ value that stops a worker. */
+export const STOP = -1;
+/** KIND values: the kernel to run. */
+export const KIND_F32 = 0, KIND_BF16 = 1;
+
+/** (x, w, b, y, T, n, m, ys) byte offsets and sizes, as kernels/matmul.wat takes them. */
+export type Kernel = (
+  x: number,
+  w: number,
+  b: number,
+  y: number,
+  T: number,
+  n: number,
+  m: number,
+  ys: number,
+) => void;
+
+/** Multiply-adds below which a call is not worth splitting (a hand-off costs a few microseconds). */
+const MIN_SPLIT_MACS = 1 << 16;
+
+export class MatmulThreads {
+  private readonly ctrl: Int32Array[] = [];
+  private readonly workers: Worker[] = [];
+  private seq = 0;
+
+  /**
+   * `threads - 1` workers over `memory`, each instantiating `module` (the shared-memory matmul); they start
+   * with the first call big enough to split, so small models never pay for them.
+   */
+  constructor(
+    readonly threads: number,
+    private readonly module: WebAssembly.Module,
+    private readonly memory: WebAssembly.Memory,
+  ) {}
+
+  private start(): void {
+    for (let i = 1; i < this.threads; i++) {
+      const ctrl = new Int32Array(new SharedArrayBuffer(CTRL_INTS * 4));
+      const w = new Worker(new URL("./matmul_worker.ts", import.meta.url));
+      w.unref();
+      w.postMessage({ module: this.module, memory: this.memory, ctrl: ctrl.buffer });
+      this.ctrl.push(ctrl);
+      this.workers.push(w);
+    }
+  }
+
+  /**
+   * y[t, o] for o < m over `threads` row ranges (multiples of 4 rows, the kernels' register block); `wRow`
+   * and `bRow` are the bytes per weight row and per bias element (0 without bias).
+   */
+  run(
+    kernels: [Kernel, Kernel],
+    kind: number,
+    x: number,
+    w: number,
+    b: number,
+    y: number,
+    T: number,
+    n: number,
+    m: number,
+    ys: number,
+    wRow: number,
+  ): void {
+    const kernel = kernels[kind];
+    const parts = Math.min(this.threads, m >> 2);
+    if (parts < 2 || T * n * m < MIN_SPLIT_MACS) {
+      kernel(x, w, b, y, T, n, m, ys);
+      return;
+    }
+    if (this.workers.length === 0) this.start();
+    const per = ((Math.ceil(m / parts) + 3) >> 2) << 2;
+    const seq = ++this.seq;
+    const posted: number[] = [];
+    for (let p = 1; p < parts; p++) {
+      const o0 = p * per;
+      if (o0 >= m) break;
+      const c = this.ctrl[p - 1];
+      c[KIND] = kind;
+      c[ARGS] = x;
+      c[ARGS + 1] = w + o0 * wRow;
+      c[ARGS + 2] = b === 0 ? 0 : b + o0 * 4;
+      c[ARGS + 3] = y + o0 * 4;
+      c[ARGS + 4] = T;
+      c[ARGS + 5] = n;
+      c[ARGS + 6] = Math.min(per, m - o0);
+      c[ARGS + 7] = ys;
+      // SEQ before STATE: a worker that claims the job (STATE) then reads SEQ sees this job's number.
+      Atomics.store(c, SEQ, seq);
+      Atomics.store(c, STATE, POSTED);
+      Atomics.notify(c, SEQ);
+      posted.push(p - 1);
+    }
+    kernel(x, w, b, y, T, n, Math.min(per, m), ys);
+    for (const i of posted) {
+      const c = this.ctrl[i];
+      if (Atomics.compareExchange(c, STATE, POSTED, TAKEN) === POSTED) {
+        // Not claimed yet: do it here rather than wait for a worker that is not running.
+        kernel(c[ARGS], c[ARGS + 1], c[ARGS + 2], c[ARGS + 3], c[ARGS + 4], c[ARGS + 5], c[ARGS + 6], ys);
+        continue;
+      }
+      let spins = 0;
+      while (Atomics.load(c, DONE) !== seq) {
+        if (++spins > 4096) Atomics.wait(c, DONE, Atomics.load(c, DONE), 1);
+      }
+    }
+  }
+
+  /** Stop the workers. */
+  dispose(): void {
+    for (const c of this.ctrl) {
+      Atomics.store(c, SEQ, STOP);
+      Atomics.notify(c, SEQ);
+    }
+    for (const w of this.workers) void w.terminate();
+    this.workers.length = 0;
+    this.ctrl.length = 0;
+  }
+}
