@@ -8,7 +8,7 @@ import { existsSync } from "node:fs";
 import { loadCheckpoint } from "../loader/checkpoint.ts";
 import { createOnnxModel, ensureTargetGraph } from "../backends/onnx/mod.ts";
 import type { TargetModel } from "../core/types.ts";
-import { chain, checkPromptAndTreeCommit } from "./support/parity.ts";
+import { argmaxes, chain, checkPromptAndTreeCommit } from "./support/parity.ts";
 
 const FIXTURES = new URL("./fixtures/", import.meta.url).pathname;
 const STORIES = new URL("../../shared/fixtures/stories260k/", import.meta.url).pathname;
@@ -33,14 +33,6 @@ async function greedy(m: TargetModel, prompt: number[], n: number): Promise<numb
   }
   s.dispose();
   return got;
-}
-
-/** Argmax at every position of `seq` fed as one chain (teacher forcing). */
-async function argmaxes(m: TargetModel, seq: number[]): Promise<number[]> {
-  const s = m.createSession(1, seq.length);
-  const out = await s.forward({ rows: [chain(seq, 0)], logits: { kind: "topk", k: 1 } });
-  s.dispose();
-  return Array.from(out.topIds![0]);
 }
 
 Deno.test({

@@ -11,8 +11,7 @@ import { dequantizeBlockwise, quantizeBlockwise } from "../backends/onnx/quantiz
 import { GraphBuilder, MS_DOMAIN } from "../backends/onnx/graph.ts";
 import { DataType, toBytes } from "../backends/onnx/proto.ts";
 import { loadOrt } from "../backends/onnx/runtime.ts";
-import type { TargetModel } from "../core/types.ts";
-import { chain } from "./support/parity.ts";
+import { argmaxes, chain } from "./support/parity.ts";
 
 const DEFAULT = new URL("../models/default/", import.meta.url).pathname;
 const CACHE = Deno.makeTempDirSync({ prefix: "onnx-quant-cache-" });
@@ -77,14 +76,6 @@ for (const bits of [4, 8] as const) {
     }
     await s.release();
   });
-}
-
-/** Argmax at every position of `seq` fed as one chain (teacher forcing). */
-async function argmaxes(m: TargetModel, seq: number[]): Promise<number[]> {
-  const s = m.createSession(1, seq.length);
-  const out = await s.forward({ rows: [chain(seq, 0)], logits: { kind: "topk", k: 1 } });
-  s.dispose();
-  return Array.from(out.topIds![0]);
 }
 
 Deno.test({

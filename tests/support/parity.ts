@@ -49,3 +49,11 @@ export async function checkPromptAndTreeCommit(
   c.dispose();
   return d / mx;
 }
+
+/** Argmax at every position of `seq` fed as one chain (teacher forcing). */
+export async function argmaxes(m: TargetModel, seq: number[]): Promise<number[]> {
+  const s = m.createSession(1, seq.length);
+  const out = await s.forward({ rows: [chain(seq, 0)], logits: { kind: "topk", k: 1 } });
+  s.dispose();
+  return Array.from(out.topIds![0]);
+}
