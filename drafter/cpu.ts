@@ -383,6 +383,7 @@ export function cpuDrafter(
       }
       const raw = new Float32Array(U * V);
       matmul(raw, x, w.headWeight, null, U, E, V);
+      kern.park(); // the target's threads get the cores next
       const ids = new Int32Array(N * k);
       const logProbs = new Float32Array(N * k);
       for (let n = 0; n < N; n++) {

@@ -5,7 +5,7 @@
  * @module
  */
 import { parentPort } from "node:worker_threads";
-import { ARGS, DONE, type Kernel, KIND, POSTED, SEQ, STATE, STOP, TAKEN } from "./threads.ts";
+import { ARGS, DONE, type Kernel, KIND, PARK, POSTED, SEQ, STATE, STOP, TAKEN } from "./threads.ts";
 
 /** How long a worker keeps polling for the next job before it sleeps (the next matmul of a forward pass
  * follows within microseconds; between generation steps it sleeps). */
@@ -24,7 +24,10 @@ parentPort!.once(
         const t0 = performance.now();
         let i = 0;
         while ((seq = Atomics.load(c, SEQ)) === seen) {
-          if ((++i & 255) === 0 && performance.now() - t0 > SPIN_MS) Atomics.wait(c, SEQ, seen);
+          if (Atomics.load(c, PARK) === 1 || ((++i & 255) === 0 && performance.now() - t0 > SPIN_MS)) {
+            Atomics.store(c, PARK, 0);
+            Atomics.wait(c, SEQ, seen);
+          }
         }
       }
       if (seq === STOP) return;

@@ -52,6 +52,8 @@ export interface Kernels {
   readonly threads: number;
   /** Stop the worker threads (if any). The kernels keep working, on one thread. */
   dispose(): void;
+  /** Send the worker threads (if any) to sleep until the next matmul: call when a burst of calls ends. */
+  park(): void;
   /** A zeroed float32 array the kernels can read as a weight or bias. */
   alloc(length: number): Float32Array;
   /** A zeroed array of bf16 bits (the top halves of float32s) the kernels can read as a matmulBf16 weight. */
@@ -155,6 +157,7 @@ function jsKernels(opts: KernelsOptions): Kernels {
     kind: "js",
     threads: 1,
     dispose() {},
+    park() {},
     alloc: (length) => new Float32Array(length),
     matmul(out, x, w, bias, n, inDim, outDim) {
       checkShapes(out, x, w, bias, n, inDim, outDim);
@@ -223,6 +226,9 @@ function wasmKernels(opts: KernelsOptions): Kernels {
     dispose() {
       pool?.dispose();
       pool = null;
+    },
+    park() {
+      pool?.park();
     },
     alloc(length) {
       return new Float32Array(buf, reserve(padFloats(length) * 4, `alloc(${length})`), length);

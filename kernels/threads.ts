@@ -9,7 +9,9 @@
  *   the worker (spinning briefly after its last job, then sleeping on SEQ) claims the job with a
  *   compare-exchange POSTED -> TAKEN, reads SEQ, runs the job and stores DONE = that SEQ;
  *   the caller, once its own rows are done, tries the same compare-exchange: if the worker has not claimed
- *   the job yet (still starting, or descheduled), the caller runs those rows itself instead of waiting.
+ *   the job yet (still starting, or descheduled), the caller runs those rows itself instead of waiting;
+ *   park() (end of a forward pass or drafter step) sends spinning workers to sleep at once, so that the
+ *   target's and the drafter's workers do not poll while the other model computes.
  * Workers are unref'd: a process that never disposes its kernels still exits.
  *
  * @module
@@ -18,6 +20,8 @@ import { Worker } from "node:worker_threads";
 
 /** Control block slots. */
 export const SEQ = 0, STATE = 1, DONE = 2, KIND = 3, ARGS = 4; // ARGS..ARGS+7: x, w, b, y, T, n, m, ys
+/** Set by park(): the worker stops spinning and sleeps until the next job. */
+export const PARK = 12;
 export const CTRL_INTS = 16;
 /** STATE values. */
 export const IDLE = 0, POSTED = 1, TAKEN = 2;
@@ -126,6 +130,15 @@ export class MatmulThreads {
         if (++spins > 4096) Atomics.wait(c, DONE, Atomics.load(c, DONE), 1);
       }
     }
+  }
+
+  /**
+   * Tell spinning workers to sleep now instead of polling for a while: the caller is done with this
+   * kernel for a bit (a forward pass or a drafter step ended), and another model's threads may need the
+   * cores. The next job wakes them (a futex wake, microseconds).
+   */
+  park(): void {
+    for (const c of this.ctrl) Atomics.store(c, PARK, 1);
   }
 
   /** Stop the workers. */

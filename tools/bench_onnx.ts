@@ -145,7 +145,7 @@ if (import.meta.main) {
     if (name === "cpu") {
       const spec = "../backends/cpu/mod.ts"; // not a literal: the CPU backend may be absent in this checkout
       const cpu = await import(spec);
-      model = cpu.createCpuModel(ckpt);
+      model = cpu.createCpuModel(ckpt, { threads });
     } else if ((PROVIDERS as string[]).includes(name.split(":")[0])) {
       const [provider, attention] = name.split(":");
       if (attention !== undefined && !["auto", "gqa", "standard"].includes(attention)) {

@@ -320,6 +320,7 @@ export class CpuSession implements TargetSession {
       this.#pending[b] = n;
       rowStart += n;
     }
+    this.#k.park(); // a drafter's threads may get the cores next
     return out;
   }
 
