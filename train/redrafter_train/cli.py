@@ -14,8 +14,9 @@ def parser() -> argparse.ArgumentParser:
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     g = p.add_argument_group("inputs and output")
     g.add_argument("--target", required=True, help="target model directory (HF config, weights, tokenizer)")
-    g.add_argument("--data", required=True,
-                   help="plain-text file, or ShareGPT-style .json/.jsonl conversations (loss on assistant turns)")
+    g.add_argument("--data", default=None,
+                   help="plain-text file, or ShareGPT-style .json/.jsonl conversations (loss on assistant turns); "
+                        "not needed with --distill-prompts sampled")
     g.add_argument("--output", required=True, help="output directory (drafter, checkpoints, metrics.json)")
     g.add_argument("--init", default=None,
                    help="drafter directory to start from (fine-tuning); its config sets the architecture")
@@ -32,6 +33,9 @@ def parser() -> argparse.ArgumentParser:
     g = p.add_argument_group("self-distillation (used when --distill-contexts > 0)")
     g.add_argument("--distill-contexts", type=int, default=0,
                    help="number of contexts cut from --data that the target continues; 0 trains on the data")
+    g.add_argument("--distill-prompts", choices=["data", "sampled"], default="data",
+                   help="where contexts come from: cut from --data, or sampled from the target itself (from BOS, "
+                        "temperature 1): unseen text, so the target cannot recite memorized continuations")
     g.add_argument("--distill-context", type=int, default=128, help="context length in tokens")
     g.add_argument("--distill-length", type=int, default=128, help="continuation length in tokens")
     g.add_argument("--distill-batch", type=int, default=64, help="generation batch size")
@@ -72,6 +76,10 @@ def main(argv: list[str] | None = None) -> int:
     import torch
     if args.dtype is None:
         args.dtype = "bf16" if torch.cuda.is_available() else "fp32"
+    if args.data is None and not (args.distill_contexts > 0 and args.distill_prompts == "sampled"):
+        print("error: --data is required (unless --distill-contexts N with --distill-prompts sampled)",
+              file=sys.stderr)
+        return 2
     for name in ("predict_n", "batch", "grad_accum", "max_steps", "seq_len", "log_every"):
         if getattr(args, name) < 1:
             print(f"error: --{name.replace('_', '-')} must be >= 1", file=sys.stderr)

@@ -77,11 +77,33 @@ def generate_continuations(target, prompts: list[list[int]], gen_len: int, batch
     return rows
 
 
+def sample_contexts(target, tokenizer, num: int, ctx_len: int, batch: int, eos_ids: list[int], device, log,
+                    seed: int) -> list[list[int]]:
+    """Contexts the target writes itself: from the tokenizer's text start (BOS), ctx_len tokens sampled at
+    temperature 1, cut before an EOS. Text the target has never seen (so it cannot recite a memorized
+    continuation), in its own distribution: what a drafter meets on unseen prompts."""
+    head = tokenizer("", add_special_tokens=True)["input_ids"]
+    if not head:  # tokenizers that add no BOS: start from the BOS id, else (GPT-2 style) the EOS id
+        start = tokenizer.bos_token_id if tokenizer.bos_token_id is not None else tokenizer.eos_token_id
+        if start is None:
+            raise ValueError("--distill-prompts sampled needs a BOS or EOS token to start the target's samples")
+        head = [start]
+    rows = generate_continuations(target, [head] * num, max(1, ctx_len - len(head)), batch, True, 1.0, eos_ids,
+                                  0, device, lambda m: log(m.replace("distill:", "distill contexts:")), seed=seed)
+    out = []
+    for ids, _ in rows:
+        cut = next((i for i, t in enumerate(ids) if i >= len(head) and t in eos_ids), len(ids))
+        out.append(ids[:cut])
+    return out
+
+
 def distill_rows(args, target, tokenizer, device, rank: int, world: int, log=print):
     """[N, ctx+gen] ids and labels of self-distilled rows, generated once and cached on disk."""
-    settings = {"data": os.path.abspath(args.data), "target": os.path.abspath(args.target),
+    sampled = args.distill_prompts == "sampled"
+    settings = {"data": None if sampled else os.path.abspath(args.data), "target": os.path.abspath(args.target),
                 "num": args.distill_contexts, "ctx": args.distill_context, "gen": args.distill_length,
-                "sample": args.distill_sample, "temperature": args.distill_temperature, "seed": args.seed}
+                "sample": args.distill_sample, "temperature": args.distill_temperature, "seed": args.seed,
+                "prompts": args.distill_prompts}
     cache = args.distill_cache or os.path.join(args.output, f"distill-{_key(settings)}.pt")
     if os.path.exists(cache):
         blob = torch.load(cache)
@@ -89,12 +111,18 @@ def distill_rows(args, target, tokenizer, device, rank: int, world: int, log=pri
             log(f"distill: using cached {cache} ({blob['input_ids'].shape[0]} rows)")
             return blob["input_ids"], blob["labels"]
         log(f"distill: {cache} was made with other settings; regenerating")
-    prompts = distill_prompts(args.data, tokenizer, args.distill_contexts, args.distill_context, args.seed)
-    mine = list(range(rank, len(prompts), world))
     eos = target.generation_config.eos_token_id if target.generation_config is not None else None
     eos = [] if eos is None else ([eos] if isinstance(eos, int) else list(eos))
     if tokenizer.eos_token_id is not None and tokenizer.eos_token_id not in eos:
         eos.append(tokenizer.eos_token_id)
+    if sampled:
+        mine = list(range(rank, args.distill_contexts, world))
+        prompts = {i: p for i, p in zip(mine, sample_contexts(target, tokenizer, len(mine), args.distill_context,
+                                                              args.distill_batch, eos, device, log,
+                                                              seed=args.seed * 1000 + rank + 500))}
+    else:
+        prompts = distill_prompts(args.data, tokenizer, args.distill_contexts, args.distill_context, args.seed)
+        mine = list(range(rank, len(prompts), world))
     rows = generate_continuations(target, [prompts[i] for i in mine], args.distill_length, args.distill_batch,
                                   args.distill_sample, args.distill_temperature, eos, pad_id(tokenizer), device,
                                   log, seed=args.seed * 1000 + rank)
@@ -103,7 +131,7 @@ def distill_rows(args, target, tokenizer, device, rank: int, world: int, log=pri
     torch.save({"index": mine, "rows": rows}, part)
     if world > 1:
         dist.barrier()
-    ordered = [None] * len(prompts)
+    ordered = [None] * args.distill_contexts if sampled else [None] * len(prompts)
     for r in range(world):
         blob = torch.load(f"{cache}.part{r}")
         for i, row in zip(blob["index"], blob["rows"]):

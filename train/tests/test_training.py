@@ -107,3 +107,31 @@ def test_init_refuses_a_drafter_of_another_size(tiny_env, tmp_path):
     (base / "config.json").write_text(json.dumps(cfg))
     with pytest.raises(ValueError, match="hidden_size 32 / vocab_size 104 do not match"):
         main(_common(tiny_env, tmp_path / "x") + ["--max-steps", "1", "--init", str(base)])
+
+
+def test_sampled_contexts_need_no_data(tiny_env, tmp_path):
+    out = tmp_path / "sampled"
+    common = [a for a in _common(tiny_env, out)]
+    i = common.index("--data")
+    del common[i:i + 2]
+    assert main(common + ["--max-steps", "1", "--batch", "4", "--distill-contexts", "6", "--distill-context", "8",
+                          "--distill-length", "5", "--distill-prompts", "sampled"]) == 0
+    caches = [f for f in os.listdir(out) if f.startswith("distill-")]
+    blob = torch.load(out / caches[0])
+    ids, labels = blob["input_ids"], blob["labels"]
+    assert ids.shape == (6, 13) and blob["settings"]["prompts"] == "sampled"
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    tok = AutoTokenizer.from_pretrained(tiny_env["target"])
+    bos = tok("", add_special_tokens=True)["input_ids"] or [tok.bos_token_id if tok.bos_token_id is not None
+                                                            else tok.eos_token_id]
+    target = AutoModelForCausalLM.from_pretrained(tiny_env["target"]).eval()
+    for r in range(6):
+        kept = (labels[r] != -100).nonzero().flatten()
+        start = int(kept[0])  # the context: BOS, then what the target sampled
+        assert ids[r, :len(bos)].tolist() == bos and 1 <= start <= 8
+        with torch.no_grad():  # the continuation is the target's greedy output after that context
+            x = ids[r:r + 1, :start]
+            for _ in range(len(kept)):
+                x = torch.cat([x, target(x).logits[:, -1].argmax(-1, keepdim=True)], dim=1)
+        assert torch.equal(ids[r, kept], x[0, start:start + len(kept)])
+    assert main(common + ["--max-steps", "1"]) == 2  # without --data and sampled contexts: a usage error
