@@ -4,16 +4,28 @@
  *
  * @module
  */
-import { parentPort } from "node:worker_threads";
 import { ARGS, DONE, type Kernel, KIND, PARK, POSTED, SEQ, STATE, STOP, TAKEN } from "./threads.ts";
 
 /** How long a worker keeps polling for the next job before it sleeps (the next matmul of a forward pass
  * follows within microseconds; between generation steps it sleeps). */
 const SPIN_MS = 0.3;
 
-parentPort!.once(
-  "message",
-  (d: { module: WebAssembly.Module; memory: WebAssembly.Memory; ctrl: SharedArrayBuffer }) => {
+interface Job {
+  module: WebAssembly.Module;
+  memory: WebAssembly.Memory;
+  ctrl: SharedArrayBuffer;
+}
+
+/** The first message: from node:worker_threads' parent port, or a web worker's own onmessage. */
+function onStart(handler: (d: Job) => void): void {
+  import("node:worker_threads").then((m) => m.parentPort).catch(() => null).then((port) => {
+    if (port) port.once("message", handler);
+    else (globalThis as { onmessage?: (e: MessageEvent<Job>) => void }).onmessage = (e) => handler(e.data);
+  });
+}
+
+onStart(
+  (d: Job) => {
     const inst = new WebAssembly.Instance(d.module, { env: { memory: d.memory } });
     const kernels = [inst.exports.matmul as Kernel, inst.exports.matmul_bf16 as Kernel];
     const c = new Int32Array(d.ctrl);

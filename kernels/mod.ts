@@ -13,7 +13,9 @@
 import { decodeBase64 } from "./base64.ts";
 import { dotBf16, dotF32, matmulBf16Js, matmulJs } from "./matmul_js.ts";
 import { MATMUL_SHARED_WASM, MATMUL_WASM } from "./wasm_modules.ts";
-import { type Kernel, KIND_BF16, KIND_F32, MatmulThreads } from "./threads.ts";
+import { type Kernel, KIND_BF16, KIND_F32, MatmulThreads, workersReady } from "./threads.ts";
+
+export { workersReady };
 
 export { dotBf16, dotF32, matmulBf16Js, matmulJs };
 
@@ -50,6 +52,8 @@ export interface Kernels {
   readonly kind: "wasm-simd" | "js";
   /** Threads each matmul runs on. */
   readonly threads: number;
+  /** Matmul calls that were split over worker threads so far (0 with one thread, or before workers run). */
+  readonly threadedCalls: number;
   /** Stop the worker threads (if any). The kernels keep working, on one thread. */
   dispose(): void;
   /** Send the worker threads (if any) to sleep until the next matmul: call when a burst of calls ends. */
@@ -156,6 +160,7 @@ function jsKernels(opts: KernelsOptions): Kernels {
   return {
     kind: "js",
     threads: 1,
+    threadedCalls: 0,
     dispose() {},
     park() {},
     alloc: (length) => new Float32Array(length),
@@ -209,6 +214,7 @@ function wasmKernels(opts: KernelsOptions): Kernels {
   const inst = new WebAssembly.Instance(shared ?? compiled!, { env: { memory } });
   const kernels: [Kernel, Kernel] = [inst.exports.matmul as Kernel, inst.exports.matmul_bf16 as Kernel];
   let pool = shared ? new MatmulThreads(opts.threads!, shared, memory) : null;
+  let splitCalls = 0; // of disposed pools
   const buf = memory.buffer;
   const heap = new Float32Array(buf);
   let next = 16; // bytes
@@ -223,7 +229,11 @@ function wasmKernels(opts: KernelsOptions): Kernels {
     get threads() {
       return pool ? pool.threads : 1;
     },
+    get threadedCalls() {
+      return splitCalls + (pool ? pool.splitCalls : 0);
+    },
     dispose() {
+      if (pool) splitCalls += pool.splitCalls;
       pool?.dispose();
       pool = null;
     },

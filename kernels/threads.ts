@@ -16,7 +16,37 @@
  *
  * @module
  */
-import { Worker } from "node:worker_threads";
+
+/** What start() needs of a worker, node's or the web's. */
+interface MatmulWorker {
+  postMessage(message: unknown): void;
+  terminate(): unknown;
+}
+
+/**
+ * How this runtime starts a worker: node:worker_threads (Deno, Node; unref'd, so a process that never
+ * disposes its kernels still exits), else the web Worker (browsers), else none (then every matmul runs on
+ * the calling thread). Resolved once, at module load, without a static import of a node: module.
+ */
+let makeWorker: ((url: URL) => MatmulWorker) | null | undefined;
+const workerKind = import("node:worker_threads").then(
+  (m) => {
+    makeWorker = (url) => {
+      const w = new m.Worker(url);
+      w.unref();
+      return w;
+    };
+  },
+  () => {
+    const Web = (globalThis as { Worker?: new (url: URL, o: { type: "module" }) => MatmulWorker }).Worker;
+    makeWorker = Web ? (url) => new Web(url, { type: "module" }) : null;
+  },
+);
+
+/** Resolves once the worker kind is known (matmuls before that run on one thread). */
+export function workersReady(): Promise<void> {
+  return workerKind;
+}
 
 /** Control block slots. */
 export const SEQ = 0, STATE = 1, DONE = 2, KIND = 3, ARGS = 4; // ARGS..ARGS+7: x, w, b, y, T, n, m, ys
@@ -47,7 +77,11 @@ const MIN_SPLIT_MACS = 1 << 16;
 
 export class MatmulThreads {
   private readonly ctrl: Int32Array[] = [];
-  private readonly workers: Worker[] = [];
+  private readonly workers: MatmulWorker[] = [];
+  /** No workers can be started here (or starting them failed): every call runs on the caller's thread. */
+  private disabled = false;
+  /** Calls split over threads so far. */
+  splitCalls = 0;
   private seq = 0;
 
   /**
@@ -60,14 +94,26 @@ export class MatmulThreads {
     private readonly memory: WebAssembly.Memory,
   ) {}
 
-  private start(): void {
-    for (let i = 1; i < this.threads; i++) {
-      const ctrl = new Int32Array(new SharedArrayBuffer(CTRL_INTS * 4));
-      const w = new Worker(new URL("./matmul_worker.ts", import.meta.url));
-      w.unref();
-      w.postMessage({ module: this.module, memory: this.memory, ctrl: ctrl.buffer });
-      this.ctrl.push(ctrl);
-      this.workers.push(w);
+  /** Start the workers; false when they cannot run (yet, or here). */
+  private start(): boolean {
+    if (makeWorker === undefined) return false; // still resolving: this call runs on one thread
+    if (makeWorker === null) {
+      this.disabled = true;
+      return false;
+    }
+    try {
+      for (let i = 1; i < this.threads; i++) {
+        const ctrl = new Int32Array(new SharedArrayBuffer(CTRL_INTS * 4));
+        const w = makeWorker(new URL("./matmul_worker.ts", import.meta.url));
+        w.postMessage({ module: this.module, memory: this.memory, ctrl: ctrl.buffer });
+        this.ctrl.push(ctrl);
+        this.workers.push(w);
+      }
+      return true;
+    } catch {
+      this.dispose(); // e.g. a host without workers (Deno Deploy): one thread from now on
+      this.disabled = true;
+      return false;
     }
   }
 
@@ -90,13 +136,16 @@ export class MatmulThreads {
   ): void {
     const kernel = kernels[kind];
     const parts = Math.min(this.threads, m >> 2);
-    if (parts < 2 || T * n * m < MIN_SPLIT_MACS) {
+    if (
+      parts < 2 || T * n * m < MIN_SPLIT_MACS || this.disabled ||
+      (this.workers.length === 0 && !this.start())
+    ) {
       kernel(x, w, b, y, T, n, m, ys);
       return;
     }
-    if (this.workers.length === 0) this.start();
     const per = ((Math.ceil(m / parts) + 3) >> 2) << 2;
     const seq = ++this.seq;
+    this.splitCalls++;
     const posted: number[] = [];
     for (let p = 1; p < parts; p++) {
       const o0 = p * per;

@@ -9,7 +9,7 @@ import { join } from "node:path";
 import { loadCheckpoint } from "../loader/checkpoint.ts";
 import { type CpuModelOptions, createCpuModel } from "../backends/cpu/mod.ts";
 import type { TargetModel, TargetSession } from "../core/types.ts";
-import { wasmSimdSupported } from "../kernels/mod.ts";
+import { wasmSimdSupported, workersReady } from "../kernels/mod.ts";
 
 const MODELS = new URL("./fixtures/models/", import.meta.url).pathname;
 
@@ -131,6 +131,7 @@ Deno.test({
   sanitizeResources: false,
   sanitizeOps: false,
   async fn() {
+    await workersReady();
     const ckpt = await loadCheckpoint(new URL("../models/default/target", import.meta.url).pathname);
     const req = {
       rows: [{

@@ -12,6 +12,7 @@ import {
   padBf16,
   padFloats,
   wasmSimdSupported,
+  workersReady,
 } from "../kernels/mod.ts";
 
 function rand(n: number, seed: number): Float32Array {
@@ -270,7 +271,8 @@ Deno.test({
   name: "kernels: matmul and matmulBf16 over 2 and 3 threads are bitwise the single-thread results",
   sanitizeResources: false,
   sanitizeOps: false,
-  fn() {
+  async fn() {
+    await workersReady(); // before that, calls run on one thread
     const fill = (a: Float32Array, seed: number) => {
       for (let i = 0; i < a.length; i++) {
         seed = (Math.imul(seed, 1664525) + 1013904223) >>> 0;
@@ -306,6 +308,7 @@ Deno.test({
           k.matmul(y, x, w, b, T, n, m);
           k.matmulBf16(yb, x, wb, null, T, n, m);
         }
+        if (threads > 1 && T * n * m >= 1 << 16) assert.ok(k.threadedCalls > 0, "the workers ran");
         const o = new Float32Array(2 * T * m);
         o.set(y);
         o.set(yb, T * m);
