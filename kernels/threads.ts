@@ -118,8 +118,10 @@ export class MatmulThreads {
   }
 
   /**
-   * y[t, o] for o < m over `threads` row ranges (multiples of 4 rows, the kernels' register block); `wRow`
-   * and `bRow` are the bytes per weight row and per bias element (0 without bias).
+   * kernels[kind](x, w, b, y, T, n, m, ys) with its m output rows split over up to `threads` threads, in
+   * ranges of a multiple of 4 rows (the kernels' register block); `wRow` is the bytes per weight row (bias
+   * elements are 4 bytes; b = 0 means no bias). The same arguments as the kernel, so a call that is not
+   * worth splitting is just the kernel.
    */
   run(
     kernels: [Kernel, Kernel],
