@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { ARGS, DONE, type Kernel, KIND, PARK, POSTED, SEQ, STATE, STOP, TAKEN } from "./threads.ts";
+import { ARGS, DONE, FAILED, type Kernel, KIND, PARK, POSTED, SEQ, STATE, STOP, TAKEN } from "./threads.ts";
 
 /** How long a worker keeps polling for the next job before it sleeps (the next matmul of a forward pass
  * follows within microseconds; between generation steps it sleeps). */
@@ -47,16 +47,20 @@ onStart(
       if (Atomics.compareExchange(c, STATE, POSTED, TAKEN) !== POSTED) continue; // not posted yet, or the caller ran it
       // Claimed: the caller cannot post another job before this one is done, so SEQ is this job's number.
       seen = Atomics.load(c, SEQ);
-      kernels[c[KIND]](
-        c[ARGS],
-        c[ARGS + 1],
-        c[ARGS + 2],
-        c[ARGS + 3],
-        c[ARGS + 4],
-        c[ARGS + 5],
-        c[ARGS + 6],
-        c[ARGS + 7],
-      );
+      try {
+        kernels[c[KIND]](
+          c[ARGS],
+          c[ARGS + 1],
+          c[ARGS + 2],
+          c[ARGS + 3],
+          c[ARGS + 4],
+          c[ARGS + 5],
+          c[ARGS + 6],
+          c[ARGS + 7],
+        );
+      } catch {
+        Atomics.store(c, FAILED, seen); // the caller computes these rows itself (and reports any error)
+      }
       Atomics.store(c, DONE, seen);
       Atomics.notify(c, DONE);
     }

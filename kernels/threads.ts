@@ -28,20 +28,34 @@ interface MatmulWorker {
  * disposes its kernels still exits), else the web Worker (browsers), else none (then every matmul runs on
  * the calling thread). Resolved once, at module load, without a static import of a node: module.
  */
-let makeWorker: ((url: URL) => MatmulWorker) | null | undefined;
+let makeWorker: ((url: URL, onError: () => void) => MatmulWorker) | null | undefined;
 const workerKind = import("node:worker_threads").then(
   (m) => {
-    makeWorker = (url) => {
+    makeWorker = (url, onError) => {
       const w = new m.Worker(url);
       w.unref();
+      w.on("error", onError); // e.g. the module cannot load: without a listener it would end the process
       return w;
     };
   },
   () => {
-    const Web = (globalThis as { Worker?: new (url: URL, o: { type: "module" }) => MatmulWorker }).Worker;
-    makeWorker = Web ? (url) => new Web(url, { type: "module" }) : null;
+    type WebWorker = MatmulWorker & { onerror: ((e: Event) => void) | null };
+    const Web = (globalThis as { Worker?: new (url: URL, o: { type: "module" }) => WebWorker }).Worker;
+    makeWorker = Web
+      ? (url, onError) => {
+        const w = new Web(url, { type: "module" });
+        w.onerror = (e) => {
+          e.preventDefault();
+          onError();
+        };
+        return w;
+      }
+      : null;
   },
 );
+
+/** How long the caller waits for a claimed job before it gives up on the workers and computes it. */
+const CLAIMED_JOB_TIMEOUT_MS = 10_000;
 
 /** Resolves once the worker kind is known (matmuls before that run on one thread). */
 export function workersReady(): Promise<void> {
@@ -52,6 +66,8 @@ export function workersReady(): Promise<void> {
 export const SEQ = 0, STATE = 1, DONE = 2, KIND = 3, ARGS = 4; // ARGS..ARGS+7: x, w, b, y, T, n, m, ys
 /** Set by park(): the worker stops spinning and sleeps until the next job. */
 export const PARK = 12;
+/** The seq of a job whose kernel call threw in the worker. */
+export const FAILED = 13;
 export const CTRL_INTS = 16;
 /** STATE values. */
 export const IDLE = 0, POSTED = 1, TAKEN = 2;
@@ -104,7 +120,9 @@ export class MatmulThreads {
     try {
       for (let i = 1; i < this.threads; i++) {
         const ctrl = new Int32Array(new SharedArrayBuffer(CTRL_INTS * 4));
-        const w = makeWorker(new URL("./matmul_worker.ts", import.meta.url));
+        const w = makeWorker(new URL("./matmul_worker.ts", import.meta.url), () => {
+          this.disabled = true; // a worker failed: from the next call on, one thread
+        });
         w.postMessage({ module: this.module, memory: this.memory, ctrl: ctrl.buffer });
         this.ctrl.push(ctrl);
         this.workers.push(w);
@@ -177,8 +195,20 @@ export class MatmulThreads {
         continue;
       }
       let spins = 0;
+      const t0 = performance.now();
       while (Atomics.load(c, DONE) !== seq) {
-        if (++spins > 4096) Atomics.wait(c, DONE, Atomics.load(c, DONE), 1);
+        if (++spins <= 4096) continue;
+        Atomics.wait(c, DONE, Atomics.load(c, DONE), 1);
+        if (performance.now() - t0 > CLAIMED_JOB_TIMEOUT_MS) {
+          // The worker died holding the job: compute its rows here (same bits) and stop using workers.
+          this.disabled = true;
+          kernel(c[ARGS], c[ARGS + 1], c[ARGS + 2], c[ARGS + 3], c[ARGS + 4], c[ARGS + 5], c[ARGS + 6], ys);
+          break;
+        }
+      }
+      if (Atomics.load(c, FAILED) === seq) {
+        this.disabled = true;
+        kernel(c[ARGS], c[ARGS + 1], c[ARGS + 2], c[ARGS + 3], c[ARGS + 4], c[ARGS + 5], c[ARGS + 6], ys);
       }
     }
   }
