@@ -30,8 +30,9 @@ def generate_continuations(target, prompts: list[list[int]], gen_len: int, batch
     """Continue every prompt by gen_len tokens (cut after the first EOS).
 
     Prompts are grouped by length so a batch needs no padding, attention mask or position ids, and decoding
-    is a plain loop of forward calls with the KV cache: on CPU this is many times faster than `generate`
-    with left padding. Rows come back in the prompts' order. `pad` is unused (kept for callers).
+    is a plain loop of forward calls with the KV cache: on a 2-core CPU 7-10 contexts of 64 tokens per
+    second against 2.4-5.7 for `generate` with left padding. Rows come back in the prompts' order. `pad` is
+    unused (kept for callers).
     """
     del pad
     gen = torch.Generator(device="cpu").manual_seed(seed)
