@@ -303,6 +303,23 @@ for (const arch of ARCHS) {
   });
 }
 
+Deno.test("onnx-node: a batched session after the checkpoint was closed names what it needs", async () => {
+  const ck = await loadCheckpoint(`${FIXTURES}llama`);
+  const m = await createOnnxModel(ck, {
+    provider: "onnx-node",
+    cacheDir: Deno.makeTempDirSync(),
+    threads: 1,
+  });
+  ck.tensors.close(); // batch 1 runs the GQA graph; the standard one for batch 2 can no longer be built
+  const s = m.createSession(2, 8);
+  await assert.rejects(
+    s.forward({ rows: [chain([1], 0), chain([2], 0)], logits: { kind: "none" } }),
+    /a batch of 2 needs the standard attention graph, .*keep the checkpoint open until then, or load the model with attention: "standard"/,
+  );
+  s.dispose();
+  m.dispose();
+});
+
 Deno.test({
   name: "onnx: dispose models",
   sanitizeResources: false,

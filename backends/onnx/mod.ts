@@ -189,7 +189,16 @@ export async function createOnnxModel(ckpt: Checkpoint, opts: OnnxModelOptions):
       const useGqa = attention === "gqa" && batch === 1;
       const s = new OnnxTargetSession(
         ort,
-        useGqa ? session : (batched ??= open("standard")),
+        useGqa ? session : (batched ??= open("standard").catch((e) => {
+          batched = null; // let a later session try again
+          throw new Error(
+            `onnx: a batch of ${batch} needs the standard attention graph, which could not be built or ` +
+              `opened (${
+                (e as Error).message.split("\n")[0]
+              }); keep the checkpoint open until then, or load ` +
+              `the model with attention: "standard"`,
+          );
+        })),
         config,
         batch,
         capacity,
