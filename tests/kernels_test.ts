@@ -273,13 +273,6 @@ Deno.test({
   sanitizeOps: false,
   async fn() {
     await workersReady(); // before that, calls run on one thread
-    const fill = (a: Float32Array, seed: number) => {
-      for (let i = 0; i < a.length; i++) {
-        seed = (Math.imul(seed, 1664525) + 1013904223) >>> 0;
-        a[i] = (seed / 2 ** 32) * 2 - 1;
-      }
-      return a;
-    };
     // Row counts that split unevenly, are not multiples of 4, or fall under the split threshold.
     for (
       const [T, n, m] of [[1, 384, 1024], [3, 384, 1030], [4, 1024, 384], [7, 384, 8192], [2, 100, 37], [
@@ -298,11 +291,13 @@ Deno.test({
           threads,
         });
         assert.equal(k.threads, threads);
-        const w = fill(k.alloc(n * m), 7), b = fill(k.alloc(m), 9);
+        const w = k.alloc(n * m), b = k.alloc(m);
+        w.set(rand(n * m, 7));
+        b.set(rand(m, 9));
         const wb = k.allocBf16(n * m);
         const bits = new Uint32Array(w.buffer.slice(w.byteOffset, w.byteOffset + w.byteLength));
         for (let i = 0; i < wb.length; i++) wb[i] = bits[i] >>> 16;
-        const x = fill(new Float32Array(T * n), 11);
+        const x = rand(T * n, 11);
         const y = new Float32Array(T * m), yb = new Float32Array(T * m);
         for (let rep = 0; rep < 3; rep++) {
           k.matmul(y, x, w, b, T, n, m);
