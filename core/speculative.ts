@@ -11,6 +11,7 @@
 import { beamAncestry, beamSearch, type BeamSearchResult, checkBeamShape } from "./beam_search.ts";
 import {
   closeSession,
+  drain,
   finalResult,
   logitsModeFor,
   makeRows,
@@ -158,11 +159,7 @@ export async function speculativeGenerate(
   prompts: ArrayLike<number>[],
   opts: SpeculativeOptions,
 ): Promise<GenerateResult> {
-  const gen = speculativeStream(target, drafter, prompts, opts);
-  for (;;) {
-    const it = await gen.next();
-    if (it.done) return it.value;
-  }
+  return await drain(speculativeStream(target, drafter, prompts, opts));
 }
 
 /** H from the prefill output (fed[r] tokens per row); it must match the drafter's context width. */
