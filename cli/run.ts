@@ -7,12 +7,15 @@
  */
 import type { DraftModel, TargetModel } from "../core/types.ts";
 import type { GenerateResult, SamplingOptions, TokenEvent } from "../core/options.ts";
-import { generateStream } from "../core/generate.ts";
+import { drain, generateStream } from "../core/generate.ts";
 import { speculativeStream } from "../core/speculative.ts";
 import type { RunMetrics } from "../core/metrics.ts";
 import type { PromptCache } from "../core/prompt_cache.ts";
 
 export type RunMode = "redrafter" | "autoregressive";
+
+/** Runs a stream to the end, seeing each event (core's drain). */
+export { drain as runToEnd };
 
 export interface RunSettings {
   target: TargetModel;
@@ -51,18 +54,6 @@ export function streamFor(
     });
   }
   return generateStream(s.target, prompts, common);
-}
-
-/** Runs a stream to the end, seeing each event. */
-export async function runToEnd(
-  gen: AsyncGenerator<TokenEvent, GenerateResult>,
-  onEvent?: (ev: TokenEvent) => void,
-): Promise<GenerateResult> {
-  for (;;) {
-    const it = await gen.next();
-    if (it.done) return it.value;
-    onEvent?.(it.value);
-  }
 }
 
 /**
