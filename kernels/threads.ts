@@ -69,8 +69,8 @@ export const PARK = 12;
 /** The seq of a job whose kernel call threw in the worker. */
 export const FAILED = 13;
 export const CTRL_INTS = 16;
-/** STATE values. */
-export const IDLE = 0, POSTED = 1, TAKEN = 2;
+/** STATE values (0 before the first job). */
+export const POSTED = 1, TAKEN = 2;
 /** SEQ value that stops a worker. */
 export const STOP = -1;
 /** KIND values: the kernel to run. */

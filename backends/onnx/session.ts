@@ -13,13 +13,7 @@
  *
  * @module
  */
-import type {
-  ForwardOutput,
-  ForwardRequest,
-  ModelConfig,
-  RowInput,
-  TargetSession,
-} from "../../core/types.ts";
+import type { ForwardOutput, ForwardRequest, ModelConfig, TargetSession } from "../../core/types.ts";
 import { MASK_NEG } from "./build_target.ts";
 import type { Ort, OrtSession, OrtTensor } from "./runtime.ts";
 
@@ -444,12 +438,4 @@ export class OnnxTargetSession implements TargetSession {
     this.disposed = true;
     this.kv.dispose();
   }
-}
-
-/** Input row helper for tests and tools: a causal chain of tokens starting at `start`. */
-export function chainRow(tokens: number[], start: number): RowInput {
-  return {
-    tokens: Int32Array.from(tokens),
-    positions: Int32Array.from(tokens, (_, i) => start + i),
-  };
 }
