@@ -4,7 +4,8 @@
 #   2. onnx-webgpu parity tests (transformers fixtures, tree + commit),
 #   3. onnx-cuda: find libonnxruntime_providers_cuda.so (+ CUDA 12 / cuDNN 9 libraries), then its parity tests,
 #   4. decode tok/s on the random ~107M Llama: onnx-node (CPU) vs onnx-cuda vs onnx-webgpu,
-#   5. if Python onnxruntime-gpu is present: our cached graphs on its CUDA EP vs its CPU EP.
+#   5. if Python onnxruntime-gpu is present: our cached graphs on its CUDA EP vs its CPU EP,
+#   6. if .devkeep/ holds the default pair (a follow-up call on a warm machine): deno task bench per provider.
 # Usage, from the repo root: tools/gpu_check.sh
 # Offline machines: run tools/gpu_pack.sh here first and carry .devcarry/ (deno + node_modules inside).
 set -u
@@ -102,4 +103,16 @@ for path in sorted(glob.glob(".cache/onnx/*/model.onnx")):
     for _ in range(n): s_gpu.run(["top_ids"], feeds)
     print(f"{path}: cuda vs cpu relative error {err:.2e}; cuda step {1000 * (time.perf_counter() - t) / n:.2f} ms")
 EOF
+# 6. The default pair, when a follow-up call finds it kept on the machine (tools/default_model/gpu_drafter_sweep.sh
+#    leaves the target and its drafters in .devkeep/): ReDrafter vs autoregression per provider.
+if [ -f .devkeep/target/model.safetensors ]; then
+  D=${GPU_CHECK_DRAFTER:-.devkeep/drafter-a}
+  echo "== 6. default pair (drafter $D): deno task bench, 8 prompts x 64 tokens, greedy"
+  for p in ${GPU_CHECK_PAIR:-onnx-webgpu onnx-node cpu}; do
+    echo "-- $p"
+    timeout "$T" "$DENO" run -A --unstable-webgpu $CACHED cli/bench.ts --model .devkeep/target --drafter "$D" \
+      --backend $p --num-prompts 8 --beam-widths 1,2 --beam-lengths 2,3 --modes greedy --out /tmp/bench-$p 2>&1 |
+      grep -vE "^bench |^wrote|^$" | head -16
+  done
+fi
 echo "== done"

@@ -9,7 +9,7 @@ tar -C "$(dirname "$DENO_BIN")" -cf .devcarry/deno.tar deno
 tar -cf .devcarry/nm.tar \
   --exclude='*/bin/napi-v6/darwin' --exclude='*/bin/napi-v6/win32' --exclude='*/bin/napi-v6/linux/arm64' \
   --exclude='*.map' --exclude='*jsep.wasm' --exclude='*jspi.wasm' --exclude='*threaded.wasm' \
-  --exclude='*/dist/ort.all*' --exclude='*/dist/ort.webgl*' --exclude='*/dist/ort.jspi*' \
+  --exclude='node_modules/@deno' --exclude='node_modules/deno' --exclude='*/tokenizer-llama3/dist' --exclude='*/tokenizer-llama3/models' --exclude='*/dist/ort.all*' --exclude='*/dist/ort.webgl*' --exclude='*/dist/ort.jspi*' \
   node_modules deno.lock
 tar -cf - -C .devcarry deno.tar nm.tar | xz -T2 -6 > .devcarry/gpu.tar.xz
 rm .devcarry/deno.tar .devcarry/nm.tar

@@ -8,7 +8,7 @@ of positions whose first k drafts all equal the target's tokens) and the implied
 length L = 2..depth+1 (1 + the sum of the chained acceptances). This is what `deno task bench` measures at
 W=1, without the timing.
 
-  python3 tools/default_model/drafter_acceptance.py [--drafter models/default/drafter] [--prompts 32]
+  python3 tools/default_model/drafter_acceptance.py [--drafter models/default/drafter[,other...]] [--prompts 32]
 """
 import argparse
 import json
@@ -26,7 +26,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     root = os.path.join(HERE, "..", "..", "models", "default")
     ap.add_argument("--target", default=os.path.join(root, "target"))
-    ap.add_argument("--drafter", default=os.path.join(root, "drafter"))
+    ap.add_argument("--drafter", default=os.path.join(root, "drafter"),
+                    help="drafter directory, or several separated by commas (the target decodes once)")
     ap.add_argument("--prompts-file", default=os.path.join(root, "prompts.jsonl"))
     ap.add_argument("--prompts", type=int, default=32)
     ap.add_argument("--tokens", type=int, default=64)
@@ -35,29 +36,33 @@ def main() -> None:
     from transformers import AutoModelForCausalLM, AutoTokenizer
     tok = AutoTokenizer.from_pretrained(args.target)
     target = AutoModelForCausalLM.from_pretrained(args.target, dtype=torch.float32).eval()
-    drafter = load_drafter(args.drafter).eval()
     prompts = [json.loads(line)["prompt"] for line in open(args.prompts_file, encoding="utf-8")][: args.prompts]
-    hits = torch.zeros(args.depth)
-    total = 0
+    rows = []  # (prompt length, tokens, final hidden states, input embeddings) per prompt
     with torch.no_grad():
         for p in prompts:
             ids = tok(p, return_tensors="pt")["input_ids"]
             out = target.generate(ids, max_new_tokens=args.tokens, do_sample=False)
-            hidden = target.base_model(input_ids=out)[0][0]
-            emb = target.get_input_embeddings()(out)[0]
-            seq = out[0]
-            for t in range(ids.shape[1] - 1, seq.shape[0] - args.depth - 1):
-                state = torch.zeros(1, hidden.shape[-1])
+            rows.append((ids.shape[1], out[0], target.base_model(input_ids=out)[0][0],
+                         target.get_input_embeddings()(out)[0]))
+    for path in args.drafter.split(","):
+        drafter = load_drafter(path).eval()
+        hits = torch.zeros(args.depth)
+        total = 0
+        with torch.no_grad():
+            for n, seq, hidden, emb in rows:
+                # Every position t of the continuation at once: a round whose last verified token is t.
+                t = torch.arange(n - 1, max(n - 1, seq.shape[0] - args.depth - 1))
+                state = torch.zeros(len(t), hidden.shape[-1])
+                ok = torch.ones(len(t), dtype=torch.bool)
                 for j in range(args.depth):
-                    state = drafter.update_state(state, emb[t + 1 + j][None])
-                    if drafter.head(torch.cat((hidden[t][None], state), -1)).argmax().item() != seq[t + 2 + j].item():
-                        break
-                    hits[j] += 1
-                total += 1
-    chained = (hits / total).tolist()
-    print(f"{args.drafter}: {len(prompts)} held-out prompts, {total} positions")
-    print("chained acceptance by depth: " + " ".join(f"{a:.3f}" for a in chained))
-    print("tau estimate, W=1: " + " ".join(f"L={k + 2}: {1 + sum(chained[:k + 1]):.2f}" for k in range(args.depth)))
+                    state = drafter.update_state(state, emb[t + 1 + j])
+                    ok &= drafter.head(torch.cat((hidden[t], state), -1)).argmax(-1) == seq[t + 2 + j]
+                    hits[j] += ok.sum()
+                total += len(t)
+        chained = (hits / total).tolist()
+        print(f"{path}: {len(prompts)} held-out prompts, {total} positions")
+        print("chained acceptance by depth: " + " ".join(f"{a:.3f}" for a in chained))
+        print("tau estimate, W=1: " + " ".join(f"L={k + 2}: {1 + sum(chained[:k + 1]):.2f}" for k in range(args.depth)))
 
 
 if __name__ == "__main__":

@@ -33,9 +33,10 @@ def parser() -> argparse.ArgumentParser:
     g = p.add_argument_group("self-distillation (used when --distill-contexts > 0)")
     g.add_argument("--distill-contexts", type=int, default=0,
                    help="number of contexts cut from --data that the target continues; 0 trains on the data")
-    g.add_argument("--distill-prompts", choices=["data", "sampled"], default="data",
+    g.add_argument("--distill-prompts", choices=["data", "sampled", "both"], default="data",
                    help="where contexts come from: cut from --data, or sampled from the target itself (from BOS, "
-                        "temperature 1): unseen text, so the target cannot recite memorized continuations")
+                        "temperature 1): unseen text, so the target cannot recite memorized continuations; "
+                        "both: half of each")
     g.add_argument("--distill-context", type=int, default=128, help="context length in tokens")
     g.add_argument("--distill-length", type=int, default=128, help="continuation length in tokens")
     g.add_argument("--distill-batch", type=int, default=64, help="generation batch size")
@@ -54,6 +55,9 @@ def parser() -> argparse.ArgumentParser:
     g.add_argument("--max-grad-norm", type=float, default=0.0, help="gradient clipping (0: off, as the reference)")
     g.add_argument("--max-steps", type=int, required=True, help="optimizer steps (sizes the schedule)")
     g.add_argument("--max-minutes", type=float, default=0.0, help="stop early after this many minutes (0: off)")
+    g.add_argument("--time-schedule", action="store_true",
+                   help="the cosine schedule ends at --max-minutes when that comes before --max-steps (the lr "
+                        "follows the larger of step and wall-time progress), so a timed run still decays fully")
     g.add_argument("--stop-at-step", type=int, default=0,
                    help="stop (and checkpoint) at this step without shrinking the schedule; for preemptible runs")
     g.add_argument("--dtype", choices=["bf16", "fp32"], default=None,
@@ -76,6 +80,9 @@ def main(argv: list[str] | None = None) -> int:
     import torch
     if args.dtype is None:
         args.dtype = "bf16" if torch.cuda.is_available() else "fp32"
+    if args.time_schedule and args.max_minutes <= 0:
+        print("error: --time-schedule needs --max-minutes", file=sys.stderr)
+        return 2
     if args.data is None and not (args.distill_contexts > 0 and args.distill_prompts == "sampled"):
         print("error: --data is required (unless --distill-contexts N with --distill-prompts sampled)",
               file=sys.stderr)

@@ -35,7 +35,8 @@ def generate_continuations(target, prompts: list[list[int]], gen_len: int, batch
     unused (kept for callers).
     """
     del pad
-    gen = torch.Generator(device="cpu").manual_seed(seed)
+    # Sample where the logits are: a [batch, vocab] copy to the host per step would dominate on a GPU.
+    gen = torch.Generator(device=device).manual_seed(seed)
     order = sorted(range(len(prompts)), key=lambda i: (len(prompts[i]), i))
     batches, cur = [], []
     for i in order:
@@ -54,8 +55,8 @@ def generate_continuations(target, prompts: list[list[int]], gen_len: int, batch
         for step in range(gen_len):
             logits = out.logits[:, -1, :].float()
             if sample:
-                probs = torch.softmax(logits / temperature, dim=-1).cpu()
-                nxt = torch.multinomial(probs, 1, generator=gen).to(device)
+                probs = torch.softmax(logits / temperature, dim=-1)
+                nxt = torch.multinomial(probs, 1, generator=gen)
             else:
                 nxt = logits.argmax(dim=-1, keepdim=True)
             conts.append(nxt)
@@ -100,7 +101,8 @@ def sample_contexts(target, tokenizer, num: int, ctx_len: int, batch: int, eos_i
 
 def distill_rows(args, target, tokenizer, device, rank: int, world: int, log=print):
     """[N, ctx+gen] ids and labels of self-distilled rows, generated once and cached on disk."""
-    sampled = args.distill_prompts == "sampled"
+    mode = args.distill_prompts
+    sampled = mode == "sampled"
     settings = {"data": None if sampled else os.path.abspath(args.data), "target": os.path.abspath(args.target),
                 "num": args.distill_contexts, "ctx": args.distill_context, "gen": args.distill_length,
                 "sample": args.distill_sample, "temperature": args.distill_temperature, "seed": args.seed,
@@ -116,14 +118,22 @@ def distill_rows(args, target, tokenizer, device, rank: int, world: int, log=pri
     eos = [] if eos is None else ([eos] if isinstance(eos, int) else list(eos))
     if tokenizer.eos_token_id is not None and tokenizer.eos_token_id not in eos:
         eos.append(tokenizer.eos_token_id)
-    if sampled:
-        mine = list(range(rank, args.distill_contexts, world))
-        prompts = {i: p for i, p in zip(mine, sample_contexts(target, tokenizer, len(mine), args.distill_context,
-                                                              args.distill_batch, eos, device, log,
-                                                              seed=args.seed * 1000 + rank + 500))}
-    else:
-        prompts = distill_prompts(args.data, tokenizer, args.distill_contexts, args.distill_context, args.seed)
-        mine = list(range(rank, len(prompts), world))
+    # Contexts 0..n_data-1 are cut from the data (every rank cuts the same ones); the rest are sampled, each
+    # rank sampling the indices it will continue.
+    n_sampled = {"data": 0, "sampled": args.distill_contexts, "both": args.distill_contexts // 2}[mode]
+    prompts: dict = {}
+    if mode != "sampled":
+        cut = distill_prompts(args.data, tokenizer, args.distill_contexts - n_sampled, args.distill_context,
+                              args.seed)
+        prompts.update(enumerate(cut))
+    n_data = len(prompts)
+    total = n_data + n_sampled
+    mine = list(range(rank, total, world))
+    if n_sampled:
+        want = [i for i in mine if i >= n_data]
+        prompts.update(zip(want, sample_contexts(target, tokenizer, len(want), args.distill_context,
+                                                 args.distill_batch, eos, device, log,
+                                                 seed=args.seed * 1000 + rank + 500)))
     rows = generate_continuations(target, [prompts[i] for i in mine], args.distill_length, args.distill_batch,
                                   args.distill_sample, args.distill_temperature, eos, pad_id(tokenizer), device,
                                   log, seed=args.seed * 1000 + rank)
@@ -132,7 +142,7 @@ def distill_rows(args, target, tokenizer, device, rank: int, world: int, log=pri
     torch.save({"index": mine, "rows": rows}, part)
     if world > 1:
         dist.barrier()
-    ordered = [None] * args.distill_contexts if sampled else [None] * len(prompts)
+    ordered = [None] * total
     for r in range(world):
         blob = torch.load(f"{cache}.part{r}")
         for i, row in zip(blob["index"], blob["rows"]):

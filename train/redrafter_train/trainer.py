@@ -260,6 +260,14 @@ def train(args) -> dict:
         sched.step()
         opt.zero_grad(set_to_none=True)
         step += 1
+        if args.time_schedule and step >= warmup:
+            # After the (step-counted) warmup the cosine follows the larger of step and wall-time progress,
+            # so it reaches its floor by --max-minutes.
+            done = min(1.0, (step - warmup) / max(1, args.max_steps - warmup))
+            done = max(done, min(1.0, (time.time() - t_start) / 60 / args.max_minutes))
+            mult = args.min_lr_ratio + (1 - args.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * done))
+            for g in opt.param_groups:
+                g["lr"] = args.lr * mult
 
         out_of_time = args.max_minutes > 0 and (time.time() - t_start) / 60 >= args.max_minutes
         if world > 1:
@@ -273,7 +281,7 @@ def train(args) -> dict:
             top1 = [float(hit_tot[j, 0] / denom[j]) for j in range(K)]
             dt = time.time() - t_log
             log(f"step {step}/{args.max_steps} epoch {epoch} loss {float((ce_tot / denom).sum()):.4f} "
-                f"lr {sched.get_last_lr()[0]:.2e} top1 {' '.join(f'{a:.3f}' for a in top1)} "
+                f"lr {opt.param_groups[0]['lr']:.2e} top1 {' '.join(f'{a:.3f}' for a in top1)} "
                 f"tau~{tau_estimate(top1):.2f} {tok_log * world / max(dt, 1e-9):.0f} tok/s"
                 + (f" peak {torch.cuda.max_memory_allocated(device) / 2**30:.1f} GiB" if device.type == "cuda" else ""))
             t_log, tok_log = time.time(), 0

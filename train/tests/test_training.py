@@ -135,3 +135,34 @@ def test_sampled_contexts_need_no_data(tiny_env, tmp_path):
                 x = torch.cat([x, target(x).logits[:, -1].argmax(-1, keepdim=True)], dim=1)
         assert torch.equal(ids[r, kept], x[0, start:start + len(kept)])
     assert main(common + ["--max-steps", "1"]) == 2  # without --data and sampled contexts: a usage error
+
+
+def test_both_mixes_data_contexts_and_sampled_ones(tiny_env, tmp_path):
+    from redrafter_train.data import distill_prompts
+    from transformers import AutoTokenizer
+    out = tmp_path / "both"
+    assert main(_common(tiny_env, out) + ["--max-steps", "1", "--batch", "4", "--distill-contexts", "7",
+                                          "--distill-context", "8", "--distill-length", "5",
+                                          "--distill-prompts", "both"]) == 0
+    blob = torch.load(out / [f for f in os.listdir(out) if f.startswith("distill-")][0])
+    ids, labels = blob["input_ids"], blob["labels"]
+    assert ids.shape == (7, 13) and blob["settings"]["prompts"] == "both"
+    # The first 4 (7 - 7 // 2) rows begin with the contexts cut from --data; the other 3 were sampled, so
+    # their context ends where the labels start (at most 8 tokens, shorter when the sample hit an EOS).
+    tok = AutoTokenizer.from_pretrained(tiny_env["target"])
+    cut = distill_prompts(tiny_env["text"], tok, 4, 8, 0)
+    for r in range(4):
+        assert ids[r, :8].tolist() == cut[r] and int((labels[r] != -100).nonzero()[0]) == 8
+    for r in range(4, 7):
+        assert 1 <= int((labels[r] != -100).nonzero()[0]) <= 8
+
+
+def test_time_schedule_decays_by_max_minutes(tiny_env, tmp_path, capsys):
+    # A budget far below one step's time: wall-time progress is past the end at once, so the first step
+    # already logs the cosine floor although --max-steps is large.
+    args = _common(tiny_env, tmp_path / "timed") + ["--max-steps", "1000", "--batch", "2", "--min-lr-ratio", "0.1",
+                                                    "--max-minutes", "0.00001", "--time-schedule"]
+    assert main(args) == 0
+    line = next(x for x in capsys.readouterr().out.splitlines() if x.startswith("step 1/1000 "))
+    assert " lr 1.00e-03 " in line, line  # 0.1 x --lr 1e-2
+    assert main(args[:-1] + ["--max-minutes", "0", "--time-schedule"]) == 2  # needs a budget

@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# One GPU call: self-distill the default target once at scale, then train drafter variants side by side on
+# the same rows and measure each one's held-out acceptance. Results come back as one tar per variant in $OUT.
+#
+# Usage, from the repo root: bash tools/default_model/gpu_drafter_sweep.sh TRAIN_TXT [CONTEXTS] [MINUTES]
+#   TRAIN_TXT  the train split as plain text (the documents of corpus.py's docs.jsonl whose split is
+#              "train", joined by blank lines); a .xz file is unpacked first
+#   CONTEXTS   distillation contexts, half cut from TRAIN_TXT and half sampled by the target (default 120000)
+#   MINUTES    training budget of each variant; the cosine schedule ends there (default 3.5)
+# Variants (all K=5 unless named, batch 256 rows of 64 context + 96 continuation tokens):
+#   a   the shipped architecture (1 ResBlock, exit_dim 256), from scratch
+#   b   2 ResBlocks, exit_dim 384 (about 1.4x the drafter's per-step compute)
+#   c   the shipped architecture trained on K=3 steps only (the depths W=1 L<=4 beams use)
+#   d   the shipped drafter fine-tuned on the new rows
+set -uo pipefail
+cd "$(dirname "$0")/../.."
+SRC=$1; CTX=${2:-120000}; MIN=${3:-3.5}
+OUT=${OUT:-/tmp/sweep-out}; W=/tmp/sweep; mkdir -p "$OUT" "$W"
+export PYTHONUNBUFFERED=1 PYTHONPATH=$PWD/train
+T0=$(date +%s)
+stamp() { echo "[$(($(date +%s) - T0))s] $*"; }
+nvidia-smi -L 2>&1 | head -2
+if [[ $SRC == *.xz ]]; then xz -dc "$SRC" > $W/train.txt; else cp "$SRC" $W/train.txt; fi
+TGT=models/default/target
+common=(--target $TGT --data $W/train.txt --distill-contexts "$CTX" --distill-prompts both --distill-context 64
+  --distill-length 96 --distill-batch 4096 --distill-cache $W/rows.pt --save-dtype bf16 --log-every 200)
+
+stamp "distilling $CTX contexts"
+python3 -m redrafter_train "${common[@]}" --output $W/distill --layers 1 --exit-dim 256 --max-steps 1 \
+  --batch 8 --eval-fraction 0 > $OUT/distill.log 2>&1 || { tail -30 $OUT/distill.log; exit 1; }
+grep -E "distill" $OUT/distill.log | tail -4
+stamp "training 4 variants for $MIN minutes each"
+train() { # name, extra args
+  local name=$1; shift
+  python3 -m redrafter_train "${common[@]}" --output $W/$name --batch 256 --max-steps 100000 --warmup-steps 100 \
+    --max-minutes "$MIN" --time-schedule --min-lr-ratio 0.05 --eval-fraction 0.01 "$@" > $OUT/$name.log 2>&1
+}
+train a --layers 1 --exit-dim 256 --lr 2e-3 &
+train b --layers 2 --exit-dim 384 --lr 2e-3 &
+train c --layers 1 --exit-dim 256 --predict-n 3 --lr 2e-3 &
+train d --init models/default/drafter --lr 6e-4 &
+wait
+stamp "trained"
+for v in a b c d; do
+  echo "== $v"; grep -E "^step|^drafter:|^  step [1-3]|^eval|error|Error" $OUT/$v.log | tail -7
+done
+for v in a b c d; do
+  [ -f $W/$v/model.safetensors ] && tar -C $W -cf $OUT/drafter-$v.tar $v/config.json $v/model.safetensors $v/metrics.json
+done
+# Keep the target and the drafters on this machine for a follow-up call (ignored paths survive while warm).
+mkdir -p .devkeep && cp -r $TGT .devkeep/ && for v in a b c d; do cp -r $W/$v .devkeep/drafter-$v 2>/dev/null; done
+stamp "held-out acceptance (${ACC_PROMPTS:-100} prompts)"
+list=models/default/drafter
+for v in a b c d; do [ -f $W/$v/model.safetensors ] && list=$list,$W/$v; done
+python3 tools/default_model/drafter_acceptance.py --drafter $list --prompts "${ACC_PROMPTS:-100}" 2>&1 |
+  grep -v "Loading weights" | tee $OUT/acceptance.txt
+stamp "done"
+ls -la $OUT
