@@ -14,6 +14,7 @@ import { type FlagValues, intFlag, UsageError } from "./args.ts";
 import { asUsage, encodeConversation, fitContext, type Pair, promptStyle } from "./setup.ts";
 import { type RunMode, type RunSettings, runToEnd, streamFor } from "./run.ts";
 import { fetchMtBench } from "./mt_bench.ts";
+import { PromptCache } from "../core/prompt_cache.ts";
 import { fmt, summarize, summaryTable } from "./report.ts";
 import { progressBar, renderTable } from "./term.ts";
 
@@ -28,6 +29,8 @@ export interface EvalRecord {
   text?: string;
   finish: FinishReason;
   metrics: PromptMetrics;
+  /** Prompt tokens found in the KV cache kept from the previous turn (batch 1), not fed again. */
+  cachedPromptTokens: number;
 }
 
 async function loadPrompts(values: FlagValues): Promise<{ prompts: Prompt[]; file: string }> {
@@ -85,37 +88,45 @@ export async function runEval(
   for (const batch of batches(prompts, batchSize)) {
     for (const mode of modes) {
       const convs = batch.map(() => [...system]);
-      for (let t = 0; t < turns; t++) {
-        batch.forEach((p, i) => convs[i].push({ role: "user", content: p.turns[t] }));
-        const ids = convs.map((c) => encodeConversation(tok, style, c));
-        let budget = maxNew;
-        batch.forEach((p, i) => {
-          budget = fitContext(
-            ids[i].length,
-            budget,
-            cfg.maxPositionEmbeddings,
-            depth,
-            `${file}:${p.line} (prompt ${p.id}, turn ${t + 1})`,
-            (line) => notes.add(line),
-          );
-        });
-        const result: GenerateResult = await runToEnd(streamFor({ ...s, mode }, ids, budget));
-        runs.get(mode)!.push(result.metrics);
-        batch.forEach((p, i) => {
-          const text = result.text?.[i];
-          records.push({
-            id: p.id,
-            turn: t + 1,
-            mode,
-            prompt: p.turns[t],
-            promptIds: ids[i],
-            ids: result.ids[i],
-            text,
-            finish: result.finish[i],
-            metrics: result.metrics.prompts[i],
+      // A batch of one keeps its KV cache across turns, like the chat: turn 2 feeds only what turn 1's
+      // history does not already hold. (Batched sessions are not cached; their rows would diverge.)
+      const cache = turns > 1 && batch.length === 1 ? new PromptCache() : undefined;
+      try {
+        for (let t = 0; t < turns; t++) {
+          batch.forEach((p, i) => convs[i].push({ role: "user", content: p.turns[t] }));
+          const ids = convs.map((c) => encodeConversation(tok, style, c));
+          let budget = maxNew;
+          batch.forEach((p, i) => {
+            budget = fitContext(
+              ids[i].length,
+              budget,
+              cfg.maxPositionEmbeddings,
+              depth,
+              `${file}:${p.line} (prompt ${p.id}, turn ${t + 1})`,
+              (line) => notes.add(line),
+            );
           });
-          convs[i].push({ role: "assistant", content: text ?? "" });
-        });
+          const result: GenerateResult = await runToEnd(streamFor({ ...s, mode }, ids, budget, cache));
+          runs.get(mode)!.push(result.metrics);
+          batch.forEach((p, i) => {
+            const text = result.text?.[i];
+            records.push({
+              id: p.id,
+              turn: t + 1,
+              mode,
+              prompt: p.turns[t],
+              promptIds: ids[i],
+              ids: result.ids[i],
+              text,
+              finish: result.finish[i],
+              metrics: result.metrics.prompts[i],
+              cachedPromptTokens: cache?.reused ?? 0,
+            });
+            convs[i].push({ role: "assistant", content: text ?? "" });
+          });
+        }
+      } finally {
+        cache?.dispose();
       }
     }
     bar.tick(batch.length);
@@ -170,6 +181,7 @@ export async function runEval(
         ids: r.ids,
         text: r.text,
         finish: r.finish,
+        cached_prompt_tokens: r.cachedPromptTokens,
         stats: r.metrics,
       }));
     }

@@ -137,6 +137,46 @@ Deno.test("generate --eval --compare: same prompts, identical outputs, tables an
   assert.deepEqual(new Set(recs.map((x) => x.id)), new Set(["1", "math-1", "3"]));
 });
 
+Deno.test("generate --eval: batch-1 second turns reuse the first turn's KV cache, same output", async () => {
+  const args = [
+    ...TINY_PAIR,
+    "--eval",
+    join(PROMPTS, "mt_bench_small.jsonl"),
+    "--turns",
+    "2",
+    "--max-num-prompts",
+    "2",
+    "--max-new-tokens",
+    "8",
+    "--compare",
+    "--json",
+  ];
+  const records = async (batch: string) => {
+    const r = await generate([...args, "--batch-size", batch]);
+    assert.equal(r.code, 0, r.stderr);
+    return r.stdout.trim().split("\n").slice(0, -1).map((l) => JSON.parse(l));
+  };
+  const cached = await records("1");
+  const plain = await records("2");
+  assert.equal(cached.length, 8, "2 prompts x 2 turns x 2 kinds");
+  const key = (x: { id: string; turn: number; mode: string }) => `${x.id}/${x.turn}/${x.mode}`;
+  const plainBy = new Map(plain.map((x) => [key(x), x]));
+  for (const x of cached) {
+    const y = plainBy.get(key(x))!;
+    assert.deepEqual(x.prompt_ids, y.prompt_ids, key(x));
+    assert.deepEqual(x.ids, y.ids, key(x));
+    assert.equal(y.cached_prompt_tokens, 0, "batches of 2 are not cached");
+    if (x.turn === 1) assert.equal(x.cached_prompt_tokens, 0);
+    else {
+      // Turn 2 re-renders turn 1's prompt and answer: all of the prompt and all but the answer's last
+      // token (never fed) were in the cache, at most up to where the template re-renders differently.
+      const first = cached.find((f) => f.id === x.id && f.mode === x.mode && f.turn === 1);
+      assert.ok(x.cached_prompt_tokens >= first.prompt_ids.length, `${key(x)}: ${x.cached_prompt_tokens}`);
+      assert.ok(x.cached_prompt_tokens < x.prompt_ids.length);
+    }
+  }
+});
+
 Deno.test("generate --eval: MT-bench two turns, last partial batch runs, --json lines", async () => {
   const r = await generate([
     ...TINY_PAIR,

@@ -7,9 +7,19 @@
 #   5. if Python onnxruntime-gpu is present: our cached graphs on its CUDA EP vs its CPU EP,
 #   6. if .devkeep/ holds the default pair (a follow-up call on a warm machine): deno task bench per provider.
 # Usage, from the repo root: tools/gpu_check.sh
-# Offline machines: run tools/gpu_pack.sh here first and carry .devcarry/ (deno + node_modules inside).
+# Offline machines: run tools/gpu_pack.sh here first and carry .devcarry/ (deno + node_modules inside; 50 MB).
+# With a 64 MiB limit on what travels, that does not fit beside the committed default target (32 MB):
+# move models/default/target/model.safetensors out of the tree for the call (step 6 needs .devkeep/ from an
+# earlier call on the same warm machine), and carry .gl/ too where the machine lacks the Vulkan loader
+# (libvulkan1; /work/.library/device/README.md says how to fetch the .deb files).
 set -u
 cd "$(dirname "$0")/.."
+if ls .gl/*.deb >/dev/null 2>&1 && ! ldconfig -p | grep -q libvulkan.so.1; then
+  for f in .gl/*.deb; do dpkg -x "$f" /; done
+  ldconfig
+fi
+[ -f /usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json ] &&
+  export VK_DRIVER_FILES=${VK_DRIVER_FILES:-/usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json}
 if [ -f .devcarry/gpu.tar.xz ] && [ ! -x .devcarry/deno ]; then
   xz -dc .devcarry/gpu.tar.xz | tar -C .devcarry -xf - && tar -C .devcarry -xf .devcarry/deno.tar &&
     tar -xf .devcarry/nm.tar && rm -f .devcarry/deno.tar .devcarry/nm.tar

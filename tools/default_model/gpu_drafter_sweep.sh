@@ -2,12 +2,13 @@
 # One GPU call: self-distill the default target once at scale, then train drafter variants side by side on
 # the same rows and measure each one's held-out acceptance. Results come back as one tar per variant in $OUT.
 #
-# Usage, from the repo root: bash tools/default_model/gpu_drafter_sweep.sh TRAIN_TXT [CONTEXTS] [MINUTES]
-#   TRAIN_TXT  the train split as plain text (the documents of corpus.py's docs.jsonl whose split is
-#              "train", joined by blank lines); a .xz file is unpacked first
-#   CONTEXTS   distillation contexts, half cut from TRAIN_TXT and half sampled by the target (default 120000)
+# Usage, from the repo root: [VARIANTS="a b c d"] bash tools/default_model/gpu_drafter_sweep.sh TRAIN [CONTEXTS] [MINUTES]
+#   TRAIN      corpus.py's docs.jsonl (its "train" documents are used), or that split as plain text (the
+#              documents joined by blank lines), or such a text as .xz
+#   CONTEXTS   distillation contexts, half cut from TRAIN and half sampled by the target (default 120000)
 #   MINUTES    training budget of each variant; the cosine schedule ends there (default 3.5)
-# Variants (all K=5 unless named, batch 256 rows of 64 context + 96 continuation tokens):
+# Variants run side by side on the one GPU (each gets a share of it; VARIANTS picks some), all K=5 unless
+# named, batch 256 rows of 64 context + 96 continuation tokens:
 #   a   the shipped architecture (1 ResBlock, exit_dim 256), from scratch
 #   b   2 ResBlocks, exit_dim 384 (about 1.4x the drafter's per-step compute)
 #   c   the shipped architecture trained on K=3 steps only (the depths W=1 L<=4 beams use)
@@ -16,11 +17,23 @@ set -uo pipefail
 cd "$(dirname "$0")/../.."
 SRC=$1; CTX=${2:-120000}; MIN=${3:-3.5}
 OUT=${OUT:-/tmp/sweep-out}; W=/tmp/sweep; mkdir -p "$OUT" "$W"
+rm -rf $W/a $W/b $W/c $W/d  # earlier variants; the distilled rows ($W/rows.pt) are reused when settings match
 export PYTHONUNBUFFERED=1 PYTHONPATH=$PWD/train
 T0=$(date +%s)
 stamp() { echo "[$(($(date +%s) - T0))s] $*"; }
 nvidia-smi -L 2>&1 | head -2
-if [[ $SRC == *.xz ]]; then xz -dc "$SRC" > $W/train.txt; else cp "$SRC" $W/train.txt; fi
+VARIANTS=${VARIANTS:-a b c d}
+if [[ $SRC == *.xz ]]; then
+  xz -dc "$SRC" > $W/train.txt
+elif [[ $SRC == *.jsonl ]]; then
+  python3 -c 'import json, sys
+with open(sys.argv[2], "w") as f:
+    for line in open(sys.argv[1]):
+        d = json.loads(line)
+        if d["split"] == "train": f.write(d["text"].strip() + "\n\n")' "$SRC" $W/train.txt
+else
+  cp "$SRC" $W/train.txt
+fi
 TGT=models/default/target
 common=(--target $TGT --data $W/train.txt --distill-contexts "$CTX" --distill-prompts both --distill-context 64
   --distill-length 96 --distill-batch 4096 --distill-cache $W/rows.pt --save-dtype bf16 --log-every 200)
@@ -29,19 +42,24 @@ stamp "distilling $CTX contexts"
 python3 -m redrafter_train "${common[@]}" --output $W/distill --layers 1 --exit-dim 256 --max-steps 1 \
   --batch 8 --eval-fraction 0 > $OUT/distill.log 2>&1 || { tail -30 $OUT/distill.log; exit 1; }
 grep -E "distill" $OUT/distill.log | tail -4
-stamp "training 4 variants for $MIN minutes each"
+stamp "training variants $VARIANTS for $MIN minutes each"
 train() { # name, extra args
   local name=$1; shift
   python3 -m redrafter_train "${common[@]}" --output $W/$name --batch 256 --max-steps 100000 --warmup-steps 100 \
     --max-minutes "$MIN" --time-schedule --min-lr-ratio 0.05 --eval-fraction 0.01 "$@" > $OUT/$name.log 2>&1
 }
-train a --layers 1 --exit-dim 256 --lr 2e-3 &
-train b --layers 2 --exit-dim 384 --lr 2e-3 &
-train c --layers 1 --exit-dim 256 --predict-n 3 --lr 2e-3 &
-train d --init models/default/drafter --lr 6e-4 &
+for v in $VARIANTS; do
+  case $v in
+    a) train a --layers 1 --exit-dim 256 --lr 2e-3 & ;;
+    b) train b --layers 2 --exit-dim 384 --lr 2e-3 & ;;
+    c) train c --layers 1 --exit-dim 256 --predict-n 3 --lr 2e-3 & ;;
+    d) train d --init models/default/drafter --lr 6e-4 & ;;
+    *) echo "unknown variant $v (a, b, c or d)"; exit 2 ;;
+  esac
+done
 wait
 stamp "trained"
-for v in a b c d; do
+for v in $VARIANTS; do
   echo "== $v"; grep -E "^step|^drafter:|^  step [1-3]|^eval|error|Error" $OUT/$v.log | tail -7
 done
 for v in a b c d; do
