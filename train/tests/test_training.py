@@ -166,3 +166,24 @@ def test_time_schedule_decays_by_max_minutes(tiny_env, tmp_path, capsys):
     line = next(x for x in capsys.readouterr().out.splitlines() if x.startswith("step 1/1000 "))
     assert " lr 1.00e-03 " in line, line  # 0.1 x --lr 1e-2
     assert main(args[:-1] + ["--max-minutes", "0", "--time-schedule"]) == 2  # needs a budget
+
+
+def test_sampled_contexts_prefer_full_length(monkeypatch):
+    # 8 contexts asked: 10 are sampled (a quarter more); those an EOS (id 2) cut short come last.
+    from redrafter_train import distill
+    calls = []
+
+    def fake(target, prompts, gen_len, *a, **k):
+        calls.append((len(prompts), gen_len))
+        rows = [[1, 5, 6, 7] if i % 3 else [1, 5, 2, 7] for i in range(len(prompts))]
+        return [(r, r) for r in rows]
+
+    monkeypatch.setattr(distill, "generate_continuations", fake)
+
+    class Tok:
+        def __call__(self, text, add_special_tokens=True):
+            return {"input_ids": [1]}
+
+    out = distill.sample_contexts(None, Tok(), 8, 4, 64, [2], "cpu", print, seed=0)
+    assert calls == [(10, 3)]
+    assert out == [[1, 5, 6, 7]] * 6 + [[1, 5]] * 2  # the 6 full-length samples, then 2 cut at the EOS
