@@ -1,7 +1,8 @@
 /**
  * `deno task bench`: sweep beam width x beam length for greedy and exact sampling over a prompt set, with
- * the autoregressive baseline measured in the same run (before and after the sweep, averaged, so slow drift
- * of a shared machine cancels out), and report tau, tokens/s and speedup. Recommends the fastest shape for
+ * the autoregressive baseline measured in the same run, interleaved (each batch of prompts runs through the
+ * baseline and then through every shape, so slow drift of a shared machine hits all of them alike), and
+ * report tau, tokens/s and speedup. Recommends the fastest shape for
  * this machine and backend, and writes bench.json plus SVG charts (speedup heatmaps, accepted-length
  * histograms) to --out. Several --backend names (comma-separated) are benched one after another.
  *
@@ -118,10 +119,11 @@ export interface ShapeResult {
 export interface Baseline {
   backend: string;
   mode: BenchMode;
-  /** Mean of the runs before and after the sweep. */
+  /** Over all prompts (timed interleaved with the shapes). */
   tokensPerSecond: number;
-  before: number;
-  after: number;
+  /** Over the first and the second half of the batches: how far the machine drifted during the sweep. */
+  firstHalf: number;
+  secondHalf: number;
 }
 
 function listFlag(
@@ -142,22 +144,16 @@ function listFlag(
   return [...new Set(items)];
 }
 
-interface Job {
-  prompts: number[][];
-  batchSize: number;
-  maxNew: number;
+/** Metrics of every batch one configuration ran, and every prompt's ids, in order. */
+interface Runs {
+  metrics: RunMetrics[];
+  ids: number[][];
 }
 
-/** All prompts through one configuration; returns the merged summary and every prompt's ids. */
-async function runAll(s: RunSettings, job: Job): Promise<{ summary: Summary; ids: number[][] }> {
-  const metrics: RunMetrics[] = [];
-  const ids: number[][] = [];
-  for (const batch of batches(job.prompts, job.batchSize)) {
-    const r = await runToEnd(streamFor(s, batch, job.maxNew));
-    metrics.push(r.metrics);
-    ids.push(...r.ids);
-  }
-  return { summary: summarize(metrics), ids };
+async function runBatch(s: RunSettings, batch: number[][], maxNew: number, into: Runs): Promise<void> {
+  const r = await runToEnd(streamFor(s, batch, maxNew));
+  into.metrics.push(r.metrics);
+  into.ids.push(...r.ids);
 }
 
 const same = (a: number[][], b: number[][]) =>
@@ -213,7 +209,6 @@ async function benchBackend(
       `${opts.promptsFile}:${set.prompts[i].line}`,
     );
   }
-  const job: Job = { prompts, batchSize: opts.batchSize, maxNew };
   const base = (mode: RunMode, sampling: SamplingOptions | undefined, W = 1, L = 2): RunSettings => ({
     target: pair.target,
     drafter: pair.drafter,
@@ -226,52 +221,62 @@ async function benchBackend(
   });
 
   // Warm-up (JIT, caches, lazily built graphs): the first prompt through the baseline and one shape per mode.
-  const warm: Job = { prompts: [prompts[0]], batchSize: 1, maxNew };
   for (const mode of opts.modes) {
     const sampling = samplingFor(mode, opts);
-    await runAll(base("autoregressive", sampling), warm);
-    await runAll(base("redrafter", sampling, opts.widths.at(-1)!, opts.lengths.at(-1)!), warm);
+    const scratch: Runs = { metrics: [], ids: [] };
+    await runBatch(base("autoregressive", sampling), [prompts[0]], maxNew, scratch);
+    await runBatch(
+      base("redrafter", sampling, opts.widths.at(-1)!, opts.lengths.at(-1)!),
+      [prompts[0]],
+      maxNew,
+      scratch,
+    );
   }
 
   const results: ShapeResult[] = [];
   const baselines: Baseline[] = [];
-  const total = opts.modes.length * (opts.widths.length * opts.lengths.length + 2);
+  const grid = opts.widths.flatMap((W) => opts.lengths.map((L) => [W, L] as const));
+  const promptBatches = [...batches(prompts, opts.batchSize)];
+  const total = opts.modes.length * promptBatches.length * (grid.length + 1);
   const bar = progressBar({ label: `bench ${backend}`, total });
   for (const mode of opts.modes) {
     const sampling = samplingFor(mode, opts);
-    const before = await runAll(base("autoregressive", sampling), job);
-    bar.tick();
-    const shapes: Omit<ShapeResult, "speedup">[] = [];
-    for (const W of opts.widths) {
-      for (const L of opts.lengths) {
-        const r = await runAll(base("redrafter", sampling, W, L), job);
-        shapes.push({
-          backend: pair.target.backend,
-          mode,
-          beamWidth: W,
-          beamLength: L,
-          tau: r.summary.tau,
-          tokensPerSecond: r.summary.tokensPerSecond,
-          identical: same(r.ids, before.ids),
-          acceptanceByPosition: r.summary.acceptanceByPosition,
-          histogram: r.summary.histogram,
-          meanDraftMs: r.summary.meanDraftMs,
-          meanVerifyMs: r.summary.meanVerifyMs,
-        });
+    const ar: Runs = { metrics: [], ids: [] };
+    const runs: Runs[] = grid.map(() => ({ metrics: [], ids: [] }));
+    for (const batch of promptBatches) {
+      await runBatch(base("autoregressive", sampling), batch, maxNew, ar);
+      bar.tick();
+      for (const [j, [W, L]] of grid.entries()) {
+        await runBatch(base("redrafter", sampling, W, L), batch, maxNew, runs[j]);
         bar.tick();
       }
     }
-    const after = await runAll(base("autoregressive", sampling), job);
-    bar.tick();
-    const tps = (before.summary.tokensPerSecond + after.summary.tokensPerSecond) / 2;
+    const tps = summarize(ar.metrics).tokensPerSecond;
+    const half = Math.ceil(ar.metrics.length / 2);
     baselines.push({
       backend: pair.target.backend,
       mode,
       tokensPerSecond: tps,
-      before: before.summary.tokensPerSecond,
-      after: after.summary.tokensPerSecond,
+      firstHalf: summarize(ar.metrics.slice(0, half)).tokensPerSecond,
+      secondHalf: summarize(ar.metrics.length > 1 ? ar.metrics.slice(half) : ar.metrics).tokensPerSecond,
     });
-    for (const s of shapes) results.push({ ...s, speedup: tps > 0 ? s.tokensPerSecond / tps : 0 });
+    for (const [j, [W, L]] of grid.entries()) {
+      const r: Summary = summarize(runs[j].metrics);
+      results.push({
+        backend: pair.target.backend,
+        mode,
+        beamWidth: W,
+        beamLength: L,
+        tau: r.tau,
+        tokensPerSecond: r.tokensPerSecond,
+        speedup: tps > 0 ? r.tokensPerSecond / tps : 0,
+        identical: same(runs[j].ids, ar.ids),
+        acceptanceByPosition: r.acceptanceByPosition,
+        histogram: r.histogram,
+        meanDraftMs: r.meanDraftMs,
+        meanVerifyMs: r.meanVerifyMs,
+      });
+    }
   }
   bar.finish();
   return { pair, results, baselines };
@@ -440,8 +445,10 @@ async function main(argv: string[]): Promise<number> {
   console.log(renderTable(headers, rows, { align: headers.map((_, j) => j < 2 ? "left" : "right") }));
   console.log();
   console.log(renderTable(
-    ["backend", "mode", "AR tok/s (mean)", "before", "after"],
-    baselines.map((b) => [b.backend, b.mode, fmt(b.tokensPerSecond, 1), fmt(b.before, 1), fmt(b.after, 1)]),
+    ["backend", "mode", "AR tok/s", "1st half", "2nd half"],
+    baselines.map((
+      b,
+    ) => [b.backend, b.mode, fmt(b.tokensPerSecond, 1), fmt(b.firstHalf, 1), fmt(b.secondHalf, 1)]),
     { align: ["left", "left", "right", "right", "right"] },
   ));
   console.log();

@@ -42,6 +42,10 @@ Deno.test("bench: sweep, recommendation, bench.json and SVG charts", async () =>
   );
   assert.ok(g.tau > 4, `tau ${g.tau}`);
   assert.equal(report.baselines.length, 2);
+  for (const b of report.baselines) {
+    // timed interleaved with the shapes: over both halves of the batches, and over all of them
+    assert.ok(b.firstHalf > 0 && b.secondHalf > 0 && b.tokensPerSecond > 0, JSON.stringify(b));
+  }
   for (const name of ["speedup_cpu_greedy.svg", "speedup_cpu_exact.svg", "accepted_cpu_greedy.svg"]) {
     const svg = await Deno.readTextFile(join(out, name));
     assert.match(svg, /<svg[\s\S]*<\/svg>\s*$/);
