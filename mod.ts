@@ -20,6 +20,9 @@ export {
   type Kernels,
   type KernelsOptions,
   padFloats,
+  padQ8,
+  type Q8Weight,
+  quantizeQ8Into,
   wasmSimdSupported,
 } from "./kernels/mod.ts";
 export {

@@ -22,6 +22,12 @@ export interface LoadTargetOptions {
   threads?: number;
   /** Weight format of the ONNX target graph: fp32 (default), fp16, q4 or q8 (MatMulNBits). */
   onnxWeights?: "fp32" | "fp16" | "q4" | "q8";
+  /**
+   * Drafter weights (loadDraftModel): fp32 (as loaded; the default) or q8 on every backend, fp16 and q4
+   * too on the onnx-* ones. A quantized drafter proposes slightly different drafts; the target still
+   * verifies them, so outputs stay exact and only acceptance (and speed) can change.
+   */
+  drafterWeights?: "fp32" | "fp16" | "q4" | "q8";
 }
 
 /**
@@ -48,7 +54,7 @@ interface OnnxModule {
   createOnnxDrafter(
     dir: string,
     target: TargetModel,
-    opts: { provider: string; threads?: number },
+    opts: { provider: string; threads?: number; weights?: LoadTargetOptions["drafterWeights"] },
   ): Promise<DraftModel>;
 }
 
@@ -79,9 +85,26 @@ export async function loadDraftModel(
   opts: LoadTargetOptions = {},
 ): Promise<DraftModel> {
   const backend = checkBackend(opts.backend ?? "cpu");
-  if (backend === "cpu") return await loadDrafter(dir, target, { threads: opts.threads });
+  const weights = opts.drafterWeights;
+  if (weights !== undefined && !(ONNX_WEIGHTS as readonly string[]).includes(weights)) {
+    throw new BackendChoiceError(
+      `--drafter-weights must be one of ${ONNX_WEIGHTS.join(", ")}; got '${weights}'`,
+    );
+  }
+  if (backend === "cpu") {
+    if (weights !== undefined && weights !== "fp32" && weights !== "q8") {
+      throw new BackendChoiceError(
+        `--drafter-weights ${weights} applies to the onnx-* backends; the cpu drafter takes fp32 or q8`,
+      );
+    }
+    return await loadDrafter(dir, target, { threads: opts.threads, weights });
+  }
   const onnx = await importOnnx(backend);
-  return await onnx.createOnnxDrafter(dir, target, { provider: backend, threads: opts.threads });
+  return await onnx.createOnnxDrafter(dir, target, {
+    provider: backend,
+    threads: opts.threads,
+    weights,
+  });
 }
 
 async function importOnnx(backend: BackendName): Promise<OnnxModule> {

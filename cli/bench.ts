@@ -25,7 +25,9 @@ import {
 import { batches, readPrompts } from "./prompts.ts";
 import {
   asUsage,
+  checkDrafterWeights,
   checkOnnxWeights,
+  DEFAULT_DRAFTER_WEIGHTS,
   DEFAULT_PROMPTS,
   encodeConversation,
   fitContext,
@@ -52,6 +54,8 @@ Sweeps beam width x beam length for ReDrafter against the autoregressive baselin
                           onnx-node, onnx-cuda
   --threads N             threads: the CPU backend's matmuls (default: cores, at most 8) or ONNX intra-op
   --onnx-weights W        ONNX target weights: fp32 (default), fp16, q4 or q8
+  --drafter-weights W     drafter weights: q8 (default) or fp32; fp16 and q4 too on onnx-* (never changes
+                          the text, only speed and acceptance)
   --prompts FILE          prompt set (default models/default/prompts.jsonl); MT-bench, JSONL or text
   --num-prompts N         first N prompts (default 4)
   --max-new-tokens N      new tokens per prompt (default 64)
@@ -78,6 +82,7 @@ const FLAGS = {
   backend: { type: "string" },
   threads: { type: "string" },
   "onnx-weights": { type: "string" },
+  "drafter-weights": { type: "string" },
   prompts: { type: "string" },
   "num-prompts": { type: "string" },
   "max-new-tokens": { type: "string" },
@@ -182,6 +187,7 @@ async function benchBackend(
     backend,
     threads,
     onnxWeights: backend.startsWith("onnx-") ? values["onnx-weights"] as string | undefined : undefined,
+    drafterWeights: values["drafter-weights"] as string | undefined,
   });
   if (!pair.drafter) throw new UsageError("bench needs a drafter (--drafter DIR|org/name)");
   const tok = pair.tokenizer;
@@ -310,6 +316,7 @@ async function main(argv: string[]): Promise<number> {
     // Checked once against an onnx-* backend of the list; the cpu entries of a mixed list ignore it.
     checkOnnxWeights(values["onnx-weights"], backends.find((b) => b.startsWith("onnx-")) ?? backends[0]);
   }
+  for (const b of backends) checkDrafterWeights(values["drafter-weights"] as string | undefined, b);
   if (values.chat && values.raw) throw new UsageError("--chat and --raw exclude each other");
   const suite = values.suite ?? "redrafter";
   if (suite !== "redrafter" && suite !== "ar") {
@@ -383,7 +390,12 @@ async function main(argv: string[]): Promise<number> {
     },
     model: modelDir,
     drafter: drafterDir,
-    settings: { ...opts, tree: !values["no-tree"] },
+    settings: {
+      ...opts,
+      tree: !values["no-tree"],
+      onnxWeights: values["onnx-weights"] ?? "fp32",
+      drafterWeights: values["drafter-weights"] ?? DEFAULT_DRAFTER_WEIGHTS,
+    },
     baselines,
     results,
     recommended,

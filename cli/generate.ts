@@ -43,6 +43,8 @@ Model:
   --threads N              threads: the CPU backend's matmuls (default: cores, at most 8) or ONNX intra-op
   --onnx-weights W         ONNX target weights: fp32 (default), fp16, q4 or q8 (MatMulNBits; faster, not
                            bit-exact: greedy tokens agree with fp32 about 99% (q8) / 88% (q4) of the time)
+  --drafter-weights W      drafter weights: q8 (default) or fp32; fp16 and q4 too on onnx-*. The target
+                           verifies every draft, so this changes speed and acceptance, never the text
 
 Generation:
   --max-new-tokens N       new tokens per prompt (default 128)
@@ -83,6 +85,7 @@ export const FLAGS = {
   backend: { type: "string" },
   threads: { type: "string" },
   "onnx-weights": { type: "string" },
+  "drafter-weights": { type: "string" },
   prompt: { type: "string" },
   "prompt-ids": { type: "string" },
   "max-new-tokens": { type: "string" },
@@ -219,6 +222,7 @@ async function main(argv: string[]): Promise<number> {
     backend: values.backend,
     threads,
     onnxWeights: values["onnx-weights"],
+    drafterWeights: values["drafter-weights"],
     noDrafter: values.autoregressive === true,
   });
   try {

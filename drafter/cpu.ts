@@ -20,7 +20,16 @@
  */
 import type { DrafterConfig, DraftModel, DraftRound, DraftTopK } from "../core/types.ts";
 import { LOG_0 } from "../core/sampling.ts";
-import { createKernels, defaultThreads, type KernelChoice, padBf16, padFloats } from "../kernels/mod.ts";
+import {
+  createKernels,
+  defaultThreads,
+  type KernelChoice,
+  padBf16,
+  padFloats,
+  padQ8,
+  type Q8Weight,
+  quantizeQ8Into,
+} from "../kernels/mod.ts";
 import { pushTopK, topK } from "../kernels/topk.ts";
 
 /** The reference's top-k warp width for drafter logits. */
@@ -53,8 +62,16 @@ export interface DrafterWeights {
   bf16?: ReadonlySet<Float32Array>;
 }
 
-/** A weight matrix in kernel memory: float32, or bf16 bits (widened exactly by the kernel). */
-type KernelWeight = Float32Array | Uint16Array;
+/** A weight matrix in kernel memory: float32, bf16 bits (widened exactly by the kernel), or int8. */
+type KernelWeight = Float32Array | Uint16Array | Q8Weight;
+
+/**
+ * How the CPU drafter holds its weight matrices: "fp32" as loaded (float32, or bf16 where the checkpoint
+ * stores bf16; computed exactly in float32), or "q8": int8 per output row with int16 activations
+ * (kernels/q8.ts), half of bf16's bytes and about half the work. Drafts are verified by the target, so "q8"
+ * can change acceptance, never the generated tokens.
+ */
+export type CpuDrafterWeights = "fp32" | "q8";
 
 /** Whether every value of `a` is exactly a bf16 (the low 16 bits of its float32 are zero). */
 function isBf16Exact(a: Float32Array): boolean {
@@ -223,6 +240,8 @@ export interface CpuDrafterOptions {
   kernels?: KernelChoice;
   /** Threads each matmul is split over (default defaultThreads(); same results for any count). */
   threads?: number;
+  /** Weight matrices as loaded ("fp32", default) or int8 ("q8"); see CpuDrafterWeights. */
+  weights?: CpuDrafterWeights;
 }
 
 /**
@@ -242,17 +261,25 @@ export function cpuDrafter(
   }
   // Every weight array moves into kernel memory (the WASM kernels read only from there); matrices stored
   // as BF16 go as bf16 (checked exact, else float32), biases always as float32.
-  const matrices = [
-    weights.inputProjWeight,
-    ...weights.resWeights,
-    weights.headWeight,
-    weights.rnnU,
-    weights.rnnW,
+  const format = opts.weights ?? "fp32";
+  if (format !== "fp32" && format !== "q8") {
+    throw new Error(`drafter: weights must be "fp32" or "q8", got '${format}'`);
+  }
+  // [matrix, rows, cols]
+  const matrices: [Float32Array | null, number, number][] = [
+    [weights.inputProjWeight, E, 2 * H],
+    ...weights.resWeights.map((a): [Float32Array, number, number] => [a, E, E]),
+    [weights.headWeight, V, E],
+    [weights.rnnU, H, H],
+    [weights.rnnW, H, H],
   ];
   const biases = [weights.inputProjBias, ...weights.resBiases, weights.rnnUBias];
   const asBf16 = (a: Float32Array) => weights.bf16?.has(a) === true && isBf16Exact(a);
   let floats = 0;
-  for (const a of matrices) if (a) floats += asBf16(a) ? padBf16(a.length) : padFloats(a.length);
+  for (const [a, rows, cols] of matrices) {
+    if (!a) continue;
+    floats += format === "q8" ? padQ8(rows, cols) : asBf16(a) ? padBf16(a.length) : padFloats(a.length);
+  }
   for (const a of biases) if (a) floats += padFloats(a.length);
   const kern = createKernels({
     weightFloats: floats,
@@ -268,7 +295,12 @@ export function cpuDrafter(
     b.set(a);
     return b;
   };
-  const placeMatrix = (a: Float32Array | null): KernelWeight | null => {
+  const placeMatrix = (a: Float32Array | null, rows: number, cols: number): KernelWeight | null => {
+    if (a && format === "q8") {
+      const q = kern.allocQ8(rows, cols);
+      quantizeQ8Into(a, q);
+      return q;
+    }
     if (!a || !asBf16(a)) return place(a);
     const h = kern.allocBf16(a.length);
     const u = new Uint32Array(a.buffer, a.byteOffset, a.length);
@@ -276,16 +308,17 @@ export function cpuDrafter(
     return h;
   };
   const w = {
-    inputProjWeight: placeMatrix(weights.inputProjWeight),
+    inputProjWeight: placeMatrix(weights.inputProjWeight, E, 2 * H),
     inputProjBias: place(weights.inputProjBias),
-    resWeights: weights.resWeights.map((a) => placeMatrix(a)!),
+    resWeights: weights.resWeights.map((a) => placeMatrix(a, E, E)!),
     resBiases: weights.resBiases.map((a) => place(a)!),
-    headWeight: placeMatrix(weights.headWeight)!,
-    rnnU: placeMatrix(weights.rnnU),
+    headWeight: placeMatrix(weights.headWeight, V, E)!,
+    rnnU: placeMatrix(weights.rnnU, H, H),
     rnnUBias: place(weights.rnnUBias),
-    rnnW: placeMatrix(weights.rnnW),
+    rnnW: placeMatrix(weights.rnnW, H, H),
   };
-  // out[n, o] = x[n, :] · W[o, :] (+ bias[o]) with W float32 or bf16: bitwise the same either way.
+  // out[n, o] = x[n, :] · W[o, :] (+ bias[o]) with W float32 or bf16 (bitwise the same either way), or
+  // int8 (approximate).
   const matmul = (
     out: Float32Array,
     x: Float32Array,
@@ -296,7 +329,8 @@ export function cpuDrafter(
     outDim: number,
   ) => {
     if (W instanceof Uint16Array) kern.matmulBf16(out, x, W, bias, n, inDim, outDim);
-    else kern.matmul(out, x, W, bias, n, inDim, outDim);
+    else if (W instanceof Float32Array) kern.matmul(out, x, W, bias, n, inDim, outDim);
+    else kern.matmulQ8(out, x, W, bias, n, inDim, outDim);
   };
   const warp = warpScratch(V);
   let disposed = false;

@@ -4,5 +4,11 @@
  * @module
  */
 export { DRAFTER_MODEL_TYPE, parseDrafterConfig, readDrafterConfig } from "./config.ts";
-export { cpuDrafter, type CpuDrafterOptions, type DrafterWeights, WARP_TOP_K } from "./cpu.ts";
+export {
+  cpuDrafter,
+  type CpuDrafterOptions,
+  type CpuDrafterWeights,
+  type DrafterWeights,
+  WARP_TOP_K,
+} from "./cpu.ts";
 export { type DrafterTarget, loadDrafter, readDrafterWeights } from "./load.ts";

@@ -724,4 +724,190 @@
         (local.set $t (i32.add (local.get $t) (i32.const 1)))
         (br $tokens)))
       (local.set $o (i32.add (local.get $o) (i32.const 1)))
-      (br $orow)))))
+      (br $orow))))
+  ;; ---- int8 weights (the drafter's quantized matrices; kernels/q8.ts) ----
+  ;; matmul_q8: x is int16 [T, n] (each token row quantized with its own scale, applied by the caller), w is
+  ;; int8 [m, n] (one scale per output row, in b's place: b[o] is row o's float32 scale), n a multiple of 8
+  ;; (rows zero-padded). y[t, o] = f32(total · f64(b[o])) with total the exact integer x[t, :] · w[o, :]:
+  ;; i32x4.dot_i16x8_s lanes summed over chunks of 512 inputs (|x| <= 32767 and |w| <= 127 keep a chunk's
+  ;; four lanes together below 2^31), each chunk's sum added to a float64 total (exact). Integer sums do not
+  ;; depend on their order, so any tiling, and kernels/q8.ts' scalar twin, give the same bits.
+
+  ;; A chunk's four i32 lanes, summed (exactly), as float64.
+  (func $hsumI32 (param $a v128) (result f64)
+    (f64.convert_i32_s (i32.add
+      (i32.add (i32x4.extract_lane 0 (local.get $a)) (i32x4.extract_lane 1 (local.get $a)))
+      (i32.add (i32x4.extract_lane 2 (local.get $a)) (i32x4.extract_lane 3 (local.get $a))))))
+
+  ;; y = f32(total · scale) with the scale at address s.
+  (func $scaleQ8 (param $total f64) (param $s i32) (result f32)
+    (f32.demote_f64 (f64.mul (local.get $total) (f64.promote_f32 (f32.load (local.get $s))))))
+
+  ;; The end of the chunk starting at input k: min(k + 512, n).
+  (func $chunkEnd (param $k i32) (param $n i32) (result i32)
+    (select (i32.add (local.get $k) (i32.const 512)) (local.get $n)
+      (i32.lt_u (i32.add (local.get $k) (i32.const 512)) (local.get $n))))
+
+  ;; 1 token x 4 int8 rows. x: the token's int16 row, w: row 0 (rows are n bytes apart), s: row 0's scale.
+  (func $q1x4 (param $x i32) (param $w i32) (param $s i32) (param $y i32) (param $n i32)
+    (local $k i32) (local $end i32) (local $w1 i32) (local $w2 i32) (local $w3 i32) (local $xv v128)
+    (local $a0 v128) (local $a1 v128) (local $a2 v128) (local $a3 v128)
+    (local $t0 f64) (local $t1 f64) (local $t2 f64) (local $t3 f64)
+    (local.set $w1 (i32.add (local.get $w) (local.get $n)))
+    (local.set $w2 (i32.add (local.get $w1) (local.get $n)))
+    (local.set $w3 (i32.add (local.get $w2) (local.get $n)))
+    (block $done (loop $chunks
+      (br_if $done (i32.ge_u (local.get $k) (local.get $n)))
+      (local.set $end (call $chunkEnd (local.get $k) (local.get $n)))
+      (local.set $a0 (v128.const i32x4 0 0 0 0))
+      (local.set $a1 (v128.const i32x4 0 0 0 0))
+      (local.set $a2 (v128.const i32x4 0 0 0 0))
+      (local.set $a3 (v128.const i32x4 0 0 0 0))
+      (block $cdone (loop $inner
+        (br_if $cdone (i32.ge_u (local.get $k) (local.get $end)))
+        (local.set $xv (v128.load (i32.add (local.get $x) (i32.shl (local.get $k) (i32.const 1)))))
+        (local.set $a0 (i32x4.add (local.get $a0) (i32x4.dot_i16x8_s
+          (v128.load8x8_s (i32.add (local.get $w) (local.get $k))) (local.get $xv))))
+        (local.set $a1 (i32x4.add (local.get $a1) (i32x4.dot_i16x8_s
+          (v128.load8x8_s (i32.add (local.get $w1) (local.get $k))) (local.get $xv))))
+        (local.set $a2 (i32x4.add (local.get $a2) (i32x4.dot_i16x8_s
+          (v128.load8x8_s (i32.add (local.get $w2) (local.get $k))) (local.get $xv))))
+        (local.set $a3 (i32x4.add (local.get $a3) (i32x4.dot_i16x8_s
+          (v128.load8x8_s (i32.add (local.get $w3) (local.get $k))) (local.get $xv))))
+        (local.set $k (i32.add (local.get $k) (i32.const 8)))
+        (br $inner)))
+      (local.set $t0 (f64.add (local.get $t0) (call $hsumI32 (local.get $a0))))
+      (local.set $t1 (f64.add (local.get $t1) (call $hsumI32 (local.get $a1))))
+      (local.set $t2 (f64.add (local.get $t2) (call $hsumI32 (local.get $a2))))
+      (local.set $t3 (f64.add (local.get $t3) (call $hsumI32 (local.get $a3))))
+      (br $chunks)))
+    (f32.store offset=0 (local.get $y) (call $scaleQ8 (local.get $t0) (local.get $s)))
+    (f32.store offset=4 (local.get $y) (call $scaleQ8 (local.get $t1) (i32.add (local.get $s) (i32.const 4))))
+    (f32.store offset=8 (local.get $y) (call $scaleQ8 (local.get $t2) (i32.add (local.get $s) (i32.const 8))))
+    (f32.store offset=12 (local.get $y)
+      (call $scaleQ8 (local.get $t3) (i32.add (local.get $s) (i32.const 12)))))
+
+  ;; 2 tokens x 4 int8 rows: each weight vector loaded serves both tokens. ysb: bytes per y row.
+  (func $q2x4 (param $x i32) (param $w i32) (param $s i32) (param $y i32) (param $n i32) (param $ysb i32)
+    (local $k i32) (local $end i32) (local $x1 i32) (local $w1 i32) (local $w2 i32) (local $w3 i32)
+    (local $y1 i32) (local $xv0 v128) (local $xv1 v128) (local $wv v128)
+    (local $a00 v128) (local $a01 v128) (local $a02 v128) (local $a03 v128)
+    (local $a10 v128) (local $a11 v128) (local $a12 v128) (local $a13 v128)
+    (local $t00 f64) (local $t01 f64) (local $t02 f64) (local $t03 f64)
+    (local $t10 f64) (local $t11 f64) (local $t12 f64) (local $t13 f64)
+    (local.set $x1 (i32.add (local.get $x) (i32.shl (local.get $n) (i32.const 1))))
+    (local.set $w1 (i32.add (local.get $w) (local.get $n)))
+    (local.set $w2 (i32.add (local.get $w1) (local.get $n)))
+    (local.set $w3 (i32.add (local.get $w2) (local.get $n)))
+    (local.set $y1 (i32.add (local.get $y) (local.get $ysb)))
+    (block $done (loop $chunks
+      (br_if $done (i32.ge_u (local.get $k) (local.get $n)))
+      (local.set $end (call $chunkEnd (local.get $k) (local.get $n)))
+      (local.set $a00 (v128.const i32x4 0 0 0 0))
+      (local.set $a01 (v128.const i32x4 0 0 0 0))
+      (local.set $a02 (v128.const i32x4 0 0 0 0))
+      (local.set $a03 (v128.const i32x4 0 0 0 0))
+      (local.set $a10 (v128.const i32x4 0 0 0 0))
+      (local.set $a11 (v128.const i32x4 0 0 0 0))
+      (local.set $a12 (v128.const i32x4 0 0 0 0))
+      (local.set $a13 (v128.const i32x4 0 0 0 0))
+      (block $cdone (loop $inner
+        (br_if $cdone (i32.ge_u (local.get $k) (local.get $end)))
+        (local.set $xv0 (v128.load (i32.add (local.get $x) (i32.shl (local.get $k) (i32.const 1)))))
+        (local.set $xv1 (v128.load (i32.add (local.get $x1) (i32.shl (local.get $k) (i32.const 1)))))
+        (local.set $wv (v128.load8x8_s (i32.add (local.get $w) (local.get $k))))
+        (local.set $a00 (i32x4.add (local.get $a00) (i32x4.dot_i16x8_s (local.get $wv) (local.get $xv0))))
+        (local.set $a10 (i32x4.add (local.get $a10) (i32x4.dot_i16x8_s (local.get $wv) (local.get $xv1))))
+        (local.set $wv (v128.load8x8_s (i32.add (local.get $w1) (local.get $k))))
+        (local.set $a01 (i32x4.add (local.get $a01) (i32x4.dot_i16x8_s (local.get $wv) (local.get $xv0))))
+        (local.set $a11 (i32x4.add (local.get $a11) (i32x4.dot_i16x8_s (local.get $wv) (local.get $xv1))))
+        (local.set $wv (v128.load8x8_s (i32.add (local.get $w2) (local.get $k))))
+        (local.set $a02 (i32x4.add (local.get $a02) (i32x4.dot_i16x8_s (local.get $wv) (local.get $xv0))))
+        (local.set $a12 (i32x4.add (local.get $a12) (i32x4.dot_i16x8_s (local.get $wv) (local.get $xv1))))
+        (local.set $wv (v128.load8x8_s (i32.add (local.get $w3) (local.get $k))))
+        (local.set $a03 (i32x4.add (local.get $a03) (i32x4.dot_i16x8_s (local.get $wv) (local.get $xv0))))
+        (local.set $a13 (i32x4.add (local.get $a13) (i32x4.dot_i16x8_s (local.get $wv) (local.get $xv1))))
+        (local.set $k (i32.add (local.get $k) (i32.const 8)))
+        (br $inner)))
+      (local.set $t00 (f64.add (local.get $t00) (call $hsumI32 (local.get $a00))))
+      (local.set $t01 (f64.add (local.get $t01) (call $hsumI32 (local.get $a01))))
+      (local.set $t02 (f64.add (local.get $t02) (call $hsumI32 (local.get $a02))))
+      (local.set $t03 (f64.add (local.get $t03) (call $hsumI32 (local.get $a03))))
+      (local.set $t10 (f64.add (local.get $t10) (call $hsumI32 (local.get $a10))))
+      (local.set $t11 (f64.add (local.get $t11) (call $hsumI32 (local.get $a11))))
+      (local.set $t12 (f64.add (local.get $t12) (call $hsumI32 (local.get $a12))))
+      (local.set $t13 (f64.add (local.get $t13) (call $hsumI32 (local.get $a13))))
+      (br $chunks)))
+    (f32.store offset=0 (local.get $y) (call $scaleQ8 (local.get $t00) (local.get $s)))
+    (f32.store offset=4 (local.get $y) (call $scaleQ8 (local.get $t01) (i32.add (local.get $s) (i32.const 4))))
+    (f32.store offset=8 (local.get $y) (call $scaleQ8 (local.get $t02) (i32.add (local.get $s) (i32.const 8))))
+    (f32.store offset=12 (local.get $y)
+      (call $scaleQ8 (local.get $t03) (i32.add (local.get $s) (i32.const 12))))
+    (f32.store offset=0 (local.get $y1) (call $scaleQ8 (local.get $t10) (local.get $s)))
+    (f32.store offset=4 (local.get $y1) (call $scaleQ8 (local.get $t11) (i32.add (local.get $s) (i32.const 4))))
+    (f32.store offset=8 (local.get $y1) (call $scaleQ8 (local.get $t12) (i32.add (local.get $s) (i32.const 8))))
+    (f32.store offset=12 (local.get $y1)
+      (call $scaleQ8 (local.get $t13) (i32.add (local.get $s) (i32.const 12)))))
+
+  ;; 1 token x 1 int8 row (the last m % 4 rows).
+  (func $q1x1 (param $x i32) (param $w i32) (param $s i32) (param $y i32) (param $n i32)
+    (local $k i32) (local $end i32) (local $a v128) (local $t f64)
+    (block $done (loop $chunks
+      (br_if $done (i32.ge_u (local.get $k) (local.get $n)))
+      (local.set $end (call $chunkEnd (local.get $k) (local.get $n)))
+      (local.set $a (v128.const i32x4 0 0 0 0))
+      (block $cdone (loop $inner
+        (br_if $cdone (i32.ge_u (local.get $k) (local.get $end)))
+        (local.set $a (i32x4.add (local.get $a) (i32x4.dot_i16x8_s
+          (v128.load8x8_s (i32.add (local.get $w) (local.get $k)))
+          (v128.load (i32.add (local.get $x) (i32.shl (local.get $k) (i32.const 1)))))))
+        (local.set $k (i32.add (local.get $k) (i32.const 8)))
+        (br $inner)))
+      (local.set $t (f64.add (local.get $t) (call $hsumI32 (local.get $a))))
+      (br $chunks)))
+    (f32.store (local.get $y) (call $scaleQ8 (local.get $t) (local.get $s))))
+
+  ;; matmul_q8 (see above): arguments as matmul, with x int16 rows of 2n bytes, w int8 rows of n bytes and
+  ;; b the per-row scales. Rows in groups of 4; within a group, tokens in pairs then one.
+  (func (export "matmul_q8") (param $x i32) (param $w i32) (param $b i32) (param $y i32) (param $T i32)
+    (param $n i32) (param $m i32) (param $ys i32)
+    (local $o i32) (local $t i32) (local $xb i32) (local $ysb i32) (local $wo i32) (local $so i32)
+    (local $xt i32) (local $yt i32)
+    (local.set $xb (i32.shl (local.get $n) (i32.const 1)))
+    (local.set $ysb (i32.shl (local.get $ys) (i32.const 2)))
+    (block $odone (loop $orows
+      (br_if $odone (i32.gt_u (i32.add (local.get $o) (i32.const 4)) (local.get $m)))
+      (local.set $wo (i32.add (local.get $w) (i32.mul (local.get $o) (local.get $n))))
+      (local.set $so (i32.add (local.get $b) (i32.shl (local.get $o) (i32.const 2))))
+      (local.set $xt (local.get $x))
+      (local.set $yt (i32.add (local.get $y) (i32.shl (local.get $o) (i32.const 2))))
+      (local.set $t (i32.const 0))
+      (block $tdone (loop $pairs
+        (br_if $tdone (i32.gt_u (i32.add (local.get $t) (i32.const 2)) (local.get $T)))
+        (call $q2x4 (local.get $xt) (local.get $wo) (local.get $so) (local.get $yt) (local.get $n)
+          (local.get $ysb))
+        (local.set $xt (i32.add (local.get $xt) (i32.shl (local.get $xb) (i32.const 1))))
+        (local.set $yt (i32.add (local.get $yt) (i32.shl (local.get $ysb) (i32.const 1))))
+        (local.set $t (i32.add (local.get $t) (i32.const 2)))
+        (br $pairs)))
+      (if (i32.lt_u (local.get $t) (local.get $T))
+        (then (call $q1x4 (local.get $xt) (local.get $wo) (local.get $so) (local.get $yt) (local.get $n))))
+      (local.set $o (i32.add (local.get $o) (i32.const 4)))
+      (br $orows)))
+    (block $odone (loop $orow
+      (br_if $odone (i32.ge_u (local.get $o) (local.get $m)))
+      (local.set $wo (i32.add (local.get $w) (i32.mul (local.get $o) (local.get $n))))
+      (local.set $so (i32.add (local.get $b) (i32.shl (local.get $o) (i32.const 2))))
+      (local.set $xt (local.get $x))
+      (local.set $yt (i32.add (local.get $y) (i32.shl (local.get $o) (i32.const 2))))
+      (local.set $t (i32.const 0))
+      (block $tdone (loop $tokens
+        (br_if $tdone (i32.ge_u (local.get $t) (local.get $T)))
+        (call $q1x1 (local.get $xt) (local.get $wo) (local.get $so) (local.get $yt) (local.get $n))
+        (local.set $xt (i32.add (local.get $xt) (local.get $xb)))
+        (local.set $yt (i32.add (local.get $yt) (local.get $ysb)))
+        (local.set $t (i32.add (local.get $t) (i32.const 1)))
+        (br $tokens)))
+      (local.set $o (i32.add (local.get $o) (i32.const 1)))
+      (br $orow))))
+)

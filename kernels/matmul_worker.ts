@@ -27,7 +27,11 @@ function onStart(handler: (d: Job) => void): void {
 onStart(
   (d: Job) => {
     const inst = new WebAssembly.Instance(d.module, { env: { memory: d.memory } });
-    const kernels = [inst.exports.matmul as Kernel, inst.exports.matmul_bf16 as Kernel];
+    const kernels = [
+      inst.exports.matmul as Kernel,
+      inst.exports.matmul_bf16 as Kernel,
+      inst.exports.matmul_q8 as Kernel,
+    ];
     const c = new Int32Array(d.ctrl);
     let seen = 0;
     for (;;) {

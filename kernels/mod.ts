@@ -13,9 +13,11 @@
 import { decodeBase64 } from "./base64.ts";
 import { dotBf16, dotF32, matmulBf16Js, matmulJs } from "./matmul_js.ts";
 import { MATMUL_SHARED_WASM, MATMUL_WASM } from "./wasm_modules.ts";
-import { type Kernel, KIND_BF16, KIND_F32, MatmulThreads, workersReady } from "./threads.ts";
+import { type Kernel, KIND_BF16, KIND_F32, KIND_Q8, MatmulThreads, workersReady } from "./threads.ts";
+import { finishQ8, matmulQ8Js, q8Stride, type Q8Weight, quantizeQ8Into, quantizeRowsI16 } from "./q8.ts";
 
 export { workersReady };
+export { type Q8Weight, quantizeQ8Into };
 
 export { dotBf16, dotF32, matmulBf16Js, matmulJs };
 
@@ -25,8 +27,8 @@ export type KernelChoice = "auto" | "wasm" | "js";
 /** Sizes createKernels reserves memory for, and which kernels to use. */
 export interface KernelsOptions {
   /**
-   * Total float32 elements the caller will alloc() and allocBf16() (sum of padFloats() of each float32
-   * array and padBf16() of each bf16 array).
+   * Total float32 elements the caller will alloc(), allocBf16() and allocQ8() (sum of padFloats() of each
+   * float32 array, padBf16() of each bf16 array and padQ8() of each int8 matrix).
    */
   weightFloats: number;
   /** Largest inDim any matmul call will use. */
@@ -89,6 +91,22 @@ export interface Kernels {
     inDim: number,
     outDim: number,
   ): void;
+  /** A zeroed int8 matrix [rows, cols] the kernels can read as a matmulQ8 weight (fill: quantizeQ8Into). */
+  allocQ8(rows: number, cols: number): Q8Weight;
+  /**
+   * out ≈ x · wᵀ (+ bias) with `w` int8 (kernels/q8.ts: each x row is quantized to int16, the dot
+   * products are exact integers). Approximate, for drafters only; bitwise the same on both kernel kinds
+   * and any thread count.
+   */
+  matmulQ8(
+    out: Float32Array,
+    x: Float32Array,
+    w: Q8Weight,
+    bias: Float32Array | null,
+    n: number,
+    inDim: number,
+    outDim: number,
+  ): void;
 }
 
 /** The default matmul thread count of the CPU backend and drafter: the machine's cores, at most 8. */
@@ -105,6 +123,17 @@ export function padFloats(length: number): number {
 /** allocBf16(length) uses this many floats of the reservation (arrays start 16-byte aligned). */
 export function padBf16(length: number): number {
   return padFloats(Math.ceil(length / 2));
+}
+
+/** allocQ8(rows, cols) uses this many floats of the reservation (codes, then scales). */
+export function padQ8(rows: number, cols: number): number {
+  return padFloats(Math.ceil((rows * q8Stride(cols)) / 4)) + padFloats(rows);
+}
+
+function checkQ8(w: Q8Weight, inDim: number, outDim: number): void {
+  if (w.cols !== inDim || w.rows < outDim) {
+    throw new Error(`kernels: int8 weight is [${w.rows}, ${w.cols}], need [${outDim}, ${inDim}]`);
+  }
 }
 
 let simd: boolean | null = null;
@@ -173,6 +202,18 @@ function jsKernels(opts: KernelsOptions): Kernels {
       checkShapes(out, x, w, bias, n, inDim, outDim);
       matmulBf16Js(out, x, w, bias, n, inDim, outDim, tokenBlock);
     },
+    allocQ8(rows, cols) {
+      const stride = q8Stride(cols);
+      return { rows, cols, stride, codes: new Int8Array(rows * stride), scales: new Float32Array(rows) };
+    },
+    matmulQ8(out, x, w, bias, n, inDim, outDim) {
+      checkQ8(w, inDim, outDim);
+      checkShapes(out, x, w.codes, bias, n, inDim, outDim);
+      const xq = new Int16Array(n * w.stride), sx = new Float32Array(n), y = new Float32Array(n * outDim);
+      quantizeRowsI16(x, 0, n, inDim, w.stride, xq, sx);
+      matmulQ8Js(y, xq, w, n, outDim, outDim);
+      finishQ8(out, 0, y, sx, bias, n, outDim, outDim, outDim);
+    },
   };
 }
 
@@ -185,7 +226,8 @@ const MAX_PAGES = 65536; // wasm32: 4 GiB
 
 function wasmKernels(opts: KernelsOptions): Kernels {
   const outChunk = Math.min(Math.max(opts.maxOut, 4), CHUNK_OUT);
-  const xFloats = padFloats(CHUNK_TOKENS * opts.maxIn);
+  // (int16 rows of matmulQ8 fit too: 2 * q8Stride(maxIn) bytes <= 4 * max(maxIn, 8))
+  const xFloats = padFloats(CHUNK_TOKENS * Math.max(opts.maxIn, 8));
   const yFloats = padFloats(CHUNK_TOKENS * outChunk);
   // layout (bytes): [0, 16) unused so that address 0 can mean "no bias" | weights | x scratch | y scratch
   const weightBytes = opts.weightFloats * 4;
@@ -212,7 +254,11 @@ function wasmKernels(opts: KernelsOptions): Kernels {
     );
   }
   const inst = new WebAssembly.Instance(shared ?? compiled!, { env: { memory } });
-  const kernels: [Kernel, Kernel] = [inst.exports.matmul as Kernel, inst.exports.matmul_bf16 as Kernel];
+  const kernels: Kernel[] = [
+    inst.exports.matmul as Kernel,
+    inst.exports.matmul_bf16 as Kernel,
+    inst.exports.matmul_q8 as Kernel,
+  ];
   let pool = shared ? new MatmulThreads(opts.threads!, shared, memory) : null;
   let splitCalls = 0; // of disposed pools
   const buf = memory.buffer;
@@ -220,7 +266,8 @@ function wasmKernels(opts: KernelsOptions): Kernels {
   let next = 16; // bytes
   const weightEnd = 16 + weightBytes;
   const xPtr = weightEnd, yPtr = xPtr + xFloats * 4;
-  const where = (a: Float32Array | Uint16Array, what: string): number => {
+  const sx = new Float32Array(CHUNK_TOKENS);
+  const where = (a: Float32Array | Uint16Array | Int8Array, what: string): number => {
     if (a.buffer !== buf) throw new Error(`kernels: ${what} was not allocated by this Kernels' alloc()`);
     return a.byteOffset;
   };
@@ -251,6 +298,45 @@ function wasmKernels(opts: KernelsOptions): Kernels {
     },
     matmulBf16(out, x, w, bias, n, inDim, outDim) {
       run(KIND_BF16, 2, out, x, w, bias, n, inDim, outDim);
+    },
+    allocQ8(rows, cols) {
+      const stride = q8Stride(cols);
+      const codes = new Int8Array(
+        buf,
+        reserve(padFloats(Math.ceil((rows * stride) / 4)) * 4, "allocQ8"),
+        rows * stride,
+      );
+      const scales = new Float32Array(buf, reserve(padFloats(rows) * 4, "allocQ8"), rows);
+      return { rows, cols, stride, codes, scales };
+    },
+    matmulQ8(out, x, w, bias, n, inDim, outDim) {
+      checkQ8(w, inDim, outDim);
+      checkShapes(out, x, w.codes, bias, n, inDim, outDim);
+      if (inDim > opts.maxIn) throw new Error(`kernels: inDim ${inDim} exceeds maxIn ${opts.maxIn}`);
+      const S = w.stride;
+      const wPtr = where(w.codes, "the int8 weight"), sPtr = where(w.scales, "the int8 scales");
+      const xq = new Int16Array(buf, xPtr, CHUNK_TOKENS * S);
+      for (let t0 = 0; t0 < n; t0 += CHUNK_TOKENS) {
+        const T = Math.min(CHUNK_TOKENS, n - t0);
+        quantizeRowsI16(x, t0 * inDim, T, inDim, S, xq, sx);
+        for (let o0 = 0; o0 < outDim; o0 += outChunk) {
+          const m = Math.min(outChunk, outDim - o0);
+          const wAt = wPtr + o0 * S, sAt = sPtr + o0 * 4;
+          if (pool) pool.run(kernels, KIND_Q8, xPtr, wAt, sAt, yPtr, T, S, m, m, S);
+          else kernels[KIND_Q8](xPtr, wAt, sAt, yPtr, T, S, m, m);
+          finishQ8(
+            out,
+            t0 * outDim + o0,
+            heap.subarray(yPtr >> 2),
+            sx,
+            bias?.subarray(o0) ?? null,
+            T,
+            m,
+            m,
+            outDim,
+          );
+        }
+      }
     },
   };
 
@@ -307,7 +393,7 @@ function wasmKernels(opts: KernelsOptions): Kernels {
 function checkShapes(
   out: Float32Array,
   x: Float32Array,
-  w: Float32Array | Uint16Array,
+  w: Float32Array | Uint16Array | Int8Array,
   bias: Float32Array | null,
   n: number,
   inDim: number,

@@ -74,7 +74,7 @@ export const POSTED = 1, TAKEN = 2;
 /** SEQ value that stops a worker. */
 export const STOP = -1;
 /** KIND values: the kernel to run. */
-export const KIND_F32 = 0, KIND_BF16 = 1;
+export const KIND_F32 = 0, KIND_BF16 = 1, KIND_Q8 = 2;
 
 /** (x, w, b, y, T, n, m, ys) byte offsets and sizes, as kernels/matmul.wat takes them. */
 export type Kernel = (
@@ -142,7 +142,7 @@ export class MatmulThreads {
    * worth splitting is just the kernel.
    */
   run(
-    kernels: [Kernel, Kernel],
+    kernels: Kernel[],
     kind: number,
     x: number,
     w: number,

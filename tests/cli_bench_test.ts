@@ -62,6 +62,10 @@ Deno.test("bench: bad flags give one line and exit code 2", async () => {
       [["--onnx-weights", "q4"], /--onnx-weights applies to the onnx-\* backends/],
       [["--backend", "onnx-node", "--onnx-weights", "fp8"], /--onnx-weights must be one of/],
       [
+        ["--backend", "cpu,onnx-node", "--drafter-weights", "fp16"],
+        /--drafter-weights fp16 applies to the onnx-\* backends/,
+      ],
+      [
         ["--model", TINY, "--drafter", TINY_DRAFTER, "--prompts", "/no/such.jsonl"],
         /no\/such\.jsonl: prompt file not found/,
       ],

@@ -414,6 +414,16 @@ const BAD: [string, string[], RegExp][] = [
     /--onnx-weights must be one of fp32, fp16, q4, q8; got 'int3'/,
   ],
   [
+    "--drafter-weights the cpu drafter cannot hold",
+    [...LLAMA_PAIR, "--prompt-ids", "1", "--drafter-weights", "q4"],
+    /--drafter-weights q4 applies to the onnx-\* backends; the cpu drafter takes fp32 or q8/,
+  ],
+  [
+    "unknown --drafter-weights",
+    [...LLAMA_PAIR, "--prompt-ids", "1", "--drafter-weights", "int3"],
+    /--drafter-weights must be one of fp32, fp16, q4, q8; got 'int3'/,
+  ],
+  [
     "token id outside the vocabulary",
     [...LLAMA_PAIR, "--prompt-ids", "1,128"],
     /--prompt-ids: 128 is outside/,

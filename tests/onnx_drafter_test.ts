@@ -179,3 +179,43 @@ Deno.test({
     c.dispose();
   },
 });
+
+for (const provider of [...PROVIDERS, "onnx-webgpu" as const]) {
+  Deno.test({
+    name:
+      `${provider}: quantized drafters (q8, q4, fp16) keep ReDrafter token-identical and track fp32's drafts`,
+    ignore: provider === "onnx-webgpu" && !adapter,
+    sanitizeResources: false,
+    sanitizeOps: false,
+  }, async () => {
+    const model = await createOnnxModel(target, { provider, cacheDir: CACHE, threads: 1 });
+    const prompts = [[1, 17, 42, 9, 88, 23], [1, 5, 60]];
+    const opts = { maxNewTokens: 16, eosIds: [] as number[] };
+    const ar = await generate(model, prompts, opts);
+    const exp = readExpected(FIX + "drafter/");
+    const fp32 = await createOnnxDrafter(FIX + "drafter", model, { provider, threads: 1, weights: "fp32" });
+    for (const weights of ["q8", "q4", "fp16"] as const) {
+      const drafter = await createOnnxDrafter(FIX + "drafter", model, { provider, threads: 1, weights });
+      const spec = await speculativeGenerate(model, drafter, prompts, {
+        ...opts,
+        beamWidth: 2,
+        beamLength: 4,
+      });
+      assert.deepEqual(spec.ids, ar.ids, `${weights}: ReDrafter ids`);
+      // The reference's first step: the quantized drafter's top-1 is the fp32 one for most beams.
+      const rq = drafter.beginRound(exp.ctx, exp.batch, exp.width);
+      const rf = fp32.beginRound(exp.ctx, exp.batch, exp.width);
+      let agree = 0, total = 0;
+      for (let s = 0; s < exp.tokens.length; s++) {
+        const q = await rq.step(exp.tokens[s], exp.parents[s], 1);
+        const f = await rf.step(exp.tokens[s], exp.parents[s], 1);
+        for (let n = 0; n < q.ids.length; n++, total++) if (q.ids[n] === f.ids[n]) agree++;
+      }
+      const min = weights === "q4" ? 0.6 : 0.9;
+      assert.ok(agree / total >= min, `${weights}: top-1 agreement ${agree}/${total}`);
+      drafter.dispose();
+    }
+    fp32.dispose();
+    model.dispose();
+  });
+}

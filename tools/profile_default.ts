@@ -9,7 +9,8 @@
  *   deno run -A tools/profile_default.ts [--prompts 8] [--tokens 64] [--reps 3]
  *                                        [--shapes 1x4,4x4] [--kernels auto|wasm|js]
  *                                        [--backend cpu|onnx-node|...] [--drafter-backend cpu|...] [--threads N]
- *                                        [--onnx-weights fp32|fp16|q4|q8]
+ *                                        [--onnx-weights fp32|fp16|q4|q8] [--drafter-weights fp32,q8,..]
+ *                                        [--drafter-threads N]
  *
  * Tokens/s here is decode only: new tokens over (total - prompt) time, so the prefill (identical for both)
  * does not dilute the ratio.
@@ -41,6 +42,8 @@ const { values } = parseArgs({
     "drafter-backend": { type: "string" },
     threads: { type: "string" },
     "onnx-weights": { type: "string" },
+    "drafter-weights": { type: "string" },
+    "drafter-threads": { type: "string" },
   },
 });
 const root = new URL("../models/default/", import.meta.url).pathname;
@@ -55,15 +58,29 @@ const target = backend === "cpu"
     onnxWeights: values["onnx-weights"] as LoadTargetOptions["onnxWeights"],
   });
 const drafterBackend = (values["drafter-backend"] ?? backend) as BackendName;
-const drafter = drafterBackend === "cpu"
-  ? await loadDrafter(root + "drafter", target, { threads })
-  : await loadDraftModel(root + "drafter", target, { backend: drafterBackend, threads });
+const drafterThreads = values["drafter-threads"] ? Number(values["drafter-threads"]) : threads;
+// --drafter-weights a,b: one drafter per format, each shape timed with each (interleaved, same baseline).
+const formats = (values["drafter-weights"] ?? "fp32").split(",");
+const drafters = [];
+for (const f of formats) {
+  drafters.push(
+    drafterBackend === "cpu"
+      ? await loadDrafter(root + "drafter", target, { threads: drafterThreads, weights: f as "fp32" | "q8" })
+      : await loadDraftModel(root + "drafter", target, {
+        backend: drafterBackend,
+        threads: drafterThreads,
+        drafterWeights: f as LoadTargetOptions["drafterWeights"],
+      }),
+  );
+}
 if (backend === "cpu") ckpt.tensors.close();
 const tok = await loadTokenizer(root + "target");
 const lines = Deno.readTextFileSync(root + "prompts.jsonl").trim().split("\n");
 const nPrompts = Number(values.prompts), maxNewTokens = Number(values.tokens), reps = Number(values.reps);
 const prompts = lines.slice(0, nPrompts).map((l) => tok.encode(JSON.parse(l).prompt));
-const shapes = values.shapes.split(",").map((s) => s.split("x").map(Number) as [number, number]);
+const shapes = values.shapes.split(",").flatMap((s) =>
+  formats.map((_, d) => [...s.split("x").map(Number), d] as [number, number, number])
+);
 
 interface Sum {
   decodeMs: number;
@@ -98,7 +115,9 @@ const median = (a: number[]) => a.slice().sort((x, y) => x - y)[Math.floor(a.len
 // warm up (JIT tiers)
 for (const p of prompts.slice(0, 2)) {
   await generate(target, [p], { maxNewTokens: 16 });
-  await speculativeGenerate(target, drafter, [p], { maxNewTokens: 16, beamWidth: 2, beamLength: 4 });
+  for (const drafter of drafters) {
+    await speculativeGenerate(target, drafter, [p], { maxNewTokens: 16, beamWidth: 2, beamLength: 4 });
+  }
 }
 
 const arTps: number[] = [];
@@ -113,8 +132,8 @@ for (let rep = 0; rep < reps; rep++) {
     add(ar, a);
     arIds[i] = a.ids[0];
     for (let j = 0; j < shapes.length; j++) {
-      const [W, L] = shapes[j];
-      const r = await speculativeGenerate(target, drafter, [prompts[i]], {
+      const [W, L, d] = shapes[j];
+      const r = await speculativeGenerate(target, drafters[d], [prompts[i]], {
         maxNewTokens,
         beamWidth: W,
         beamLength: L,
@@ -137,11 +156,13 @@ console.log(
   `target ${backend}, drafter ${drafterBackend}, kernels ${values.kernels}, ${nPrompts} prompts x ${maxNewTokens} tokens, median of ${reps}; ` +
     `AR ${arMed.toFixed(1)} tok/s (${(1000 / arMed).toFixed(2)} ms/token)`,
 );
-console.log("W x L | tau  | draft ms | verify ms | accept ms | tok/s  | speedup");
-shapes.forEach(([W, L], j) => {
+console.log("W x L | drafter | tau  | draft ms | verify ms | accept ms | tok/s  | speedup");
+shapes.forEach(([W, L, d], j) => {
   const s = res[j].last, tps = median(res[j].tps);
   console.log(
-    `${W} x ${L} | ${(s.tauSum / s.steps).toFixed(2)} | ${(s.draftMs / s.steps).toFixed(2).padStart(8)} | ` +
+    `${W} x ${L} | ${formats[d].padEnd(7)} | ${(s.tauSum / s.steps).toFixed(2)} | ${
+      (s.draftMs / s.steps).toFixed(2).padStart(8)
+    } | ` +
       `${(s.verifyMs / s.steps).toFixed(2).padStart(9)} | ${
         (s.acceptMs / s.steps).toFixed(2).padStart(9)
       } | ` +

@@ -21,7 +21,8 @@ import type { DrafterWeights } from "../../drafter/cpu.ts";
 import { WARP_TOP_K } from "../../drafter/cpu.ts";
 import { LOG_0 } from "../../core/sampling.ts";
 import { toF16Bytes } from "./build_target.ts";
-import { GraphBuilder } from "./graph.ts";
+import { GraphBuilder, MS_DOMAIN } from "./graph.ts";
+import { quantizeBlockwise } from "./quantize.ts";
 import { DataType } from "./proto.ts";
 
 /** [rows, cols] -> [cols, rows]. */
@@ -33,10 +34,20 @@ function transpose(a: Float32Array, rows: number, cols: number): Float32Array {
   return out;
 }
 
+/**
+ * Drafter weight storage: float ("fp32", "fp16" upcast on load) or block-quantized matrices ("q8", "q4":
+ * com.microsoft MatMulNBits, int8 activations). Drafts only propose tokens, which the target verifies, so a
+ * quantized drafter changes acceptance, never the generated text.
+ */
+export type DrafterWeightFormat = "fp32" | "fp16" | "q8" | "q4";
+
+/** Inputs per quantization block of the drafter's MatMulNBits weights. */
+const QUANT_BLOCK = 32;
+
 export function buildDrafterGraph(
   w: DrafterWeights,
   embedding: Float32Array,
-  opts: { weights: "fp32" | "fp16" },
+  opts: { weights: DrafterWeightFormat },
 ): GraphBuilder {
   const { hiddenSize: H, vocabSize: V, exitDim: E, rnn } = w.config;
   if (embedding.length !== V * H) {
@@ -44,12 +55,26 @@ export function buildDrafterGraph(
   }
   const g = new GraphBuilder(null);
   const weight = (name: string, dims: number[], data: Float32Array): string => {
-    if (opts.weights === "fp32") return g.f32(name, dims, data);
+    if (opts.weights !== "fp16") return g.f32(name, dims, data);
     return g.op("Cast", [g.weight(name, DataType.FLOAT16, dims, toF16Bytes(data))], { to: DataType.FLOAT });
   };
-  /** nn.Linear weight [out, in] as a MatMul weight [in, out]. */
-  const linear = (name: string, data: Float32Array, out: number, inp: number) =>
-    weight(name, [inp, out], transpose(data, out, inp));
+  const bits = opts.weights === "q4" ? 4 : opts.weights === "q8" ? 8 : 0;
+  /** x [.., inp] times an nn.Linear weight [out, inp]: MatMul, or MatMulNBits when quantized. */
+  const project = (x: string, name: string, data: Float32Array, out: number, inp: number): string => {
+    if (bits === 0) return g.op("MatMul", [x, weight(name, [inp, out], transpose(data, out, inp))]);
+    const q = quantizeBlockwise(data, out, inp, bits as 4 | 8, QUANT_BLOCK);
+    return g.op(
+      "MatMulNBits",
+      [
+        x,
+        g.weight(`${name}.q${bits}`, DataType.UINT8, q.bDims, q.b),
+        g.f32(`${name}.scales`, [q.scales.length], q.scales),
+        g.weight(`${name}.zero_points`, DataType.UINT8, [q.zeroPoints.length], q.zeroPoints),
+      ],
+      { K: inp, N: out, bits, block_size: QUANT_BLOCK, accuracy_level: 4 },
+      MS_DOMAIN,
+    );
+  };
   const silu = (x: string) => g.op("Mul", [x, g.op("Sigmoid", [x])]);
 
   const tokens = g.input({ name: "tokens", dataType: DataType.INT64, shape: ["beams"] });
@@ -64,10 +89,10 @@ export function buildDrafterGraph(
   if (rnn) {
     // Reference order: silu(rnn_w(e) + rnn_u(s)), rnn_u carrying the bias.
     const u = g.op("Add", [
-      g.op("MatMul", [prev, linear("rnn_u.weight", w.rnnU!, H, H)]),
+      project(prev, "rnn_u.weight", w.rnnU!, H, H),
       weight("rnn_u.bias", [H], w.rnnUBias!),
     ]);
-    s = silu(g.op("Add", [g.op("MatMul", [emb, linear("rnn_w.weight", w.rnnW!, H, H)]), u]));
+    s = silu(g.op("Add", [project(emb, "rnn_w.weight", w.rnnW!, H, H), u]));
   } else {
     s = g.op("Add", [emb, prev]);
   }
@@ -76,21 +101,23 @@ export function buildDrafterGraph(
   let x = g.op("Concat", [context, s], { axis: 1 }); // [N,2H], context first
   if (w.inputProjWeight) {
     x = g.op("Add", [
-      g.op("MatMul", [x, linear("input_proj.weight", w.inputProjWeight, E, 2 * H)]),
+      project(x, "input_proj.weight", w.inputProjWeight, E, 2 * H),
       weight("input_proj.bias", [E], w.inputProjBias!),
     ]);
   }
   for (let l = 0; l < w.resWeights.length; l++) {
     const a = g.op("Add", [
-      g.op("MatMul", [x, linear(`lm_head.${l}.linear.weight`, w.resWeights[l], E, E)]),
+      project(x, `lm_head.${l}.linear.weight`, w.resWeights[l], E, E),
       weight(`lm_head.${l}.linear.bias`, [E], w.resBiases[l]),
     ]);
     x = g.op("Add", [x, silu(a)]);
   }
   // The head as stored ([V, E]); Gemm transposes it on the fly.
-  const logits = g.op("Gemm", [x, weight(`lm_head.${w.resWeights.length}.weight`, [V, E], w.headWeight)], {
-    transB: 1,
-  }); // [N,V]
+  const headName = `lm_head.${w.resWeights.length}.weight`;
+  const logits = bits ? project(x, headName, w.headWeight, V, E) : g.op("Gemm", [
+    x,
+    weight(headName, [V, E], w.headWeight),
+  ], { transB: 1 }); // [N,V]
   const z = g.op("Sub", [logits, g.op("ReduceMax", [logits], { axes: [-1], keepdims: 1 })]);
   // Top-50 warp: the 50th largest value (counting repeats) is the threshold; ties with it survive.
   const kk = Math.min(WARP_TOP_K, V);

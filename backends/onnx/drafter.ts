@@ -9,7 +9,7 @@
 import type { DrafterConfig, DraftModel, DraftRound, DraftTopK } from "../../core/types.ts";
 import { checkRoundArgs, checkStepArgs, type DrafterWeights } from "../../drafter/cpu.ts";
 import { type DrafterTarget, readDrafterDir } from "../../drafter/load.ts";
-import { buildDrafterGraph } from "./build_drafter.ts";
+import { buildDrafterGraph, type DrafterWeightFormat } from "./build_drafter.ts";
 import { toBytes } from "./proto.ts";
 import { loadOrt, openSession, type OrtTensor, type ProviderName, PROVIDERS } from "./runtime.ts";
 
@@ -18,7 +18,7 @@ export interface OnnxDrafterOptions {
   /** Intra-op threads (node) / WASM threads. Default: the runtime's choice (1 for WASM). */
   threads?: number;
   /** Weight storage in the graph. Default "fp32"; "fp16" halves memory, compute stays float32. */
-  weights?: "fp32" | "fp16";
+  weights?: DrafterWeightFormat;
 }
 
 /**
