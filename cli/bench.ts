@@ -27,8 +27,8 @@ import {
   asUsage,
   checkDrafterWeights,
   checkOnnxWeights,
-  DEFAULT_DRAFTER_WEIGHTS,
   DEFAULT_PROMPTS,
+  defaultDrafterWeights,
   encodeConversation,
   fitContext,
   loadPair,
@@ -54,8 +54,8 @@ Sweeps beam width x beam length for ReDrafter against the autoregressive baselin
                           onnx-node, onnx-cuda
   --threads N             threads: the CPU backend's matmuls (default: cores, at most 8) or ONNX intra-op
   --onnx-weights W        ONNX target weights: fp32 (default), fp16, q4 or q8
-  --drafter-weights W     drafter weights: q8 (default) or fp32; fp16 and q4 too on onnx-* (never changes
-                          the text, only speed and acceptance)
+  --drafter-weights W     drafter weights: q8 (default; fp32 on onnx-cuda) or fp32; fp16 and q4 too on
+                          onnx-* (never changes the text, only speed and acceptance)
   --prompts FILE          prompt set (default models/default/prompts.jsonl); MT-bench, JSONL or text
   --num-prompts N         first N prompts (default 4)
   --max-new-tokens N      new tokens per prompt (default 64)
@@ -394,7 +394,7 @@ async function main(argv: string[]): Promise<number> {
       ...opts,
       tree: !values["no-tree"],
       onnxWeights: values["onnx-weights"] ?? "fp32",
-      drafterWeights: values["drafter-weights"] ?? DEFAULT_DRAFTER_WEIGHTS,
+      drafterWeights: values["drafter-weights"] ?? backends.map((b) => defaultDrafterWeights(b)).join(","),
     },
     baselines,
     results,
