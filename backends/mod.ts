@@ -28,6 +28,12 @@ export interface LoadTargetOptions {
    * verifies them, so outputs stay exact and only acceptance (and speed) can change.
    */
   drafterWeights?: "fp32" | "fp16" | "q4" | "q8";
+  /**
+   * Drafter threads (loadDraftModel). Default: `threads` for the cpu drafter; 1 intra-op thread for the
+   * onnx-node / onnx-cuda drafter, whose steps are small and whose thread pool would otherwise compete with
+   * the target's (backends/onnx/drafter.ts).
+   */
+  drafterThreads?: number;
 }
 
 /**
@@ -97,12 +103,12 @@ export async function loadDraftModel(
         `--drafter-weights ${weights} applies to the onnx-* backends; the cpu drafter takes fp32 or q8`,
       );
     }
-    return await loadDrafter(dir, target, { threads: opts.threads, weights });
+    return await loadDrafter(dir, target, { threads: opts.drafterThreads ?? opts.threads, weights });
   }
   const onnx = await importOnnx(backend);
   return await onnx.createOnnxDrafter(dir, target, {
     provider: backend,
-    threads: opts.threads,
+    threads: opts.drafterThreads ?? (backend === "onnx-wasm" ? opts.threads : undefined),
     weights,
   });
 }

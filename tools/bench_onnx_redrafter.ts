@@ -55,7 +55,11 @@ for (const entry of a.providers!.split(",")) {
   const [provider, threads] = entry.split(":");
   const opts = { provider: provider as ProviderName, threads: threads ? parseInt(threads, 10) : undefined };
   const target = await createOnnxModel(ckpt, opts);
-  const drafter = await createOnnxDrafter(a.drafter!, target, opts);
+  // The drafter on its default threads (1 intra-op thread on onnx-node; backends/onnx/drafter.ts).
+  const drafter = await createOnnxDrafter(a.drafter!, target, {
+    provider: opts.provider,
+    threads: opts.provider === "onnx-wasm" ? opts.threads : undefined,
+  });
   runners.push({ label: entry, target, drafter });
 }
 

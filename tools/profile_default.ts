@@ -58,14 +58,17 @@ const target = backend === "cpu"
     onnxWeights: values["onnx-weights"] as LoadTargetOptions["onnxWeights"],
   });
 const drafterBackend = (values["drafter-backend"] ?? backend) as BackendName;
-const drafterThreads = values["drafter-threads"] ? Number(values["drafter-threads"]) : threads;
+const drafterThreads = values["drafter-threads"] ? Number(values["drafter-threads"]) : undefined;
 // --drafter-weights a,b: one drafter per format, each shape timed with each (interleaved, same baseline).
 const formats = (values["drafter-weights"] ?? "fp32").split(",");
 const drafters = [];
 for (const f of formats) {
   drafters.push(
     drafterBackend === "cpu"
-      ? await loadDrafter(root + "drafter", target, { threads: drafterThreads, weights: f as "fp32" | "q8" })
+      ? await loadDrafter(root + "drafter", target, {
+        threads: drafterThreads ?? threads,
+        weights: f as "fp32" | "q8",
+      })
       : await loadDraftModel(root + "drafter", target, {
         backend: drafterBackend,
         threads: drafterThreads,

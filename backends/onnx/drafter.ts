@@ -15,7 +15,12 @@ import { loadOrt, openSession, type OrtTensor, type ProviderName, PROVIDERS } fr
 
 export interface OnnxDrafterOptions {
   provider: ProviderName;
-  /** Intra-op threads (node) / WASM threads. Default: the runtime's choice (1 for WASM). */
+  /**
+   * Intra-op threads (node) / WASM threads. Default 1 on onnx-node and onnx-cuda: a drafter step is a few
+   * small matmuls, and a second thread pool would compete with the target's spinning workers for the cores
+   * (measured on 2 cores: target on 2 threads + drafter on 1 ran ReDrafter 1.4-1.5x faster than both on 2
+   * threads without spinning). The runtime's choice elsewhere (1 for WASM).
+   */
   threads?: number;
   /** Weight storage in the graph. Default "fp32"; "fp16" halves memory, compute stays float32. */
   weights?: DrafterWeightFormat;
@@ -46,8 +51,11 @@ export async function createOnnxDrafter(
   const graph = buildDrafterGraph(weights, target.embeddingTable(), { weights: opts.weights ?? "fp32" });
   const bytes = toBytes(graph.encode("redrafter-drafter-step"));
   const gpu = opts.provider === "onnx-webgpu";
+  const native = opts.provider === "onnx-node" || opts.provider === "onnx-cuda";
   const session = await openSession(ort, bytes, {
     ...opts,
+    threads: opts.threads ?? (native ? 1 : undefined),
+    spin: false, // it alternates with the target (matters only when given several threads)
     // The recurrent state goes straight back in as the next step's input: keep it on the device.
     extra: gpu ? { preferredOutputLocation: { next_state: "gpu-buffer" } } : undefined,
   });

@@ -23,6 +23,13 @@ export interface RuntimeOptions {
   provider: ProviderName;
   /** Intra-op threads (node: intraOpNumThreads; wasm: ort.env.wasm.numThreads). Default: the runtime's. */
   threads?: number;
+  /**
+   * onnxruntime-node: let idle intra-op workers spin for the next op (ORT's default; true here too). The
+   * target keeps it: between ops of one forward pass a sleeping worker costs a wake-up each time (measured
+   * on 2 cores: autoregression 1.4x faster spinning). Sessions that alternate with the target and run on
+   * several threads turn it off, or their workers and the target's would poll against each other.
+   */
+  spin?: boolean;
 }
 
 /** A model to open: a path on disk (with its external data file beside it) or bytes in memory. */
@@ -159,10 +166,7 @@ export async function openSession(
   };
   if (opts.provider === "onnx-node" || opts.provider === "onnx-cuda") {
     if (opts.threads) common.intraOpNumThreads = opts.threads;
-    // Target and drafter sessions alternate, each with its own thread pool: idle workers spinning for work
-    // would steal the cores the other session needs (measured: 2 threads, 2 shared cores, AR and ReDrafter
-    // both ~2x faster without spinning).
-    if (opts.threads !== 1) {
+    if (opts.spin === false && opts.threads !== 1) {
       common.extra = { session: { intra_op: { allow_spinning: "0" } } };
     }
     common.executionProviders = opts.provider === "onnx-cuda" ? ["cuda", "cpu"] : ["cpu"];
