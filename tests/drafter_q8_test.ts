@@ -108,3 +108,32 @@ Deno.test("loadDraftModel: drafter weights the cpu drafter cannot hold are refus
   );
   target.dispose();
 });
+
+Deno.test("drafter q8: every drafter layout (input_proj or not, rnn or not, ResBlocks) stays token-identical", async () => {
+  const { makeRandomDrafter } = await import("../tools/make_random_drafter.ts");
+  const FIX = fileURLToPath(new URL("./fixtures/drafter/", import.meta.url));
+  const LLAMA = fileURLToPath(new URL("./fixtures/models/llama", import.meta.url));
+  const tmp = Deno.makeTempDirSync({ prefix: "drafter-q8-" });
+  const pairs: [string, string][] = [
+    [FIX + "target", FIX + "drafter"],
+    [FIX + "target", FIX + "drafter_proj"],
+    [LLAMA, makeRandomDrafter(LLAMA, tmp + "/no_rnn", { seed: 3, rnn: false, layers: 2 })],
+    [LLAMA, makeRandomDrafter(LLAMA, tmp + "/proj", { seed: 4, exitDim: 24, layers: 1 })],
+  ];
+  for (const [targetDir, drafterDir] of pairs) {
+    const ckpt = await loadCheckpoint(targetDir);
+    const target = createCpuModel(ckpt, { threads: 1 });
+    ckpt.tensors.close();
+    const q8 = await loadDraftModel(drafterDir, target, { threads: 1, drafterWeights: "q8" });
+    const prompts = [[1, 17, 42, 9], [1, 5, 60, 3, 8]];
+    const opts = { maxNewTokens: 20, eosIds: [] as number[] };
+    const ar = await generate(target, prompts, opts);
+    for (const [W, L] of [[1, 3], [3, 4]]) {
+      const spec = await speculativeGenerate(target, q8, prompts, { ...opts, beamWidth: W, beamLength: L });
+      assert.deepEqual(spec.ids, ar.ids, `${drafterDir} W=${W} L=${L}`);
+    }
+    q8.dispose();
+    target.dispose();
+  }
+  Deno.removeSync(tmp, { recursive: true });
+});
