@@ -224,7 +224,8 @@ export async function runEval(
       `\nbeam width ${s.beamWidth}, beam length ${s.beamLength} (${s.beamLength - 1} draft${
         s.beamLength === 2 ? "" : "s"
       } per beam), ` +
-        `${s.tree ? "tree" : "chain"} verification, ${pair.target.backend} backend, batch size ${batchSize}`,
+        `${s.tree ? "tree" : "chain"} verification, ${pair.target.backend} backend, ` +
+        `${pair.drafterWeights ?? "no"} drafter weights, batch size ${batchSize}`,
     );
   }
   if (values.compare) {

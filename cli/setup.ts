@@ -53,6 +53,8 @@ export interface Pair {
   ckpt: Checkpoint;
   modelDir: string;
   drafterDir: string | null;
+  /** The drafter's weight format (--drafter-weights, or its default), or null without a drafter. */
+  drafterWeights: string | null;
   dispose(): void;
 }
 
@@ -171,6 +173,7 @@ export async function loadPair(opts: PairOptions): Promise<Pair> {
     ckpt,
     modelDir,
     drafterDir,
+    drafterWeights: drafter ? drafterWeights ?? null : null,
     dispose() {
       drafter?.dispose();
       target.dispose();
