@@ -54,8 +54,8 @@ Sweeps beam width x beam length for ReDrafter against the autoregressive baselin
                           onnx-node, onnx-cuda
   --threads N             threads: the CPU backend's matmuls (default: cores, at most 8) or ONNX intra-op
   --onnx-weights W        ONNX target weights: fp32 (default), fp16, q4 or q8
-  --drafter-weights W     drafter weights: q8 (default; fp32 on onnx-cuda) or fp32; fp16 and q4 too on
-                          onnx-* (never changes the text, only speed and acceptance)
+  --drafter-weights W     drafter weights: q8 (default on cpu and onnx-node) or fp32 (default elsewhere);
+                          fp16, q4 too on onnx-* (never changes the text, only speed and acceptance)
   --prompts FILE          prompt set (default models/default/prompts.jsonl); MT-bench, JSONL or text
   --num-prompts N         first N prompts (default 4)
   --max-new-tokens N      new tokens per prompt (default 64)

@@ -43,8 +43,9 @@ Model:
   --threads N              threads: the CPU backend's matmuls (default: cores, at most 8) or ONNX intra-op
   --onnx-weights W         ONNX target weights: fp32 (default), fp16, q4 or q8 (MatMulNBits; faster, not
                            bit-exact: greedy tokens agree with fp32 about 99% (q8) / 88% (q4) of the time)
-  --drafter-weights W      drafter weights: q8 (default; fp32 on onnx-cuda) or fp32; fp16 and q4 too on
-                           onnx-*. The target verifies every draft: speed and acceptance change, never text
+  --drafter-weights W      drafter weights: q8 (default on cpu and onnx-node) or fp32 (default elsewhere);
+                           fp16, q4 too on onnx-*. The target verifies every draft: speed and acceptance
+                           change, never the text
 
 Generation:
   --max-new-tokens N       new tokens per prompt (default 128)

@@ -95,13 +95,15 @@ export function checkOnnxWeights(
 }
 
 /**
- * The CLIs' drafter weights when --drafter-weights is not given: int8. A drafter only proposes tokens the
- * target verifies, so this is exact like fp32 (the library's default), and faster: the drafter's head
- * streams a quarter of fp32's bytes per step. Except on onnx-cuda, where 8-bit MatMulNBits could not be
- * tested here (a node the CUDA EP lacks would fall back to the CPU).
+ * The CLIs' drafter weights when --drafter-weights is not given: int8 where it was measured faster, on the
+ * cpu backend (kernels/q8.ts) and onnx-node (MatMulNBits); fp32 elsewhere: onnx-wasm runs MatMulNBits about
+ * 12x slower than its fp32 MatMul (a 12.9 ms drafter step against 1.05 ms on the default pair), and on the
+ * WebGPU and CUDA EPs it could not be timed here. A drafter only proposes tokens the target verifies, so
+ * either is exact; the library's own default is fp32.
  */
 export function defaultDrafterWeights(backend: string | undefined): "q8" | "fp32" {
-  return backend === "onnx-cuda" ? "fp32" : "q8";
+  const b = backend ?? "cpu";
+  return b === "cpu" || b === "onnx-node" ? "q8" : "fp32";
 }
 
 /** The --drafter-weights value (default defaultDrafterWeights), checked against the backend. */

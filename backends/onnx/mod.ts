@@ -46,8 +46,9 @@ export interface OnnxModelOptions {
   externalData?: boolean;
   /**
    * Attention subgraph of batch-1 sessions: "gqa" (com.microsoft GroupQueryAttention), "standard" (plain
-   * ops), or "auto" (default: gqa on onnx-node and onnx-wasm, whose CPU kernels take fp32 and an attention
-   * bias; standard on WebGPU and CUDA). Sessions of batch > 1 always use the standard graph, because ORT's
+   * ops), or "auto" (default: gqa on onnx-node, whose CPU kernel takes fp32 and an attention bias; standard
+   * elsewhere: onnx-wasm's GQA kernel is slow past one new token (measured on the default model, 600 tokens
+   * of context: 30.5 ms against 8.5 ms for a 2-token step), and WebGPU and CUDA take the plain ops). Sessions of batch > 1 always use the standard graph, because ORT's
    * GQA refuses several rows of several new tokens over a past; it is built and opened on first use.
    */
   attention?: "auto" | "gqa" | "standard";
@@ -64,7 +65,7 @@ export function resolveAttention(
     throw new Error(`onnx: attention "gqa" needs fused contrib ops (fused: true)`);
   }
   if (want !== "auto") return want;
-  return fused && (provider === "onnx-node" || provider === "onnx-wasm") ? "gqa" : "standard";
+  return fused && provider === "onnx-node" ? "gqa" : "standard";
 }
 
 /** Graphs whose weights exceed this go to an external data file (protobuf's hard limit is 2 GB). */
