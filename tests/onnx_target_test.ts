@@ -54,8 +54,12 @@ async function prefill(s: TargetSession, rows: number[][]): Promise<void> {
 
 const models = new Map<string, TargetModel>();
 const ckpts = new Map<string, Checkpoint>();
-async function model(arch: string, provider: ProviderName): Promise<TargetModel> {
-  const key = `${arch}/${provider}`;
+async function model(
+  arch: string,
+  provider: ProviderName,
+  attention: "auto" | "gqa" = "auto",
+): Promise<TargetModel> {
+  const key = `${arch}/${provider}/${attention}`;
   let m = models.get(key);
   if (!m) {
     let ck = ckpts.get(arch);
@@ -63,7 +67,7 @@ async function model(arch: string, provider: ProviderName): Promise<TargetModel>
       ck = await loadCheckpoint(`${FIXTURES}${arch}`);
       ckpts.set(arch, ck);
     }
-    m = await createOnnxModel(ck, { provider, cacheDir: CACHE, threads: 1 });
+    m = await createOnnxModel(ck, { provider, cacheDir: CACHE, threads: 1, attention });
     models.set(key, m);
   }
   return m;
@@ -262,10 +266,10 @@ for (const arch of ARCHS) {
   });
 }
 
-for (const arch of ARCHS) {
-  Deno.test(`onnx-node ${arch}: batch 1 runs the GroupQueryAttention graph and equals the CPU reference`, async () => {
+for (const [arch, provider] of ARCHS.flatMap((a) => PROVIDERS.map((p) => [a, p] as const))) {
+  Deno.test(`${provider} ${arch}: attention "gqa" runs GroupQueryAttention at batch 1 and equals the CPU reference`, async () => {
     const { createCpuModel } = await import("../backends/cpu/mod.ts");
-    const m = await model(arch, "onnx-node");
+    const m = await model(arch, provider, "gqa");
     const cpu = createCpuModel(ckpts.get(arch)!);
     const a = m.createSession(1, 64), b = cpu.createSession(1, 64);
     // A prompt longer than the mistral fixture's window (6), then a tree with a branch, a commit, a step.
@@ -293,7 +297,7 @@ for (const arch of ARCHS) {
     a.dispose();
     b.dispose();
     cpu.dispose();
-    // The graph that served batch 1 is the GQA one (the batched tests above open the standard one).
+    // The graph that served batch 1 is the GQA one (the default "auto" opens the standard one).
     const graphs = [...Deno.readDirSync(CACHE)].map((e) =>
       Deno.readFileSync(`${CACHE}/${e.name}/model.onnx`)
     );
@@ -309,6 +313,7 @@ Deno.test("onnx-node: a batched session after the checkpoint was closed names wh
     provider: "onnx-node",
     cacheDir: Deno.makeTempDirSync(),
     threads: 1,
+    attention: "gqa",
   });
   ck.tensors.close(); // batch 1 runs the GQA graph; the standard one for batch 2 can no longer be built
   const s = m.createSession(2, 8);

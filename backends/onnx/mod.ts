@@ -45,18 +45,18 @@ export interface OnnxModelOptions {
   /** Force weights into an external data file (default: only above ~1.5 GB, the protobuf limit). */
   externalData?: boolean;
   /**
-   * Attention subgraph of batch-1 sessions: "gqa" (com.microsoft GroupQueryAttention), "standard" (plain
-   * ops), or "auto" (default: gqa on onnx-node, whose CPU kernel takes fp32 and an attention bias; standard
-   * elsewhere: onnx-wasm's GQA kernel is slow past one new token (measured on the default model, 600 tokens
-   * of context: 30.5 ms against 8.5 ms for a 2-token step), and WebGPU and CUDA take the plain ops). Sessions of batch > 1 always use the standard graph, because ORT's
-   * GQA refuses several rows of several new tokens over a past; it is built and opened on first use.
+   * Attention subgraph of batch-1 sessions: "standard" (plain ops), "gqa" (com.microsoft
+   * GroupQueryAttention; onnx-node and onnx-wasm), or "auto" (default): standard. Measured on the default
+   * model, one process, the two graphs interleaved: on onnx-node GQA is never faster and 9-10% slower at
+   * 300-600 tokens of context; on onnx-wasm its kernel is slow past one new token (a 2-token step 30.5 ms
+   * against 8.5 ms at 600 tokens). Sessions of batch > 1 always use the standard graph (ORT's CPU GQA
+   * refuses several rows of several new tokens over a past); a "gqa" model builds it on first use.
    */
   attention?: "auto" | "gqa" | "standard";
 }
 
-/** The attention kind batch-1 sessions get on a provider. */
+/** The attention kind batch-1 sessions get. */
 export function resolveAttention(
-  provider: ProviderName,
   attention: OnnxModelOptions["attention"],
   fused: boolean,
 ): "gqa" | "standard" {
@@ -65,7 +65,7 @@ export function resolveAttention(
     throw new Error(`onnx: attention "gqa" needs fused contrib ops (fused: true)`);
   }
   if (want !== "auto") return want;
-  return fused && provider === "onnx-node" ? "gqa" : "standard";
+  return "standard";
 }
 
 /** Graphs whose weights exceed this go to an external data file (protobuf's hard limit is 2 GB). */
@@ -167,7 +167,7 @@ export async function createOnnxModel(ckpt: Checkpoint, opts: OnnxModelOptions):
     throw new Error(`unknown ONNX provider "${opts.provider}"; use one of ${PROVIDERS.join(", ")}`);
   }
   const ort = await loadOrt(opts);
-  const attention = resolveAttention(opts.provider, opts.attention, opts.fused ?? true);
+  const attention = resolveAttention(opts.attention, opts.fused ?? true);
   const config: ModelConfig = ckpt.config;
   // WebGPU: the KV cache stays on the device (present.* come back as GPU buffers; gpu_kv.ts commits them).
   const gpu = opts.provider === "onnx-webgpu";
