@@ -2,7 +2,7 @@
 # One GPU call: self-distill the default target once at scale, then train drafter variants side by side on
 # the same rows and measure each one's held-out acceptance. Results come back as one tar per variant in $OUT.
 #
-# Usage, from the repo root: [VARIANTS="a b c d"] bash tools/default_model/gpu_drafter_sweep.sh TRAIN [CONTEXTS] [MINUTES]
+# Usage, from the repo root: [VARIANTS="a b c d e"] bash tools/default_model/gpu_drafter_sweep.sh TRAIN [CONTEXTS] [MINUTES]
 #   TRAIN      corpus.py's docs.jsonl (its "train" documents are used), or that split as plain text (the
 #              documents joined by blank lines), or such a text as .xz
 #   CONTEXTS   distillation contexts, half cut from TRAIN and half sampled by the target (default 120000)
@@ -13,11 +13,14 @@
 #   b   2 ResBlocks, exit_dim 384 (about 1.4x the drafter's per-step compute)
 #   c   the shipped architecture trained on K=3 steps only (the depths W=1 L<=4 beams use)
 #   d   the shipped drafter fine-tuned on the new rows
+#   e   the shipped drafter deepened to 3 ResBlocks (--grow-layers: the 2 new ones start as the identity, so it
+#       starts exactly at the shipped drafter's acceptance) and fine-tuned; per step it adds 2 x 256 x 256
+#       multiply-adds to the head's 256 x 8192, about 3%
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 SRC=$1; CTX=${2:-120000}; MIN=${3:-3.5}
 OUT=${OUT:-/tmp/sweep-out}; W=/tmp/sweep; mkdir -p "$OUT" "$W"
-rm -rf $W/a $W/b $W/c $W/d  # earlier variants; the distilled rows ($W/rows.pt) are reused when settings match
+rm -rf $W/a $W/b $W/c $W/d $W/e  # earlier variants; the distilled rows ($W/rows.pt) are reused when settings match
 export PYTHONUNBUFFERED=1 PYTHONPATH=$PWD/train
 T0=$(date +%s)
 stamp() { echo "[$(($(date +%s) - T0))s] $*"; }
@@ -54,7 +57,8 @@ for v in $VARIANTS; do
     b) train b --layers 2 --exit-dim 384 --lr 2e-3 & ;;
     c) train c --layers 1 --exit-dim 256 --predict-n 3 --lr 2e-3 & ;;
     d) train d --init models/default/drafter --lr 6e-4 & ;;
-    *) echo "unknown variant $v (a, b, c or d)"; exit 2 ;;
+    e) train e --init models/default/drafter --grow-layers 3 --lr 6e-4 & ;;
+    *) echo "unknown variant $v (a, b, c, d or e)"; exit 2 ;;
   esac
 done
 wait
@@ -62,14 +66,14 @@ stamp "trained"
 for v in $VARIANTS; do
   echo "== $v"; grep -E "^step|^drafter:|^  step [1-3]|^eval|error|Error" $OUT/$v.log | tail -7
 done
-for v in a b c d; do
+for v in a b c d e; do
   [ -f $W/$v/model.safetensors ] && tar -C $W -cf $OUT/drafter-$v.tar $v/config.json $v/model.safetensors $v/metrics.json
 done
 # Keep the target and the drafters on this machine for a follow-up call (ignored paths survive while warm).
-mkdir -p .devkeep && cp -r $TGT .devkeep/ && for v in a b c d; do cp -r $W/$v .devkeep/drafter-$v 2>/dev/null; done
+mkdir -p .devkeep && cp -r $TGT .devkeep/ && for v in a b c d e; do cp -r $W/$v .devkeep/drafter-$v 2>/dev/null; done
 stamp "held-out acceptance (${ACC_PROMPTS:-100} prompts)"
 list=models/default/drafter
-for v in a b c d; do [ -f $W/$v/model.safetensors ] && list=$list,$W/$v; done
+for v in a b c d e; do [ -f $W/$v/model.safetensors ] && list=$list,$W/$v; done
 python3 tools/default_model/drafter_acceptance.py --drafter $list --prompts "${ACC_PROMPTS:-100}" 2>&1 |
   grep -v "Loading weights" | tee $OUT/acceptance.txt
 stamp "done"

@@ -20,6 +20,9 @@ def parser() -> argparse.ArgumentParser:
     g.add_argument("--output", required=True, help="output directory (drafter, checkpoints, metrics.json)")
     g.add_argument("--init", default=None,
                    help="drafter directory to start from (fine-tuning); its config sets the architecture")
+    g.add_argument("--grow-layers", type=int, default=0,
+                   help="with --init: first deepen the drafter to this many ResBlocks, the new ones zero "
+                        "(identity) so it starts exactly where --init was")
     g.add_argument("--resume", default=None, help="checkpoint directory to resume from, or 'auto' for the latest "
                                                   "checkpoint-* under --output")
     g = p.add_argument_group("drafter")
@@ -86,6 +89,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.data is None and not (args.distill_contexts > 0 and args.distill_prompts == "sampled"):
         print("error: --data is required (unless --distill-contexts N with --distill-prompts sampled)",
               file=sys.stderr)
+        return 2
+    if args.grow_layers and not args.init:
+        print("error: --grow-layers needs --init (the drafter to deepen)", file=sys.stderr)
         return 2
     for name in ("predict_n", "batch", "grad_accum", "max_steps", "seq_len", "log_every"):
         if getattr(args, name) < 1:

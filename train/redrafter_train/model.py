@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 import torch.nn as nn
@@ -178,6 +178,27 @@ def save_drafter(model: Drafter, out_dir: str, dtype: torch.dtype = torch.float3
     tensors = {k: v.detach().to("cpu", dtype).contiguous() for k, v in model.state_dict().items()}
     # metadata format=pt: transformers refuses safetensors files without it.
     save_file(tensors, os.path.join(out_dir, "model.safetensors"), metadata={"format": "pt"})
+
+
+def grow_drafter(model: Drafter, layers: int) -> Drafter:
+    """A copy of `model` with `layers` ResBlocks that computes exactly what `model` does.
+
+    The new blocks go after the existing ones, just before the vocabulary head, with zero weight and bias:
+    each is then the identity (x + SiLU(0) = x), yet trainable (SiLU'(0) = 1/2 lets gradients reach it). So a
+    deeper drafter can start from a trained shallower one instead of from scratch.
+    """
+    n = model.config.num_draft_layers
+    if layers < n:
+        raise ValueError(f"grow_drafter: the drafter has {n} ResBlocks; cannot grow it to {layers}")
+    cfg = replace(model.config, num_draft_layers=layers)
+    state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    state[f"lm_head.{layers}.weight"] = state.pop(f"lm_head.{n}.weight")
+    for i in range(n, layers):
+        state[f"lm_head.{i}.linear.weight"] = torch.zeros(cfg.exit_dim, cfg.exit_dim)
+        state[f"lm_head.{i}.linear.bias"] = torch.zeros(cfg.exit_dim)
+    grown = Drafter(cfg)
+    grown.load_state_dict(state)  # strict: every tensor accounted for
+    return grown
 
 
 def load_drafter(path: str) -> Drafter:

@@ -21,7 +21,7 @@ import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel as DDP
 
 from .data import load_rows
-from .model import IGNORE_INDEX, Drafter, DrafterConfig, load_drafter, save_drafter
+from .model import IGNORE_INDEX, Drafter, DrafterConfig, grow_drafter, load_drafter, save_drafter
 
 
 def setup_distributed():
@@ -192,7 +192,15 @@ def train(args) -> dict:
         if (cfg.hidden_size, cfg.vocab_size) != (H, vocab):
             raise ValueError(f"{cfg_path}: drafter hidden_size {cfg.hidden_size} / vocab_size "
                              f"{cfg.vocab_size} do not match the target's {H} / {vocab}")
-        model = load_drafter(args.init).to(device)
+        model = load_drafter(args.init)
+        if args.grow_layers:
+            n = cfg.num_draft_layers
+            if args.grow_layers < n:
+                raise ValueError(f"--grow-layers {args.grow_layers}: {cfg_path} already has {n} ResBlocks")
+            model = grow_drafter(model, args.grow_layers)
+            cfg = model.config
+            log(f"drafter: grew {n} -> {cfg.num_draft_layers} ResBlocks (the new ones start as the identity)")
+        model = model.to(device)
         log(f"drafter: starting from {args.init}")
     else:
         model = Drafter(cfg).to(device)

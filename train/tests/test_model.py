@@ -72,3 +72,28 @@ def test_beam_search_trace_is_consistent():
     # Beams come out sorted by their joint log-probability (sum of q at the drafted tokens).
     score = torch.gather(q, 3, beams[:, :, 1:, None]).squeeze(-1).sum(-1)
     assert (score[:, :-1] >= score[:, 1:]).all()
+
+
+def test_grow_drafter_starts_exactly_where_the_shallow_one_was(tmp_path):
+    from redrafter_train.model import grow_drafter
+    torch.manual_seed(0)
+    for exit_dim, rnn in ((12, True), (8, False)):  # with input_proj (exit_dim != 2H) and without
+        small = Drafter(DrafterConfig(hidden_size=4, vocab_size=30, exit_dim=exit_dim, num_draft_layers=1, rnn=rnn))
+        big = grow_drafter(small, 3)
+        assert big.config.num_draft_layers == 3
+        ctx, state = torch.randn(5, 4), torch.randn(5, 4)
+        assert torch.equal(big.log_probs(ctx, state), small.log_probs(ctx, state))
+        hidden, embs = torch.randn(2, 7, 4), torch.randn(2, 7, 4)
+        for a, b in zip(big.step_inputs(hidden, embs, 3), small.step_inputs(hidden, embs, 3)):
+            assert torch.equal(big.head(a), small.head(b))
+        # The new blocks learn: a loss step moves their weights off zero.
+        big.head(torch.randn(3, 8)).sum().backward()
+        assert big.lm_head[1].linear.weight.grad.abs().sum() > 0
+        # Saved and loaded like any drafter (config says 3 ResBlocks; the head is lm_head.3).
+        save_drafter(big, str(tmp_path / f"grown{exit_dim}"))
+        names = set(load_file(str(tmp_path / f"grown{exit_dim}" / "model.safetensors")))
+        assert "lm_head.3.weight" in names and "lm_head.2.linear.weight" in names
+        again = load_drafter(str(tmp_path / f"grown{exit_dim}"))
+        assert torch.equal(again.log_probs(ctx, state), small.log_probs(ctx, state))
+    with pytest.raises(ValueError, match="cannot grow it to 0"):
+        grow_drafter(small, 0)

@@ -97,6 +97,22 @@ def test_init_fine_tunes_from_an_existing_drafter(tiny_env, tmp_path):
     assert any(not torch.equal(a[k], c[k]) for k in a)
 
 
+def test_grow_layers_deepens_the_init_drafter_exactly(tiny_env, tmp_path):
+    import json
+    base, grown = tmp_path / "base", tmp_path / "grown"
+    assert main(_common(tiny_env, base) + ["--max-steps", "1", "--batch", "2"]) == 0
+    # lr 0: the result is the starting drafter with two identity ResBlocks before its head.
+    assert main(_common(tiny_env, grown) + ["--max-steps", "1", "--batch", "2", "--init", str(base),
+                                            "--grow-layers", "3", "--lr", "0"]) == 0
+    a, b = _weights(base), _weights(grown)
+    assert json.loads((grown / "config.json").read_text())["num_draft_layers"] == 3
+    assert torch.equal(a["lm_head.1.weight"], b["lm_head.3.weight"])
+    assert torch.equal(a["lm_head.0.linear.weight"], b["lm_head.0.linear.weight"])
+    for i in (1, 2):
+        assert not b[f"lm_head.{i}.linear.weight"].any() and not b[f"lm_head.{i}.linear.bias"].any()
+    assert main(_common(tiny_env, tmp_path / "x") + ["--max-steps", "1", "--grow-layers", "3"]) == 2
+
+
 def test_init_refuses_a_drafter_of_another_size(tiny_env, tmp_path):
     import json
     import pytest
