@@ -72,7 +72,9 @@ Sweeps beam width x beam length for ReDrafter against the autoregressive baselin
                           and the default target (tools/hf_compare.py; needs python3 + torch)
   --peers                 also run Hugging Face transformers generate() (plain, and prompt-lookup assisted
                           generation) on the same model, prompts and budget (tools/hf_compare.py, torch CPU)
-  --repeats N             timed repetitions per model in --suite ar (median; default 3)
+  --repeats N             repetitions: of the whole sweep, each against its own interleaved baseline (the
+                          table shows the median speedup and the range; default 1); per model in
+                          --suite ar (median; default 3)
   --out DIR               where bench.json and the SVG charts go (default bench-out)
   --json                  print bench.json to stdout instead of the tables`;
 
@@ -112,7 +114,10 @@ export interface ShapeResult {
   beamLength: number;
   tau: number;
   tokensPerSecond: number;
+  /** Median over the repeats of the sweep (--repeats; one repeat: the speedup of that run). */
   speedup: number;
+  /** Per repeat of the sweep: ReDrafter tokens/s over that repeat's interleaved baseline. */
+  speedups: number[];
   /** ReDrafter ids equal the baseline's for every prompt. */
   identical: boolean;
   acceptanceByPosition: number[];
@@ -178,6 +183,7 @@ async function benchBackend(
     temperature: number;
     seed: number;
     promptsFile: string;
+    repeats: number;
   },
 ): Promise<{ pair: Pair; results: ShapeResult[]; baselines: Baseline[] }> {
   const threads = values.threads === undefined ? undefined : intFlag(values, "threads", 1, { min: 1 });
@@ -243,19 +249,32 @@ async function benchBackend(
   const baselines: Baseline[] = [];
   const grid = opts.widths.flatMap((W) => opts.lengths.map((L) => [W, L] as const));
   const promptBatches = [...batches(prompts, opts.batchSize)];
-  const total = opts.modes.length * promptBatches.length * (grid.length + 1);
+  const total = opts.repeats * opts.modes.length * promptBatches.length * (grid.length + 1);
   const bar = progressBar({ label: `bench ${backend}`, total });
   for (const mode of opts.modes) {
     const sampling = samplingFor(mode, opts);
     const ar: Runs = { metrics: [], ids: [] };
     const runs: Runs[] = grid.map(() => ({ metrics: [], ids: [] }));
-    for (const batch of promptBatches) {
-      await runBatch(base("autoregressive", sampling), batch, maxNew, ar);
-      bar.tick();
-      for (const [j, [W, L]] of grid.entries()) {
-        await runBatch(base("redrafter", sampling, W, L), batch, maxNew, runs[j]);
+    const speedups: number[][] = grid.map(() => []);
+    for (let rep = 0; rep < opts.repeats; rep++) {
+      const arRep: Runs = { metrics: [], ids: [] };
+      const shapeRuns: Runs[] = grid.map(() => ({ metrics: [], ids: [] }));
+      for (const batch of promptBatches) {
+        await runBatch(base("autoregressive", sampling), batch, maxNew, arRep);
         bar.tick();
+        for (const [j, [W, L]] of grid.entries()) {
+          await runBatch(base("redrafter", sampling, W, L), batch, maxNew, shapeRuns[j]);
+          bar.tick();
+        }
       }
+      const repTps = summarize(arRep.metrics).tokensPerSecond;
+      for (const j of grid.keys()) {
+        speedups[j].push(repTps > 0 ? summarize(shapeRuns[j].metrics).tokensPerSecond / repTps : 0);
+        runs[j].metrics.push(...shapeRuns[j].metrics);
+        runs[j].ids.push(...shapeRuns[j].ids);
+      }
+      ar.metrics.push(...arRep.metrics);
+      ar.ids.push(...arRep.ids);
     }
     const tps = summarize(ar.metrics).tokensPerSecond;
     const half = Math.ceil(ar.metrics.length / 2);
@@ -275,7 +294,8 @@ async function benchBackend(
         beamLength: L,
         tau: r.tau,
         tokensPerSecond: r.tokensPerSecond,
-        speedup: tps > 0 ? r.tokensPerSecond / tps : 0,
+        speedup: median(speedups[j]),
+        speedups: speedups[j],
         identical: same(runs[j].ids, ar.ids),
         acceptanceByPosition: r.acceptanceByPosition,
         histogram: r.histogram,
@@ -286,6 +306,11 @@ async function benchBackend(
   }
   bar.finish();
   return { pair, results, baselines };
+}
+
+function median(a: number[]): number {
+  const s = a.slice().sort((x, y) => x - y), m = s.length >> 1;
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
 }
 
 function samplingFor(mode: BenchMode, o: { temperature: number; seed: number }): SamplingOptions | undefined {
@@ -345,6 +370,7 @@ async function main(argv: string[]): Promise<number> {
     temperature: numberFlag(values, "temperature", 1, { min: 0.01, max: 100 }),
     seed: intFlag(values, "seed", 0, { min: 0 }),
     promptsFile: values.prompts ?? DEFAULT_PROMPTS,
+    repeats: intFlag(values, "repeats", 1, { min: 1 }),
   };
   const out = values.out ?? "bench-out";
 
@@ -450,7 +476,9 @@ async function main(argv: string[]): Promise<number> {
     r.beamLength,
     fmt(r.tau, 2),
     fmt(r.tokensPerSecond, 1),
-    `${fmt(r.speedup, 2)}x`,
+    r.speedups.length > 1
+      ? `${fmt(r.speedup, 2)}x (${fmt(Math.min(...r.speedups), 2)}-${fmt(Math.max(...r.speedups), 2)})`
+      : `${fmt(r.speedup, 2)}x`,
     r.identical ? "yes" : "NO",
   ]);
   const headers = ["backend", "mode", "W", "L", "tau", "tok/s", "speedup", "same as AR"];

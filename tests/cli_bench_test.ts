@@ -35,6 +35,7 @@ Deno.test("bench: sweep, recommendation, bench.json and SVG charts", async () =>
     assert.equal(x.histogram.length, x.beamLength);
     assert.ok(x.tau >= 1 && x.tau <= x.beamLength);
     assert.ok(x.speedup > 0);
+    assert.deepEqual(x.speedups, [x.speedup], "one repeat: its own speedup");
   }
   // The oracle drafter: greedy with one beam of length 5 accepts nearly every draft.
   const g = report.results.find((x: { mode: string; beamWidth: number; beamLength: number }) =>
@@ -49,6 +50,28 @@ Deno.test("bench: sweep, recommendation, bench.json and SVG charts", async () =>
   for (const name of ["speedup_cpu_greedy.svg", "speedup_cpu_exact.svg", "accepted_cpu_greedy.svg"]) {
     const svg = await Deno.readTextFile(join(out, name));
     assert.match(svg, /<svg[\s\S]*<\/svg>\s*$/);
+  }
+});
+
+Deno.test("bench --repeats: every shape's speedup is the median of one per repeat, shown with its range", async () => {
+  const out = Deno.makeTempDirSync({ prefix: "redrafter-bench-" });
+  const r = await runCli("cli/bench.ts", [
+    ...["--model", TINY, "--drafter", TINY_DRAFTER, "--prompts", join(PROMPTS, "prompts.jsonl")],
+    ...["--num-prompts", "2", "--max-new-tokens", "8", "--beam-widths", "1", "--beam-lengths", "2,4"],
+    ...["--modes", "greedy", "--repeats", "3", "--out", out],
+  ]);
+  assert.equal(r.code, 0, r.stderr);
+  const report = JSON.parse(await Deno.readTextFile(join(out, "bench.json")));
+  assert.equal(report.settings.repeats, 3);
+  for (const x of report.results) {
+    assert.equal(x.speedups.length, 3);
+    const sorted = [...x.speedups].sort((a: number, b: number) => a - b);
+    assert.equal(x.speedup, sorted[1]);
+    assert.equal(x.identical, true);
+    assert.ok(
+      r.stdout.includes(`${x.speedup.toFixed(2)}x (${sorted[0].toFixed(2)}-${sorted[2].toFixed(2)})`),
+      r.stdout,
+    );
   }
 });
 
