@@ -54,6 +54,7 @@ Sweeps beam width x beam length for ReDrafter against the autoregressive baselin
                           onnx-node, onnx-cuda
   --threads N             threads: the CPU backend's matmuls (default: cores, at most 8) or ONNX intra-op
   --onnx-weights W        ONNX target weights: fp32 (default), fp16, q4 or q8
+  --drafter-threads N     the drafter's threads (default: --threads on cpu, 1 on onnx-node / onnx-cuda)
   --drafter-weights W     drafter weights: q8 (default on cpu and onnx-node) or fp32 (default elsewhere);
                           fp16, q4 too on onnx-* (never changes the text, only speed and acceptance)
   --prompts FILE          prompt set (default models/default/prompts.jsonl); MT-bench, JSONL or text
@@ -85,6 +86,7 @@ const FLAGS = {
   threads: { type: "string" },
   "onnx-weights": { type: "string" },
   "drafter-weights": { type: "string" },
+  "drafter-threads": { type: "string" },
   prompts: { type: "string" },
   "num-prompts": { type: "string" },
   "max-new-tokens": { type: "string" },
@@ -194,6 +196,9 @@ async function benchBackend(
     threads,
     onnxWeights: backend.startsWith("onnx-") ? values["onnx-weights"] as string | undefined : undefined,
     drafterWeights: values["drafter-weights"] as string | undefined,
+    drafterThreads: values["drafter-threads"] === undefined
+      ? undefined
+      : intFlag(values, "drafter-threads", 1, { min: 1 }),
   });
   if (!pair.drafter) throw new UsageError("bench needs a drafter (--drafter DIR|org/name)");
   const tok = pair.tokenizer;

@@ -43,6 +43,8 @@ Model:
   --threads N              threads: the CPU backend's matmuls (default: cores, at most 8) or ONNX intra-op
   --onnx-weights W         ONNX target weights: fp32 (default), fp16, q4 or q8 (MatMulNBits; faster, not
                            bit-exact: greedy tokens agree with fp32 about 99% (q8) / 88% (q4) of the time)
+  --drafter-threads N      the drafter's threads (default: --threads on cpu; one intra-op thread on
+                           onnx-node / onnx-cuda, whose drafter steps are small; raise it for big batches)
   --drafter-weights W      drafter weights: q8 (default on cpu and onnx-node) or fp32 (default elsewhere);
                            fp16, q4 too on onnx-*. The target verifies every draft: speed and acceptance
                            change, never the text
@@ -87,6 +89,7 @@ export const FLAGS = {
   threads: { type: "string" },
   "onnx-weights": { type: "string" },
   "drafter-weights": { type: "string" },
+  "drafter-threads": { type: "string" },
   prompt: { type: "string" },
   "prompt-ids": { type: "string" },
   "max-new-tokens": { type: "string" },
@@ -224,6 +227,9 @@ async function main(argv: string[]): Promise<number> {
     threads,
     onnxWeights: values["onnx-weights"],
     drafterWeights: values["drafter-weights"],
+    drafterThreads: values["drafter-threads"] === undefined
+      ? undefined
+      : intFlag(values, "drafter-threads", 1, { min: 1, max: 1024 }),
     noDrafter: values.autoregressive === true,
   });
   try {

@@ -38,6 +38,8 @@ export interface PairOptions {
   threads?: number;
   /** --onnx-weights: weight format of the ONNX target graph (fp32, fp16, q4, q8). */
   onnxWeights?: string;
+  /** --drafter-threads: the drafter's threads (default: loadDraftModel's, see LoadTargetOptions). */
+  drafterThreads?: number;
   /** --drafter-weights: the drafter's weight format (default defaultDrafterWeights(backend)). */
   drafterWeights?: string;
   /** Skip the drafter (autoregressive runs). */
@@ -156,7 +158,13 @@ export async function loadPair(opts: PairOptions): Promise<Pair> {
       const dir = drafterDir;
       drafter = await asUsage(
         "--drafter",
-        () => loadDraftModel(dir, target, { backend: opts.backend, threads: opts.threads, drafterWeights }),
+        () =>
+          loadDraftModel(dir, target, {
+            backend: opts.backend,
+            threads: opts.threads,
+            drafterThreads: opts.drafterThreads,
+            drafterWeights,
+          }),
       );
     }
   }

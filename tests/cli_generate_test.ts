@@ -419,6 +419,11 @@ const BAD: [string, string[], RegExp][] = [
     /--drafter-weights q4 applies to the onnx-\* backends; the cpu drafter takes fp32 or q8/,
   ],
   [
+    "--drafter-threads out of range",
+    [...LLAMA_PAIR, "--prompt-ids", "1", "--drafter-threads", "0"],
+    /--drafter-threads must be between 1 and 1024, got 0/,
+  ],
+  [
     "unknown --drafter-weights",
     [...LLAMA_PAIR, "--prompt-ids", "1", "--drafter-weights", "int3"],
     /--drafter-weights must be one of fp32, fp16, q4, q8; got 'int3'/,
