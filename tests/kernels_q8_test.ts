@@ -12,17 +12,10 @@ import {
   wasmSimdSupported,
   workersReady,
 } from "../kernels/mod.ts";
+import { randomFloats } from "./support/random.ts";
 import { q8Stride, quantizeRowsI16 } from "../kernels/q8.ts";
 
-function rand(n: number, seed: number): Float32Array {
-  const a = new Float32Array(n);
-  let s = seed >>> 0 || 1;
-  for (let i = 0; i < n; i++) {
-    s ^= s << 13, s ^= s >>> 17, s ^= s << 5;
-    a[i] = ((s >>> 0) / 2 ** 32 - 0.5) * 2;
-  }
-  return a;
-}
+const rand = randomFloats;
 
 /** out = matmulQ8(x, quantized w) + b on the given kernels, with weights and bias in kernel memory. */
 function runQ8(

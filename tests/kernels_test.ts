@@ -14,16 +14,9 @@ import {
   wasmSimdSupported,
   workersReady,
 } from "../kernels/mod.ts";
+import { randomFloats } from "./support/random.ts";
 
-function rand(n: number, seed: number): Float32Array {
-  const a = new Float32Array(n);
-  let s = seed >>> 0 || 1;
-  for (let i = 0; i < n; i++) {
-    s ^= s << 13, s ^= s >>> 17, s ^= s << 5;
-    a[i] = ((s >>> 0) / 2 ** 32 - 0.5) * 2;
-  }
-  return a;
-}
+const rand = randomFloats;
 
 /** Kernels holding one weight [outDim, inDim] and a bias, filled with random values. */
 function setup(kind: "wasm" | "js", inDim: number, outDim: number) {

@@ -20,9 +20,8 @@
 import type { DrafterWeights } from "../../drafter/cpu.ts";
 import { WARP_TOP_K } from "../../drafter/cpu.ts";
 import { LOG_0 } from "../../core/sampling.ts";
-import { toF16Bytes } from "./build_target.ts";
-import { GraphBuilder, MS_DOMAIN } from "./graph.ts";
-import { quantizeBlockwise } from "./quantize.ts";
+import { matMulNBits, toF16Bytes } from "./build_target.ts";
+import { GraphBuilder } from "./graph.ts";
 import { DataType } from "./proto.ts";
 
 /** [rows, cols] -> [cols, rows]. */
@@ -40,9 +39,6 @@ function transpose(a: Float32Array, rows: number, cols: number): Float32Array {
  * quantized drafter changes acceptance, never the generated text.
  */
 export type DrafterWeightFormat = "fp32" | "fp16" | "q8" | "q4";
-
-/** Inputs per quantization block of the drafter's MatMulNBits weights. */
-const QUANT_BLOCK = 32;
 
 export function buildDrafterGraph(
   w: DrafterWeights,
@@ -62,18 +58,7 @@ export function buildDrafterGraph(
   /** x [.., inp] times an nn.Linear weight [out, inp]: MatMul, or MatMulNBits when quantized. */
   const project = (x: string, name: string, data: Float32Array, out: number, inp: number): string => {
     if (bits === 0) return g.op("MatMul", [x, weight(name, [inp, out], transpose(data, out, inp))]);
-    const q = quantizeBlockwise(data, out, inp, bits as 4 | 8, QUANT_BLOCK);
-    return g.op(
-      "MatMulNBits",
-      [
-        x,
-        g.weight(`${name}.q${bits}`, DataType.UINT8, q.bDims, q.b),
-        g.f32(`${name}.scales`, [q.scales.length], q.scales),
-        g.weight(`${name}.zero_points`, DataType.UINT8, [q.zeroPoints.length], q.zeroPoints),
-      ],
-      { K: inp, N: out, bits, block_size: QUANT_BLOCK, accuracy_level: 4 },
-      MS_DOMAIN,
-    );
+    return matMulNBits(g, x, name, data, out, inp, bits as 4 | 8);
   };
   const silu = (x: string) => g.op("Mul", [x, g.op("Sigmoid", [x])]);
 

@@ -68,6 +68,33 @@ export type WeightFormat = "fp32" | "fp16" | "q4" | "q8";
 /** Inputs per quantization block of MatMulNBits weights. */
 export const QUANT_BLOCK = 32;
 
+/**
+ * x [.., inp] times the nn.Linear weight w [out, inp] as a com.microsoft MatMulNBits node: w block-quantized
+ * (QUANT_BLOCK inputs per block, our own quantizer) to `bits`, with int8 activations (accuracy_level 4).
+ */
+export function matMulNBits(
+  g: GraphBuilder,
+  x: string,
+  name: string,
+  w: Float32Array,
+  out: number,
+  inp: number,
+  bits: 4 | 8,
+): string {
+  const q = quantizeBlockwise(w, out, inp, bits, QUANT_BLOCK);
+  return g.op(
+    "MatMulNBits",
+    [
+      x,
+      g.weight(`${name}.q${bits}`, DataType.UINT8, q.bDims, q.b),
+      g.f32(`${name}.scales`, [q.scales.length], q.scales),
+      g.weight(`${name}.zero_points`, DataType.UINT8, [q.zeroPoints.length], q.zeroPoints),
+    ],
+    { K: inp, N: out, bits, block_size: QUANT_BLOCK, accuracy_level: 4 },
+    MS_DOMAIN,
+  );
+}
+
 /** Additive bias for masked attention slots. Finite so a fully masked row can never produce NaN. */
 export const MASK_NEG = -1e9;
 
@@ -123,18 +150,7 @@ export function buildTargetGraph(
     nbits = bits,
   ): string => {
     if (nbits === 0) return g.op("MatMul", [x, weight(name, [inp, out], transpose(w, out, inp))]);
-    const q = quantizeBlockwise(w, out, inp, nbits as 4 | 8, QUANT_BLOCK);
-    return g.op(
-      "MatMulNBits",
-      [
-        x,
-        g.weight(`${name}.q${nbits}`, DataType.UINT8, q.bDims, q.b),
-        g.f32(`${name}.scales`, [q.scales.length], q.scales),
-        g.weight(`${name}.zero_points`, DataType.UINT8, [q.zeroPoints.length], q.zeroPoints),
-      ],
-      { K: inp, N: out, bits: nbits, block_size: QUANT_BLOCK, accuracy_level: 4 },
-      MS_DOMAIN,
-    );
+    return matMulNBits(g, x, name, w, out, inp, nbits as 4 | 8);
   };
   /** Row-wise concatenation of nn.Linear weights (fused projections). */
   const rows = (...parts: Float32Array[]): Float32Array => {
