@@ -82,6 +82,24 @@ export async function loadTarget(ckpt: Checkpoint, opts: LoadTargetOptions = {})
 }
 
 /**
+ * A drafter weight format the backend can hold, or a BackendChoiceError naming --drafter-weights: one of
+ * ONNX_WEIGHTS, and only fp32 or q8 for the cpu drafter.
+ */
+export function checkDrafterWeights(weights: string, backend: string): LoadTargetOptions["drafterWeights"] {
+  if (!(ONNX_WEIGHTS as readonly string[]).includes(weights)) {
+    throw new BackendChoiceError(
+      `--drafter-weights must be one of ${ONNX_WEIGHTS.join(", ")}; got '${weights}'`,
+    );
+  }
+  if (!backend.startsWith("onnx-") && weights !== "fp32" && weights !== "q8") {
+    throw new BackendChoiceError(
+      `--drafter-weights ${weights} applies to the onnx-* backends; the cpu drafter takes fp32 or q8`,
+    );
+  }
+  return weights as LoadTargetOptions["drafterWeights"];
+}
+
+/**
  * Load a drafter (Apple's format) next to a target, on the same backend: the CPU drafter for `cpu`, the
  * drafter's beam-search step as an ONNX graph on the same execution provider for the `onnx-*` backends.
  */
@@ -92,18 +110,14 @@ export async function loadDraftModel(
 ): Promise<DraftModel> {
   const backend = checkBackend(opts.backend ?? "cpu");
   const weights = opts.drafterWeights;
-  if (weights !== undefined && !(ONNX_WEIGHTS as readonly string[]).includes(weights)) {
-    throw new BackendChoiceError(
-      `--drafter-weights must be one of ${ONNX_WEIGHTS.join(", ")}; got '${weights}'`,
-    );
-  }
+  if (weights !== undefined) checkDrafterWeights(weights, backend);
   if (backend === "cpu") {
-    if (weights !== undefined && weights !== "fp32" && weights !== "q8") {
-      throw new BackendChoiceError(
-        `--drafter-weights ${weights} applies to the onnx-* backends; the cpu drafter takes fp32 or q8`,
-      );
-    }
-    return await loadDrafter(dir, target, { threads: opts.drafterThreads ?? opts.threads, weights });
+    // checkDrafterWeights let only fp32 or q8 through for cpu.
+    const cpuWeights = weights as "fp32" | "q8" | undefined;
+    return await loadDrafter(dir, target, {
+      threads: opts.drafterThreads ?? opts.threads,
+      weights: cpuWeights,
+    });
   }
   const onnx = await importOnnx(backend);
   return await onnx.createOnnxDrafter(dir, target, {

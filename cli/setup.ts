@@ -16,6 +16,7 @@ import { loadTokenizer, type Tokenizer, TokenizerNotFoundError } from "../loader
 import type { ChatMessage } from "../loader/chat_template.ts";
 import {
   BackendChoiceError,
+  checkDrafterWeights as checkBackendDrafterWeights,
   loadDraftModel,
   loadTarget,
   type LoadTargetOptions,
@@ -113,16 +114,11 @@ export function checkDrafterWeights(
   value: string | undefined,
   backend: string | undefined,
 ): LoadTargetOptions["drafterWeights"] {
-  const v = value ?? defaultDrafterWeights(backend);
-  if (!(ONNX_WEIGHTS as readonly string[]).includes(v)) {
-    throw new UsageError(`--drafter-weights must be one of ${ONNX_WEIGHTS.join(", ")}; got '${v}'`);
+  try {
+    return checkBackendDrafterWeights(value ?? defaultDrafterWeights(backend), backend ?? "cpu");
+  } catch (e) {
+    throw new UsageError((e as Error).message);
   }
-  if (!(backend ?? "cpu").startsWith("onnx-") && v !== "fp32" && v !== "q8") {
-    throw new UsageError(
-      `--drafter-weights ${v} applies to the onnx-* backends; the cpu drafter takes fp32 or q8`,
-    );
-  }
-  return v as LoadTargetOptions["drafterWeights"];
 }
 
 /** Loads target, drafter and tokenizer (see PairOptions for the defaults). */
