@@ -34,6 +34,34 @@ export interface LoadTargetOptions {
    * the target's (backends/onnx/drafter.ts).
    */
   drafterThreads?: number;
+  /**
+   * Where the drafter runs (loadDraftModel): "cpu" (the WASM drafter, kernels/) or the target's own backend.
+   * Default defaultDrafterBackend(backend). Either gives the same generated text.
+   */
+  drafterBackend?: string;
+}
+
+/**
+ * Where the drafter runs when not told: on the CPU next to an onnx-webgpu target, on the target's backend
+ * otherwise. Every ORT WebGPU session run ends in a GPU -> CPU read-back, and Deno resolves each one
+ * about 11 ms later however little the GPU did (its mapAsync polls); on an H200 a step of the default pair
+ * took about 80 ms, the same as the ~107M model's. A drafter step on the GPU paid that too, while the q8
+ * CPU drafter takes well under a millisecond, so ReDrafter on WebGPU only gains with the drafter on the CPU.
+ */
+export function defaultDrafterBackend(backend: string | undefined): BackendName {
+  const b = checkBackend(backend ?? "cpu");
+  return b === "onnx-webgpu" ? "cpu" : b;
+}
+
+/** A --drafter-backend the target's backend can pair with: "cpu", or that backend itself. */
+export function checkDrafterBackend(drafterBackend: string, backend: string | undefined): BackendName {
+  const b = checkBackend(backend ?? "cpu");
+  if (drafterBackend !== "cpu" && drafterBackend !== b) {
+    throw new BackendChoiceError(
+      `--drafter-backend must be cpu or the target's --backend (${b}); got '${drafterBackend}'`,
+    );
+  }
+  return drafterBackend as BackendName;
 }
 
 /**
@@ -100,8 +128,8 @@ export function checkDrafterWeights(weights: string, backend: string): LoadTarge
 }
 
 /**
- * Load a drafter (Apple's format) next to a target, on the same backend: the CPU drafter for `cpu`, the
- * drafter's beam-search step as an ONNX graph on the same execution provider for the `onnx-*` backends.
+ * Load a drafter (Apple's format) next to a target: the CPU drafter on `cpu`, or the drafter's beam-search
+ * step as an ONNX graph on the target's execution provider (`drafterBackend`, see defaultDrafterBackend).
  */
 export async function loadDraftModel(
   dir: string,
@@ -109,13 +137,17 @@ export async function loadDraftModel(
   opts: LoadTargetOptions = {},
 ): Promise<DraftModel> {
   const backend = checkBackend(opts.backend ?? "cpu");
+  const on = opts.drafterBackend === undefined
+    ? defaultDrafterBackend(backend)
+    : checkDrafterBackend(opts.drafterBackend, backend);
   const weights = opts.drafterWeights;
-  if (weights !== undefined) checkDrafterWeights(weights, backend);
-  if (backend === "cpu") {
-    // checkDrafterWeights let only fp32 or q8 through for cpu.
+  if (weights !== undefined) checkDrafterWeights(weights, on);
+  if (on === "cpu") {
+    // checkDrafterWeights let only fp32 or q8 through for cpu. `threads` counts ORT's threads when the
+    // target is on ONNX Runtime, so it sets the cpu drafter's only next to a cpu target.
     const cpuWeights = weights as "fp32" | "q8" | undefined;
     return await loadDrafter(dir, target, {
-      threads: opts.drafterThreads ?? opts.threads,
+      threads: opts.drafterThreads ?? (backend === "cpu" ? opts.threads : undefined),
       weights: cpuWeights,
     });
   }

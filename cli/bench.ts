@@ -29,6 +29,7 @@ import {
   checkOnnxWeights,
   DEFAULT_PROMPTS,
   defaultDrafterWeights,
+  drafterBackendFor,
   encodeConversation,
   fitContext,
   loadPair,
@@ -55,8 +56,10 @@ Sweeps beam width x beam length for ReDrafter against the autoregressive baselin
   --threads N             threads: the CPU backend's matmuls (default: cores, at most 8) or ONNX intra-op
   --onnx-weights W        ONNX target weights: fp32 (default), fp16, q4 or q8
   --drafter-threads N     the drafter's threads (default: --threads on cpu, 1 on onnx-node / onnx-cuda)
-  --drafter-weights W     drafter weights: q8 (default on cpu and onnx-node) or fp32 (default elsewhere);
-                          fp16, q4 too on onnx-* (never changes the text, only speed and acceptance)
+  --drafter-weights W     drafter weights: q8 (default for a cpu or onnx-node drafter) or fp32 (default
+                          elsewhere); fp16, q4 too on onnx-* (never changes the text, only speed and acceptance)
+  --drafter-backend B     where the drafter runs: cpu, or the --backend itself (default: cpu next to
+                          onnx-webgpu, whose every session run waits on a GPU read-back; --backend elsewhere)
   --prompts FILE          prompt set (default models/default/prompts.jsonl); MT-bench, JSONL or text
   --num-prompts N         first N prompts (default 4)
   --max-new-tokens N      new tokens per prompt (default 64)
@@ -87,6 +90,7 @@ const FLAGS = {
   "onnx-weights": { type: "string" },
   "drafter-weights": { type: "string" },
   "drafter-threads": { type: "string" },
+  "drafter-backend": { type: "string" },
   prompts: { type: "string" },
   "num-prompts": { type: "string" },
   "max-new-tokens": { type: "string" },
@@ -196,6 +200,7 @@ async function benchBackend(
     threads,
     onnxWeights: backend.startsWith("onnx-") ? values["onnx-weights"] as string | undefined : undefined,
     drafterWeights: values["drafter-weights"] as string | undefined,
+    drafterBackend: values["drafter-backend"] as string | undefined,
     drafterThreads: values["drafter-threads"] === undefined
       ? undefined
       : intFlag(values, "drafter-threads", 1, { min: 1 }),
@@ -346,7 +351,10 @@ async function main(argv: string[]): Promise<number> {
     // Checked once against an onnx-* backend of the list; the cpu entries of a mixed list ignore it.
     checkOnnxWeights(values["onnx-weights"], backends.find((b) => b.startsWith("onnx-")) ?? backends[0]);
   }
-  for (const b of backends) checkDrafterWeights(values["drafter-weights"] as string | undefined, b);
+  const drafterBackends = backends.map((b) =>
+    drafterBackendFor(values["drafter-backend"] as string | undefined, b)
+  );
+  for (const d of drafterBackends) checkDrafterWeights(values["drafter-weights"] as string | undefined, d);
   if (values.chat && values.raw) throw new UsageError("--chat and --raw exclude each other");
   const suite = values.suite ?? "redrafter";
   if (suite !== "redrafter" && suite !== "ar") {
@@ -425,7 +433,9 @@ async function main(argv: string[]): Promise<number> {
       ...opts,
       tree: !values["no-tree"],
       onnxWeights: values["onnx-weights"] ?? "fp32",
-      drafterWeights: values["drafter-weights"] ?? backends.map((b) => defaultDrafterWeights(b)).join(","),
+      drafterWeights: values["drafter-weights"] ??
+        drafterBackends.map((d) => defaultDrafterWeights(d)).join(","),
+      drafterBackend: drafterBackends.join(","),
     },
     baselines,
     results,

@@ -225,7 +225,11 @@ export async function runEval(
         s.beamLength === 2 ? "" : "s"
       } per beam), ` +
         `${s.tree ? "tree" : "chain"} verification, ${pair.target.backend} backend, ` +
-        `${pair.drafterWeights ?? "no"} drafter weights, batch size ${batchSize}`,
+        `${pair.drafterWeights ?? "no"} drafter weights${
+          pair.drafterBackend && pair.drafterBackend !== pair.target.backend
+            ? ` (drafter on ${pair.drafterBackend})`
+            : ""
+        }, batch size ${batchSize}`,
     );
   }
   if (values.compare) {

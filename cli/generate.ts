@@ -45,9 +45,11 @@ Model:
                            bit-exact: greedy tokens agree with fp32 about 99% (q8) / 88% (q4) of the time)
   --drafter-threads N      the drafter's threads (default: --threads on cpu; one intra-op thread on
                            onnx-node / onnx-cuda, whose drafter steps are small; raise it for big batches)
-  --drafter-weights W      drafter weights: q8 (default on cpu and onnx-node) or fp32 (default elsewhere);
-                           fp16, q4 too on onnx-*. The target verifies every draft: speed and acceptance
-                           change, never the text
+  --drafter-weights W      drafter weights: q8 (default for a cpu or onnx-node drafter) or fp32 (default
+                           elsewhere); fp16, q4 too on onnx-*. The target verifies every draft: speed and
+                           acceptance change, never the text
+  --drafter-backend B      where the drafter runs: cpu, or the --backend itself (default: cpu next to
+                           onnx-webgpu, whose every session run waits on a GPU read-back; --backend elsewhere)
 
 Generation:
   --max-new-tokens N       new tokens per prompt (default 128)
@@ -90,6 +92,7 @@ export const FLAGS = {
   "onnx-weights": { type: "string" },
   "drafter-weights": { type: "string" },
   "drafter-threads": { type: "string" },
+  "drafter-backend": { type: "string" },
   prompt: { type: "string" },
   "prompt-ids": { type: "string" },
   "max-new-tokens": { type: "string" },
@@ -227,6 +230,7 @@ async function main(argv: string[]): Promise<number> {
     threads,
     onnxWeights: values["onnx-weights"],
     drafterWeights: values["drafter-weights"],
+    drafterBackend: values["drafter-backend"],
     drafterThreads: values["drafter-threads"] === undefined
       ? undefined
       : intFlag(values, "drafter-threads", 1, { min: 1, max: 1024 }),

@@ -16,7 +16,9 @@ import { loadTokenizer, type Tokenizer, TokenizerNotFoundError } from "../loader
 import type { ChatMessage } from "../loader/chat_template.ts";
 import {
   BackendChoiceError,
+  checkDrafterBackend,
   checkDrafterWeights as checkBackendDrafterWeights,
+  defaultDrafterBackend,
   loadDraftModel,
   loadTarget,
   type LoadTargetOptions,
@@ -41,8 +43,10 @@ export interface PairOptions {
   onnxWeights?: string;
   /** --drafter-threads: the drafter's threads (default: loadDraftModel's, see LoadTargetOptions). */
   drafterThreads?: number;
-  /** --drafter-weights: the drafter's weight format (default defaultDrafterWeights(backend)). */
+  /** --drafter-weights: the drafter's weight format (default defaultDrafterWeights(drafter backend)). */
   drafterWeights?: string;
+  /** --drafter-backend: cpu or the target's backend (default defaultDrafterBackend(backend)). */
+  drafterBackend?: string;
   /** Skip the drafter (autoregressive runs). */
   noDrafter?: boolean;
   /** Notes for the user (stderr). */
@@ -58,6 +62,8 @@ export interface Pair {
   drafterDir: string | null;
   /** The drafter's weight format (--drafter-weights, or its default), or null without a drafter. */
   drafterWeights: string | null;
+  /** Where the drafter runs (--drafter-backend, or its default), or null without a drafter. */
+  drafterBackend: string | null;
   dispose(): void;
 }
 
@@ -98,24 +104,32 @@ export function checkOnnxWeights(
 }
 
 /**
- * The CLIs' drafter weights when --drafter-weights is not given: int8 where it was measured faster, on the
- * cpu backend (kernels/q8.ts) and onnx-node (MatMulNBits); fp32 elsewhere: onnx-wasm runs MatMulNBits about
+ * The CLIs' drafter weights when --drafter-weights is not given, by where the drafter runs: int8 where it was
+ * measured faster, the cpu drafter (kernels/q8.ts) and onnx-node (MatMulNBits); fp32 elsewhere: onnx-wasm runs MatMulNBits about
  * 12x slower than its fp32 MatMul (a 12.9 ms drafter step against 1.05 ms on the default pair), and on the
  * WebGPU and CUDA EPs it could not be timed here. A drafter only proposes tokens the target verifies, so
  * either is exact; the library's own default is fp32.
  */
-export function defaultDrafterWeights(backend: string | undefined): "q8" | "fp32" {
-  const b = backend ?? "cpu";
-  return b === "cpu" || b === "onnx-node" ? "q8" : "fp32";
+export function defaultDrafterWeights(drafterBackend: string): "q8" | "fp32" {
+  return drafterBackend === "cpu" || drafterBackend === "onnx-node" ? "q8" : "fp32";
 }
 
-/** The --drafter-weights value (default defaultDrafterWeights), checked against the backend. */
+/** The --drafter-backend value (default defaultDrafterBackend), checked against the target's backend. */
+export function drafterBackendFor(value: string | undefined, backend: string | undefined): string {
+  try {
+    return value === undefined ? defaultDrafterBackend(backend) : checkDrafterBackend(value, backend);
+  } catch (e) {
+    throw new UsageError((e as Error).message);
+  }
+}
+
+/** The --drafter-weights value (default defaultDrafterWeights), checked against the drafter's backend. */
 export function checkDrafterWeights(
   value: string | undefined,
-  backend: string | undefined,
+  drafterBackend: string,
 ): LoadTargetOptions["drafterWeights"] {
   try {
-    return checkBackendDrafterWeights(value ?? defaultDrafterWeights(backend), backend ?? "cpu");
+    return checkBackendDrafterWeights(value ?? defaultDrafterWeights(drafterBackend), drafterBackend);
   } catch (e) {
     throw new UsageError((e as Error).message);
   }
@@ -131,7 +145,8 @@ export async function loadPair(opts: PairOptions): Promise<Pair> {
     );
   }
   const onnxWeights = checkOnnxWeights(opts.onnxWeights, opts.backend);
-  const drafterWeights = checkDrafterWeights(opts.drafterWeights, opts.backend);
+  const drafterBackend = drafterBackendFor(opts.drafterBackend, opts.backend);
+  const drafterWeights = checkDrafterWeights(opts.drafterWeights, drafterBackend);
   const modelDir = isDefault ? DEFAULT_TARGET : await resolveDir("--model", opts.model!);
   const ckpt = await asUsage("--model", () => loadCheckpoint(modelDir));
   const target = await asUsage(
@@ -160,6 +175,7 @@ export async function loadPair(opts: PairOptions): Promise<Pair> {
             threads: opts.threads,
             drafterThreads: opts.drafterThreads,
             drafterWeights,
+            drafterBackend,
           }),
       );
     }
@@ -180,6 +196,7 @@ export async function loadPair(opts: PairOptions): Promise<Pair> {
     modelDir,
     drafterDir,
     drafterWeights: drafter ? drafterWeights ?? null : null,
+    drafterBackend: drafter ? drafterBackend : null,
     dispose() {
       drafter?.dispose();
       target.dispose();

@@ -89,6 +89,10 @@ Deno.test("bench: bad flags give one line and exit code 2", async () => {
         /--drafter-weights fp16 applies to the onnx-\* backends/,
       ],
       [
+        ["--backend", "onnx-node", "--drafter-backend", "onnx-wasm"],
+        /--drafter-backend must be cpu or the target's --backend \(onnx-node\); got 'onnx-wasm'/,
+      ],
+      [
         ["--model", TINY, "--drafter", TINY_DRAFTER, "--prompts", "/no/such.jsonl"],
         /no\/such\.jsonl: prompt file not found/,
       ],

@@ -424,6 +424,11 @@ const BAD: [string, string[], RegExp][] = [
     /--drafter-threads must be between 1 and 1024, got 0/,
   ],
   [
+    "--drafter-backend neither cpu nor the target's",
+    [...LLAMA_PAIR, "--prompt-ids", "1", "--drafter-backend", "onnx-node"],
+    /--drafter-backend must be cpu or the target's --backend \(cpu\); got 'onnx-node'/,
+  ],
+  [
     "unknown --drafter-weights",
     [...LLAMA_PAIR, "--prompt-ids", "1", "--drafter-weights", "int3"],
     /--drafter-weights must be one of fp32, fp16, q4, q8; got 'int3'/,

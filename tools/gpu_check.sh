@@ -5,13 +5,16 @@
 #   3. onnx-cuda: find libonnxruntime_providers_cuda.so (+ CUDA 12 / cuDNN 9 libraries), then its parity tests,
 #   4. decode tok/s on the random ~107M Llama: onnx-node (CPU) vs onnx-cuda vs onnx-webgpu,
 #   5. if Python onnxruntime-gpu is present: our cached graphs on its CUDA EP vs its CPU EP,
-#   6. if .devkeep/ holds the default pair (a follow-up call on a warm machine): deno task bench per provider.
-# Usage, from the repo root: tools/gpu_check.sh
+#   6. the default pair, where its target is present: deno task bench per provider (onnx-webgpu with its
+#      default cpu drafter and with the drafter on the GPU too).
+# Usage, from the repo root: [GPU_CHECK_STEPS="1 2 3 4 5 6"] tools/gpu_check.sh
 # Offline machines: run tools/gpu_pack.sh here first and carry .devcarry/ (deno + node_modules inside; 50 MB).
-# With a 64 MiB limit on what travels, that does not fit beside the committed default target (32 MB):
-# move models/default/target/model.safetensors out of the tree for the call (step 6 needs .devkeep/ from an
-# earlier call on the same warm machine), and carry .gl/ too where the machine lacks the Vulkan loader
-# (libvulkan1; /work/.library/device/README.md says how to fetch the .deb files).
+# With a 64 MiB limit on what travels, that does not fit beside the committed default target (32 MB). Two
+# calls then: the first with models/default/target/model.safetensors moved out of the tree, carrying .devcarry
+# (and .gl where the machine lacks the Vulkan loader, libvulkan1; /work/.library/device/README.md says how to
+# fetch the .deb files), GPU_CHECK_STEPS="1 2 3 4 5"; the second at once on the warm machine, the target
+# back in place and nothing carried (the unpacked .devcarry/ and node_modules/ stay there while it is warm),
+# GPU_CHECK_STEPS=6. Step 6 falls back to .devkeep/target (left by gpu_drafter_sweep.sh).
 set -u
 cd "$(dirname "$0")/.."
 if ls .gl/*.deb >/dev/null 2>&1 && ! ldconfig -p | grep -q libvulkan.so.1; then
@@ -36,7 +39,10 @@ fi
 export NVIDIA_TF32_OVERRIDE=0 # fp32 MatMuls stay fp32 on Ampere+ (parity within 1e-4)
 export XDG_RUNTIME_DIR=${XDG_RUNTIME_DIR:-/tmp}
 T=${GPU_CHECK_TIMEOUT:-150}
+STEPS=" ${GPU_CHECK_STEPS:-1 2 3 4 5 6} "
+step() { [[ $STEPS == *" $1 "* ]]; }
 
+if step 1; then
 echo "== 1. GPU"
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>&1 | head -3
 ls /usr/share/vulkan/icd.d/ /etc/vulkan/icd.d/ 2>/dev/null | tr '\n' ' '
@@ -45,11 +51,16 @@ timeout 60 "$DENO" eval --unstable-webgpu '
   const a = await navigator.gpu?.requestAdapter({ powerPreference: "high-performance" });
   console.log("webgpu adapter:", a ? JSON.stringify({ vendor: a.info.vendor, device: a.info.description,
     fallback: a.info.isFallbackAdapter, f16: a.features.has("shader-f16") }) : "none");' 2>&1 | grep -v XDG
+fi
 
+if step 2; then
 echo "== 2. onnx-webgpu tests"
-timeout "$T" "$DENO" test -A --unstable-webgpu $CACHED tests/onnx_extra_test.ts --filter webgpu 2>&1 |
+timeout "$T" "$DENO" test -A --unstable-webgpu $CACHED tests/onnx_extra_test.ts tests/onnx_readback_test.ts \
+  --filter webgpu 2>&1 |
   grep -E "^onnx|ok \||FAILED|error|Error" | head -20
+fi
 
+if step 3; then
 echo "== 3. onnx-cuda"
 BIN=$(ls -d node_modules/.deno/onnxruntime-node@*/node_modules/onnxruntime-node/bin/napi-v6/linux/x64 2>/dev/null | head -1)
 if [ ! -f "$BIN/libonnxruntime_providers_cuda.so" ]; then
@@ -76,13 +87,17 @@ ls "$BIN" 2>&1 | tr '\n' ' '
 echo
 timeout "$T" "$DENO" test -A $CACHED tests/onnx_cuda_test.ts 2>&1 |
   grep -E "^onnx|relative error|ok \||FAILED|error|Error" | head -20
+fi
 
+if step 4; then
 echo "== 4. decode speed, random ~107M Llama (prompt 32, 64 tokens)"
-for p in ${GPU_CHECK_BENCH:-onnx-node onnx-cuda onnx-webgpu}; do
+for p in ${GPU_CHECK_BENCH:-cpu onnx-node onnx-cuda onnx-webgpu}; do
   timeout "$T" "$DENO" run -A --unstable-webgpu $CACHED tools/bench_onnx.ts --providers $p --tokens 64 2>&1 |
     grep -E "tok/s|rror" | head -3
 done
+fi
 
+if step 5; then
 echo "== 5. python onnxruntime CUDA EP on our graphs"
 timeout "$T" python3 - <<'EOF' 2>&1 | tail -12
 import glob, time
@@ -113,16 +128,25 @@ for path in sorted(glob.glob(".cache/onnx/*/model.onnx")):
     for _ in range(n): s_gpu.run(["top_ids"], feeds)
     print(f"{path}: cuda vs cpu relative error {err:.2e}; cuda step {1000 * (time.perf_counter() - t) / n:.2f} ms")
 EOF
-# 6. The default pair, when a follow-up call finds it kept on the machine (tools/default_model/gpu_drafter_sweep.sh
-#    leaves the target and its drafters in .devkeep/): ReDrafter vs autoregression per provider.
-if [ -f .devkeep/target/model.safetensors ]; then
-  D=${GPU_CHECK_DRAFTER:-.devkeep/drafter-a}
-  echo "== 6. default pair (drafter $D): deno task bench, 8 prompts x 64 tokens, greedy"
-  for p in ${GPU_CHECK_PAIR:-onnx-webgpu onnx-node cpu}; do
-    echo "-- $p"
-    timeout "$T" "$DENO" run -A --unstable-webgpu $CACHED cli/bench.ts --model .devkeep/target --drafter "$D" \
-      --backend $p --num-prompts 8 --beam-widths 1,2 --beam-lengths 2,3 --modes greedy --out /tmp/bench-$p 2>&1 |
-      grep -vE "^bench |^wrote|^$" | head -16
-  done
+fi
+# 6. The default pair: ReDrafter vs autoregression per provider. A WebGPU step waits on its GPU -> CPU
+#    read-back (about 80 ms on an H200 in session 5, before one read-back per step), so it gets fewer tokens.
+TGT=models/default/target
+[ -f $TGT/model.safetensors ] || TGT=.devkeep/target
+if step 6 && [ -f $TGT/model.safetensors ]; then
+  D=${GPU_CHECK_DRAFTER:-models/default/drafter}
+  echo "== 6. default pair ($TGT, drafter $D): deno task bench, greedy"
+  bench() { # label, flags
+    local label=$1; shift
+    echo "-- $label"
+    timeout "$T" "$DENO" run -A --unstable-webgpu $CACHED cli/bench.ts --model $TGT --drafter "$D" --modes greedy \
+      --out /tmp/bench-$label "$@" 2>&1 | grep -vE "^bench |^wrote|^$" | head -16
+    [ -n "${OUT:-}" ] && cp /tmp/bench-$label/bench.json "$OUT/bench-$label.json" 2>/dev/null
+  }
+  small=(--num-prompts 2 --max-new-tokens 32 --beam-widths 1,2,4 --beam-lengths 2,3,4)
+  bench webgpu-cpu-drafter --backend onnx-webgpu "${small[@]}"
+  bench webgpu-gpu-drafter --backend onnx-webgpu --drafter-backend onnx-webgpu "${small[@]}"
+  bench onnx-node --backend onnx-node --num-prompts 8 --beam-widths 1,2 --beam-lengths 2,3,4
+  bench cpu --backend cpu --num-prompts 8 --beam-widths 1,2 --beam-lengths 2,3
 fi
 echo "== done"

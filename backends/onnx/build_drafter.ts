@@ -20,7 +20,7 @@
 import type { DrafterWeights } from "../../drafter/cpu.ts";
 import { WARP_TOP_K } from "../../drafter/cpu.ts";
 import { LOG_0 } from "../../core/sampling.ts";
-import { matMulNBits, toF16Bytes } from "./build_target.ts";
+import { idsAsFloat, matMulNBits, toF16Bytes } from "./build_target.ts";
 import { GraphBuilder } from "./graph.ts";
 import { DataType } from "./proto.ts";
 
@@ -43,7 +43,8 @@ export type DrafterWeightFormat = "fp32" | "fp16" | "q8" | "q4";
 export function buildDrafterGraph(
   w: DrafterWeights,
   embedding: Float32Array,
-  opts: { weights: DrafterWeightFormat },
+  /** topIdsOutput: declare the int64 `top_ids` output (default true; see the target's BuildOptions). */
+  opts: { weights: DrafterWeightFormat; topIdsOutput?: boolean },
 ): GraphBuilder {
   const { hiddenSize: H, vocabSize: V, exitDim: E, rnn } = w.config;
   if (embedding.length !== V * H) {
@@ -109,10 +110,20 @@ export function buildDrafterGraph(
   const [warpTop] = g.opN("TopK", [z, g.i64([kk])], 2, { axis: -1, largest: 1, sorted: 1 });
   const threshold = g.op("Slice", [warpTop, g.i64([kk - 1]), g.i64([kk]), g.i64([1])]); // [N,1]
   const warped = g.op("Where", [g.op("Less", [z, threshold]), g.f32c([LOG_0], true), z]);
-  const lp = g.op("LogSoftmax", [warped], { axis: -1 });
+  // LogSoftmax spelled out (warped's maximum is already 0): the WebGPU EP has no LogSoftmax kernel, and
+  // running it on the CPU costs a GPU -> CPU map of [N,V] per step.
+  const lse = g.op("Log", [g.op("ReduceSum", [g.op("Exp", [warped]), g.i64([-1])], { keepdims: 1 })]);
+  const lp = g.op("Sub", [warped, lse]);
   g.output(lp, { name: "log_probs", dataType: DataType.FLOAT, shape: ["beams", V] });
   const [topV, topI] = g.opN("TopK", [lp, topK], 2, { axis: -1, largest: 1, sorted: 1 });
   g.output(topV, { name: "top_values", dataType: DataType.FLOAT, shape: ["beams", "k"] });
-  g.output(topI, { name: "top_ids", dataType: DataType.INT64, shape: ["beams", "k"] });
+  if (opts.topIdsOutput !== false) {
+    g.output(topI, { name: "top_ids", dataType: DataType.INT64, shape: ["beams", "k"] });
+  }
+  // log_probs, top_values and top_ids (as float32, exact below 2^24) flattened into one tensor: on WebGPU
+  // every output read back is its own GPU -> CPU map, so the drafter reads this one instead of three.
+  const flat = (t: string) => g.op("Reshape", [t, g.i64([-1])]);
+  const packed = g.op("Concat", [flat(lp), flat(topV), flat(idsAsFloat(g, topI, V))], { axis: 0 });
+  g.output(packed, { name: "packed", dataType: DataType.FLOAT, shape: ["packed"] });
   return g;
 }

@@ -19,6 +19,9 @@
  *     logits                       [N, V]        float32
  *     top_values / top_ids         [N, k]        float32 / int64 (descending, ties to the lower id)
  *     hidden_states                [B, S, H]     float32 final-norm hidden states of all new tokens
+ *     packed_topk / packed_logits  [B*S*H + ...] float32 hidden_states, then top_values and top_ids (as
+ *                                  float32; exact below 2^24) / logits, flattened into one tensor: on WebGPU
+ *                                  every output read back is its own GPU -> CPU map, so one read beats three
  *     present.L.key/value          [B, kvH, S, D] float32 keys (after RoPE) / values of the NEW tokens only;
  *                                  the caller owns the cache and places them (pending slots).
  *
@@ -60,6 +63,12 @@ export interface BuildOptions {
   attention: "standard" | "gqa";
   /** Put weights in an external data file with this name (for models near the 2 GB protobuf limit). */
   externalFile: string | null;
+  /**
+   * Declare the int64 `top_ids` output (default true). WebGPU sessions read `packed_topk` instead and build
+   * without it: the WebGPU EP copies an int64 graph output to the host on every run, fetched or not, and
+   * each such copy is a GPU -> CPU map.
+   */
+  topIdsOutput?: boolean;
 }
 
 /** Weight storage of a target graph (see BuildOptions.weights). */
@@ -99,7 +108,16 @@ export function matMulNBits(
 export const MASK_NEG = -1e9;
 
 /** Bump when the graph changes, so cached graphs are rebuilt. */
-export const GRAPH_VERSION = 1;
+export const GRAPH_VERSION = 2;
+
+/**
+ * Token ids (int64) as float32, exact below 2^24, by a Gather from a [V] table of 0..V-1. A Cast would do,
+ * but the WebGPU EP runs a Cast from int64 on the CPU, which costs a GPU -> CPU map of the ids first.
+ */
+export function idsAsFloat(g: GraphBuilder, ids: string, V: number): string {
+  const iota = g.f32("token_id_values", [V], Float32Array.from({ length: V }, (_, i) => i));
+  return g.op("Gather", [iota, ids], { axis: 0 });
+}
 
 /** Float32 -> float16 bytes. */
 export function toF16Bytes(a: Float32Array): Uint8Array {
@@ -362,6 +380,16 @@ export function buildTargetGraph(
   g.output(logits, { name: "logits", dataType: DataType.FLOAT, shape: ["n", V] });
   const [topV, topI] = g.opN("TopK", [logits, topK], 2, { axis: -1, largest: 1, sorted: 1 });
   g.output(topV, { name: "top_values", dataType: DataType.FLOAT, shape: ["n", "k"] });
-  g.output(topI, { name: "top_ids", dataType: DataType.INT64, shape: ["n", "k"] });
+  if (opts.topIdsOutput !== false) {
+    g.output(topI, { name: "top_ids", dataType: DataType.INT64, shape: ["n", "k"] });
+  }
+
+  // Everything JS reads back in one tensor (see the header): a map costs about 11 ms under Deno's WebGPU.
+  const flat = (t: string) => g.op("Reshape", [t, g.i64([-1])]);
+  const hiddenFlat = flat(hidden);
+  const packedTopK = g.op("Concat", [hiddenFlat, flat(topV), flat(idsAsFloat(g, topI, V))], { axis: 0 });
+  g.output(packedTopK, { name: "packed_topk", dataType: DataType.FLOAT, shape: ["packed_topk"] });
+  const packedLogits = g.op("Concat", [hiddenFlat, flat(logits)], { axis: 0 });
+  g.output(packedLogits, { name: "packed_logits", dataType: DataType.FLOAT, shape: ["packed_logits"] });
   return g;
 }

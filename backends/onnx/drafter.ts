@@ -52,9 +52,15 @@ export async function createOnnxDrafter(
   }
   const H = cfg.hiddenSize, V = cfg.vocabSize;
   const ort = await loadOrt(opts);
-  const graph = buildDrafterGraph(weights, target.embeddingTable(), { weights: opts.weights ?? "fp32" });
-  const bytes = toBytes(graph.encode("redrafter-drafter-step"));
   const gpu = opts.provider === "onnx-webgpu";
+  // On WebGPU read back one packed output (each output read back is its own GPU -> CPU map); ids travel as
+  // float32 there, exact below 2^24.
+  const packed = gpu && V <= 2 ** 24;
+  const graph = buildDrafterGraph(weights, target.embeddingTable(), {
+    weights: opts.weights ?? "fp32",
+    topIdsOutput: !packed,
+  });
+  const bytes = toBytes(graph.encode("redrafter-drafter-step"));
   const native = opts.provider === "onnx-node" || opts.provider === "onnx-cuda";
   const session = await openSession(ort, bytes, {
     ...opts,
@@ -63,6 +69,7 @@ export async function createOnnxDrafter(
     // The recurrent state goes straight back in as the next step's input: keep it on the device.
     extra: gpu ? { preferredOutputLocation: { next_state: "gpu-buffer" } } : undefined,
   });
+  const fetchNames = packed ? ["next_state", "packed"] : ["next_state", "log_probs", "top_values", "top_ids"];
   const T = ort.Tensor;
   const topKTensors = new Map<number, OrtTensor>();
   let disposed = false;
@@ -119,12 +126,19 @@ export async function createOnnxDrafter(
       busy = true;
       let out: Record<string, OrtTensor>;
       try {
-        out = await session.run(feeds) as Record<string, OrtTensor>;
+        out = await session.run(feeds, fetchNames) as Record<string, OrtTensor>;
       } finally {
         busy = false;
       }
       release(state);
       state = live = out.next_state;
+      if (packed) {
+        // [N*V] log-prob rows, then [N*k] top values and [N*k] top ids (build_drafter.ts).
+        const all = out.packed.data as Float32Array;
+        rows.push(all.subarray(0, N * V));
+        const ids = Int32Array.from(all.subarray(N * V + N * k, N * V + 2 * N * k));
+        return { ids, logProbs: all.slice(N * V, N * V + N * k) };
+      }
       rows.push(out.log_probs.data as Float32Array);
       const ids = Int32Array.from(out.top_ids.data as BigInt64Array, Number);
       return { ids, logProbs: out.top_values.data as Float32Array };

@@ -136,6 +136,8 @@ export async function ensureTargetGraph(
     fused?: boolean;
     externalData?: boolean;
     attention?: "gqa" | "standard";
+    /** See BuildOptions.topIdsOutput. */
+    topIds?: boolean;
   },
 ): Promise<ModelSource> {
   const weights = opts.weights ?? "fp32";
@@ -145,6 +147,7 @@ export async function ensureTargetGraph(
     fused: opts.fused ?? true,
     attention: opts.attention ?? "standard",
     externalFile: external ? EXTERNAL_NAME : null,
+    topIdsOutput: opts.topIds ?? true,
   };
   const dir = `${opts.cacheDir ?? `${Deno.cwd()}/.cache/onnx`}/${await cacheKey(ckpt, build)}`;
   const path = `${dir}/model.onnx`;
@@ -171,8 +174,11 @@ export async function createOnnxModel(ckpt: Checkpoint, opts: OnnxModelOptions):
   const config: ModelConfig = ckpt.config;
   // WebGPU: the KV cache stays on the device (present.* come back as GPU buffers; gpu_kv.ts commits them).
   const gpu = opts.provider === "onnx-webgpu";
+  // WebGPU: one packed read-back per step (each read back is a GPU -> CPU map); token ids travel as float32
+  // there, exact below 2^24.
+  const packed = gpu && config.vocabSize <= 2 ** 24;
   const open = async (kind: "gqa" | "standard") =>
-    await openSession(ort, await ensureTargetGraph(ckpt, { ...opts, attention: kind }), {
+    await openSession(ort, await ensureTargetGraph(ckpt, { ...opts, attention: kind, topIds: !packed }), {
       ...opts,
       extra: gpu ? { preferredOutputLocation: presentOnGpu(config) } : undefined,
     });
@@ -205,6 +211,7 @@ export async function createOnnxModel(ckpt: Checkpoint, opts: OnnxModelOptions):
         capacity,
         kv,
         useGqa,
+        packed,
       );
       sessions.add(s);
       return s;

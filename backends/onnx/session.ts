@@ -169,6 +169,12 @@ export class OnnxTargetSession implements TargetSession {
     kv?: KvCache,
     /** The graph uses GroupQueryAttention (build_target.ts): batch 1, GQA's mask layout and inputs. */
     private readonly gqa = false,
+    /**
+     * Read back one packed output (packed_topk / packed_logits) instead of hidden_states + top_* / logits:
+     * on WebGPU each output read back is its own GPU -> CPU map. Token ids come as float32 there, so the
+     * vocabulary must stay within 2^24.
+     */
+    private readonly packed = false,
   ) {
     if (!Number.isInteger(batch) || batch < 1) throw new Error(`createSession: batch ${batch} must be >= 1`);
     if (!Number.isInteger(capacity) || capacity < 1) {
@@ -178,6 +184,11 @@ export class OnnxTargetSession implements TargetSession {
       throw new Error(`createSession: a GroupQueryAttention graph serves batch 1, not ${batch}`);
     }
     this.cfg = config;
+    if (packed && config.vocabSize > 2 ** 24) {
+      throw new Error(
+        `createSession: packed read-back needs a vocabulary within 2^24, not ${config.vocabSize}`,
+      );
+    }
     this.batch = batch;
     this.capacity = capacity;
     this.len = new Array(batch).fill(0);
@@ -323,10 +334,15 @@ export class OnnxTargetSession implements TargetSession {
       feeds.total_sequence_length = new T_("int32", Int32Array.from([T]), []);
     }
     this.kv.feed(feeds);
-    const fetchNames = ["hidden_states"];
+    const fetchNames: string[] = [];
     for (let l = 0; l < numLayers; l++) fetchNames.push(`present.${l}.key`, `present.${l}.value`);
-    if (req.logits.kind === "full") fetchNames.push("logits");
-    if (req.logits.kind === "topk") fetchNames.push("top_values", "top_ids");
+    const kind = req.logits.kind;
+    if (this.packed && kind !== "none") fetchNames.push(kind === "full" ? "packed_logits" : "packed_topk");
+    else {
+      fetchNames.push("hidden_states");
+      if (kind === "full") fetchNames.push("logits");
+      if (kind === "topk") fetchNames.push("top_values", "top_ids");
+    }
 
     this.busy = true;
     let out: Record<string, OrtTensor>;
@@ -346,21 +362,25 @@ export class OnnxTargetSession implements TargetSession {
       this.pending[b] = { count: n, parents: parentsOf[b] };
     }
 
-    const hiddenAll = out.hidden_states.data as Float32Array; // [B,S,H]
+    // The packed outputs hold [B*S*H] hidden, then [N*V] logits or [N*k] values + [N*k] ids (build_target.ts).
+    const packed = out.packed_topk ?? out.packed_logits;
+    const hiddenAll = packed ? (packed.data as Float32Array) : out.hidden_states.data as Float32Array; // [B,S,H]
+    const rest = packed ? hiddenAll.subarray(B * S * H) : null;
     const result: ForwardOutput = {
       hidden: req.rows.map((r, b) => hiddenAll.slice(b * S * H, (b * S + r.tokens.length) * H)),
     };
-    if (req.logits.kind === "full") {
-      const logits = out.logits.data as Float32Array; // [N,V]
+    if (kind === "full") {
+      const logits = rest ?? out.logits.data as Float32Array; // [N,V]
       let at = 0;
       result.logits = perRow.map((idx) => {
         const rowLogits = logits.slice(at * V, (at + idx.length) * V);
         at += idx.length;
         return rowLogits;
       });
-    } else if (req.logits.kind === "topk") {
-      const vals = out.top_values.data as Float32Array; // [N,k]
-      const topIds = out.top_ids.data as BigInt64Array;
+    } else if (kind === "topk") {
+      const n = flat.length;
+      const vals = rest ? rest.subarray(0, n * k) : out.top_values.data as Float32Array; // [N,k]
+      const topIds = rest ? rest.subarray(n * k, 2 * n * k) : out.top_ids.data as BigInt64Array;
       let at = 0;
       result.topValues = [];
       result.topIds = [];
