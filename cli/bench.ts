@@ -40,7 +40,7 @@ import { type RunMode, type RunSettings, runToEnd, streamFor } from "./run.ts";
 import { fmt, summarize, type Summary } from "./report.ts";
 import { progressBar, renderTable } from "./term.ts";
 import { heatmapSvg, histogramSvg } from "./svg.ts";
-import { runArSuite } from "./bench_ar.ts";
+import { AR_MODELS, runArSuite } from "./bench_ar.ts";
 import { checkBackend, type LoadTargetOptions } from "../backends/mod.ts";
 import { defaultThreads } from "../kernels/mod.ts";
 import type { RunMetrics } from "../core/metrics.ts";
@@ -74,6 +74,8 @@ Sweeps beam width x beam length for ReDrafter against the autoregressive baselin
   --suite NAME            redrafter (default): the sweep above; ar: autoregressive tokens/s of each --backend
                           next to Hugging Face transformers (torch CPU) on stories260K, a random ~25M Llama
                           and the default target (tools/hf_compare.py; needs python3 + torch)
+  --ar-models LIST        the ar suite's models: stories260k, random-25m, random-100m, default (default all;
+                          the random ones are written to .cache/bench/ on first use, the ~100M one 400 MB)
   --peers                 also run Hugging Face transformers generate() (plain, and prompt-lookup assisted
                           generation) on the same model, prompts and budget (tools/hf_compare.py, torch CPU)
   --repeats N             repetitions: of the whole sweep, each against its own interleaved baseline (the
@@ -91,6 +93,7 @@ const FLAGS = {
   "drafter-weights": { type: "string" },
   "drafter-threads": { type: "string" },
   "drafter-backend": { type: "string" },
+  "ar-models": { type: "string" },
   prompts: { type: "string" },
   "num-prompts": { type: "string" },
   "max-new-tokens": { type: "string" },
@@ -367,6 +370,7 @@ async function main(argv: string[]): Promise<number> {
       threads: intFlag(values, "threads", 1, { min: 1 }),
       repeats: intFlag(values, "repeats", 3, { min: 1 }),
       onnxWeights: values["onnx-weights"] as LoadTargetOptions["onnxWeights"],
+      models: listFlag(values, "ar-models", AR_MODELS, [...AR_MODELS]),
     });
     const out = values.out ?? "bench-out";
     Deno.mkdirSync(out, { recursive: true });
@@ -499,12 +503,40 @@ async function main(argv: string[]): Promise<number> {
   const headers = ["backend", "mode", "W", "L", "tau", "tok/s", "speedup", "same as AR"];
   console.log(renderTable(headers, rows, { align: headers.map((_, j) => j < 2 ? "left" : "right") }));
   console.log();
+  // Backends against the CPU reference (benched one after another, so machine drift is not balanced here).
+  const cpuAr = (mode: BenchMode) => baselines.find((b) => b.backend === "cpu" && b.mode === mode);
+  const vsCpu = backends.length > 1 && backends.includes("cpu");
   console.log(renderTable(
-    ["backend", "mode", "AR tok/s", "1st half", "2nd half"],
-    baselines.map((
-      b,
-    ) => [b.backend, b.mode, fmt(b.tokensPerSecond, 1), fmt(b.firstHalf, 1), fmt(b.secondHalf, 1)]),
-    { align: ["left", "left", "right", "right", "right"] },
+    [
+      "backend",
+      "mode",
+      "AR tok/s",
+      "1st half",
+      "2nd half",
+      "best ReDrafter tok/s",
+      ...(vsCpu ? ["AR x cpu", "ReDrafter x cpu AR"] : []),
+    ],
+    baselines.map((b) => {
+      const top = best(results, b.backend, b.mode);
+      const ref = cpuAr(b.mode)?.tokensPerSecond;
+      return [
+        b.backend,
+        b.mode,
+        fmt(b.tokensPerSecond, 1),
+        fmt(b.firstHalf, 1),
+        fmt(b.secondHalf, 1),
+        top ? fmt(top.tokensPerSecond, 1) : "-",
+        ...(vsCpu && ref
+          ? [
+            `${(b.tokensPerSecond / ref).toFixed(2)}x`,
+            top ? `${(top.tokensPerSecond / ref).toFixed(2)}x` : "-",
+          ]
+          : vsCpu
+          ? ["-", "-"]
+          : []),
+      ];
+    }),
+    { align: ["left", "left", "right", "right", "right", "right", "right", "right"] },
   ));
   console.log();
   for (const r of recommended) {

@@ -1,8 +1,9 @@
 /**
  * `deno task bench --suite ar`: autoregressive greedy tokens/s of our backends next to Hugging Face
  * transformers (torch CPU, fp32, eager attention, `generate()`), on the same checkpoints, prompt ids and
- * token budget, as ratios from one run. Models: the real stories260K (from ../shared/fixtures when present),
- * a ~25M-parameter random Llama written to .cache/bench/ on first use, and the embedded default target.
+ * token budget, as ratios from one run, and each backend against our CPU reference (the cpu backend) when it
+ * is in the list. Models (--ar-models): the real stories260K (from ../shared/fixtures when present), random
+ * ~25M- and ~100M-parameter Llamas written to .cache/bench/ on first use, and the embedded default target.
  * The transformers side is tools/hf_compare.py; it is skipped with a note when python3 + torch are missing.
  *
  * @module
@@ -24,31 +25,58 @@ interface ArModel {
   promptIds: number[];
 }
 
-function arModels(): ArModel[] {
+/** The suite's models by --ar-models name. */
+export const AR_MODELS = ["stories260k", "random-25m", "random-100m", "default"] as const;
+
+/** A random Llama written once under .cache/bench/ (timing only: its weights are noise). */
+function randomLlama(name: string, shape: Parameters<typeof writeRandomLlama>[2]): string {
+  const dir = `${ROOT}.cache/bench/${name}`;
+  if (!existsSync(`${dir}/model.safetensors`)) {
+    console.error(`bench: writing a random Llama to ${dir}`);
+    Deno.mkdirSync(dir, { recursive: true });
+    writeRandomLlama(dir, 8, shape);
+  }
+  return dir;
+}
+
+function arModels(names: readonly string[]): ArModel[] {
   const models: ArModel[] = [];
   const stories = `${ROOT}../shared/fixtures/stories260k`;
-  if (existsSync(`${stories}/config.json`)) {
+  if (!names.includes("stories260k")) {
+    // not asked for
+  } else if (existsSync(`${stories}/config.json`)) {
     models.push({ name: "stories260K", dir: stories, promptIds: [1, 400, 300] });
   } else {
     console.error("bench: ../shared/fixtures/stories260k not found; skipping it");
   }
-  const random = `${ROOT}.cache/bench/random-llama-25m`;
-  if (!existsSync(`${random}/config.json`)) {
-    Deno.mkdirSync(random, { recursive: true });
-    writeRandomLlama(random, 8, {
+  if (names.includes("random-25m")) {
+    const dir = randomLlama("random-llama-25m", {
       vocab_size: 4096,
       hidden_size: 512,
       intermediate_size: 1408,
       num_attention_heads: 8,
       num_key_value_heads: 4,
     });
+    models.push({ name: "random Llama 25M", dir, promptIds: [1, 17, 402, 33, 9, 1000, 7, 64] });
   }
-  models.push({ name: "random Llama 25M", dir: random, promptIds: [1, 17, 402, 33, 9, 1000, 7, 64] });
-  models.push({
-    name: "default target 16M",
-    dir: `${ROOT}models/default/target`,
-    promptIds: [1, 464, 1001, 12],
-  });
+  if (names.includes("random-100m")) {
+    // H 768, 8 layers, 12 heads (4 KV), I 2048, V 32000, untied head: ~100M parameters, 400 MB of float32.
+    const dir = randomLlama("random-llama-100m", {
+      vocab_size: 32000,
+      hidden_size: 768,
+      intermediate_size: 2048,
+      num_attention_heads: 12,
+      num_key_value_heads: 4,
+    });
+    models.push({ name: "random Llama 100M", dir, promptIds: [1, 17, 402, 33, 9, 1000, 7, 64] });
+  }
+  if (names.includes("default")) {
+    models.push({
+      name: "default target 16M",
+      dir: `${ROOT}models/default/target`,
+      promptIds: [1, 464, 1001, 12],
+    });
+  }
   return models;
 }
 
@@ -104,20 +132,25 @@ export interface ArSuiteOptions {
   repeats: number;
   /** --onnx-weights for the onnx-* backends (quantized weights will not match transformers' ids). */
   onnxWeights?: LoadTargetOptions["onnxWeights"];
+  /** --ar-models: names from AR_MODELS (default all). */
+  models?: readonly string[];
 }
 
 /** Runs the suite and prints the table; returns the rows for bench.json. */
 export async function runArSuite(opts: ArSuiteOptions): Promise<Record<string, unknown>[]> {
   const rows: (string | number)[][] = [];
   const json: Record<string, unknown>[] = [];
-  for (const m of arModels()) {
+  for (const m of arModels(opts.models ?? AR_MODELS)) {
     const ckpt = await loadCheckpoint(m.dir);
     const params = ckpt.tensors.names().reduce(
       (n, t) => n + ckpt.tensors.info(t).shape.reduce((a, b) => a * b, 1),
       0,
     );
     const hf = await runHf(m.dir, m.promptIds, opts.maxNewTokens, opts.threads);
-    for (const backend of opts.backends) {
+    // The CPU reference first, so every other backend's row can give its ratio to it.
+    const order = [...opts.backends].sort((a, b) => Number(b === "cpu") - Number(a === "cpu"));
+    let cpuRate: number | null = null;
+    for (const backend of order) {
       const onnxWeights = backend.startsWith("onnx-") ? opts.onnxWeights : undefined;
       const target = await loadTarget(ckpt, { backend, threads: opts.threads, onnxWeights });
       await generate(target, [m.promptIds], { maxNewTokens: 8 }); // warm-up (JIT, graph build)
@@ -131,6 +164,7 @@ export async function runArSuite(opts: ArSuiteOptions): Promise<Record<string, u
       target.dispose();
       rates.sort((a, b) => a - b);
       const ours = rates[rates.length >> 1];
+      if (backend === "cpu") cpuRate = ours;
       const hfRate = typeof hf === "string" ? null : hf.tokensPerSecond;
       // transformers stops at EOS; compare the common prefix.
       const same = typeof hf === "string" ? "-" : hf.ids.every((t, i) => t === ids[i]) ? "yes" : "no";
@@ -139,6 +173,7 @@ export async function runArSuite(opts: ArSuiteOptions): Promise<Record<string, u
         (params / 1e6).toFixed(2) + "M",
         backend,
         ours.toFixed(1),
+        cpuRate === null ? "-" : (ours / cpuRate).toFixed(2) + "x",
         hfRate === null ? "-" : hfRate.toFixed(1),
         hfRate === null ? "-" : (ours / hfRate).toFixed(2) + "x",
         same,
@@ -148,6 +183,7 @@ export async function runArSuite(opts: ArSuiteOptions): Promise<Record<string, u
         params,
         backend,
         tokensPerSecond: ours,
+        vsCpuReference: cpuRate === null ? null : ours / cpuRate,
         hfTokensPerSecond: hfRate,
         sameIds: same,
       });
@@ -162,6 +198,7 @@ export async function runArSuite(opts: ArSuiteOptions): Promise<Record<string, u
         "params",
         "backend",
         "ours tok/s",
+        "x cpu reference",
         "transformers tok/s",
         "ours / transformers",
         "same greedy ids",

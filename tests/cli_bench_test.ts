@@ -75,6 +75,60 @@ Deno.test("bench --repeats: every shape's speedup is the median of one per repea
   }
 });
 
+Deno.test("bench with several backends: autoregression and ReDrafter against the CPU reference", async () => {
+  const out = Deno.makeTempDirSync({ prefix: "redrafter-bench-vs-cpu-" });
+  const r = await runCli("cli/bench.ts", [
+    ...["--model", TINY, "--drafter", TINY_DRAFTER, "--prompts", join(PROMPTS, "prompts.jsonl")],
+    ...["--backend", "onnx-wasm,cpu", "--num-prompts", "1", "--max-new-tokens", "8", "--modes", "greedy"],
+    ...["--beam-widths", "1", "--beam-lengths", "3", "--out", out],
+  ]);
+  assert.equal(r.code, 0, r.stderr);
+  const report = JSON.parse(await Deno.readTextFile(join(out, "bench.json")));
+  const ar = (b: string) =>
+    report.baselines.find((x: { backend: string }) => x.backend === b).tokensPerSecond;
+  const rd = report.results.find((x: { backend: string }) => x.backend === "onnx-wasm").tokensPerSecond;
+  assert.match(r.stdout, /AR x cpu +ReDrafter x cpu AR/);
+  assert.match(r.stdout, /\ncpu +greedy .* 1\.00x +[\d.]+x\n/);
+  const wasm = new RegExp(
+    `onnx-wasm +greedy .* ${(ar("onnx-wasm") / ar("cpu")).toFixed(2)}x +${(rd / ar("cpu")).toFixed(2)}x`,
+  );
+  assert.match(r.stdout, wasm);
+  Deno.removeSync(out, { recursive: true });
+});
+
+Deno.test("bench --suite ar: each backend against the CPU reference, on the models asked for", async () => {
+  const out = Deno.makeTempDirSync({ prefix: "redrafter-bench-ar-" });
+  const r = await runCli("cli/bench.ts", [
+    "--suite",
+    "ar",
+    "--ar-models",
+    "default",
+    "--backend",
+    "onnx-node,cpu",
+    "--max-new-tokens",
+    "6",
+    "--repeats",
+    "1",
+    "--out",
+    out,
+  ]);
+  assert.equal(r.code, 0, r.stderr);
+  const rows = JSON.parse(Deno.readTextFileSync(join(out, "bench_ar.json")));
+  assert.deepEqual(rows.map((x: { model: string; backend: string }) => [x.model, x.backend]), [
+    ["default target 16M", "cpu"],
+    ["default target 16M", "onnx-node"],
+  ]);
+  const [cpu, node] = rows;
+  assert.equal(cpu.vsCpuReference, 1);
+  assert.ok(Math.abs(node.vsCpuReference - node.tokensPerSecond / cpu.tokensPerSecond) < 1e-9);
+  assert.match(r.stdout, /x cpu reference/);
+  assert.match(
+    r.stdout,
+    new RegExp(`onnx-node +${node.tokensPerSecond.toFixed(1)} +${node.vsCpuReference.toFixed(2)}x`),
+  );
+  Deno.removeSync(out, { recursive: true });
+});
+
 Deno.test("bench: bad flags give one line and exit code 2", async () => {
   for (
     const [args, pattern] of [
@@ -82,6 +136,10 @@ Deno.test("bench: bad flags give one line and exit code 2", async () => {
       [["--modes", "greedy,fast"], /--modes must list values from greedy, exact/],
       [["--backend", "cpu,tpu"], /--backend must be one of/],
       [["--suite", "speed"], /--suite must be redrafter or ar/],
+      [
+        ["--suite", "ar", "--ar-models", "default,gpt2"],
+        /--ar-models must list values from stories260k, random-25m/,
+      ],
       [["--onnx-weights", "q4"], /--onnx-weights applies to the onnx-\* backends/],
       [["--backend", "onnx-node", "--onnx-weights", "fp8"], /--onnx-weights must be one of/],
       [
