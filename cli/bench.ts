@@ -66,6 +66,9 @@ Sweeps beam width x beam length for ReDrafter against the autoregressive baselin
   --batch-size B          prompts per call (default 1)
   --beam-widths LIST      beam widths W (default 1,2,4,8)
   --beam-lengths LIST     beam lengths L, INCLUDING the init token (drafts per beam = L-1) (default 2,3,4,5)
+  --lookup LIST           prompt lookup drafts per round next to the drafter's beams (0 = off; default 0):
+                          each value is one more sweep dimension, e.g. 0,4 times pure ReDrafter and
+                          ReDrafter with up to 4 lookup drafts in the same run
   --modes LIST            greedy, exact (exact sampling) or both (default greedy,exact)
   --temperature T         temperature of the exact-sampling runs (default 1)
   --seed S                sampling seed (default 0)
@@ -100,6 +103,7 @@ const FLAGS = {
   "batch-size": { type: "string" },
   "beam-widths": { type: "string" },
   "beam-lengths": { type: "string" },
+  lookup: { type: "string" },
   modes: { type: "string" },
   temperature: { type: "string" },
   seed: { type: "string" },
@@ -121,6 +125,8 @@ export interface ShapeResult {
   mode: BenchMode;
   beamWidth: number;
   beamLength: number;
+  /** Prompt lookup drafts per round (--lookup; 0: pure ReDrafter). */
+  lookup: number;
   tau: number;
   tokensPerSecond: number;
   /** Median over the repeats of the sweep (--repeats; one repeat: the speedup of that run). */
@@ -185,6 +191,7 @@ async function benchBackend(
   opts: {
     widths: number[];
     lengths: number[];
+    lookups: number[];
     modes: BenchMode[];
     numPrompts: number;
     maxNew: number;
@@ -224,7 +231,7 @@ async function benchBackend(
     encodeConversation(tok, style, [{ role: "user", content: p.turns[0] }])
   );
   let maxNew = opts.maxNew;
-  const depth = Math.max(...opts.lengths);
+  const depth = Math.max(...opts.lengths, ...opts.lookups.map((k) => k + 1));
   for (const [i, p] of prompts.entries()) {
     maxNew = fitContext(
       p.length,
@@ -234,12 +241,13 @@ async function benchBackend(
       `${opts.promptsFile}:${set.prompts[i].line}`,
     );
   }
-  const base = (mode: RunMode, sampling: SamplingOptions | undefined, W = 1, L = 2): RunSettings => ({
+  const base = (mode: RunMode, sampling: SamplingOptions | undefined, W = 1, L = 2, K = 0): RunSettings => ({
     target: pair.target,
     drafter: pair.drafter,
     mode,
     beamWidth: W,
     beamLength: L,
+    lookup: K,
     tree: !values["no-tree"],
     sampling,
     stop: [],
@@ -251,7 +259,7 @@ async function benchBackend(
     const scratch: Runs = { metrics: [], ids: [] };
     await runBatch(base("autoregressive", sampling), [prompts[0]], maxNew, scratch);
     await runBatch(
-      base("redrafter", sampling, opts.widths.at(-1)!, opts.lengths.at(-1)!),
+      base("redrafter", sampling, opts.widths.at(-1)!, opts.lengths.at(-1)!, opts.lookups.at(-1)!),
       [prompts[0]],
       maxNew,
       scratch,
@@ -260,7 +268,9 @@ async function benchBackend(
 
   const results: ShapeResult[] = [];
   const baselines: Baseline[] = [];
-  const grid = opts.widths.flatMap((W) => opts.lengths.map((L) => [W, L] as const));
+  const grid = opts.lookups.flatMap((K) =>
+    opts.widths.flatMap((W) => opts.lengths.map((L) => [W, L, K] as const))
+  );
   const promptBatches = [...batches(prompts, opts.batchSize)];
   const total = opts.repeats * opts.modes.length * promptBatches.length * (grid.length + 1);
   const bar = progressBar({ label: `bench ${backend}`, total });
@@ -275,8 +285,8 @@ async function benchBackend(
       for (const batch of promptBatches) {
         await runBatch(base("autoregressive", sampling), batch, maxNew, arRep);
         bar.tick();
-        for (const [j, [W, L]] of grid.entries()) {
-          await runBatch(base("redrafter", sampling, W, L), batch, maxNew, shapeRuns[j]);
+        for (const [j, [W, L, K]] of grid.entries()) {
+          await runBatch(base("redrafter", sampling, W, L, K), batch, maxNew, shapeRuns[j]);
           bar.tick();
         }
       }
@@ -298,13 +308,14 @@ async function benchBackend(
       firstHalf: summarize(ar.metrics.slice(0, half)).tokensPerSecond,
       secondHalf: summarize(ar.metrics.length > 1 ? ar.metrics.slice(half) : ar.metrics).tokensPerSecond,
     });
-    for (const [j, [W, L]] of grid.entries()) {
+    for (const [j, [W, L, K]] of grid.entries()) {
       const r: Summary = summarize(runs[j].metrics);
       results.push({
         backend: pair.target.backend,
         mode,
         beamWidth: W,
         beamLength: L,
+        lookup: K,
         tau: r.tau,
         tokensPerSecond: r.tokensPerSecond,
         speedup: median(speedups[j]),
@@ -380,6 +391,7 @@ async function main(argv: string[]): Promise<number> {
   const opts = {
     widths: [...new Set(intListFlag(values, "beam-widths", [1, 2, 4, 8], { min: 1, max: 1024 }))],
     lengths: [...new Set(intListFlag(values, "beam-lengths", [2, 3, 4, 5], { min: 2, max: 64 }))],
+    lookups: [...new Set(intListFlag(values, "lookup", [0], { min: 0, max: 64 }))],
     modes: listFlag(values, "modes", ["greedy", "exact"], ["greedy", "exact"]) as BenchMode[],
     numPrompts: intFlag(values, "num-prompts", 4, { min: 1 }),
     maxNew: intFlag(values, "max-new-tokens", 64, { min: 1 }),
@@ -410,6 +422,7 @@ async function main(argv: string[]): Promise<number> {
       mode: opts.modes[0],
       beamWidth: g?.beamWidth,
       beamLength: g?.beamLength,
+      lookup: g?.lookup,
       speedup: g?.speedup,
     };
   });
@@ -450,37 +463,43 @@ async function main(argv: string[]): Promise<number> {
   const charts: string[] = [];
   for (const b of backends) {
     for (const mode of opts.modes) {
-      const rs = results.filter((r) => r.backend === b && r.mode === mode);
-      const cell = (W: number, L: number) =>
-        rs.find((r) => r.beamWidth === W && r.beamLength === L)?.speedup ?? null;
-      const heat = join(out, `speedup_${b}_${mode}.svg`);
-      await Deno.writeTextFile(
-        heat,
-        heatmapSvg({
-          title: `ReDrafter speedup over autoregressive (${b}, ${mode})`,
-          xLabel: "beam length L (incl. init token)",
-          yLabel: "beam width W",
-          xTicks: opts.lengths,
-          yTicks: opts.widths,
-          values: opts.widths.map((W) => opts.lengths.map((L) => cell(W, L))),
-          format: (v) => `${v.toFixed(2)}x`,
-          colorLabel: "speedup",
-        }),
-      );
+      for (const K of opts.lookups) {
+        // One heatmap per --lookup value (named _lookupK past 0).
+        const rs = results.filter((r) => r.backend === b && r.mode === mode && r.lookup === K);
+        const cell = (W: number, L: number) =>
+          rs.find((r) => r.beamWidth === W && r.beamLength === L)?.speedup ?? null;
+        const heat = join(out, `speedup_${b}_${mode}${K ? `_lookup${K}` : ""}.svg`);
+        await Deno.writeTextFile(
+          heat,
+          heatmapSvg({
+            title: `ReDrafter speedup over autoregressive (${b}, ${mode}${K ? `, lookup ${K}` : ""})`,
+            xLabel: "beam length L (incl. init token)",
+            yLabel: "beam width W",
+            xTicks: opts.lengths,
+            yTicks: opts.widths,
+            values: opts.widths.map((W) => opts.lengths.map((L) => cell(W, L))),
+            format: (v) => `${v.toFixed(2)}x`,
+            colorLabel: "speedup",
+          }),
+        );
+        charts.push(heat);
+      }
       const top = best(results, b, mode);
       if (top) {
         const hist = join(out, `accepted_${b}_${mode}.svg`);
         await Deno.writeTextFile(
           hist,
           histogramSvg({
-            title: `Accepted drafts per step, W=${top.beamWidth} L=${top.beamLength} (${b}, ${mode})`,
+            title: `Accepted drafts per step, W=${top.beamWidth} L=${top.beamLength}${
+              top.lookup ? ` lookup ${top.lookup}` : ""
+            } (${b}, ${mode})`,
             xLabel: "accepted drafts n",
             yLabel: "steps",
             bins: top.histogram.map((count, n) => ({ label: n, count })),
           }),
         );
-        charts.push(heat, hist);
-      } else charts.push(heat);
+        charts.push(hist);
+      }
     }
   }
 
@@ -488,11 +507,13 @@ async function main(argv: string[]): Promise<number> {
     console.log(JSON.stringify(report));
     return 0;
   }
+  const withLookup = opts.lookups.some((k) => k > 0);
   const rows = results.map((r) => [
     r.backend,
     r.mode,
     r.beamWidth,
     r.beamLength,
+    ...(withLookup ? [r.lookup] : []),
     fmt(r.tau, 2),
     fmt(r.tokensPerSecond, 1),
     r.speedups.length > 1
@@ -500,7 +521,8 @@ async function main(argv: string[]): Promise<number> {
       : `${fmt(r.speedup, 2)}x`,
     r.identical ? "yes" : "NO",
   ]);
-  const headers = ["backend", "mode", "W", "L", "tau", "tok/s", "speedup", "same as AR"];
+  const headers = ["backend", "mode", "W", "L", ...(withLookup ? ["lookup"] : []), "tau", "tok/s", "speedup"];
+  headers.push("same as AR");
   console.log(renderTable(headers, rows, { align: headers.map((_, j) => j < 2 ? "left" : "right") }));
   console.log();
   // Backends against the CPU reference (benched one after another, so machine drift is not balanced here).
@@ -544,7 +566,7 @@ async function main(argv: string[]): Promise<number> {
       r.beamWidth === undefined
         ? `${r.backend}: no result`
         : `recommended on this machine for ${r.backend} (${r.mode}): --beam-width ${r.beamWidth} ` +
-          `--beam-length ${r.beamLength} (${fmt(r.speedup, 2)}x)`,
+          `--beam-length ${r.beamLength}${r.lookup ? ` --lookup ${r.lookup}` : ""} (${fmt(r.speedup, 2)}x)`,
     );
   }
   if (results.some((r) => !r.identical)) {
@@ -562,7 +584,9 @@ async function main(argv: string[]): Promise<number> {
         [`ours, autoregressive (${ar.backend})`, fmt(ar.tokensPerSecond, 1), "1.00x"],
         ...(top
           ? [[
-            `ours, ReDrafter W=${top.beamWidth} L=${top.beamLength} (${top.backend})`,
+            `ours, ReDrafter W=${top.beamWidth} L=${top.beamLength}${
+              top.lookup ? ` lookup ${top.lookup}` : ""
+            } (${top.backend})`,
             fmt(top.tokensPerSecond, 1),
             `${fmt(top.tokensPerSecond / ar.tokensPerSecond, 2)}x`,
           ]]

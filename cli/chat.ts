@@ -52,7 +52,7 @@ export async function runChat(
     : [];
   let history: ChatMessage[] = [];
   const cfg = pair.target.config;
-  const depth = s.mode === "redrafter" ? s.beamLength : 0;
+  const depth = s.mode === "redrafter" ? Math.max(s.beamLength, 1 + (s.lookup ?? 0)) : 0;
   // The conversation's KV cache, kept across turns: each turn feeds only what the history does not share.
   const cache = new PromptCache();
 

@@ -68,7 +68,7 @@ export async function runEval(
   const cfg = pair.target.config;
   const modes: RunMode[] = values.compare ? ["autoregressive", "redrafter"] : [s.mode];
   // Same depth reserve for both kinds under --compare, so both get the same token budget.
-  const depth = modes.includes("redrafter") ? s.beamLength : 0;
+  const depth = modes.includes("redrafter") ? Math.max(s.beamLength, 1 + (s.lookup ?? 0)) : 0;
   const turns = prompts[0].turns.length;
 
   // Refuse prompts that cannot fit before spending time on the others.
@@ -223,7 +223,7 @@ export async function runEval(
     console.log(
       `\nbeam width ${s.beamWidth}, beam length ${s.beamLength} (${s.beamLength - 1} draft${
         s.beamLength === 2 ? "" : "s"
-      } per beam), ` +
+      } per beam)${s.lookup ? `, up to ${s.lookup} lookup drafts` : ""}, ` +
         `${s.tree ? "tree" : "chain"} verification, ${pair.target.backend} backend, ` +
         `${pair.drafterWeights ?? "no"} drafter weights${
           pair.drafterBackend && pair.drafterBackend !== pair.target.backend

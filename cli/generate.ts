@@ -63,6 +63,10 @@ Generation:
   --beam-length L          tokens per beam INCLUDING the init token, as in Apple's reference;
                            drafts per beam = L-1 (default 2)
   --no-tree                verify the beams as W separate chains instead of a deduplicated prefix tree
+  --lookup N               also draft up to N tokens per round by prompt lookup (what followed the last
+                           earlier occurrence of the context's final 2-3 tokens), verified with the beams
+                           (default 0: off; greedy and exact sampling; pays where verifying more tokens
+                           is cheap, as on onnx-node)
   --autoregressive         plain decoding, one token per target call (the baseline)
   --stop TEXT              stop when TEXT appears (repeatable; needs a tokenizer)
   --chat / --raw           apply the model's chat template, or use the text as is (default: --chat when
@@ -105,6 +109,7 @@ export const FLAGS = {
   "beam-width": { type: "string" },
   "beam-length": { type: "string" },
   "no-tree": { type: "boolean" },
+  lookup: { type: "string" },
   autoregressive: { type: "boolean" },
   stop: { type: "string", multiple: true },
   chat: { type: "boolean" },
@@ -164,6 +169,15 @@ export function beamShape(values: FlagValues, vocab: number): { beamWidth: numbe
   return { beamWidth, beamLength };
 }
 
+/** --lookup N: prompt lookup drafts per round (0: off); refused with --sampling apple, which needs Q. */
+export function lookupFlag(values: FlagValues): number {
+  const n = intFlag(values, "lookup", 0, { min: 0, max: 64 });
+  if (n > 0 && values.sampling === "apple") {
+    throw new UsageError("--lookup needs greedy or --sampling exact: the apple rule reads the drafter's Q");
+  }
+  return n;
+}
+
 /** Everything a generation call needs, from the flags and the loaded pair. */
 export function settingsFrom(values: FlagValues, pair: Pair, mode: RunMode): RunSettings {
   const vocab = pair.target.config.vocabSize;
@@ -179,6 +193,7 @@ export function settingsFrom(values: FlagValues, pair: Pair, mode: RunMode): Run
     mode,
     ...beamShape(values, vocab),
     tree: !values["no-tree"],
+    lookup: lookupFlag(values),
     sampling: samplingFromFlags(values),
     stop,
     decode: tok ? (ids) => tok.decode(ids, { skipSpecialTokens: true }) : undefined,
@@ -274,7 +289,7 @@ async function runSingle(
       : [{ role: "user", content: values.prompt! }];
     ids = encodeConversation(tok, st, messages);
   }
-  const depth = s.mode === "redrafter" ? s.beamLength : 0;
+  const depth = s.mode === "redrafter" ? Math.max(s.beamLength, 1 + (s.lookup ?? 0)) : 0;
   const budget = fitContext(ids.length, maxNew, cfg.maxPositionEmbeddings, depth, "the prompt");
   const gen = streamFor(s, [ids], budget);
   if (values.json) {
@@ -288,7 +303,9 @@ async function runSingle(
       finish: result.finish[0],
     };
     if (result.text) out.text = result.text[0];
-    if (s.mode === "redrafter") Object.assign(out, { beam_width: s.beamWidth, beam_length: s.beamLength });
+    if (s.mode === "redrafter") {
+      Object.assign(out, { beam_width: s.beamWidth, beam_length: s.beamLength, lookup: s.lookup ?? 0 });
+    }
     out.sampling = s.sampling ?? { mode: "greedy" };
     out.stats = result.metrics;
     console.log(JSON.stringify(out));

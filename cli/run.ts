@@ -24,6 +24,8 @@ export interface RunSettings {
   beamWidth: number;
   beamLength: number;
   tree: boolean;
+  /** Prompt lookup drafts per round next to the drafter's (SpeculativeOptions.lookup); 0 or undefined: off. */
+  lookup?: number;
   /** undefined: greedy. */
   sampling?: SamplingOptions;
   stop: string[];
@@ -50,6 +52,7 @@ export function streamFor(
       ...common,
       beamWidth: s.beamWidth,
       beamLength: s.beamLength,
+      lookup: s.lookup ? { maxDrafts: s.lookup } : undefined,
       tree: s.tree,
     });
   }

@@ -26,10 +26,12 @@ export {
   checkBeamShape,
   DEAD_BEAM_PRIOR,
 } from "./beam_search.ts";
+export { checkLookupOptions, lookupDraft, type LookupOptions } from "./lookup.ts";
 export {
   ancestorMask,
   chainBeams,
   dedupPrefix,
+  END,
   packBatch,
   packBeams,
   type PackedBatch,

@@ -5,6 +5,7 @@
  * @module
  */
 
+import type { LookupOptions } from "./lookup.ts";
 import { checkSamplerParams, GREEDY, type SamplerParams } from "./sampling.ts";
 import type { Clock, RunMetrics } from "./metrics.ts";
 import type { PromptCache } from "./prompt_cache.ts";
@@ -59,6 +60,11 @@ export interface SpeculativeOptions extends GenerateOptions {
   beamLength: number;
   /** Verify beams as a prefix tree (default) or as W separate chains (no prefix sharing). */
   tree?: boolean;
+  /**
+   * Prompt lookup drafts (core/lookup.ts) as one more branch of each round's tree, next to the drafter's
+   * beams; off by default. Greedy and exact sampling only (the Apple rule needs the drafter's Q).
+   */
+  lookup?: LookupOptions;
 }
 
 /** Why a row ended: an EOS id, maxNewTokens reached, or a stop string. */

@@ -29,7 +29,8 @@ import {
   type TokenEvent,
 } from "./options.ts";
 import { appleProbs, drawCategorical, sampleToken, uniform } from "./sampling.ts";
-import { chainBeams, packBeams, type PackedTree } from "./tree.ts";
+import { chainBeams, END, packBeams, type PackedTree } from "./tree.ts";
+import { checkLookupOptions, lookupDraft } from "./lookup.ts";
 import type { DraftModel, ForwardOutput, RowInput, TargetModel } from "./types.ts";
 import { type Acceptance, appleAccept, walkTree } from "./verify.ts";
 
@@ -55,12 +56,28 @@ export async function* speculativeStream(
   }
   const plan = resolveSampling(opts.sampling);
   const useTree = opts.tree ?? true;
+  const lookup = opts.lookup;
+  if (lookup) {
+    checkLookupOptions(lookup);
+    if (plan.mode === "apple") {
+      throw new Error("lookup drafts need greedy or exact sampling: the Apple rule reads the drafter's Q");
+    }
+  }
+  // The longest branch: the lookup one when it drafts more than the drafter's beams.
+  const Lmax = lookup ? Math.max(L, 1 + lookup.maxDrafts) : L;
   const B = prompts.length;
   const maxPrompt = Math.max(...prompts.map((p) => p.length));
   const rows = makeRows(prompts, opts, target.config.eosTokenIds);
-  const metrics = new MetricsRecorder(prompts.map((p) => p.length), L, opts.now);
+  const metrics = new MetricsRecorder(prompts.map((p) => p.length), Lmax, opts.now);
   const now = metrics.now;
-  const { session, starts } = openSession(target, prompts, maxPrompt + opts.maxNewTokens + W * L, opts.cache);
+  const { session, starts } = openSession(
+    target,
+    prompts,
+    maxPrompt + opts.maxNewTokens + W * L + Lmax,
+    opts.cache,
+  );
+  // Per row, every token so far (prompt, then the target's): what lookup drafts search.
+  const history: number[][] | null = lookup ? prompts.map((p) => Array.from(p)) : null;
   const cached = opts.cache?.ids;
   let broken = true; // until the prefill is committed, and between each forward and its commit
   try {
@@ -79,6 +96,7 @@ export async function* speculativeStream(
       const n = prompts[r].length - starts[r]; // tokens fed by the prefill
       ctx.set(first.hidden[r].subarray((n - 1) * H, n * H), r * H);
       next[r] = pickToken(first, r, 0, plan, committed[r], V);
+      history?.[r].push(next[r]);
       const ev = rows[r].push(0, [next[r]], [false]);
       if (rows[r].done) metrics.rowDone(r);
       if (ev) yield ev;
@@ -105,9 +123,23 @@ export async function* speculativeStream(
           inputs.push({ tokens: new Int32Array(0), positions: new Int32Array(0) });
           continue;
         }
-        const beams = drafted.beams.subarray(a * W * L, (a + 1) * W * L);
+        let beams = drafted.beams.subarray(a * W * L, (a + 1) * W * L);
         a++;
-        const tree = useTree ? packBeams(beams, W, L) : chainBeams(beams, W, L);
+        let width = W, length = L;
+        // Next to the drafter's beams rather than instead of them: on the default pair, replacing them in
+        // rounds that found a match was no faster on the CPU backend and lost tau.
+        const found = history ? lookupDraft(history[r], lookup!) : null;
+        if (found && found.length > 0) {
+          // One more beam: the init token, then the lookup drafts; shorter beams END-padded.
+          length = Math.max(L, 1 + found.length);
+          width = W + 1;
+          const ragged = new Int32Array(width * length).fill(END);
+          for (let w = 0; w < W; w++) ragged.set(beams.subarray(w * L, (w + 1) * L), w * length);
+          ragged[W * length] = next[r];
+          ragged.set(found, W * length + 1);
+          beams = ragged;
+        }
+        const tree = useTree ? packBeams(beams, width, length) : chainBeams(beams, width, length);
         trees[r] = tree;
         const positions = new Int32Array(tree.depth.length);
         for (let i = 0; i < positions.length; i++) positions[i] = committed[r] + tree.depth[i];
@@ -137,6 +169,7 @@ export async function* speculativeStream(
         }
         toks.push(acc.next);
         flags.push(false);
+        history?.[r].push(...toks);
         const ev = rows[r].push(step, toks, flags);
         if (rows[r].done) metrics.rowDone(r);
         if (ev) events.push(ev);

@@ -7,11 +7,17 @@
  * @module
  */
 
-/** One row's draft tree, packed. n = number of packed tokens (L <= n <= 1 + W * (L - 1)). */
+/**
+ * Marks the positions after a shorter beam's end in a ragged [W * L] beams array (a lookup branch is longer
+ * or shorter than the drafter's beams): every beam has its init token, then tokens, then END to length L.
+ */
+export const END = -1;
+
+/** One row's draft tree, packed. n = number of packed tokens (n <= 1 + W * (L - 1)). */
 export interface PackedTree {
   /** W, beams the tree was built from. */
   width: number;
-  /** L, tokens per beam including the init token. */
+  /** L, tokens per beam including the init token (the longest beam's, when beams are ragged). */
   length: number;
   /** [n] token ids in packed order. */
   tokens: Int32Array;
@@ -21,8 +27,23 @@ export interface PackedTree {
   parents: Int32Array;
   /** [n] flattened beam index (beam * L + depth) of each packed token's first occurrence. */
   flatIndex: Int32Array;
-  /** [W * L] packed index of every beam position; unpacker[w * L] == 0 for a tree. */
+  /** [W * L] packed index of every beam position (END past a shorter beam's end); unpacker[0] == 0. */
   unpacker: Int32Array;
+}
+
+/** Throws unless every beam starts with a token and has no token after an END. */
+function checkRagged(beams: Int32Array, W: number, L: number, what: string): void {
+  for (let w = 0; w < W; w++) {
+    if (beams[w * L] < 0) throw new Error(`${what}: beam ${w} has no init token`);
+    for (let k = 1; k < L; k++) {
+      if (beams[w * L + k] < 0 && beams[w * L + k] !== END) {
+        throw new Error(`${what}: beam ${w} token ${k} = ${beams[w * L + k]} is neither a token nor END`);
+      }
+      if (beams[w * L + k] >= 0 && beams[w * L + k - 1] === END) {
+        throw new Error(`${what}: beam ${w} has a token after its END at ${k - 1}`);
+      }
+    }
+  }
 }
 
 /**
@@ -34,6 +55,10 @@ export function dedupPrefix(beams: Int32Array, W: number, L: number): Int32Array
   for (let i = 0; i < W; i++) {
     for (let k = 0; k < L; k++) {
       const tok = beams[i * L + k];
+      if (tok === END) {
+        owner[i * L + k] = END; // past a shorter beam's end
+        continue;
+      }
       // Beams share the prefix 0..k iff they share 0..k-1 (same owner at k-1) and agree at k.
       let j = 0;
       for (; j < i; j++) {
@@ -45,11 +70,12 @@ export function dedupPrefix(beams: Int32Array, W: number, L: number): Int32Array
   return owner;
 }
 
-/** Pack one row's beams [W * L] into a prefix tree. */
+/** Pack one row's beams [W * L] (ragged ones END-padded) into a prefix tree. */
 export function packBeams(beams: Int32Array, W: number, L: number): PackedTree {
   if (beams.length !== W * L) {
     throw new Error(`packBeams: beams has ${beams.length} ids, expected ${W} x ${L}`);
   }
+  checkRagged(beams, W, L, "packBeams");
   const owner = dedupPrefix(beams, W, L);
   const unpacker = new Int32Array(W * L);
   let n = 0;
@@ -61,7 +87,9 @@ export function packBeams(beams: Int32Array, W: number, L: number): PackedTree {
     for (let k = 0; k < L; k++) {
       const f = i * L + k;
       const o = owner[f];
-      if (o === i) {
+      if (o === END) {
+        unpacker[f] = END;
+      } else if (o === i) {
         tokens[p] = beams[f];
         depth[p] = k;
         parents[p] = k === 0 ? -1 : unpacker[f - 1];
@@ -83,17 +111,24 @@ export function chainBeams(beams: Int32Array, W: number, L: number): PackedTree 
   if (beams.length !== W * L) {
     throw new Error(`chainBeams: beams has ${beams.length} ids, expected ${W} x ${L}`);
   }
-  const n = W * L;
-  const depth = new Int32Array(n), parents = new Int32Array(n), flatIndex = new Int32Array(n);
-  const unpacker = new Int32Array(n);
-  for (let f = 0; f < n; f++) {
+  checkRagged(beams, W, L, "chainBeams");
+  let n = 0;
+  for (let f = 0; f < W * L; f++) if (beams[f] !== END) n++;
+  const tokens = new Int32Array(n), depth = new Int32Array(n), parents = new Int32Array(n);
+  const flatIndex = new Int32Array(n), unpacker = new Int32Array(W * L);
+  for (let f = 0, p = 0; f < W * L; f++) {
+    if (beams[f] === END) {
+      unpacker[f] = END;
+      continue;
+    }
     const k = f % L;
-    depth[f] = k;
-    parents[f] = k === 0 ? -1 : f - 1;
-    flatIndex[f] = f;
-    unpacker[f] = f;
+    tokens[p] = beams[f];
+    depth[p] = k;
+    parents[p] = k === 0 ? -1 : p - 1;
+    flatIndex[p] = f;
+    unpacker[f] = p++;
   }
-  return { width: W, length: L, tokens: Int32Array.from(beams), depth, parents, flatIndex, unpacker };
+  return { width: W, length: L, tokens, depth, parents, flatIndex, unpacker };
 }
 
 /** Gather per-beam values from packed ones: out[w * L + k] = packed[unpacker[w * L + k]]. */

@@ -9,7 +9,7 @@
  * @module
  */
 
-import type { PackedTree } from "./tree.ts";
+import { END, type PackedTree } from "./tree.ts";
 
 /** The outcome of verifying one row's tree. */
 export interface Acceptance {
@@ -56,6 +56,7 @@ export function greedyChoose(
  * longest matching run, and the lowest of them is reported.
  */
 export function walkTree(tree: PackedTree, draw: (node: number, depth: number) => number): Acceptance {
+  // Ragged trees (a lookup branch): a beam that ends at depth d stops there, accepted or not beyond.
   const W = tree.width, L = tree.length;
   const { unpacker, tokens } = tree;
   // alive = beams whose tokens 0..d equal the accepted path; kept as a bitmask over a small array.
@@ -68,7 +69,8 @@ export function walkTree(tree: PackedTree, draw: (node: number, depth: number) =
     let newLead = -1;
     for (let w = lead; w < W; w++) {
       if (!alive[w]) continue;
-      if (tokens[unpacker[w * L + d + 1]] === tok) {
+      const child = unpacker[w * L + d + 1]; // END past a shorter beam's end
+      if (child !== END && tokens[child] === tok) {
         if (newLead < 0) newLead = w;
       } else {
         alive[w] = 0;
@@ -108,6 +110,7 @@ export interface AppleInputs {
 export function appleAccept(tree: PackedTree, io: AppleInputs): Acceptance {
   const W = tree.width, L = tree.length, C = L - 1;
   const { unpacker, tokens } = tree;
+  if (unpacker.includes(END)) throw new Error("appleAccept: the Apple rule needs the drafter's beams only");
   let best = -1, bestBeam = 0;
   for (let w = 0; w < W; w++) {
     let n = 0;

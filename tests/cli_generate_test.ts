@@ -424,6 +424,16 @@ const BAD: [string, string[], RegExp][] = [
     /--drafter-threads must be between 1 and 1024, got 0/,
   ],
   [
+    "--lookup with the apple rule",
+    [...LLAMA_PAIR, "--prompt-ids", "1", "--lookup", "3", "--sampling", "apple", "--temperature", "1"],
+    /--lookup needs greedy or --sampling exact: the apple rule reads the drafter's Q/,
+  ],
+  [
+    "--lookup out of range",
+    [...LLAMA_PAIR, "--prompt-ids", "1", "--lookup", "65"],
+    /--lookup must be between 0 and 64, got 65/,
+  ],
+  [
     "--drafter-backend neither cpu nor the target's",
     [...LLAMA_PAIR, "--prompt-ids", "1", "--drafter-backend", "onnx-node"],
     /--drafter-backend must be cpu or the target's --backend \(cpu\); got 'onnx-node'/,

@@ -1,0 +1,53 @@
+/**
+ * Prompt lookup drafts: the tokens that followed the latest earlier occurrence of the context's last n
+ * tokens (n from `maxNgram` down to `minNgram`). They join the drafter's beams as one more branch of the
+ * verification tree, so they cost no drafter step, and the target still verifies every one: greedy and
+ * exact-sampling outputs stay token-identical to autoregression. They pay where text repeats (quoting the
+ * prompt, code edits, and the loops of a small model's greedy decoding).
+ *
+ * @module
+ */
+
+/** Options of lookup drafting (SpeculativeOptions.lookup). */
+export interface LookupOptions {
+  /** Most tokens proposed per round (>= 1). */
+  maxDrafts: number;
+  /** Longest suffix n-gram matched first (default 3). */
+  maxNgram?: number;
+  /** Shortest suffix n-gram tried (default 2). */
+  minNgram?: number;
+}
+
+/**
+ * Up to `maxDrafts` tokens continuing `context` (whose last token is the round's init token), copied from
+ * after the latest earlier occurrence of its longest matching suffix n-gram; empty when none matches.
+ */
+export function lookupDraft(context: ArrayLike<number>, opts: LookupOptions): Int32Array {
+  const maxN = opts.maxNgram ?? 3, minN = opts.minNgram ?? 2;
+  const end = context.length - 1; // index of the init token
+  for (let n = Math.min(maxN, end); n >= minN; n--) {
+    // Latest j < end with context[j - n + 1 .. j] == context[end - n + 1 .. end].
+    for (let j = end - 1; j >= n - 1; j--) {
+      let k = 0;
+      while (k < n && context[j - k] === context[end - k]) k++;
+      if (k === n) {
+        const count = Math.min(opts.maxDrafts, end - j);
+        const out = new Int32Array(count);
+        for (let i = 0; i < count; i++) out[i] = context[j + 1 + i];
+        return out;
+      }
+    }
+  }
+  return new Int32Array(0);
+}
+
+/** Checks LookupOptions, naming the field at fault. */
+export function checkLookupOptions(o: LookupOptions): void {
+  if (!Number.isInteger(o.maxDrafts) || o.maxDrafts < 1 || o.maxDrafts > 64) {
+    throw new Error(`lookup.maxDrafts must be an integer in 1..64, got ${o.maxDrafts}`);
+  }
+  const maxN = o.maxNgram ?? 3, minN = o.minNgram ?? 2;
+  if (!Number.isInteger(minN) || minN < 1 || !Number.isInteger(maxN) || maxN < minN || maxN > 16) {
+    throw new Error(`lookup n-grams must satisfy 1 <= minNgram <= maxNgram <= 16, got ${minN}..${maxN}`);
+  }
+}
