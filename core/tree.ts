@@ -11,7 +11,7 @@
  * Marks the positions after a shorter beam's end in a ragged [W * L] beams array (a lookup branch is longer
  * or shorter than the drafter's beams): every beam has its init token, then tokens, then END to length L.
  */
-export const END = -1;
+export const END: number = -1;
 
 /** One row's draft tree, packed. n = number of packed tokens (n <= 1 + W * (L - 1)). */
 export interface PackedTree {
