@@ -28,16 +28,30 @@ interface ArModel {
 /** The suite's models by --ar-models name. */
 export const AR_MODELS = ["stories260k", "random-25m", "random-100m", "default"] as const;
 
-/** A random Llama written once under .cache/bench/ (timing only: its weights are noise). */
-function randomLlama(name: string, shape: Parameters<typeof writeRandomLlama>[2]): string {
-  const dir = `${ROOT}.cache/bench/${name}`;
-  if (!existsSync(`${dir}/model.safetensors`)) {
-    console.error(`bench: writing a random Llama to ${dir}`);
-    Deno.mkdirSync(dir, { recursive: true });
-    writeRandomLlama(dir, 8, shape);
-  }
-  return dir;
-}
+/** The random Llamas (8 layers each), written once under .cache/bench/ (timing only: their weights are noise). */
+const RANDOM_LLAMAS: Record<string, { label: string; shape: Parameters<typeof writeRandomLlama>[2] }> = {
+  "random-25m": {
+    label: "random Llama 25M",
+    shape: {
+      vocab_size: 4096,
+      hidden_size: 512,
+      intermediate_size: 1408,
+      num_attention_heads: 8,
+      num_key_value_heads: 4,
+    },
+  },
+  // H 768, 12 heads (4 KV), I 2048, V 32000, untied head: ~100M parameters, 400 MB of float32.
+  "random-100m": {
+    label: "random Llama 100M",
+    shape: {
+      vocab_size: 32000,
+      hidden_size: 768,
+      intermediate_size: 2048,
+      num_attention_heads: 12,
+      num_key_value_heads: 4,
+    },
+  },
+};
 
 function arModels(names: readonly string[]): ArModel[] {
   const models: ArModel[] = [];
@@ -49,26 +63,15 @@ function arModels(names: readonly string[]): ArModel[] {
   } else {
     console.error("bench: ../shared/fixtures/stories260k not found; skipping it");
   }
-  if (names.includes("random-25m")) {
-    const dir = randomLlama("random-llama-25m", {
-      vocab_size: 4096,
-      hidden_size: 512,
-      intermediate_size: 1408,
-      num_attention_heads: 8,
-      num_key_value_heads: 4,
-    });
-    models.push({ name: "random Llama 25M", dir, promptIds: [1, 17, 402, 33, 9, 1000, 7, 64] });
-  }
-  if (names.includes("random-100m")) {
-    // H 768, 8 layers, 12 heads (4 KV), I 2048, V 32000, untied head: ~100M parameters, 400 MB of float32.
-    const dir = randomLlama("random-llama-100m", {
-      vocab_size: 32000,
-      hidden_size: 768,
-      intermediate_size: 2048,
-      num_attention_heads: 12,
-      num_key_value_heads: 4,
-    });
-    models.push({ name: "random Llama 100M", dir, promptIds: [1, 17, 402, 33, 9, 1000, 7, 64] });
+  for (const [key, { label, shape }] of Object.entries(RANDOM_LLAMAS)) {
+    if (!names.includes(key)) continue;
+    const dir = `${ROOT}.cache/bench/${key.replace("random-", "random-llama-")}`;
+    if (!existsSync(`${dir}/model.safetensors`)) {
+      console.error(`bench: writing a random Llama to ${dir}`);
+      Deno.mkdirSync(dir, { recursive: true });
+      writeRandomLlama(dir, 8, shape);
+    }
+    models.push({ name: label, dir, promptIds: [1, 17, 402, 33, 9, 1000, 7, 64] });
   }
   if (names.includes("default")) {
     models.push({
