@@ -82,20 +82,26 @@ Deno.test({
 });
 
 for (const arch of ["llama", "qwen2", "mistral"]) {
-  Deno.test({
-    name: `onnx-webgpu ${arch}: logits match transformers within 1e-4, tree + commit match chains`,
-    ignore: !adapter,
-    sanitizeResources: false,
-    sanitizeOps: false,
-    async fn() {
-      const ck = await loadCheckpoint(`${FIXTURES}models/${arch}`);
-      const exp = JSON.parse(Deno.readTextFileSync(`${FIXTURES}models/${arch}/expected.json`));
-      const m = await createOnnxModel(ck, { provider: "onnx-webgpu", cacheDir: CACHE });
-      await checkPromptAndTreeCommit(m, exp);
-      m.dispose();
-      ck.tensors.close();
-    },
-  });
+  // The GroupQueryAttention graph too (fewer ops per step, which WebGPU pays for one by one): opt-in until
+  // timed on a GPU (tools/gpu_check.sh), but held to the same parity.
+  for (const attention of ["standard", "gqa"] as const) {
+    Deno.test({
+      name: `onnx-webgpu ${arch}${
+        attention === "gqa" ? " (gqa)" : ""
+      }: logits match transformers within 1e-4, tree + commit match chains`,
+      ignore: !adapter,
+      sanitizeResources: false,
+      sanitizeOps: false,
+      async fn() {
+        const ck = await loadCheckpoint(`${FIXTURES}models/${arch}`);
+        const exp = JSON.parse(Deno.readTextFileSync(`${FIXTURES}models/${arch}/expected.json`));
+        const m = await createOnnxModel(ck, { provider: "onnx-webgpu", cacheDir: CACHE, attention });
+        await checkPromptAndTreeCommit(m, exp);
+        m.dispose();
+        ck.tensors.close();
+      },
+    });
+  }
 }
 
 Deno.test({

@@ -3,7 +3,8 @@
 #   1. the GPU and a WebGPU adapter (Deno's navigator.gpu over Vulkan),
 #   2. onnx-webgpu parity tests (transformers fixtures, tree + commit),
 #   3. onnx-cuda: find libonnxruntime_providers_cuda.so (+ CUDA 12 / cuDNN 9 libraries), then its parity tests,
-#   4. decode tok/s on the random ~107M Llama: onnx-node (CPU) vs onnx-cuda vs onnx-webgpu,
+#   4. decode tok/s on the random ~107M Llama: the CPU reference, onnx-node, onnx-cuda, onnx-webgpu (standard and
+#      GroupQueryAttention graphs),
 #   5. if Python onnxruntime-gpu is present: our cached graphs on its CUDA EP vs its CPU EP,
 #   6. the default pair, where its target is present: deno task bench per provider (onnx-webgpu with its
 #      default cpu drafter and with the drafter on the GPU too).
@@ -91,7 +92,7 @@ fi
 
 if step 4; then
 echo "== 4. decode speed, random ~107M Llama (prompt 32, 64 tokens)"
-for p in ${GPU_CHECK_BENCH:-cpu onnx-node onnx-cuda onnx-webgpu}; do
+for p in ${GPU_CHECK_BENCH:-cpu onnx-node onnx-cuda onnx-webgpu onnx-webgpu:gqa}; do
   timeout "$T" "$DENO" run -A --unstable-webgpu $CACHED tools/bench_onnx.ts --providers $p --tokens 64 2>&1 |
     grep -E "tok/s|rror" | head -3
 done
@@ -143,6 +144,11 @@ if step 6 && [ -f $TGT/model.safetensors ]; then
       --out /tmp/bench-$label "$@" 2>&1 | grep -vE "^bench |^wrote|^$" | head -16
     [ -n "${OUT:-}" ] && cp /tmp/bench-$label/bench.json "$OUT/bench-$label.json" 2>/dev/null
   }
+  # One WebGPU step of the default target, standard attention graph vs GroupQueryAttention (fewer ops).
+  for p in onnx-webgpu onnx-webgpu:gqa; do
+    timeout "$T" "$DENO" run -A --unstable-webgpu $CACHED tools/bench_onnx.ts --dir $TGT --providers $p --tokens 64 \
+      2>&1 | grep -E "tok/s|rror" | head -3
+  done
   small=(--num-prompts 2 --max-new-tokens 32 --beam-widths 1,2,4 --beam-lengths 2,3,4)
   bench webgpu-cpu-drafter --backend onnx-webgpu "${small[@]}" --lookup 0,4
   bench webgpu-gpu-drafter --backend onnx-webgpu --drafter-backend onnx-webgpu "${small[@]}"
