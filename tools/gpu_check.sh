@@ -152,7 +152,7 @@ if step 6 && [ -f $TGT/model.safetensors ]; then
   small=(--num-prompts 2 --max-new-tokens 32 --beam-widths 1,2,4 --beam-lengths 2,3,4)
   bench webgpu-cpu-drafter --backend onnx-webgpu "${small[@]}" --lookup 0,4
   bench webgpu-gpu-drafter --backend onnx-webgpu --drafter-backend onnx-webgpu "${small[@]}"
-  bench onnx-node --backend onnx-node --num-prompts 8 --beam-widths 1,2 --beam-lengths 2,3,4
+  bench onnx-node --backend onnx-node --num-prompts 8 --beam-widths 1,2 --beam-lengths 2,3,4 --lookup 0,4
   bench cpu --backend cpu --num-prompts 8 --beam-widths 1,2 --beam-lengths 2,3
 fi
 echo "== done"
