@@ -51,9 +51,14 @@ Deno.test("onnx-node: the packed outputs hold exactly hidden_states, top values 
   const ck = await loadCheckpoint(LLAMA);
   const ort = await loadOrt({ provider: "onnx-node" });
   const plain = await createOnnxModel(ck, { provider: "onnx-node", cacheDir: CACHE });
-  const packedGraph = await ensureTargetGraph(ck, { cacheDir: CACHE, topIds: false });
+  const packedGraph = await ensureTargetGraph(ck, { cacheDir: CACHE, packed: true });
   const session = await openSession(ort, packedGraph, { provider: "onnx-node" });
   assert.ok(!session.outputNames.includes("top_ids"), "no int64 output in the packed graph");
+  const plainGraph = await openSession(ort, await ensureTargetGraph(ck, { cacheDir: CACHE }), {
+    provider: "onnx-node",
+  });
+  assert.ok(plainGraph.outputNames.includes("top_ids") && !plainGraph.outputNames.includes("packed_topk"));
+  await plainGraph.release();
   const prompt = [1, 17, 42, 9, 3];
   const a = plain.createSession(1, 32);
   const b = new OnnxTargetSession(ort, session, ck.config, 1, 32, undefined, false, true);

@@ -43,8 +43,8 @@ export type DrafterWeightFormat = "fp32" | "fp16" | "q8" | "q4";
 export function buildDrafterGraph(
   w: DrafterWeights,
   embedding: Float32Array,
-  /** topIdsOutput: declare the int64 `top_ids` output (default true; see the target's BuildOptions). */
-  opts: { weights: DrafterWeightFormat; topIdsOutput?: boolean },
+  /** packed: one `packed` output instead of the int64 `top_ids` (WebGPU; see the target's BuildOptions). */
+  opts: { weights: DrafterWeightFormat; packed?: boolean },
 ): GraphBuilder {
   const { hiddenSize: H, vocabSize: V, exitDim: E, rnn } = w.config;
   if (embedding.length !== V * H) {
@@ -117,8 +117,9 @@ export function buildDrafterGraph(
   g.output(lp, { name: "log_probs", dataType: DataType.FLOAT, shape: ["beams", V] });
   const [topV, topI] = g.opN("TopK", [lp, topK], 2, { axis: -1, largest: 1, sorted: 1 });
   g.output(topV, { name: "top_values", dataType: DataType.FLOAT, shape: ["beams", "k"] });
-  if (opts.topIdsOutput !== false) {
+  if (!opts.packed) {
     g.output(topI, { name: "top_ids", dataType: DataType.INT64, shape: ["beams", "k"] });
+    return g;
   }
   // log_probs, top_values and top_ids (as float32, exact below 2^24) flattened into one tensor: on WebGPU
   // every output read back is its own GPU -> CPU map, so the drafter reads this one instead of three.

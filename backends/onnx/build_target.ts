@@ -22,6 +22,7 @@
  *     packed_topk / packed_logits  [B*S*H + ...] float32 hidden_states, then top_values and top_ids (as
  *                                  float32; exact below 2^24) / logits, flattened into one tensor: on WebGPU
  *                                  every output read back is its own GPU -> CPU map, so one read beats three
+ *                                  (`packed` graphs only, which have no top_ids)
  *     present.L.key/value          [B, kvH, S, D] float32 keys (after RoPE) / values of the NEW tokens only;
  *                                  the caller owns the cache and places them (pending slots).
  *
@@ -64,11 +65,11 @@ export interface BuildOptions {
   /** Put weights in an external data file with this name (for models near the 2 GB protobuf limit). */
   externalFile: string | null;
   /**
-   * Declare the int64 `top_ids` output (default true). WebGPU sessions read `packed_topk` instead and build
-   * without it: the WebGPU EP copies an int64 graph output to the host on every run, fetched or not, and
-   * each such copy is a GPU -> CPU map.
+   * Outputs for one read-back per run (WebGPU; default false): `packed_topk` / `packed_logits` instead of
+   * the int64 `top_ids`, which the WebGPU EP would copy to the host on every run, fetched or not (each copy a
+   * GPU -> CPU map). Other graphs declare `top_ids` and no packed outputs.
    */
-  topIdsOutput?: boolean;
+  packed?: boolean;
 }
 
 /** Weight storage of a target graph (see BuildOptions.weights). */
@@ -380,8 +381,9 @@ export function buildTargetGraph(
   g.output(logits, { name: "logits", dataType: DataType.FLOAT, shape: ["n", V] });
   const [topV, topI] = g.opN("TopK", [logits, topK], 2, { axis: -1, largest: 1, sorted: 1 });
   g.output(topV, { name: "top_values", dataType: DataType.FLOAT, shape: ["n", "k"] });
-  if (opts.topIdsOutput !== false) {
+  if (!opts.packed) {
     g.output(topI, { name: "top_ids", dataType: DataType.INT64, shape: ["n", "k"] });
+    return g;
   }
 
   // Everything JS reads back in one tensor (see the header): a map costs about 11 ms under Deno's WebGPU.

@@ -58,7 +58,7 @@ export async function createOnnxDrafter(
   const packed = gpu && V <= 2 ** 24;
   const graph = buildDrafterGraph(weights, target.embeddingTable(), {
     weights: opts.weights ?? "fp32",
-    topIdsOutput: !packed,
+    packed,
   });
   const bytes = toBytes(graph.encode("redrafter-drafter-step"));
   const native = opts.provider === "onnx-node" || opts.provider === "onnx-cuda";

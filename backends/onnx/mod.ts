@@ -136,8 +136,8 @@ export async function ensureTargetGraph(
     fused?: boolean;
     externalData?: boolean;
     attention?: "gqa" | "standard";
-    /** See BuildOptions.topIdsOutput. */
-    topIds?: boolean;
+    /** See BuildOptions.packed. */
+    packed?: boolean;
   },
 ): Promise<ModelSource> {
   const weights = opts.weights ?? "fp32";
@@ -147,7 +147,7 @@ export async function ensureTargetGraph(
     fused: opts.fused ?? true,
     attention: opts.attention ?? "standard",
     externalFile: external ? EXTERNAL_NAME : null,
-    topIdsOutput: opts.topIds ?? true,
+    packed: opts.packed ?? false,
   };
   const dir = `${opts.cacheDir ?? `${Deno.cwd()}/.cache/onnx`}/${await cacheKey(ckpt, build)}`;
   const path = `${dir}/model.onnx`;
@@ -178,7 +178,7 @@ export async function createOnnxModel(ckpt: Checkpoint, opts: OnnxModelOptions):
   // there, exact below 2^24.
   const packed = gpu && config.vocabSize <= 2 ** 24;
   const open = async (kind: "gqa" | "standard") =>
-    await openSession(ort, await ensureTargetGraph(ckpt, { ...opts, attention: kind, topIds: !packed }), {
+    await openSession(ort, await ensureTargetGraph(ckpt, { ...opts, attention: kind, packed }), {
       ...opts,
       extra: gpu ? { preferredOutputLocation: presentOnGpu(config) } : undefined,
     });
