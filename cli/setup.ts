@@ -105,8 +105,8 @@ export function checkOnnxWeights(
 
 /**
  * The CLIs' drafter weights when --drafter-weights is not given, by where the drafter runs: int8 where it was
- * measured faster, the cpu drafter (kernels/q8.ts) and onnx-node (MatMulNBits); fp32 elsewhere: onnx-wasm runs MatMulNBits about
- * 12x slower than its fp32 MatMul (a 12.9 ms drafter step against 1.05 ms on the default pair), and on the
+ * measured faster, the cpu drafter (kernels/q8.ts) and onnx-node (MatMulNBits); fp32 elsewhere: onnx-wasm
+ * runs MatMulNBits about 12x slower than its fp32 MatMul (a 12.9 ms drafter step against 1.05 ms on the default pair), and on the
  * WebGPU and CUDA EPs it could not be timed here. A drafter only proposes tokens the target verifies, so
  * either is exact; the library's own default is fp32.
  */

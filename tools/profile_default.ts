@@ -1,6 +1,7 @@
 /**
  * ReDrafter vs autoregression with the embedded default pair (models/default), greedy, on the CPU backend
- * or (--backend) an ONNX provider; --drafter-backend runs the drafter elsewhere (default: the target's).
+ * or (--backend) an ONNX provider; --drafter-backend runs the drafter elsewhere (default: cpu next to
+ * onnx-webgpu, the target's backend otherwise).
  * Prints per shape: tau, mean draft / verify / accept ms per round, decode tokens/s, and the speedup over
  * autoregression measured in the same process (runs interleaved; each number is the median over --reps
  * passes, because the workplace is shared). Also checks that every ReDrafter output equals the
@@ -23,12 +24,17 @@ import {
   generate,
   type GenerateResult,
   loadCheckpoint,
-  loadDrafter,
   loadTokenizer,
   speculativeGenerate,
 } from "../mod.ts";
 import type { KernelChoice } from "../kernels/mod.ts";
-import { type BackendName, loadDraftModel, loadTarget, type LoadTargetOptions } from "../backends/mod.ts";
+import {
+  type BackendName,
+  defaultDrafterBackend,
+  loadDraftModel,
+  loadTarget,
+  type LoadTargetOptions,
+} from "../backends/mod.ts";
 
 const { values } = parseArgs({
   args: Deno.args,
@@ -57,23 +63,20 @@ const target = backend === "cpu"
     threads,
     onnxWeights: values["onnx-weights"] as LoadTargetOptions["onnxWeights"],
   });
-const drafterBackend = (values["drafter-backend"] ?? backend) as BackendName;
+const drafterBackend = values["drafter-backend"] ?? defaultDrafterBackend(backend);
 const drafterThreads = values["drafter-threads"] ? Number(values["drafter-threads"]) : undefined;
 // --drafter-weights a,b: one drafter per format, each shape timed with each (interleaved, same baseline).
 const formats = (values["drafter-weights"] ?? "fp32").split(",");
 const drafters = [];
 for (const f of formats) {
   drafters.push(
-    drafterBackend === "cpu"
-      ? await loadDrafter(root + "drafter", target, {
-        threads: drafterThreads ?? threads,
-        weights: f as "fp32" | "q8",
-      })
-      : await loadDraftModel(root + "drafter", target, {
-        backend: drafterBackend,
-        threads: drafterThreads,
-        drafterWeights: f as LoadTargetOptions["drafterWeights"],
-      }),
+    await loadDraftModel(root + "drafter", target, {
+      backend,
+      threads,
+      drafterBackend,
+      drafterThreads,
+      drafterWeights: f as LoadTargetOptions["drafterWeights"],
+    }),
   );
 }
 if (backend === "cpu") ckpt.tensors.close();

@@ -112,6 +112,14 @@ export const MASK_NEG = -1e9;
 export const GRAPH_VERSION = 2;
 
 /**
+ * Whether a provider's graphs read back one packed output per run (BuildOptions.packed): on WebGPU, where
+ * every output read back is its own GPU -> CPU map, while token ids as float32 stay exact (below 2^24).
+ */
+export function packedReadback(provider: string, vocabSize: number): boolean {
+  return provider === "onnx-webgpu" && vocabSize <= 2 ** 24;
+}
+
+/**
  * Token ids (int64) as float32, exact below 2^24, by a Gather from a [V] table of 0..V-1. A Cast would do,
  * but the WebGPU EP runs a Cast from int64 on the CPU, which costs a GPU -> CPU map of the ids first.
  */

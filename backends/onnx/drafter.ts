@@ -10,6 +10,7 @@ import type { DrafterConfig, DraftModel, DraftRound, DraftTopK } from "../../cor
 import { checkRoundArgs, checkStepArgs, type DrafterWeights } from "../../drafter/cpu.ts";
 import { type DrafterTarget, readDrafterDir } from "../../drafter/load.ts";
 import { buildDrafterGraph, type DrafterWeightFormat } from "./build_drafter.ts";
+import { packedReadback } from "./build_target.ts";
 import { toBytes } from "./proto.ts";
 import { loadOrt, openSession, type OrtTensor, type ProviderName, PROVIDERS } from "./runtime.ts";
 
@@ -53,9 +54,7 @@ export async function createOnnxDrafter(
   const H = cfg.hiddenSize, V = cfg.vocabSize;
   const ort = await loadOrt(opts);
   const gpu = opts.provider === "onnx-webgpu";
-  // On WebGPU read back one packed output (each output read back is its own GPU -> CPU map); ids travel as
-  // float32 there, exact below 2^24.
-  const packed = gpu && V <= 2 ** 24;
+  const packed = packedReadback(opts.provider, V);
   const graph = buildDrafterGraph(weights, target.embeddingTable(), {
     weights: opts.weights ?? "fp32",
     packed,

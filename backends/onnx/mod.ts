@@ -7,7 +7,13 @@
 import { existsSync } from "node:fs";
 import type { ModelConfig, TargetModel, TargetSession } from "../../core/types.ts";
 import type { Checkpoint } from "../../loader/types.ts";
-import { type BuildOptions, buildTargetGraph, GRAPH_VERSION, type WeightFormat } from "./build_target.ts";
+import {
+  type BuildOptions,
+  buildTargetGraph,
+  GRAPH_VERSION,
+  packedReadback,
+  type WeightFormat,
+} from "./build_target.ts";
 import type { GraphBuilder } from "./graph.ts";
 import {
   cudaLibraryProblem,
@@ -174,9 +180,7 @@ export async function createOnnxModel(ckpt: Checkpoint, opts: OnnxModelOptions):
   const config: ModelConfig = ckpt.config;
   // WebGPU: the KV cache stays on the device (present.* come back as GPU buffers; gpu_kv.ts commits them).
   const gpu = opts.provider === "onnx-webgpu";
-  // WebGPU: one packed read-back per step (each read back is a GPU -> CPU map); token ids travel as float32
-  // there, exact below 2^24.
-  const packed = gpu && config.vocabSize <= 2 ** 24;
+  const packed = packedReadback(opts.provider, config.vocabSize);
   const open = async (kind: "gqa" | "standard") =>
     await openSession(ort, await ensureTargetGraph(ckpt, { ...opts, attention: kind, packed }), {
       ...opts,
