@@ -130,7 +130,8 @@ Deno.test("kernels: WASM equals JS bitwise across the unrolled (16-float) and si
   for (const inDim of [4, 12, 16, 20, 36, 48, 63, 64, 77, 384]) {
     const outDim = 7; // one group of 4 rows and 3 single rows
     const a = setup("wasm", inDim, outDim), j = setup("js", inDim, outDim);
-    for (const T of [3, 4, 5, 9]) { // each block shape takes its own tile path
+    // T <= 8: each T has its own row tile ($r1 .. $r8); 9 and 12: the 4-row groups (quads, pairs, one)
+    for (const T of [1, 2, 3, 4, 5, 6, 7, 8, 9, 12]) {
       const X = rand(T * inDim, 11 + T);
       const all = bits(run(a.k, a.w, a.b, X, T, inDim, outDim));
       assert.deepEqual(all, bits(run(j.k, j.w, j.b, X, T, inDim, outDim)), `inDim ${inDim} T ${T}`);
