@@ -11,70 +11,157 @@
 (module
   (import "env" "memory" (memory 1 65536))
 
+  ;; The fixed horizontal reduction and scalar tail of q · k: d and hdb are byte offsets of the tail
+  ;; within the rows q and k.
+  (func $finish (param $acc v128) (param $q i32) (param $kp i32) (param $d i32) (param $hdb i32)
+    (result f32)
+    (local $s f32)
+    (local.set $s (f32.add
+      (f32.add (f32x4.extract_lane 0 (local.get $acc)) (f32x4.extract_lane 1 (local.get $acc)))
+      (f32.add (f32x4.extract_lane 2 (local.get $acc)) (f32x4.extract_lane 3 (local.get $acc)))))
+    (block $tdone (loop $tail
+      (br_if $tdone (i32.ge_u (local.get $d) (local.get $hdb)))
+      (local.set $s (f32.add (local.get $s) (f32.mul
+        (f32.load (i32.add (local.get $kp) (local.get $d)))
+        (f32.load (i32.add (local.get $q) (local.get $d))))))
+      (local.set $d (i32.add (local.get $d) (i32.const 4)))
+      (br $tail)))
+    (local.get $s))
+
+  ;; The cache address of key (or value) ctx[j]: k + ctx[j] * row.
+  (func $slot (param $k i32) (param $ctx i32) (param $j i32) (param $row i32) (result i32)
+    (i32.add (local.get $k) (i32.mul
+      (i32.load (i32.add (local.get $ctx) (i32.shl (local.get $j) (i32.const 2)))) (local.get $row))))
+
+  ;; Keys go 4 at a time: four independent add chains (one accumulator per key, each summed in the fixed
+  ;; order) where one key alone waits on its single chain; then the last n % 4 keys one by one.
   (func (export "scores") (param $q i32) (param $k i32) (param $ctx i32) (param $n i32) (param $row i32)
     (param $hd i32) (param $out i32)
-    (local $j i32) (local $kp i32) (local $d i32) (local $hdb i32) (local $n4 i32) (local $acc v128)
-    (local $s f32)
+    (local $j i32) (local $d i32) (local $hdb i32) (local $n4 i32) (local $qv v128)
+    (local $k0 i32) (local $k1 i32) (local $k2 i32) (local $k3 i32)
+    (local $a0 v128) (local $a1 v128) (local $a2 v128) (local $a3 v128)
     (local.set $hdb (i32.shl (local.get $hd) (i32.const 2)))
     (local.set $n4 (i32.and (local.get $hdb) (i32.const -16)))
-    (block $jdone (loop $keys
-      (br_if $jdone (i32.ge_u (local.get $j) (local.get $n)))
-      (local.set $kp (i32.add (local.get $k) (i32.mul
-        (i32.load (i32.add (local.get $ctx) (i32.shl (local.get $j) (i32.const 2)))) (local.get $row))))
-      (local.set $acc (v128.const f32x4 0 0 0 0))
+    (block $qdone (loop $quads
+      (br_if $qdone (i32.gt_u (i32.add (local.get $j) (i32.const 4)) (local.get $n)))
+      (local.set $k0 (call $slot (local.get $k) (local.get $ctx) (local.get $j) (local.get $row)))
+      (local.set $k1 (call $slot (local.get $k) (local.get $ctx) (i32.add (local.get $j) (i32.const 1))
+        (local.get $row)))
+      (local.set $k2 (call $slot (local.get $k) (local.get $ctx) (i32.add (local.get $j) (i32.const 2))
+        (local.get $row)))
+      (local.set $k3 (call $slot (local.get $k) (local.get $ctx) (i32.add (local.get $j) (i32.const 3))
+        (local.get $row)))
+      (local.set $a0 (v128.const f32x4 0 0 0 0))
+      (local.set $a1 (v128.const f32x4 0 0 0 0))
+      (local.set $a2 (v128.const f32x4 0 0 0 0))
+      (local.set $a3 (v128.const f32x4 0 0 0 0))
       (local.set $d (i32.const 0))
       (block $done (loop $main
         (br_if $done (i32.ge_u (local.get $d) (local.get $n4)))
-        (local.set $acc (f32x4.add (local.get $acc) (f32x4.mul
-          (v128.load (i32.add (local.get $kp) (local.get $d)))
+        (local.set $qv (v128.load (i32.add (local.get $q) (local.get $d))))
+        (local.set $a0 (f32x4.add (local.get $a0)
+          (f32x4.mul (v128.load (i32.add (local.get $k0) (local.get $d))) (local.get $qv))))
+        (local.set $a1 (f32x4.add (local.get $a1)
+          (f32x4.mul (v128.load (i32.add (local.get $k1) (local.get $d))) (local.get $qv))))
+        (local.set $a2 (f32x4.add (local.get $a2)
+          (f32x4.mul (v128.load (i32.add (local.get $k2) (local.get $d))) (local.get $qv))))
+        (local.set $a3 (f32x4.add (local.get $a3)
+          (f32x4.mul (v128.load (i32.add (local.get $k3) (local.get $d))) (local.get $qv))))
+        (local.set $d (i32.add (local.get $d) (i32.const 16)))
+        (br $main)))
+      (f32.store offset=0 (i32.add (local.get $out) (i32.shl (local.get $j) (i32.const 2)))
+        (call $finish (local.get $a0) (local.get $q) (local.get $k0) (local.get $n4) (local.get $hdb)))
+      (f32.store offset=4 (i32.add (local.get $out) (i32.shl (local.get $j) (i32.const 2)))
+        (call $finish (local.get $a1) (local.get $q) (local.get $k1) (local.get $n4) (local.get $hdb)))
+      (f32.store offset=8 (i32.add (local.get $out) (i32.shl (local.get $j) (i32.const 2)))
+        (call $finish (local.get $a2) (local.get $q) (local.get $k2) (local.get $n4) (local.get $hdb)))
+      (f32.store offset=12 (i32.add (local.get $out) (i32.shl (local.get $j) (i32.const 2)))
+        (call $finish (local.get $a3) (local.get $q) (local.get $k3) (local.get $n4) (local.get $hdb)))
+      (local.set $j (i32.add (local.get $j) (i32.const 4)))
+      (br $quads)))
+    (block $jdone (loop $keys
+      (br_if $jdone (i32.ge_u (local.get $j) (local.get $n)))
+      (local.set $k0 (call $slot (local.get $k) (local.get $ctx) (local.get $j) (local.get $row)))
+      (local.set $a0 (v128.const f32x4 0 0 0 0))
+      (local.set $d (i32.const 0))
+      (block $done (loop $main
+        (br_if $done (i32.ge_u (local.get $d) (local.get $n4)))
+        (local.set $a0 (f32x4.add (local.get $a0) (f32x4.mul
+          (v128.load (i32.add (local.get $k0) (local.get $d)))
           (v128.load (i32.add (local.get $q) (local.get $d))))))
         (local.set $d (i32.add (local.get $d) (i32.const 16)))
         (br $main)))
-      (local.set $s (f32.add
-        (f32.add (f32x4.extract_lane 0 (local.get $acc)) (f32x4.extract_lane 1 (local.get $acc)))
-        (f32.add (f32x4.extract_lane 2 (local.get $acc)) (f32x4.extract_lane 3 (local.get $acc)))))
-      (block $tdone (loop $tail
-        (br_if $tdone (i32.ge_u (local.get $d) (local.get $hdb)))
-        (local.set $s (f32.add (local.get $s) (f32.mul
-          (f32.load (i32.add (local.get $kp) (local.get $d)))
-          (f32.load (i32.add (local.get $q) (local.get $d))))))
-        (local.set $d (i32.add (local.get $d) (i32.const 4)))
-        (br $tail)))
-      (f32.store (i32.add (local.get $out) (i32.shl (local.get $j) (i32.const 2))) (local.get $s))
+      (f32.store (i32.add (local.get $out) (i32.shl (local.get $j) (i32.const 2)))
+        (call $finish (local.get $a0) (local.get $q) (local.get $k0) (local.get $n4) (local.get $hdb)))
       (local.set $j (i32.add (local.get $j) (i32.const 1)))
       (br $keys))))
 
+  ;; The output goes in column blocks held in registers across all n values (16 floats as 4 vectors, then
+  ;; 4 floats, then single floats), so each key adds into registers instead of reloading and storing the
+  ;; output row; per column the sum still runs over j in order, starting from 0.
   (func (export "mix") (param $p i32) (param $v i32) (param $ctx i32) (param $n i32) (param $row i32)
     (param $hd i32) (param $out i32)
-    (local $j i32) (local $vp i32) (local $d i32) (local $hdb i32) (local $n4 i32) (local $pj f32)
-    (local $pv v128)
+    (local $j i32) (local $vp i32) (local $d i32) (local $hdb i32) (local $n4 i32) (local $pv v128)
+    (local $a0 v128) (local $a1 v128) (local $a2 v128) (local $a3 v128) (local $s f32)
     (local.set $hdb (i32.shl (local.get $hd) (i32.const 2)))
     (local.set $n4 (i32.and (local.get $hdb) (i32.const -16)))
-    (block $zdone (loop $zero
-      (br_if $zdone (i32.ge_u (local.get $d) (local.get $hdb)))
-      (f32.store (i32.add (local.get $out) (local.get $d)) (f32.const 0))
+    (block $bdone (loop $blocks16
+      (br_if $bdone (i32.gt_u (i32.add (local.get $d) (i32.const 64)) (local.get $n4)))
+      (local.set $a0 (v128.const f32x4 0 0 0 0))
+      (local.set $a1 (v128.const f32x4 0 0 0 0))
+      (local.set $a2 (v128.const f32x4 0 0 0 0))
+      (local.set $a3 (v128.const f32x4 0 0 0 0))
+      (local.set $j (i32.const 0))
+      (block $jdone (loop $values
+        (br_if $jdone (i32.ge_u (local.get $j) (local.get $n)))
+        (local.set $vp (i32.add (call $slot (local.get $v) (local.get $ctx) (local.get $j) (local.get $row))
+          (local.get $d)))
+        (local.set $pv (v128.load32_splat (i32.add (local.get $p) (i32.shl (local.get $j) (i32.const 2)))))
+        (local.set $a0 (f32x4.add (local.get $a0)
+          (f32x4.mul (local.get $pv) (v128.load offset=0 (local.get $vp)))))
+        (local.set $a1 (f32x4.add (local.get $a1)
+          (f32x4.mul (local.get $pv) (v128.load offset=16 (local.get $vp)))))
+        (local.set $a2 (f32x4.add (local.get $a2)
+          (f32x4.mul (local.get $pv) (v128.load offset=32 (local.get $vp)))))
+        (local.set $a3 (f32x4.add (local.get $a3)
+          (f32x4.mul (local.get $pv) (v128.load offset=48 (local.get $vp)))))
+        (local.set $j (i32.add (local.get $j) (i32.const 1)))
+        (br $values)))
+      (v128.store offset=0 (i32.add (local.get $out) (local.get $d)) (local.get $a0))
+      (v128.store offset=16 (i32.add (local.get $out) (local.get $d)) (local.get $a1))
+      (v128.store offset=32 (i32.add (local.get $out) (local.get $d)) (local.get $a2))
+      (v128.store offset=48 (i32.add (local.get $out) (local.get $d)) (local.get $a3))
+      (local.set $d (i32.add (local.get $d) (i32.const 64)))
+      (br $blocks16)))
+    (block $bdone (loop $blocks4
+      (br_if $bdone (i32.ge_u (local.get $d) (local.get $n4)))
+      (local.set $a0 (v128.const f32x4 0 0 0 0))
+      (local.set $j (i32.const 0))
+      (block $jdone (loop $values
+        (br_if $jdone (i32.ge_u (local.get $j) (local.get $n)))
+        (local.set $vp (i32.add (call $slot (local.get $v) (local.get $ctx) (local.get $j) (local.get $row))
+          (local.get $d)))
+        (local.set $a0 (f32x4.add (local.get $a0) (f32x4.mul
+          (v128.load32_splat (i32.add (local.get $p) (i32.shl (local.get $j) (i32.const 2))))
+          (v128.load (local.get $vp)))))
+        (local.set $j (i32.add (local.get $j) (i32.const 1)))
+        (br $values)))
+      (v128.store (i32.add (local.get $out) (local.get $d)) (local.get $a0))
+      (local.set $d (i32.add (local.get $d) (i32.const 16)))
+      (br $blocks4)))
+    (block $bdone (loop $singles
+      (br_if $bdone (i32.ge_u (local.get $d) (local.get $hdb)))
+      (local.set $s (f32.const 0))
+      (local.set $j (i32.const 0))
+      (block $jdone (loop $values
+        (br_if $jdone (i32.ge_u (local.get $j) (local.get $n)))
+        (local.set $vp (i32.add (call $slot (local.get $v) (local.get $ctx) (local.get $j) (local.get $row))
+          (local.get $d)))
+        (local.set $s (f32.add (local.get $s) (f32.mul
+          (f32.load (i32.add (local.get $p) (i32.shl (local.get $j) (i32.const 2))))
+          (f32.load (local.get $vp)))))
+        (local.set $j (i32.add (local.get $j) (i32.const 1)))
+        (br $values)))
+      (f32.store (i32.add (local.get $out) (local.get $d)) (local.get $s))
       (local.set $d (i32.add (local.get $d) (i32.const 4)))
-      (br $zero)))
-    (block $jdone (loop $values
-      (br_if $jdone (i32.ge_u (local.get $j) (local.get $n)))
-      (local.set $vp (i32.add (local.get $v) (i32.mul
-        (i32.load (i32.add (local.get $ctx) (i32.shl (local.get $j) (i32.const 2)))) (local.get $row))))
-      (local.set $pj (f32.load (i32.add (local.get $p) (i32.shl (local.get $j) (i32.const 2)))))
-      (local.set $pv (f32x4.splat (local.get $pj)))
-      (local.set $d (i32.const 0))
-      (block $done (loop $main
-        (br_if $done (i32.ge_u (local.get $d) (local.get $n4)))
-        (v128.store (i32.add (local.get $out) (local.get $d)) (f32x4.add
-          (v128.load (i32.add (local.get $out) (local.get $d)))
-          (f32x4.mul (local.get $pv) (v128.load (i32.add (local.get $vp) (local.get $d))))))
-        (local.set $d (i32.add (local.get $d) (i32.const 16)))
-        (br $main)))
-      (block $tdone (loop $tail
-        (br_if $tdone (i32.ge_u (local.get $d) (local.get $hdb)))
-        (f32.store (i32.add (local.get $out) (local.get $d)) (f32.add
-          (f32.load (i32.add (local.get $out) (local.get $d)))
-          (f32.mul (local.get $pj) (f32.load (i32.add (local.get $vp) (local.get $d))))))
-        (local.set $d (i32.add (local.get $d) (i32.const 4)))
-        (br $tail)))
-      (local.set $j (i32.add (local.get $j) (i32.const 1)))
-      (br $values)))))
+      (br $singles)))))

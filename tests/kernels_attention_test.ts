@@ -1,6 +1,7 @@
 /**
  * kernels/attention: the WASM SIMD attention inner products equal their scalar-JS twin bit for bit (head
- * sizes with and without a scalar tail, slot lists in any order), a key's score does not depend on the
+ * sizes that take every column block of mix, with and without a scalar tail; key counts that take the
+ * 4-key and the single-key paths of scores; slot lists in any order), a key's score does not depend on the
  * other keys of the call, and both stay close to a float64 reference.
  */
 import assert from "node:assert/strict";
@@ -44,7 +45,7 @@ Deno.test({
   ignore: !wasmSimdSupported(),
   fn: () => {
     for (const hd of [4, 6, 40, 48, 64, 66]) {
-      for (const n of [1, 5, 40]) {
+      for (const n of [1, 3, 5, 7, 40]) { // keys go 4 at a time, then one by one
         const w = runBoth(createAttentionKernels(1 << 16, 1 << 10, "wasm"), hd, n, hd * 31 + n);
         const j = runBoth(createAttentionKernels(1 << 16, 1 << 10, "js"), hd, n, hd * 31 + n);
         assert.deepEqual(w.scoreBits, j.scoreBits, `scores hd ${hd} n ${n}`);
