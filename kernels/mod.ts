@@ -13,7 +13,15 @@
 import { decodeBase64 } from "./base64.ts";
 import { dotBf16, dotF32, matmulBf16Js, matmulJs } from "./matmul_js.ts";
 import { MATMUL_SHARED_WASM, MATMUL_WASM } from "./wasm_modules.ts";
-import { type Kernel, KIND_BF16, KIND_F32, KIND_Q8, MatmulThreads, workersReady } from "./threads.ts";
+import {
+  type Kernel,
+  KIND_BF16,
+  KIND_F32,
+  KIND_P2,
+  KIND_Q8,
+  MatmulThreads,
+  workersReady,
+} from "./threads.ts";
 import { finishQ8, matmulQ8Js, q8Stride, type Q8Weight, quantizeQ8Into, quantizeRowsI16 } from "./q8.ts";
 
 export { workersReady };
@@ -78,6 +86,18 @@ export interface Kernels {
     inDim: number,
     outDim: number,
   ): void;
+  /**
+   * Lay `w` ([rows, cols] row-major, from alloc()) out in place for the fastest matmul: pairs of rows
+   * interleaved in 4-float chunks, so that a pair is read as one memory stream (kernels/matmul.wat,
+   * matmul_p2). matmul on a packed w gives bitwise the same results, but only whole: with outDim = rows
+   * and inDim = cols. Read its rows with row(), or a plain copy with unpacked(). Returns false, leaving w
+   * as it is, where there is no such layout (the JS kernels).
+   */
+  pack(w: Float32Array, rows: number, cols: number): boolean;
+  /** Copy row r of w ([rows, cols], packed or not) into out at outOff. */
+  row(w: Float32Array, r: number, cols: number, out: Float32Array, outOff: number): void;
+  /** w ([rows, cols]) itself if it is not packed, else a plain row-major copy (an ordinary array). */
+  unpacked(w: Float32Array, rows: number, cols: number): Float32Array;
   /**
    * matmul with `w` [outDim * inDim] held as bf16 bits (from allocBf16()): each weight widens exactly to
    * float32, so the result is bitwise matmul's on the widened weights, reading half the weight bytes.
@@ -193,6 +213,9 @@ function jsKernels(opts: KernelsOptions): Kernels {
     dispose() {},
     park() {},
     alloc: (length) => new Float32Array(length),
+    pack: () => false,
+    row: (w, r, cols, out, outOff) => out.set(w.subarray(r * cols, (r + 1) * cols), outOff),
+    unpacked: (w) => w,
     matmul(out, x, w, bias, n, inDim, outDim) {
       checkShapes(out, x, w, bias, n, inDim, outDim);
       matmulJs(out, x, w, bias, n, inDim, outDim, tokenBlock);
@@ -225,7 +248,8 @@ const PAGE = 65536;
 const MAX_PAGES = 65536; // wasm32: 4 GiB
 
 function wasmKernels(opts: KernelsOptions): Kernels {
-  const outChunk = Math.min(Math.max(opts.maxOut, 4), CHUNK_OUT);
+  // a multiple of 4, so that column chunks start at a row pair of packed weights (and a thread's 4-row block)
+  const outChunk = Math.max(4, Math.min(opts.maxOut, CHUNK_OUT) & ~3);
   // (int16 rows of matmulQ8 fit too: 2 * q8Stride(maxIn) bytes <= 4 * max(maxIn, 8))
   const xFloats = padFloats(CHUNK_TOKENS * Math.max(opts.maxIn, 8));
   const yFloats = padFloats(CHUNK_TOKENS * outChunk);
@@ -258,7 +282,10 @@ function wasmKernels(opts: KernelsOptions): Kernels {
     inst.exports.matmul as Kernel,
     inst.exports.matmul_bf16 as Kernel,
     inst.exports.matmul_q8 as Kernel,
+    inst.exports.matmul_p2 as Kernel,
   ];
+  // Packed weights (pack()) and their shapes: matmul takes them whole only.
+  const packed = new WeakMap<Float32Array, { rows: number; cols: number }>();
   let pool = shared ? new MatmulThreads(opts.threads!, shared, memory) : null;
   let splitCalls = 0; // of disposed pools
   const buf = memory.buffer;
@@ -293,8 +320,57 @@ function wasmKernels(opts: KernelsOptions): Kernels {
     allocBf16(length) {
       return new Uint16Array(buf, reserve(padBf16(length) * 4, `allocBf16(${length})`), length);
     },
+    pack(w, rows, cols) {
+      where(w, "the weight");
+      if (w.length < rows * cols) {
+        throw new Error(`kernels: pack: weight has ${w.length} elements, need [${rows}, ${cols}]`);
+      }
+      if (packed.has(w)) throw new Error("kernels: pack: this weight is packed already");
+      const n4 = cols & ~3, tail = cols - n4, pair = new Float32Array(2 * cols);
+      for (let r = 0; r + 1 < rows; r += 2) {
+        const base = r * cols;
+        for (let k = 0; k < n4; k += 4) {
+          for (let i = 0; i < 4; i++) {
+            pair[2 * k + i] = w[base + k + i];
+            pair[2 * k + 4 + i] = w[base + cols + k + i];
+          }
+        }
+        for (let i = 0; i < tail; i++) {
+          pair[2 * n4 + i] = w[base + n4 + i];
+          pair[2 * n4 + tail + i] = w[base + cols + n4 + i];
+        }
+        w.set(pair, base);
+      }
+      packed.set(w, { rows, cols });
+      return true;
+    },
+    row(w, r, cols, out, outOff) {
+      const p = packed.get(w);
+      if (!p || (p.rows % 2 === 1 && r === p.rows - 1)) {
+        out.set(w.subarray(r * cols, (r + 1) * cols), outOff);
+        return;
+      }
+      const n4 = cols & ~3, tail = cols - n4, base = (r & ~1) * cols, c = r & 1;
+      for (let k = 0; k < n4; k += 4) {
+        const at = base + 2 * k + 4 * c;
+        for (let i = 0; i < 4; i++) out[outOff + k + i] = w[at + i];
+      }
+      for (let i = 0; i < tail; i++) out[outOff + n4 + i] = w[base + 2 * n4 + c * tail + i];
+    },
+    unpacked(w, rows, cols) {
+      if (!packed.has(w)) return w;
+      const plain = new Float32Array(rows * cols);
+      for (let r = 0; r < rows; r++) this.row(w, r, cols, plain, r * cols);
+      return plain;
+    },
     matmul(out, x, w, bias, n, inDim, outDim) {
-      run(KIND_F32, 4, out, x, w, bias, n, inDim, outDim);
+      const p = packed.get(w);
+      if (p && (p.rows !== outDim || p.cols !== inDim)) {
+        throw new Error(
+          `kernels: a packed weight [${p.rows}, ${p.cols}] must be used whole, not as [${outDim}, ${inDim}]`,
+        );
+      }
+      run(p ? KIND_P2 : KIND_F32, 4, out, x, w, bias, n, inDim, outDim);
     },
     matmulBf16(out, x, w, bias, n, inDim, outDim) {
       run(KIND_BF16, 2, out, x, w, bias, n, inDim, outDim);

@@ -324,6 +324,20 @@ Deno.test("cpu: greedy decoding reproduces transformers on stories260K", {
   assert.deepEqual(await greedy(s, exp.prompt, exp.greedy.length), exp.greedy);
 });
 
+Deno.test("cpu: the embedding table a drafter gets is the checkpoint's, packed lm_head or not", async () => {
+  for (const name of ["qwen2", "llama"]) { // tied (embedding = the packed lm_head), untied
+    const ckpt = await loadCheckpoint(join(FIXTURES, "models", name));
+    const c = ckpt.config;
+    const want = ckpt.tensors.readF32("model.embed_tokens.weight", [c.vocabSize, c.hiddenSize]);
+    const m = createCpuModel(ckpt);
+    ckpt.tensors.close();
+    assert.equal(c.tieWordEmbeddings, name === "qwen2");
+    assert.deepEqual(Array.from(m.embeddingTable()), Array.from(want), name);
+    assert.equal(m.embeddingTable(), m.embeddingTable(), "made once");
+    m.dispose();
+  }
+});
+
 Deno.test("cpu: bad calls are refused with clear messages", async () => {
   const m = await model("llama");
   const s = m.createSession(2, 8);

@@ -317,3 +317,61 @@ Deno.test({
     );
   },
 });
+
+Deno.test({
+  name: "kernels: packed weights (row pairs) give bitwise the plain matmul, at any T, bias or thread count",
+  ignore: !wasmSimdSupported(),
+  sanitizeOps: false,
+  sanitizeResources: false,
+  fn: async () => {
+    await workersReady();
+    // odd row counts (a last row left unpaired), scalar tails (inDim % 4), unrolled and single-step loops,
+    // enough rows to split over threads and columns (> 4096) to take two column chunks
+    for (const [inDim, outDim] of [[4, 2], [7, 5], [16, 9], [63, 13], [64, 64], [77, 130], [96, 4099]]) {
+      for (const threads of [1, 3]) {
+        const k = createKernels({
+          weightFloats: 2 * padFloats(inDim * outDim) + padFloats(outDim),
+          maxIn: inDim,
+          maxOut: outDim,
+          threads,
+        });
+        const plain = k.alloc(inDim * outDim), w = k.alloc(inDim * outDim), b = k.alloc(outDim);
+        plain.set(rand(inDim * outDim, inDim + outDim));
+        w.set(plain);
+        b.set(rand(outDim, 3));
+        assert.equal(k.pack(w, outDim, inDim), true);
+        // (with 4 columns a pair's one chunk per row is the plain layout already)
+        if (inDim > 4) assert.notDeepEqual(bits(w), bits(plain), "the layout changed");
+        const row = new Float32Array(inDim + 2);
+        for (const r of [0, 1, outDim - 1]) {
+          k.row(w, r, inDim, row, 2);
+          assert.deepEqual(
+            bits(row.subarray(2)),
+            bits(plain.subarray(r * inDim, (r + 1) * inDim)),
+            `row ${r}`,
+          );
+        }
+        assert.deepEqual(bits(k.unpacked(w, outDim, inDim)), bits(plain));
+        for (const T of [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 70]) {
+          const X = rand(T * inDim, T);
+          for (const bias of [b, null]) {
+            assert.deepEqual(
+              bits(run(k, w, bias, X, T, inDim, outDim)),
+              bits(run(k, plain, bias, X, T, inDim, outDim)),
+              `${inDim}x${outDim} T ${T} threads ${threads} bias ${bias !== null}`,
+            );
+          }
+        }
+        assert.throws(() => k.pack(w, outDim, inDim), /packed already/);
+        assert.throws(
+          () => k.matmul(new Float32Array(outDim), new Float32Array(inDim), w, null, 1, inDim, outDim - 1),
+          /packed weight \[\d+, \d+\] must be used whole/,
+        );
+        k.dispose();
+      }
+    }
+    const js = setup("js", 8, 4);
+    assert.equal(js.k.pack(js.w, 4, 8), false, "the JS kernels keep the plain layout");
+    assert.equal(js.k.unpacked(js.w, 4, 8), js.w);
+  },
+});

@@ -40,6 +40,7 @@ export function createCpuModel(ckpt: Checkpoint, opts: CpuModelOptions = {}): Ta
   );
   let weights: Weights | null = loaded.weights;
   const kernels = loaded.kernels;
+  let embedding: Float32Array | undefined;
   const invFreq = ropeInvFreq(config);
   const live = (): Weights => {
     if (!weights) throw new Error("cpu: model used after dispose()");
@@ -54,9 +55,11 @@ export function createCpuModel(ckpt: Checkpoint, opts: CpuModelOptions = {}): Ta
     ): TargetSession & { forwardSync: CpuSession["forwardSync"] } {
       return new CpuSession({ config, weights: live(), kernels, invFreq, batch, capacity });
     },
-    embeddingTable: () => live().embed,
+    // A plain copy when the table is the packed, tied lm_head (made once, for a drafter).
+    embeddingTable: () => embedding ??= kernels.unpacked(live().embed, config.vocabSize, config.hiddenSize),
     dispose() {
       weights = null;
+      embedding = undefined;
       kernels.dispose();
     },
   };

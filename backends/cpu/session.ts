@@ -242,8 +242,7 @@ export class CpuSession implements TargetSession {
         s.tokRow[t] = b;
         s.tokIdx[t] = i;
         s.tokPos[t] = r.positions[i];
-        const e = r.tokens[i] * H;
-        for (let d = 0; d < H; d++) s.x[t * H + d] = w.embed[e + d];
+        this.#k.row(w.embed, r.tokens[i], H, s.x, t * H);
         const slot = b * cap + this.#len[b] + i;
         this.#slotPos[slot] = r.positions[i];
         this.#pendingParents[slot] = r.parents ? r.parents[i] : i - 1;

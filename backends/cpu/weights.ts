@@ -29,10 +29,10 @@ export interface LayerWeights {
 }
 
 export interface Weights {
-  embed: Float32Array; // [V, H]
+  embed: Float32Array; // [V, H]; packed (Kernels.pack) when it is the tied lmHead: read rows with row()
   layers: LayerWeights[];
   finalNorm: Float32Array; // [H]
-  lmHead: Float32Array; // [V, H]; the same array as embed when tied
+  lmHead: Float32Array; // [V, H], packed; the same array as embed when tied
 }
 
 /** The checkpoint's tensors we read, with their shapes (the tied lm_head is not a tensor of its own). */
@@ -117,5 +117,17 @@ export function loadWeights(
   }
   const finalNorm = read("model.norm.weight", [H]);
   const lmHead = c.tieWordEmbeddings ? embed : read("lm_head.weight", [V, H]);
+  // Every matrix in the kernels' fastest layout (a no-op with the JS kernels); the embedding table then
+  // too when it is the tied lm_head, so token rows are read through k.row().
+  for (const L of layers) {
+    k.pack(L.wq, qDim, H);
+    k.pack(L.wk, kvDim, H);
+    k.pack(L.wv, kvDim, H);
+    k.pack(L.wo, H, qDim);
+    k.pack(L.wGate, I, H);
+    k.pack(L.wUp, I, H);
+    k.pack(L.wDown, H, I);
+  }
+  k.pack(lmHead, V, H);
   return { weights: { embed, layers, finalNorm, lmHead }, kernels: k };
 }
