@@ -97,3 +97,31 @@ export function matmulBf16Js(
     }
   }
 }
+
+// Cephes' expf constants, each an exact float32 (kernels/matmul.wat's $exp4 uses the same).
+const LOG2E = 1.4426950216293335, C1 = 0.693359375, C2 = -0.00021219444170128554;
+const P0 = 0.00019875691214110702, P1 = 0.001398199936375022, P2 = 0.008333452045917511;
+const P3 = 0.04166579619050026, P4 = 0.1666666567325592;
+
+/** e^x for a float32 x, step for step as matmul.wat's $exp4 lane (every step rounded to float32). */
+export function expF32(x: number): number {
+  x = Math.max(Math.min(x, 88), -87);
+  const k = Math.floor(f(f(x * LOG2E) + 0.5));
+  const r = f(f(x - f(k * C1)) - f(k * C2));
+  let p = P0;
+  p = f(f(p * r) + P1);
+  p = f(f(p * r) + P2);
+  p = f(f(p * r) + P3);
+  p = f(f(p * r) + P4);
+  p = f(f(p * r) + 0.5);
+  p = f(f(f(p * f(r * r)) + r) + 1);
+  return f(p * 2 ** k);
+}
+
+/** out[i] = (g / (1 + e^-g)) * up[i] with g = gate[i], float32 steps: bitwise matmul.wat's silu_mul. */
+export function siluMulJs(out: Float32Array, gate: Float32Array, up: Float32Array, len: number): void {
+  for (let i = 0; i < len; i++) {
+    const g = gate[i];
+    out[i] = f(f(g / f(1 + expF32(-g))) * up[i]);
+  }
+}

@@ -11,7 +11,7 @@
  * @module
  */
 import { decodeBase64 } from "./base64.ts";
-import { dotBf16, dotF32, matmulBf16Js, matmulJs } from "./matmul_js.ts";
+import { dotBf16, dotF32, expF32, matmulBf16Js, matmulJs, siluMulJs } from "./matmul_js.ts";
 import { MATMUL_SHARED_WASM, MATMUL_WASM } from "./wasm_modules.ts";
 import {
   type Kernel,
@@ -27,7 +27,7 @@ import { finishQ8, matmulQ8Js, q8Stride, type Q8Weight, quantizeQ8Into, quantize
 export { workersReady };
 export { type Q8Weight, quantizeQ8Into };
 
-export { dotBf16, dotF32, matmulBf16Js, matmulJs };
+export { dotBf16, dotF32, expF32, matmulBf16Js, matmulJs, siluMulJs };
 
 /** "auto": WASM SIMD when this runtime has it, else JS. "wasm": WASM SIMD or an error. "js": scalar JS. */
 export type KernelChoice = "auto" | "wasm" | "js";
@@ -94,6 +94,11 @@ export interface Kernels {
    * as it is, where there is no such layout (the JS kernels).
    */
   pack(w: Float32Array, rows: number, cols: number): boolean;
+  /**
+   * SwiGLU's activation, out[i] = silu(gate[i]) * up[i] for i < len, in float32 steps with a float32 e^x
+   * (Cephes' expf, within 2 ulp), bitwise the same on both kernel kinds. `out` may alias `gate` or `up`.
+   */
+  swiglu(out: Float32Array, gate: Float32Array, up: Float32Array, len: number): void;
   /** Copy row r of w ([rows, cols], packed or not) into out at outOff. */
   row(w: Float32Array, r: number, cols: number, out: Float32Array, outOff: number): void;
   /** w ([rows, cols]) itself if it is not packed, else a plain row-major copy (an ordinary array). */
@@ -214,6 +219,7 @@ function jsKernels(opts: KernelsOptions): Kernels {
     park() {},
     alloc: (length) => new Float32Array(length),
     pack: () => false,
+    swiglu: siluMulJs,
     row: (w, r, cols, out, outOff) => out.set(w.subarray(r * cols, (r + 1) * cols), outOff),
     unpacked: (w) => w,
     matmul(out, x, w, bias, n, inDim, outDim) {
@@ -284,6 +290,7 @@ function wasmKernels(opts: KernelsOptions): Kernels {
     inst.exports.matmul_q8 as Kernel,
     inst.exports.matmul_p2 as Kernel,
   ];
+  const siluMul = inst.exports.silu_mul as (g: number, y: number, n: number) => void;
   // Packed weights (pack()) and their shapes: matmul takes them whole only.
   const packed = new WeakMap<Float32Array, { rows: number; cols: number }>();
   let pool = shared ? new MatmulThreads(opts.threads!, shared, memory) : null;
@@ -294,6 +301,7 @@ function wasmKernels(opts: KernelsOptions): Kernels {
   const weightEnd = 16 + weightBytes;
   const xPtr = weightEnd, yPtr = xPtr + xFloats * 4;
   const sx = new Float32Array(CHUNK_TOKENS);
+  const swigluChunk = Math.min(xFloats, yFloats) & ~3; // elements per silu_mul call
   const where = (a: Float32Array | Uint16Array | Int8Array, what: string): number => {
     if (a.buffer !== buf) throw new Error(`kernels: ${what} was not allocated by this Kernels' alloc()`);
     return a.byteOffset;
@@ -319,6 +327,19 @@ function wasmKernels(opts: KernelsOptions): Kernels {
     },
     allocBf16(length) {
       return new Uint16Array(buf, reserve(padBf16(length) * 4, `allocBf16(${length})`), length);
+    },
+    swiglu(out, gate, up, len) {
+      if (gate.length < len || up.length < len || out.length < len) {
+        throw new Error(`kernels: swiglu needs ${len} elements in gate, up and out`);
+      }
+      const g0 = xPtr >> 2, y0 = yPtr >> 2;
+      for (let i = 0; i < len; i += swigluChunk) {
+        const n = Math.min(swigluChunk, len - i);
+        heap.set(gate.subarray(i, i + n), g0);
+        heap.set(up.subarray(i, i + n), y0);
+        siluMul(xPtr, yPtr, (n + 3) & ~3); // the padding lanes compute on stale scratch, never copied out
+        out.set(heap.subarray(y0, y0 + n), i);
+      }
     },
     pack(w, rows, cols) {
       where(w, "the weight");

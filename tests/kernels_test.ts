@@ -375,3 +375,30 @@ Deno.test({
     assert.equal(js.k.unpacked(js.w, 4, 8), js.w);
   },
 });
+
+Deno.test("kernels: SwiGLU's activation is bitwise the same in WASM and JS, within 2 ulp of float64", () => {
+  const len = 4099; // several tails of 4, and (below) more than one scratch chunk with few columns
+  const g = new Float32Array(len), u = new Float32Array(len);
+  for (let i = 0; i < len; i++) {
+    g[i] = Math.sin(i * 0.77) * (i % 11 === 0 ? 150 : 8); // includes clamped exponents (|g| > 87)
+    u[i] = Math.cos(i * 0.31) * 3;
+  }
+  g[0] = 0;
+  g[1] = -0;
+  const outs = [];
+  for (const kind of kinds) {
+    const k = createKernels({ weightFloats: 4, maxIn: 8, maxOut: 8, kernels: kind }); // small scratch
+    const out = new Float32Array(len);
+    k.swiglu(out, g, u, len);
+    const aliased = g.slice();
+    k.swiglu(aliased, aliased, u, len);
+    assert.deepEqual(bits(aliased), bits(out), `${kind}: out may alias gate`);
+    outs.push(out);
+  }
+  if (outs.length === 2) assert.deepEqual(bits(outs[0]), bits(outs[1]), "WASM equals JS");
+  for (let i = 0; i < len; i++) {
+    const want = (g[i] / (1 + Math.exp(-g[i]))) * u[i];
+    const err = Math.abs(outs[0][i] - want);
+    assert.ok(err <= 2.5e-7 * Math.abs(want) + 1e-30, `silu(${g[i]}) * ${u[i]}: ${outs[0][i]} vs ${want}`);
+  }
+});

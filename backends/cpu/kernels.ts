@@ -1,6 +1,6 @@
 /**
- * Float32 kernels of the CPU reference backend other than the matmul (which lives in kernels/, as WASM
- * SIMD with a bit-identical JS twin), llama2.c style: plain loops over typed arrays, sums accumulated in
+ * Float32 kernels of the CPU reference backend other than the matmul and SwiGLU's activation (which live
+ * in kernels/, as WASM SIMD with bit-identical JS twins), llama2.c style: plain loops over typed arrays, sums accumulated in
  * float64 (JS numbers) and stored as float32. No allocation inside any of them.
  *
  * @module
@@ -24,14 +24,6 @@ export function rmsnorm(
     // transformers: x * rsqrt(mean(x^2) + eps), in float32, then weight * that.
     const scale = Math.fround(1 / Math.sqrt(Math.fround(ss / dim) + eps));
     for (let i = 0; i < dim; i++) out[off + i] = weight[i] * Math.fround(x[off + i] * scale);
-  }
-}
-
-/** out[i] = silu(gate[i]) * up[i] for i < len (out may alias gate). */
-export function swiglu(out: Float32Array, gate: Float32Array, up: Float32Array, len: number): void {
-  for (let i = 0; i < len; i++) {
-    const g = gate[i];
-    out[i] = (g / (1 + Math.exp(-g))) * up[i];
   }
 }
 

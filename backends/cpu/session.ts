@@ -10,7 +10,7 @@
  * @module
  */
 import type { ForwardOutput, ForwardRequest, ModelConfig, TargetSession } from "../../core/types.ts";
-import { rmsnorm, rope, swiglu } from "./kernels.ts";
+import { rmsnorm, rope } from "./kernels.ts";
 import { topK } from "../../kernels/topk.ts";
 import type { Weights } from "./weights.ts";
 import { type Kernels, padFloats } from "../../kernels/mod.ts";
@@ -277,7 +277,7 @@ export class CpuSession implements TargetSession {
       rmsnorm(s.xb, s.x, L.postNorm, N, H, c.rmsNormEps);
       this.#k.matmul(s.gate, s.xb, L.wGate, L.bGate, N, H, I);
       this.#k.matmul(s.up, s.xb, L.wUp, L.bUp, N, H, I);
-      swiglu(s.gate, s.gate, s.up, N * I);
+      this.#k.swiglu(s.gate, s.gate, s.up, N * I);
       this.#k.matmul(s.proj, s.gate, L.wDown, L.bDown, N, I, H);
       for (let i = 0; i < N * H; i++) s.x[i] += s.proj[i];
     }
