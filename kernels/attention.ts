@@ -1,6 +1,6 @@
 /**
  * The inner products of attention for one query head over a list of cache slots (q·k scores, and the
- * probability-weighted sum of values), as WebAssembly SIMD128 (kernels/attention.wat) with a scalar-JS
+ * probability-weighted sum of values) and the softmax between them, as WebAssembly SIMD128 (kernels/attention.wat) with a scalar-JS
  * twin (kernels/attention_js.ts) that gives bit-identical results. Each result is summed in one fixed
  * order, so a token's attention never depends on how many tokens share its call.
  *
@@ -11,11 +11,11 @@
  * @module
  */
 import { decodeBase64 } from "./base64.ts";
-import { mixJs, scoresJs } from "./attention_js.ts";
+import { mixJs, scoresJs, softmaxJs } from "./attention_js.ts";
 import { type KernelChoice, padFloats, wasmSimdSupported } from "./mod.ts";
 import { ATTENTION_WASM } from "./wasm_modules.ts";
 
-export { mixJs, scoresJs };
+export { mixJs, scoresJs, softmaxJs };
 
 export interface AttentionKernels {
   readonly kind: "wasm-simd" | "js";
@@ -51,6 +51,11 @@ export interface AttentionKernels {
     row: number,
     hd: number,
   ): void;
+  /**
+   * p[j] = softmax(s * scale)[j] for j < n, in float32 steps (kernels/attention.wat's order; e^x within 2
+   * ulp). p may be s.
+   */
+  softmax(p: Float32Array, s: Float32Array, n: number, scale: number): void;
 }
 
 const PAGE = 65536;
@@ -76,6 +81,7 @@ export function createAttentionKernels(
       allocI32: (n) => new Int32Array(n),
       scores: scoresJs,
       mix: mixJs,
+      softmax: softmaxJs,
     };
   }
   if (!wasmSimdSupported()) {
@@ -92,6 +98,7 @@ export function createAttentionKernels(
   const ex = new WebAssembly.Instance(compiled, { env: { memory } }).exports;
   type Fn = (a: number, b: number, c: number, n: number, row: number, hd: number, out: number) => void;
   const scores = ex.scores as Fn, mix = ex.mix as Fn;
+  const softmax = ex.softmax as (s: number, n: number, scale: number, p: number) => void;
   const buf = memory.buffer;
   let next = 16;
   const take = (n: number): number => {
@@ -132,6 +139,9 @@ export function createAttentionKernels(
         hd,
         where(out, "the output") + outOff * 4,
       );
+    },
+    softmax(p, sc, n, scale) {
+      softmax(where(sc, "the scores"), n, scale, where(p, "the probabilities"));
     },
   };
 }

@@ -7,6 +7,7 @@
 ;;               (l0 + l1) + (l2 + l3), then the scalar tail), every product and sum rounded to float32;
 ;;   out[d]    = (..((0 + p_0 v_0[d]) + p_1 v_1[d]) + ..) in the order of ctx, each product and sum
 ;;               rounded to float32 (f32x4.mul then f32x4.add, no fused multiply-add).
+;;   softmax   = float32 steps, e^x by $exp4 (kernels/exp4.wat), sums in a fixed lane order (below).
 ;; kernels/attention_js.ts computes the same with Math.fround, bit for bit.
 (module
   (import "env" "memory" (memory 1 65536))
@@ -164,4 +165,59 @@
         (br $values)))
       (f32.store (i32.add (local.get $out) (local.get $d)) (local.get $s))
       (local.set $d (i32.add (local.get $d) (i32.const 4)))
-      (br $singles)))))
+      (br $singles))))
+  ;; @include exp4.wat
+
+  ;; p[j] = softmax(s * scale)[j] for j < n, float32 steps (as torch's float32 softmax): v = s * scale;
+  ;; m = max v; e = e^(v - m) (4 lanes; a last partial group through the same lanes); sum = 4 lane sums over
+  ;; the groups of 4, (l0 + l1) + (l2 + l3), then the tail in order; p = e / sum. p holds v, then e.
+  (func (export "softmax") (param $s i32) (param $n i32) (param $scale f32) (param $p i32)
+    (local $j i32) (local $n4 i32) (local $sv v128) (local $v v128) (local $m v128) (local $acc v128)
+    (local $max f32) (local $sum f32) (local $e f32)
+    (local.set $n4 (i32.and (local.get $n) (i32.const -4)))
+    (local.set $sv (f32x4.splat (local.get $scale)))
+    (local.set $max (f32.const -inf))
+    (block $done (loop $scaled
+      (br_if $done (i32.ge_u (local.get $j) (local.get $n)))
+      (local.set $e (f32.mul (f32.load (i32.add (local.get $s) (i32.shl (local.get $j) (i32.const 2))))
+        (local.get $scale)))
+      (f32.store (i32.add (local.get $p) (i32.shl (local.get $j) (i32.const 2))) (local.get $e))
+      (local.set $max (f32.max (local.get $max) (local.get $e)))
+      (local.set $j (i32.add (local.get $j) (i32.const 1)))
+      (br $scaled)))
+    (local.set $m (f32x4.splat (local.get $max)))
+    (local.set $j (i32.const 0))
+    (block $done (loop $groups
+      (br_if $done (i32.ge_u (local.get $j) (local.get $n4)))
+      (local.set $v (call $exp4 (f32x4.sub (v128.load (i32.add (local.get $p) (i32.shl (local.get $j)
+        (i32.const 2)))) (local.get $m))))
+      (v128.store (i32.add (local.get $p) (i32.shl (local.get $j) (i32.const 2))) (local.get $v))
+      (local.set $acc (f32x4.add (local.get $acc) (local.get $v)))
+      (local.set $j (i32.add (local.get $j) (i32.const 4)))
+      (br $groups)))
+    (local.set $sum (f32.add
+      (f32.add (f32x4.extract_lane 0 (local.get $acc)) (f32x4.extract_lane 1 (local.get $acc)))
+      (f32.add (f32x4.extract_lane 2 (local.get $acc)) (f32x4.extract_lane 3 (local.get $acc)))))
+    (block $done (loop $tail
+      (br_if $done (i32.ge_u (local.get $j) (local.get $n)))
+      (local.set $e (f32x4.extract_lane 0 (call $exp4 (f32x4.splat (f32.sub
+        (f32.load (i32.add (local.get $p) (i32.shl (local.get $j) (i32.const 2)))) (local.get $max))))))
+      (f32.store (i32.add (local.get $p) (i32.shl (local.get $j) (i32.const 2))) (local.get $e))
+      (local.set $sum (f32.add (local.get $sum) (local.get $e)))
+      (local.set $j (i32.add (local.get $j) (i32.const 1)))
+      (br $tail)))
+    (local.set $j (i32.const 0))
+    (local.set $v (f32x4.splat (local.get $sum)))
+    (block $done (loop $divide
+      (br_if $done (i32.ge_u (local.get $j) (local.get $n4)))
+      (v128.store (i32.add (local.get $p) (i32.shl (local.get $j) (i32.const 2))) (f32x4.div
+        (v128.load (i32.add (local.get $p) (i32.shl (local.get $j) (i32.const 2)))) (local.get $v)))
+      (local.set $j (i32.add (local.get $j) (i32.const 4)))
+      (br $divide)))
+    (block $done (loop $tail2
+      (br_if $done (i32.ge_u (local.get $j) (local.get $n)))
+      (f32.store (i32.add (local.get $p) (i32.shl (local.get $j) (i32.const 2))) (f32.div
+        (f32.load (i32.add (local.get $p) (i32.shl (local.get $j) (i32.const 2)))) (local.get $sum)))
+      (local.set $j (i32.add (local.get $j) (i32.const 1)))
+      (br $tail2))))
+)

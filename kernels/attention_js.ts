@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { dotF32 } from "./matmul_js.ts";
+import { dotF32, expF32 } from "./matmul_js.ts";
 
 const f = Math.fround;
 
@@ -40,4 +40,28 @@ export function mixJs(
     const pj = p[j], vo = vOff + ctx[j] * row;
     for (let d = 0; d < hd; d++) out[outOff + d] = f(out[outOff + d] + f(pj * v[vo + d]));
   }
+}
+
+/**
+ * p[j] = softmax(s * scale)[j] for j < n in float32 steps, as kernels/attention.wat: e^x by expF32, the sum
+ * as 4 lane sums over the groups of 4, (l0 + l1) + (l2 + l3), then the tail in order.
+ */
+export function softmaxJs(p: Float32Array, s: Float32Array, n: number, scale: number): void {
+  const sc = f(scale), n4 = n & ~3;
+  let max = -Infinity;
+  for (let j = 0; j < n; j++) {
+    p[j] = f(s[j] * sc);
+    max = Math.max(max, p[j]); // NaN propagates, as f32.max
+  }
+  const lanes = [0, 0, 0, 0];
+  for (let j = 0; j < n4; j++) {
+    p[j] = expF32(f(p[j] - max));
+    lanes[j & 3] = f(lanes[j & 3] + p[j]);
+  }
+  let sum = f(f(lanes[0] + lanes[1]) + f(lanes[2] + lanes[3]));
+  for (let j = n4; j < n; j++) {
+    p[j] = expF32(f(p[j] - max));
+    sum = f(sum + p[j]);
+  }
+  for (let j = 0; j < n; j++) p[j] = f(p[j] / sum);
 }

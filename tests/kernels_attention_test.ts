@@ -92,3 +92,30 @@ Deno.test({
     assert.throws(() => a.alloc(1 << 20), /exceeds the reserved/);
   },
 });
+
+Deno.test({
+  name: "kernels attention: softmax is bitwise the same in WASM and JS, and close to float64",
+  ignore: !wasmSimdSupported(),
+  fn: () => {
+    for (const n of [1, 3, 4, 7, 64, 301]) { // lane groups of 4 and tails
+      const got = [];
+      for (const kind of ["wasm", "js"] as const) {
+        const a = createAttentionKernels(1 << 12, 1 << 4, kind);
+        const r = rand(n);
+        const s = a.alloc(n), p = a.alloc(n);
+        for (let j = 0; j < n; j++) s[j] = r() * 200; // spreads past e^-87, where exp clamps
+        a.softmax(p, s, n, 0.14);
+        got.push({ p, s });
+      }
+      assert.deepEqual(bits(got[0].p), bits(got[1].p), `n ${n}`);
+      const { p, s } = got[0];
+      // the scaled scores and their distance to the maximum rounded to float32 as in the kernels (and in
+      // torch), e^x, its sum and the quotients in float64
+      const v = Array.from(s, (x) => Math.fround(x * Math.fround(0.14))), max = Math.max(...v);
+      const e = v.map((x) => Math.exp(Math.fround(x - max))), sum = e.reduce((a, b) => a + b, 0);
+      for (let j = 0; j < n; j++) {
+        assert.ok(Math.abs(p[j] - e[j] / sum) <= 1e-6 * (e[j] / sum) + 1e-36, `n ${n} j ${j}: ${p[j]}`);
+      }
+    }
+  },
+});

@@ -171,9 +171,12 @@ function pairTiles(): string {
   return out.join("\n");
 }
 
-/** kernels/<file>'s text with the generated parts spliced in. */
+/** kernels/<file>'s text with its `;; @include <snippet>` lines and the generated tiles spliced in. */
 function source(file: string): string {
-  let wat = Deno.readTextFileSync(new URL(file, dir));
+  let wat = Deno.readTextFileSync(new URL(file, dir)).replace(
+    /^ *;; @include (\S+)\n/gm,
+    (_, name: string) => Deno.readTextFileSync(new URL(name, dir)),
+  );
   if (file !== "matmul.wat") return wat;
   for (const [marker, tiles] of [["  ;; @rowTiles\n", rowTiles], ["  ;; @pairTiles\n", pairTiles]] as const) {
     if (!wat.includes(marker)) throw new Error(`${file}: no '${marker.trim()}' line to splice tiles into`);

@@ -92,7 +92,6 @@ export class CpuSession implements TargetSession {
   #ctx: Int32Array; // [capacity] cache slots (b * capacity + j) a token attends to
   #scores: Float32Array; // [capacity] q·k of one head
   #probs: Float32Array; // [capacity] softmax of the scores
-  #exps: Float64Array; // [capacity]
   #qTok: Float32Array; // [heads*hd] one token's queries
   #attTok: Float32Array; // [heads*hd] one token's attention output
   #isAncestor: Uint8Array;
@@ -130,7 +129,6 @@ export class CpuSession implements TargetSession {
     this.#probs = att.alloc(p.capacity);
     this.#qTok = att.alloc(qDim);
     this.#attTok = att.alloc(qDim);
-    this.#exps = new Float64Array(p.capacity);
     this.#slotPos = new Int32Array(p.batch * p.capacity);
     this.#len = new Int32Array(p.batch);
     this.#pending = new Int32Array(p.batch);
@@ -346,8 +344,8 @@ export class CpuSession implements TargetSession {
 
   /**
    * Attention of one new token, every head, over the #ctx[0 .. nCtx) slots: scores q·k (float32, fixed
-   * order), softmax of scores * scale in float64, then the probability-weighted sum of values (float32,
-   * in slot order). q and out are [.., heads*hd] at qBase.
+   * order), softmax of scores * scale (float32, kernels/attention.wat), then the probability-weighted sum
+   * of values (float32, in slot order). q and out are [.., heads*hd] at qBase.
    */
   #attendToken(
     kc: Float32Array,
@@ -361,24 +359,12 @@ export class CpuSession implements TargetSession {
     const c = this.#c, a = this.#att;
     const hd = c.headDim, heads = c.numHeads, kvDim = c.numKvHeads * hd, groups = heads / c.numKvHeads;
     const qTok = this.#qTok, attTok = this.#attTok, ctx = this.#ctx;
-    const sc = this.#scores, probs = this.#probs, e = this.#exps;
+    const sc = this.#scores, probs = this.#probs;
     qTok.set(q.subarray(qBase, qBase + heads * hd));
     for (let h = 0; h < heads; h++) {
       const kvo = ((h / groups) | 0) * hd;
       a.scores(sc, qTok, h * hd, kc, kvo, ctx, nCtx, kvDim, hd);
-      let max = -Infinity;
-      for (let j = 0; j < nCtx; j++) {
-        const v = sc[j] * scale;
-        e[j] = v;
-        if (v > max) max = v;
-      }
-      let sum = 0;
-      for (let j = 0; j < nCtx; j++) {
-        const x = Math.exp(e[j] - max);
-        e[j] = x;
-        sum += x;
-      }
-      for (let j = 0; j < nCtx; j++) probs[j] = e[j] / sum;
+      a.softmax(probs, sc, nCtx, scale);
       a.mix(attTok, h * hd, probs, vc, kvo, ctx, nCtx, kvDim, hd);
     }
     out.set(attTok, qBase);
