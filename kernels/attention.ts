@@ -11,11 +11,11 @@
  * @module
  */
 import { decodeBase64 } from "./base64.ts";
-import { mixJs, scoresJs, softmaxJs } from "./attention_js.ts";
+import { attendJs, mixJs, scoresJs, softmaxJs } from "./attention_js.ts";
 import { type KernelChoice, padFloats, wasmSimdSupported } from "./mod.ts";
 import { ATTENTION_WASM } from "./wasm_modules.ts";
 
-export { mixJs, scoresJs, softmaxJs };
+export { attendJs, mixJs, scoresJs, softmaxJs };
 
 export interface AttentionKernels {
   readonly kind: "wasm-simd" | "js";
@@ -56,6 +56,25 @@ export interface AttentionKernels {
    * ulp). p may be s.
    */
   softmax(p: Float32Array, s: Float32Array, n: number, scale: number): void;
+  /**
+   * One token's attention over the slots ctx[0 .. n), every query head h < heads: out[h * hd ..] = mix of
+   * softmax(scores(q[h * hd ..]) * scale) over kv head floor(h / group) (the caches' element offset
+   * floor(h / group) * hd); sc: n floats of scratch. Bitwise scores, softmax and mix per head, in one call.
+   */
+  attend(
+    q: Float32Array,
+    k: Float32Array,
+    v: Float32Array,
+    ctx: Int32Array,
+    n: number,
+    row: number,
+    hd: number,
+    heads: number,
+    group: number,
+    scale: number,
+    sc: Float32Array,
+    out: Float32Array,
+  ): void;
 }
 
 const PAGE = 65536;
@@ -82,6 +101,7 @@ export function createAttentionKernels(
       scores: scoresJs,
       mix: mixJs,
       softmax: softmaxJs,
+      attend: attendJs,
     };
   }
   if (!wasmSimdSupported()) {
@@ -99,6 +119,7 @@ export function createAttentionKernels(
   type Fn = (a: number, b: number, c: number, n: number, row: number, hd: number, out: number) => void;
   const scores = ex.scores as Fn, mix = ex.mix as Fn;
   const softmax = ex.softmax as (s: number, n: number, scale: number, p: number) => void;
+  const attend = ex.attend as (...args: number[]) => void;
   const buf = memory.buffer;
   let next = 16;
   const take = (n: number): number => {
@@ -142,6 +163,22 @@ export function createAttentionKernels(
     },
     softmax(p, sc, n, scale) {
       softmax(where(sc, "the scores"), n, scale, where(p, "the probabilities"));
+    },
+    attend(q, k, v, ctx, n, row, hd, heads, group, scale, sc, out) {
+      attend(
+        where(q, "q"),
+        where(k, "the key cache"),
+        where(v, "the value cache"),
+        where(ctx, "the slot list"),
+        n,
+        row * 4,
+        hd,
+        heads,
+        group,
+        scale,
+        where(sc, "the scores"),
+        where(out, "the output"),
+      );
     },
   };
 }

@@ -36,7 +36,7 @@
 
   ;; Keys go 4 at a time: four independent add chains (one accumulator per key, each summed in the fixed
   ;; order) where one key alone waits on its single chain; then the last n % 4 keys one by one.
-  (func (export "scores") (param $q i32) (param $k i32) (param $ctx i32) (param $n i32) (param $row i32)
+  (func $scores (export "scores") (param $q i32) (param $k i32) (param $ctx i32) (param $n i32) (param $row i32)
     (param $hd i32) (param $out i32)
     (local $j i32) (local $d i32) (local $hdb i32) (local $n4 i32) (local $qv v128)
     (local $k0 i32) (local $k1 i32) (local $k2 i32) (local $k3 i32)
@@ -100,7 +100,7 @@
   ;; The output goes in column blocks held in registers across all n values (16 floats as 4 vectors, then
   ;; 4 floats, then single floats), so each key adds into registers instead of reloading and storing the
   ;; output row; per column the sum still runs over j in order, starting from 0.
-  (func (export "mix") (param $p i32) (param $v i32) (param $ctx i32) (param $n i32) (param $row i32)
+  (func $mix (export "mix") (param $p i32) (param $v i32) (param $ctx i32) (param $n i32) (param $row i32)
     (param $hd i32) (param $out i32)
     (local $j i32) (local $vp i32) (local $d i32) (local $hdb i32) (local $n4 i32) (local $pv v128)
     (local $a0 v128) (local $a1 v128) (local $a2 v128) (local $a3 v128) (local $s f32)
@@ -171,7 +171,7 @@
   ;; p[j] = softmax(s * scale)[j] for j < n, float32 steps (as torch's float32 softmax): v = s * scale;
   ;; m = max v; e = e^(v - m) (4 lanes; a last partial group through the same lanes); sum = 4 lane sums over
   ;; the groups of 4, (l0 + l1) + (l2 + l3), then the tail in order; p = e / sum. p holds v, then e.
-  (func (export "softmax") (param $s i32) (param $n i32) (param $scale f32) (param $p i32)
+  (func $softmax (export "softmax") (param $s i32) (param $n i32) (param $scale f32) (param $p i32)
     (local $j i32) (local $n4 i32) (local $sv v128) (local $v v128) (local $m v128) (local $acc v128)
     (local $max f32) (local $sum f32) (local $e f32)
     (local.set $n4 (i32.and (local.get $n) (i32.const -4)))
@@ -220,4 +220,24 @@
         (f32.load (i32.add (local.get $p) (i32.shl (local.get $j) (i32.const 2)))) (local.get $sum)))
       (local.set $j (i32.add (local.get $j) (i32.const 1)))
       (br $tail2))))
+
+  ;; One token's attention, every query head: for h < heads, out[h] = mix(softmax(scores(q[h]) * scale))
+  ;; over the kv head h / group (q and out: heads x hd floats; k and v: the caches, head offset included
+  ;; per kv head as kv * hd floats). sc: n floats of scratch. One call instead of 3 per head.
+  (func (export "attend") (param $q i32) (param $k i32) (param $v i32) (param $ctx i32) (param $n i32)
+    (param $row i32) (param $hd i32) (param $heads i32) (param $group i32) (param $scale f32) (param $sc i32)
+    (param $out i32)
+    (local $h i32) (local $hdb i32) (local $kv i32)
+    (local.set $hdb (i32.shl (local.get $hd) (i32.const 2)))
+    (block $done (loop $each
+      (br_if $done (i32.ge_u (local.get $h) (local.get $heads)))
+      (local.set $kv (i32.mul (i32.div_u (local.get $h) (local.get $group)) (local.get $hdb)))
+      (call $scores (i32.add (local.get $q) (i32.mul (local.get $h) (local.get $hdb)))
+        (i32.add (local.get $k) (local.get $kv)) (local.get $ctx) (local.get $n) (local.get $row) (local.get $hd)
+        (local.get $sc))
+      (call $softmax (local.get $sc) (local.get $n) (local.get $scale) (local.get $sc))
+      (call $mix (local.get $sc) (i32.add (local.get $v) (local.get $kv)) (local.get $ctx) (local.get $n)
+        (local.get $row) (local.get $hd) (i32.add (local.get $out) (i32.mul (local.get $h) (local.get $hdb))))
+      (local.set $h (i32.add (local.get $h) (i32.const 1)))
+      (br $each))))
 )

@@ -90,8 +90,7 @@ export class CpuSession implements TargetSession {
   // per-token attention scratch (sized by capacity)
   #att: AttentionKernels; // owns the KV caches and the per-token scratch below
   #ctx: Int32Array; // [capacity] cache slots (b * capacity + j) a token attends to
-  #scores: Float32Array; // [capacity] q·k of one head
-  #probs: Float32Array; // [capacity] softmax of the scores
+  #scores: Float32Array; // [capacity] q·k of one head, then its softmax
   #qTok: Float32Array; // [heads*hd] one token's queries
   #attTok: Float32Array; // [heads*hd] one token's attention output
   #isAncestor: Uint8Array;
@@ -126,7 +125,6 @@ export class CpuSession implements TargetSession {
     }
     this.#ctx = att.allocI32(p.capacity);
     this.#scores = att.alloc(p.capacity);
-    this.#probs = att.alloc(p.capacity);
     this.#qTok = att.alloc(qDim);
     this.#attTok = att.alloc(qDim);
     this.#slotPos = new Int32Array(p.batch * p.capacity);
@@ -358,15 +356,9 @@ export class CpuSession implements TargetSession {
   ): void {
     const c = this.#c, a = this.#att;
     const hd = c.headDim, heads = c.numHeads, kvDim = c.numKvHeads * hd, groups = heads / c.numKvHeads;
-    const qTok = this.#qTok, attTok = this.#attTok, ctx = this.#ctx;
-    const sc = this.#scores, probs = this.#probs;
+    const qTok = this.#qTok, attTok = this.#attTok;
     qTok.set(q.subarray(qBase, qBase + heads * hd));
-    for (let h = 0; h < heads; h++) {
-      const kvo = ((h / groups) | 0) * hd;
-      a.scores(sc, qTok, h * hd, kc, kvo, ctx, nCtx, kvDim, hd);
-      a.softmax(probs, sc, nCtx, scale);
-      a.mix(attTok, h * hd, probs, vc, kvo, ctx, nCtx, kvDim, hd);
-    }
+    a.attend(qTok, kc, vc, this.#ctx, nCtx, kvDim, hd, heads, groups, scale, this.#scores, attTok);
     out.set(attTok, qBase);
   }
 
