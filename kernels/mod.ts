@@ -11,7 +11,7 @@
  * @module
  */
 import { decodeBase64 } from "./base64.ts";
-import { dotBf16, dotF32, expF32, matmulBf16Js, matmulJs, siluMulJs } from "./matmul_js.ts";
+import { dotBf16, dotF32, matmulBf16Js, matmulJs, siluMulJs } from "./matmul_js.ts";
 import { MATMUL_SHARED_WASM, MATMUL_WASM } from "./wasm_modules.ts";
 import {
   type Kernel,
@@ -27,7 +27,7 @@ import { finishQ8, matmulQ8Js, q8Stride, type Q8Weight, quantizeQ8Into, quantize
 export { workersReady };
 export { type Q8Weight, quantizeQ8Into };
 
-export { dotBf16, dotF32, expF32, matmulBf16Js, matmulJs, siluMulJs };
+export { dotBf16, dotF32, matmulBf16Js, matmulJs };
 
 /** "auto": WASM SIMD when this runtime has it, else JS. "wasm": WASM SIMD or an error. "js": scalar JS. */
 export type KernelChoice = "auto" | "wasm" | "js";
@@ -365,23 +365,11 @@ function wasmKernels(opts: KernelsOptions): Kernels {
       packed.set(w, { rows, cols });
       return true;
     },
-    row(w, r, cols, out, outOff) {
-      const p = packed.get(w);
-      if (!p || (p.rows % 2 === 1 && r === p.rows - 1)) {
-        out.set(w.subarray(r * cols, (r + 1) * cols), outOff);
-        return;
-      }
-      const n4 = cols & ~3, tail = cols - n4, base = (r & ~1) * cols, c = r & 1;
-      for (let k = 0; k < n4; k += 4) {
-        const at = base + 2 * k + 4 * c;
-        for (let i = 0; i < 4; i++) out[outOff + k + i] = w[at + i];
-      }
-      for (let i = 0; i < tail; i++) out[outOff + n4 + i] = w[base + 2 * n4 + c * tail + i];
-    },
+    row: rowOf,
     unpacked(w, rows, cols) {
       if (!packed.has(w)) return w;
       const plain = new Float32Array(rows * cols);
-      for (let r = 0; r < rows; r++) this.row(w, r, cols, plain, r * cols);
+      for (let r = 0; r < rows; r++) rowOf(w, r, cols, plain, r * cols);
       return plain;
     },
     matmul(out, x, w, bias, n, inDim, outDim) {
@@ -436,6 +424,21 @@ function wasmKernels(opts: KernelsOptions): Kernels {
       }
     },
   };
+
+  /** Row r of w ([rows, cols], packed or not) into out at outOff. */
+  function rowOf(w: Float32Array, r: number, cols: number, out: Float32Array, outOff: number): void {
+    const p = packed.get(w);
+    if (!p || (p.rows % 2 === 1 && r === p.rows - 1)) {
+      out.set(w.subarray(r * cols, (r + 1) * cols), outOff);
+      return;
+    }
+    const n4 = cols & ~3, tail = cols - n4, base = (r & ~1) * cols, c = r & 1;
+    for (let k = 0; k < n4; k += 4) {
+      const at = base + 2 * k + 4 * c;
+      for (let i = 0; i < 4; i++) out[outOff + k + i] = w[at + i];
+    }
+    for (let i = 0; i < tail; i++) out[outOff + n4 + i] = w[base + 2 * n4 + c * tail + i];
+  }
 
   /** The byte offset of `bytes` more of the weight reservation. */
   function reserve(bytes: number, what: string): number {

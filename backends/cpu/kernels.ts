@@ -1,7 +1,7 @@
 /**
- * Float32 kernels of the CPU reference backend other than the matmul and SwiGLU's activation (which live
- * in kernels/, as WASM SIMD with bit-identical JS twins), llama2.c style: plain loops over typed arrays, sums accumulated in
- * float64 (JS numbers) and stored as float32. No allocation inside any of them.
+ * Float32 kernels of the CPU reference backend other than the matmul, attention and SwiGLU's activation
+ * (which live in kernels/, as WASM SIMD with bit-identical JS twins), llama2.c style: plain loops over typed
+ * arrays, sums accumulated in float64 (JS numbers) and stored as float32. No allocation inside any of them.
  *
  * @module
  */

@@ -112,7 +112,7 @@ export class CpuSession implements TargetSession {
     const kvDim = c.numKvHeads * c.headDim, qDim = c.numHeads * c.headDim;
     const cacheFloats = p.batch * p.capacity * kvDim;
     const att = createAttentionKernels(
-      2 * c.numLayers * padFloats(cacheFloats) + 2 * padFloats(p.capacity) + 2 * padFloats(qDim),
+      2 * c.numLayers * padFloats(cacheFloats) + padFloats(p.capacity) + 2 * padFloats(qDim),
       padFloats(p.capacity),
       p.kernels.kind === "js" ? "js" : "auto", // "auto" falls back to the (bit-identical) JS twin past 4 GiB
     );
