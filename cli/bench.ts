@@ -332,6 +332,31 @@ async function benchBackend(
   return { pair, results, baselines };
 }
 
+/** Drift between the halves of a baseline above which a single sweep's speedups deserve repeats. */
+const DRIFT_WARN = 0.1;
+
+/**
+ * Warnings for baselines whose two halves differ by more than 10%: the machine changed speed during the
+ * sweep (a shared VM), so speedups of one sweep can be off by that much. None with repeats (their
+ * medians and ranges show it already).
+ */
+export function driftWarnings(baselines: Baseline[], repeats: number): string[] {
+  if (repeats > 1) return [];
+  return baselines.flatMap((b) => {
+    const lo = Math.min(b.firstHalf, b.secondHalf), hi = Math.max(b.firstHalf, b.secondHalf);
+    if (!(lo > 0) || hi / lo - 1 <= DRIFT_WARN) return [];
+    return [
+      `warning: the ${b.backend} (${b.mode}) baseline ran at ${
+        b.firstHalf.toFixed(1)
+      } tok/s in the first half ` +
+      `of the sweep and ${b.secondHalf.toFixed(1)} in the second (${
+        ((hi / lo - 1) * 100).toFixed(0)
+      }% apart): ` +
+      `this machine changed speed, so these speedups may be off by as much; rerun with --repeats 3`,
+    ];
+  });
+}
+
 function median(a: number[]): number {
   const s = a.slice().sort((x, y) => x - y), m = s.length >> 1;
   return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
@@ -569,6 +594,7 @@ async function main(argv: string[]): Promise<number> {
           `--beam-length ${r.beamLength}${r.lookup ? ` --lookup ${r.lookup}` : ""} (${fmt(r.speedup, 2)}x)`,
     );
   }
+  for (const w of driftWarnings(baselines, opts.repeats)) console.log(w);
   if (results.some((r) => !r.identical)) {
     console.log(
       "warning: some ReDrafter outputs differ from the baseline (expected identical for greedy/exact)",

@@ -5,6 +5,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { PROMPTS, runCli, TINY, TINY_DRAFTER } from "./support/cli.ts";
+import { driftWarnings } from "../cli/bench.ts";
 
 Deno.test("bench: sweep, recommendation, bench.json and SVG charts", async () => {
   const out = Deno.makeTempDirSync({ prefix: "redrafter-bench-" });
@@ -196,4 +197,19 @@ Deno.test("bench: bad flags give one line and exit code 2", async () => {
     assert.equal(r.stderr.trim().split("\n").length, 1, r.stderr);
     assert.match(r.stderr, pattern);
   }
+});
+
+Deno.test("bench: a baseline whose halves differ by more than 10% gets a warning, unless repeated", () => {
+  const b = (firstHalf: number, secondHalf: number) => ({
+    backend: "cpu",
+    mode: "greedy" as const,
+    tokensPerSecond: (firstHalf + secondHalf) / 2,
+    firstHalf,
+    secondHalf,
+  });
+  const [w] = driftWarnings([b(201.8, 266.6)], 1);
+  assert.match(w, /cpu \(greedy\) baseline ran at 201\.8 tok\/s .* 266\.6 .*\(32% apart\).*--repeats 3/);
+  assert.deepEqual(driftWarnings([b(266.6, 201.8)], 1).length, 1, "either direction");
+  assert.deepEqual(driftWarnings([b(351.6, 376.7)], 1), [], "7% is within the noise");
+  assert.deepEqual(driftWarnings([b(201.8, 266.6)], 3), [], "repeats show their range instead");
 });
