@@ -2,7 +2,8 @@
  * The pure-TypeScript CPU reference backend: a float32 Llama / Mistral / Qwen2 forward pass with tree
  * attention over a per-row KV cache. It is the correctness oracle the other backends are held to, so it
  * follows transformers' arithmetic (RMSNorm, rotate_half RoPE with llama3/linear scaling, GQA, SwiGLU,
- * sliding window) rather than chasing speed.
+ * sliding window); its speed comes from kernels/ (WASM SIMD, memory layouts chosen for streaming), never
+ * from changing a result with the number of tokens in a call.
  *
  * @module
  */
