@@ -28,31 +28,44 @@ export function rmsnorm(
 }
 
 /**
- * Rotate `heads` heads of vector v (at offset off) by position pos, rotate_half convention: for j < d/2,
- * (v[j], v[j + d/2]) -> (v[j] cos - v[j + d/2] sin, v[j + d/2] cos + v[j] sin), angle = pos * invFreq[j].
+ * cos / sin of the RoPE angles of position pos into cos[at + j], sin[at + j] for j < invFreq.length (float32,
+ * as torch: angle = float32 position x float32 frequency). Computed once per token and used by every layer.
+ */
+export function ropeTable(
+  pos: number,
+  invFreq: Float32Array,
+  cos: Float32Array,
+  sin: Float32Array,
+  at: number,
+) {
+  for (let j = 0; j < invFreq.length; j++) {
+    const angle = Math.fround(pos * invFreq[j]);
+    cos[at + j] = Math.cos(angle);
+    sin[at + j] = Math.sin(angle);
+  }
+}
+
+/**
+ * Rotate `heads` heads of vector v (at offset off) by the angles at cos[at ..], sin[at ..] (ropeTable),
+ * rotate_half convention: for j < d/2, (v[j], v[j + d/2]) -> (v[j] cos - v[j + d/2] sin, v[j + d/2] cos +
+ * v[j] sin).
  */
 export function rope(
   v: Float32Array,
   off: number,
   heads: number,
   headDim: number,
-  pos: number,
-  invFreq: Float32Array,
   cos: Float32Array,
   sin: Float32Array,
+  at: number,
 ): void {
   const half = headDim / 2;
-  for (let j = 0; j < half; j++) {
-    const angle = Math.fround(pos * invFreq[j]); // torch: float32 position x float32 frequency
-    cos[j] = Math.cos(angle);
-    sin[j] = Math.sin(angle);
-  }
   for (let h = 0; h < heads; h++) {
     const base = off + h * headDim;
     for (let j = 0; j < half; j++) {
-      const a = v[base + j], b = v[base + j + half];
-      v[base + j] = a * cos[j] - b * sin[j];
-      v[base + j + half] = b * cos[j] + a * sin[j];
+      const a = v[base + j], b = v[base + j + half], c = cos[at + j], s = sin[at + j];
+      v[base + j] = a * c - b * s;
+      v[base + j + half] = b * c + a * s;
     }
   }
 }

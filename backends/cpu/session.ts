@@ -10,7 +10,7 @@
  * @module
  */
 import type { ForwardOutput, ForwardRequest, ModelConfig, TargetSession } from "../../core/types.ts";
-import { rmsnorm, rope } from "./kernels.ts";
+import { rmsnorm, rope, ropeTable } from "./kernels.ts";
 import { topK } from "../../kernels/topk.ts";
 import type { Weights } from "./weights.ts";
 import { type Kernels, padFloats } from "../../kernels/mod.ts";
@@ -31,6 +31,8 @@ class Scratch {
   tokRow = new Int32Array(0); // [N] batch row of each flattened token
   tokIdx = new Int32Array(0); // [N] index of the token among its row's new tokens
   tokPos = new Int32Array(0); // [N] RoPE position
+  cos = new Float32Array(0); // [N, headDim/2] RoPE angles of each token (ropeTable)
+  sin = new Float32Array(0);
   logitRows = new Float32Array(0); // [M, H] normed hidden of requested tokens
   logits = new Float32Array(0); // [M, V] (top-k mode)
   logitTokens = 0;
@@ -51,6 +53,8 @@ class Scratch {
     this.tokRow = new Int32Array(N);
     this.tokIdx = new Int32Array(N);
     this.tokPos = new Int32Array(N);
+    this.cos = new Float32Array(N * (c.headDim / 2));
+    this.sin = new Float32Array(N * (c.headDim / 2));
     this.tokens = N;
   }
 
@@ -94,8 +98,6 @@ export class CpuSession implements TargetSession {
   #qTok: Float32Array; // [heads*hd] one token's queries
   #attTok: Float32Array; // [heads*hd] one token's attention output
   #isAncestor: Uint8Array;
-  #cos: Float32Array;
-  #sin: Float32Array;
 
   constructor(p: SessionParams) {
     const c = p.config;
@@ -132,8 +134,6 @@ export class CpuSession implements TargetSession {
     this.#pending = new Int32Array(p.batch);
     this.#pendingParents = new Int32Array(p.batch * p.capacity);
     this.#isAncestor = new Uint8Array(p.capacity);
-    this.#cos = new Float32Array(c.headDim / 2);
-    this.#sin = new Float32Array(c.headDim / 2);
   }
 
   lengths(): number[] {
@@ -242,6 +242,7 @@ export class CpuSession implements TargetSession {
         const slot = b * cap + this.#len[b] + i;
         this.#slotPos[slot] = r.positions[i];
         this.#pendingParents[slot] = r.parents ? r.parents[i] : i - 1;
+        ropeTable(r.positions[i], this.#invFreq, s.cos, s.sin, t * (c.headDim / 2));
       }
     }
 
@@ -255,8 +256,8 @@ export class CpuSession implements TargetSession {
       this.#k.matmul(s.k, s.xb, L.wk, L.bk, N, H, kvDim);
       this.#k.matmul(s.v, s.xb, L.wv, L.bv, N, H, kvDim);
       for (let t = 0; t < N; t++) {
-        rope(s.q, t * qDim, c.numHeads, hd, s.tokPos[t], this.#invFreq, this.#cos, this.#sin);
-        rope(s.k, t * kvDim, c.numKvHeads, hd, s.tokPos[t], this.#invFreq, this.#cos, this.#sin);
+        rope(s.q, t * qDim, c.numHeads, hd, s.cos, s.sin, t * (hd / 2));
+        rope(s.k, t * kvDim, c.numKvHeads, hd, s.cos, s.sin, t * (hd / 2));
         const slot = s.tokRow[t] * cap + this.#len[s.tokRow[t]] + s.tokIdx[t];
         for (let d = 0; d < kvDim; d++) {
           kc[slot * kvDim + d] = s.k[t * kvDim + d];
