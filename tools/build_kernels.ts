@@ -19,6 +19,39 @@ const modules = ["matmul", "attention"]; // kernels/<name>.wat -> export const <
 const MAX_ROW_TOKENS = 8;
 
 /**
+ * The body shared by the generated tiles: R token row pointers $x0.. from $x, then the inner loops over k
+ * (byte offset in a token row): 4 steps of 16 bytes per pass with constant load offsets (`step(off)`), then
+ * single steps, each pass also running `advance` (further pointer updates, given the pass's bytes).
+ */
+function tileLoops(
+  R: number,
+  step: (off: number) => string[],
+  advance: (bytes: number) => string[],
+): string[] {
+  return [
+    `    (local.set $n4 (i32.and (local.get $nb) (i32.const -16)))`,
+    `    (local.set $n16 (i32.and (local.get $nb) (i32.const -64)))`,
+    `    (local.set $x0 (local.get $x))`,
+    ...Array.from(
+      { length: R - 1 },
+      (_, i) => `    (local.set $x${i + 1} (i32.add (local.get $x${i}) (local.get $nb)))`,
+    ),
+    `    (block $done16 (loop $main16`,
+    `      (br_if $done16 (i32.ge_u (local.get $k) (local.get $n16)))`,
+    ...[0, 16, 32, 48].flatMap(step),
+    `      (local.set $k (i32.add (local.get $k) (i32.const 64)))`,
+    ...advance(64),
+    `      (br $main16)))`,
+    `    (block $done (loop $main`,
+    `      (br_if $done (i32.ge_u (local.get $k) (local.get $n4)))`,
+    ...step(0),
+    `      (local.set $k (i32.add (local.get $k) (i32.const 16)))`,
+    ...advance(16),
+    `      (br $main)))`,
+  ];
+}
+
+/**
  * The WAT of `$rows` and its tiles `$r1` .. `$r8` (spliced into matmul.wat at its `;; @rowTiles` line):
  * y[t, o] for T <= 8 tokens, one weight row at a time. Tile $rR reads its row once, as one sequential
  * stream, and each weight vector it loads serves all R tokens (R accumulators, so R independent add
@@ -46,20 +79,7 @@ function rowTiles(): string {
       `    (local $k i32) (local $n4 i32) (local $n16 i32) (local $wv v128) (local $xv v128)`,
       `    ${ts.map((t) => `(local $x${t} i32)`).join(" ")}`,
       `    ${ts.map((t) => `(local $a${t} v128)`).join(" ")}`,
-      `    (local.set $n4 (i32.and (local.get $nb) (i32.const -16)))`,
-      `    (local.set $n16 (i32.and (local.get $nb) (i32.const -64)))`,
-      `    (local.set $x0 (local.get $x))`,
-      ...ts.slice(1).map((t) => `    (local.set $x${t} (i32.add (local.get $x${t - 1}) (local.get $nb)))`),
-      `    (block $done16 (loop $main16`,
-      `      (br_if $done16 (i32.ge_u (local.get $k) (local.get $n16)))`,
-      ...[0, 16, 32, 48].flatMap(step),
-      `      (local.set $k (i32.add (local.get $k) (i32.const 64)))`,
-      `      (br $main16)))`,
-      `    (block $done (loop $main`,
-      `      (br_if $done (i32.ge_u (local.get $k) (local.get $n4)))`,
-      ...step(0),
-      `      (local.set $k (i32.add (local.get $k) (i32.const 16)))`,
-      `      (br $main)))`,
+      ...tileLoops(R, step, () => []),
       ...ts.map((t) =>
         `    (f32.store (i32.add (local.get $y) (i32.mul (local.get $ysb) (i32.const ${t}))) ` +
         `(call $finish (local.get $a${t}) (local.get $x${t}) (local.get $w) (local.get $n4) ` +
@@ -125,22 +145,12 @@ function pairTiles(): string {
       `    (local $k i32) (local $kw i32) (local $n4 i32) (local $n16 i32) (local $w0 v128) (local $w1 v128)`,
       `    (local $xv v128) ${ts.map((t) => `(local $x${t} i32)`).join(" ")}`,
       `    ${ts.map((t) => `(local $a${t}0 v128) (local $a${t}1 v128)`).join(" ")}`,
-      `    (local.set $n4 (i32.and (local.get $nb) (i32.const -16)))`,
-      `    (local.set $n16 (i32.and (local.get $nb) (i32.const -64)))`,
-      `    (local.set $x0 (local.get $x))`,
-      ...ts.slice(1).map((t) => `    (local.set $x${t} (i32.add (local.get $x${t - 1}) (local.get $nb)))`),
-      `    (block $done16 (loop $main16`,
-      `      (br_if $done16 (i32.ge_u (local.get $k) (local.get $n16)))`,
-      ...[0, 16, 32, 48].flatMap(step),
-      `      (local.set $k (i32.add (local.get $k) (i32.const 64)))`,
-      `      (local.set $kw (i32.add (local.get $kw) (i32.const 128)))`,
-      `      (br $main16)))`,
-      `    (block $done (loop $main`,
-      `      (br_if $done (i32.ge_u (local.get $k) (local.get $n4)))`,
-      ...step(0),
-      `      (local.set $k (i32.add (local.get $k) (i32.const 16)))`,
-      `      (local.set $kw (i32.add (local.get $kw) (i32.const 32)))`,
-      `      (br $main)))`,
+      // the pair's chunks are 2 x 16 bytes per 16 bytes of a token row
+      ...tileLoops(
+        R,
+        step,
+        (bytes) => [`      (local.set $kw (i32.add (local.get $kw) (i32.const ${2 * bytes})))`],
+      ),
       // $finish reads row c's tail at w' + k for k in [n4, nb): row 0's tail starts at w + 2 n4 and row
       // 1's at w + 2 n4 + (nb - n4), so w' is w + n4 and w + nb.
       ...ts.flatMap((t) =>
