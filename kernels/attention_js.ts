@@ -4,6 +4,7 @@
  *
  * @module
  */
+import type { AttentionKernels } from "./attention.ts";
 import { dotF32, expF32 } from "./matmul_js.ts";
 
 const f = Math.fround;
@@ -66,25 +67,25 @@ export function softmaxJs(p: Float32Array, s: Float32Array, n: number, scale: nu
   for (let j = 0; j < n; j++) p[j] = f(p[j] / sum);
 }
 
-/** One token's attention, every query head, as kernels/attention.wat's attend (arguments as there). */
-export function attendJs(
-  q: Float32Array,
-  k: Float32Array,
-  v: Float32Array,
-  ctx: Int32Array,
-  n: number,
-  row: number,
-  hd: number,
-  heads: number,
-  group: number,
-  scale: number,
-  sc: Float32Array,
-  out: Float32Array,
-): void {
+/** One token's attention, every query head, as kernels/attention.wat's attend (AttentionKernels.attend). */
+export const attendJs: AttentionKernels["attend"] = (
+  q,
+  k,
+  v,
+  ctx,
+  n,
+  row,
+  hd,
+  heads,
+  group,
+  scale,
+  sc,
+  out,
+) => {
   for (let h = 0; h < heads; h++) {
     const kv = Math.floor(h / group) * hd;
     scoresJs(sc, q, h * hd, k, kv, ctx, n, row, hd);
     softmaxJs(sc, sc, n, scale);
     mixJs(out, h * hd, sc, v, kv, ctx, n, row, hd);
   }
-}
+};
