@@ -10,6 +10,8 @@ import { loadCheckpoint } from "../loader/checkpoint.ts";
 import { type CpuModelOptions, createCpuModel } from "../backends/cpu/mod.ts";
 import type { TargetModel, TargetSession } from "../core/types.ts";
 import { wasmSimdSupported, workersReady } from "../kernels/mod.ts";
+import { loadWeights } from "../backends/cpu/weights.ts";
+import { writeSafetensors } from "../loader/safetensors.ts";
 
 const MODELS = new URL("./fixtures/models/", import.meta.url).pathname;
 
@@ -155,4 +157,46 @@ Deno.test({
       assert.deepEqual(bits(o.hidden[0]), bits(outs[0].hidden[0]));
     }
   },
+});
+
+Deno.test("cpu: bf16 matrices kept as bf16 give bitwise the float32-widened checkpoint's outputs", async () => {
+  const bf16Dir = join(MODELS, "llama_bf16");
+  const ckpt = await loadCheckpoint(bf16Dir);
+  assert.ok(loadWeights(ckpt).weights.layers[0].wq instanceof Float32Array, "auto: a small model is widened");
+  const { weights } = loadWeights(ckpt, "auto", 8, 1, true);
+  assert.ok(weights.layers[0].wq instanceof Uint16Array, "q_proj kept as bf16 bits");
+  assert.ok(weights.embed instanceof Uint16Array && weights.lmHead instanceof Uint16Array);
+  assert.ok(weights.layers[0].inputNorm instanceof Float32Array, "norm vectors are float32");
+  // the same checkpoint with every tensor widened to float32 (exact), in a temp dir
+  const dir = Deno.makeTempDirSync({ prefix: "redrafter-bf16-" });
+  try {
+    Deno.copyFileSync(join(bf16Dir, "config.json"), join(dir, "config.json"));
+    const names = ckpt.tensors.names();
+    writeSafetensors(
+      join(dir, "model.safetensors"),
+      names.map((name) => ({ name, shape: ckpt.tensors.info(name).shape, data: ckpt.tensors.readF32(name) })),
+    );
+    const outs = [];
+    for (const d of [bf16Dir, dir]) {
+      const c = await loadCheckpoint(d);
+      const m = createCpuModel(c, { keepBf16: true }); // (the widened checkpoint has no bf16 to keep)
+      c.tensors.close();
+      const p = prompt("llama");
+      outs.push(
+        await m.createSession(1, 32).forward({
+          rows: [{ tokens: Int32Array.from(p), positions: range(0, p.length) }],
+          logits: { kind: "full" },
+        }),
+      );
+      assert.deepEqual(
+        Array.from(m.embeddingTable()),
+        Array.from(ckpt.tensors.readF32("model.embed_tokens.weight")),
+      );
+    }
+    assert.deepEqual(bits(outs[0].logits![0]), bits(outs[1].logits![0]), "logits");
+    assert.deepEqual(bits(outs[0].hidden[0]), bits(outs[1].hidden[0]), "hidden");
+  } finally {
+    ckpt.tensors.close();
+    Deno.removeSync(dir, { recursive: true });
+  }
 });

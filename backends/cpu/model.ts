@@ -11,7 +11,7 @@ import type { TargetModel, TargetSession } from "../../core/types.ts";
 import type { Checkpoint } from "../../loader/types.ts";
 import { ropeInvFreq } from "../rope.ts";
 import { CpuSession } from "./session.ts";
-import { loadWeights, type Weights } from "./weights.ts";
+import { loadWeights, plainMatrix, type Weights } from "./weights.ts";
 import { defaultThreads, type KernelChoice } from "../../kernels/mod.ts";
 
 /** Options for createCpuModel(); all optional. */
@@ -28,6 +28,12 @@ export interface CpuModelOptions {
    * defaultThreads(): the machine's cores, at most 8.
    */
   threads?: number;
+  /**
+   * bf16 matrices kept as bf16 in memory (half the bytes; as fast at 1-2 tokens, up to 2x slower at 4+),
+   * or widened to float32: "auto" (default) keeps them only when float32 would not fit WebAssembly's 4 GiB.
+   * The results are bitwise the same either way.
+   */
+  keepBf16?: "auto" | boolean;
 }
 
 /** Load the checkpoint's weights as float32 (tensor by tensor) and return a TargetModel. */
@@ -38,6 +44,7 @@ export function createCpuModel(ckpt: Checkpoint, opts: CpuModelOptions = {}): Ta
     opts.kernels ?? "auto",
     opts.tokenBlock ?? 8,
     opts.threads ?? defaultThreads(),
+    opts.keepBf16 ?? "auto",
   );
   let weights: Weights | null = loaded.weights;
   const kernels = loaded.kernels;
@@ -56,8 +63,9 @@ export function createCpuModel(ckpt: Checkpoint, opts: CpuModelOptions = {}): Ta
     ): TargetSession & { forwardSync: CpuSession["forwardSync"] } {
       return new CpuSession({ config, weights: live(), kernels, invFreq, batch, capacity });
     },
-    // A plain copy when the table is the packed, tied lm_head (made once, for a drafter).
-    embeddingTable: () => embedding ??= kernels.unpacked(live().embed, config.vocabSize, config.hiddenSize),
+    // A plain float32 copy when the table is bf16 or the packed, tied lm_head (made once, for a drafter).
+    embeddingTable: () =>
+      embedding ??= plainMatrix(kernels, live().embed, config.vocabSize, config.hiddenSize),
     dispose() {
       weights = null;
       embedding = undefined;

@@ -12,7 +12,7 @@
 import type { ForwardOutput, ForwardRequest, ModelConfig, TargetSession } from "../../core/types.ts";
 import { rmsnorm, rope, ropeTable } from "./kernels.ts";
 import { topK } from "../../kernels/topk.ts";
-import type { Weights } from "./weights.ts";
+import { matmulAny, matrixRow, type Weights } from "./weights.ts";
 import { type Kernels, padFloats } from "../../kernels/mod.ts";
 import { type AttentionKernels, createAttentionKernels } from "../../kernels/attention.ts";
 
@@ -238,7 +238,7 @@ export class CpuSession implements TargetSession {
         s.tokRow[t] = b;
         s.tokIdx[t] = i;
         s.tokPos[t] = r.positions[i];
-        this.#k.row(w.embed, r.tokens[i], H, s.x, t * H);
+        matrixRow(this.#k, w.embed, r.tokens[i], H, s.x, t * H);
         const slot = b * cap + this.#len[b] + i;
         this.#slotPos[slot] = r.positions[i];
         this.#pendingParents[slot] = r.parents ? r.parents[i] : i - 1;
@@ -252,9 +252,9 @@ export class CpuSession implements TargetSession {
       const kc = this.#kCache[l], vc = this.#vCache[l];
       // attention block
       rmsnorm(s.xb, s.x, L.inputNorm, N, H, c.rmsNormEps);
-      this.#k.matmul(s.q, s.xb, L.wq, L.bq, N, H, qDim);
-      this.#k.matmul(s.k, s.xb, L.wk, L.bk, N, H, kvDim);
-      this.#k.matmul(s.v, s.xb, L.wv, L.bv, N, H, kvDim);
+      matmulAny(this.#k, s.q, s.xb, L.wq, L.bq, N, H, qDim);
+      matmulAny(this.#k, s.k, s.xb, L.wk, L.bk, N, H, kvDim);
+      matmulAny(this.#k, s.v, s.xb, L.wv, L.bv, N, H, kvDim);
       for (let t = 0; t < N; t++) {
         rope(s.q, t * qDim, c.numHeads, hd, s.cos, s.sin, t * (hd / 2));
         rope(s.k, t * kvDim, c.numKvHeads, hd, s.cos, s.sin, t * (hd / 2));
@@ -268,14 +268,14 @@ export class CpuSession implements TargetSession {
         const nCtx = this.#contextSlots(s.tokRow[t], s.tokIdx[t], s.tokPos[t], c.slidingWindow);
         this.#attendToken(kc, vc, s.q, s.att, t * qDim, nCtx, scale);
       }
-      this.#k.matmul(s.proj, s.att, L.wo, L.bo, N, qDim, H);
+      matmulAny(this.#k, s.proj, s.att, L.wo, L.bo, N, qDim, H);
       for (let i = 0; i < N * H; i++) s.x[i] += s.proj[i];
       // feed-forward block
       rmsnorm(s.xb, s.x, L.postNorm, N, H, c.rmsNormEps);
-      this.#k.matmul(s.gate, s.xb, L.wGate, L.bGate, N, H, I);
-      this.#k.matmul(s.up, s.xb, L.wUp, L.bUp, N, H, I);
+      matmulAny(this.#k, s.gate, s.xb, L.wGate, L.bGate, N, H, I);
+      matmulAny(this.#k, s.up, s.xb, L.wUp, L.bUp, N, H, I);
       this.#k.swiglu(s.gate, s.gate, s.up, N * I);
-      this.#k.matmul(s.proj, s.gate, L.wDown, L.bDown, N, I, H);
+      matmulAny(this.#k, s.proj, s.gate, L.wDown, L.bDown, N, I, H);
       for (let i = 0; i < N * H; i++) s.x[i] += s.proj[i];
     }
     rmsnorm(s.x, s.x, w.finalNorm, N, H, c.rmsNormEps);
@@ -303,10 +303,10 @@ export class CpuSession implements TargetSession {
         }
         if (mode.kind === "full") {
           const logits = new Float32Array(m * V);
-          this.#k.matmul(logits, s.logitRows, w.lmHead, null, m, H, V);
+          matmulAny(this.#k, logits, s.logitRows, w.lmHead, null, m, H, V);
           out.logits!.push(logits);
         } else {
-          this.#k.matmul(s.logits, s.logitRows, w.lmHead, null, m, H, V);
+          matmulAny(this.#k, s.logits, s.logitRows, w.lmHead, null, m, H, V);
           const ids = new Int32Array(m * mode.k), vals = new Float32Array(m * mode.k);
           for (let j = 0; j < m; j++) topK(s.logits, j * V, V, mode.k, ids, vals, j * mode.k);
           out.topIds!.push(ids);

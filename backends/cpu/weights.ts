@@ -1,38 +1,43 @@
 /**
- * Target-model weights in float32, read from a checkpoint one tensor at a time straight into memory the
- * matmul kernels read (WebAssembly linear memory, reserved whole before the first tensor, or plain
- * arrays for the JS kernels), so the peak is the weights plus at most one tensor's raw bytes (bf16/f16).
+ * Target-model weights, read from a checkpoint one tensor at a time straight into memory the matmul kernels
+ * read (WebAssembly linear memory, reserved whole before the first tensor, or plain arrays for the JS
+ * kernels), so the peak is the weights plus at most one tensor's raw bytes. Matrices stored as bf16 stay
+ * bf16 (half the memory and the bytes a step reads; the kernels widen them exactly, so results are those of
+ * the float32 widening); everything else is float32.
  *
  * @module
  */
 import type { ModelConfig } from "../../core/types.ts";
 import type { Checkpoint } from "../../loader/types.ts";
-import { createKernels, type KernelChoice, type Kernels, padFloats } from "../../kernels/mod.ts";
+import { createKernels, type KernelChoice, type Kernels, padBf16, padFloats } from "../../kernels/mod.ts";
+
+/** A weight matrix: float32, or bf16 bits (the top halves of float32s) as the checkpoint stored it. */
+export type Matrix = Float32Array | Uint16Array;
 
 export interface LayerWeights {
   inputNorm: Float32Array; // [H]
-  wq: Float32Array; // [heads*hd, H]
-  wk: Float32Array; // [kvHeads*hd, H]
-  wv: Float32Array; // [kvHeads*hd, H]
-  wo: Float32Array; // [H, heads*hd]
+  wq: Matrix; // [heads*hd, H]
+  wk: Matrix; // [kvHeads*hd, H]
+  wv: Matrix; // [kvHeads*hd, H]
+  wo: Matrix; // [H, heads*hd]
   bq: Float32Array | null;
   bk: Float32Array | null;
   bv: Float32Array | null;
   bo: Float32Array | null;
   postNorm: Float32Array; // [H]
-  wGate: Float32Array; // [I, H]
-  wUp: Float32Array; // [I, H]
-  wDown: Float32Array; // [H, I]
+  wGate: Matrix; // [I, H]
+  wUp: Matrix; // [I, H]
+  wDown: Matrix; // [H, I]
   bGate: Float32Array | null;
   bUp: Float32Array | null;
   bDown: Float32Array | null;
 }
 
 export interface Weights {
-  embed: Float32Array; // [V, H]; packed (Kernels.pack) when it is the tied lmHead: read rows with row()
+  embed: Matrix; // [V, H]; packed (Kernels.pack) when it is the tied lmHead: read rows with embedRow()
   layers: LayerWeights[];
   finalNorm: Float32Array; // [H]
-  lmHead: Float32Array; // [V, H], packed; the same array as embed when tied
+  lmHead: Matrix; // [V, H], packed when float32; the same array as embed when tied
 }
 
 /** The checkpoint's tensors we read, with their shapes (the tied lm_head is not a tensor of its own). */
@@ -67,19 +72,40 @@ function tensorShapes(c: ModelConfig): [string, number[]][] {
   return list;
 }
 
+/**
+ * Whether bf16 matrices stay bf16 in memory: "auto" (default) keeps them only when the float32 widening
+ * would not fit WebAssembly's 4 GiB (bf16 halves the memory; its kernels run 1-2 tokens about as fast as
+ * the float32 row-pair kernels, 4 or more up to 2x slower); true / false force it. The results are bitwise
+ * the same either way.
+ */
+export type KeepBf16 = "auto" | boolean;
+
+/** Float32 weights above this many bytes leave too little of wasm32's 4 GiB for the scratch and caches. */
+const WASM_F32_LIMIT = 3.5 * 2 ** 30;
+
 /** Reserve kernel memory for every tensor of the checkpoint, then read each one into place. */
 export function loadWeights(
   ckpt: Checkpoint,
   kernels: KernelChoice = "auto",
   tokenBlock = 8,
   threads = 1,
+  keepBf16: KeepBf16 = "auto",
 ): { weights: Weights; kernels: Kernels } {
   const c: ModelConfig = ckpt.config;
   const t = ckpt.tensors;
   const H = c.hiddenSize, I = c.intermediateSize, V = c.vocabSize;
   const qDim = c.numHeads * c.headDim, kvDim = c.numKvHeads * c.headDim;
+  // Matrices stored as bf16 may stay bf16 (exactly widened by the kernels); vectors, other dtypes: float32.
+  let f32Bytes = 0;
+  for (const [, shape] of tensorShapes(c)) f32Bytes += 4 * padFloats(shape.reduce((a, b) => a * b, 1));
+  const keep = keepBf16 === "auto" ? kernels !== "js" && f32Bytes > WASM_F32_LIMIT : keepBf16;
+  const isBf16 = (name: string, shape: number[]) =>
+    keep && shape.length === 2 && t.info(name).dtype === "BF16";
   let weightFloats = 0;
-  for (const [, shape] of tensorShapes(c)) weightFloats += padFloats(shape.reduce((a, b) => a * b, 1));
+  for (const [name, shape] of tensorShapes(c)) {
+    const n = shape.reduce((a, b) => a * b, 1);
+    weightFloats += isBf16(name, shape) ? padBf16(n) : padFloats(n);
+  }
   const k = createKernels({
     weightFloats,
     maxIn: Math.max(H, I, qDim),
@@ -91,43 +117,86 @@ export function loadWeights(
   });
   const read = (name: string, shape: number[]) =>
     t.readF32(name, shape, k.alloc(shape.reduce((a, b) => a * b, 1)));
-  const embed = read("model.embed_tokens.weight", [V, H]);
+  const readMatrix = (name: string, shape: number[]): Matrix => {
+    if (!isBf16(name, shape)) return read(name, shape);
+    const info = t.info(name), n = shape[0] * shape[1];
+    if (info.shape.join(",") !== shape.join(",")) {
+      throw new Error(
+        `${info.file}: tensor ${name} has shape [${info.shape.join(", ")}], expected [${shape.join(", ")}]`,
+      );
+    }
+    const raw = t.readRaw(name), h = k.allocBf16(n);
+    new Uint8Array(h.buffer, h.byteOffset, 2 * n).set(raw.subarray(0, 2 * n)); // little-endian bits
+    return h;
+  };
+  const embed = readMatrix("model.embed_tokens.weight", [V, H]);
   const layers: LayerWeights[] = [];
   for (let l = 0; l < c.numLayers; l++) {
     const p = `model.layers.${l}.`;
     const a = p + "self_attn.", m = p + "mlp.";
     layers.push({
       inputNorm: read(p + "input_layernorm.weight", [H]),
-      wq: read(a + "q_proj.weight", [qDim, H]),
-      wk: read(a + "k_proj.weight", [kvDim, H]),
-      wv: read(a + "v_proj.weight", [kvDim, H]),
-      wo: read(a + "o_proj.weight", [H, qDim]),
+      wq: readMatrix(a + "q_proj.weight", [qDim, H]),
+      wk: readMatrix(a + "k_proj.weight", [kvDim, H]),
+      wv: readMatrix(a + "v_proj.weight", [kvDim, H]),
+      wo: readMatrix(a + "o_proj.weight", [H, qDim]),
       bq: c.attentionBias ? read(a + "q_proj.bias", [qDim]) : null,
       bk: c.attentionBias ? read(a + "k_proj.bias", [kvDim]) : null,
       bv: c.attentionBias ? read(a + "v_proj.bias", [kvDim]) : null,
       bo: c.outputBias ? read(a + "o_proj.bias", [H]) : null,
       postNorm: read(p + "post_attention_layernorm.weight", [H]),
-      wGate: read(m + "gate_proj.weight", [I, H]),
-      wUp: read(m + "up_proj.weight", [I, H]),
-      wDown: read(m + "down_proj.weight", [H, I]),
+      wGate: readMatrix(m + "gate_proj.weight", [I, H]),
+      wUp: readMatrix(m + "up_proj.weight", [I, H]),
+      wDown: readMatrix(m + "down_proj.weight", [H, I]),
       bGate: c.mlpBias ? read(m + "gate_proj.bias", [I]) : null,
       bUp: c.mlpBias ? read(m + "up_proj.bias", [I]) : null,
       bDown: c.mlpBias ? read(m + "down_proj.bias", [H]) : null,
     });
   }
   const finalNorm = read("model.norm.weight", [H]);
-  const lmHead = c.tieWordEmbeddings ? embed : read("lm_head.weight", [V, H]);
+  const lmHead = c.tieWordEmbeddings ? embed : readMatrix("lm_head.weight", [V, H]);
   // Every matrix in the kernels' fastest layout (a no-op with the JS kernels); the embedding table then
   // too when it is the tied lm_head, so token rows are read through k.row().
+  const pack = (w: Matrix, rows: number, cols: number) => w instanceof Float32Array && k.pack(w, rows, cols);
   for (const L of layers) {
-    k.pack(L.wq, qDim, H);
-    k.pack(L.wk, kvDim, H);
-    k.pack(L.wv, kvDim, H);
-    k.pack(L.wo, H, qDim);
-    k.pack(L.wGate, I, H);
-    k.pack(L.wUp, I, H);
-    k.pack(L.wDown, H, I);
+    pack(L.wq, qDim, H);
+    pack(L.wk, kvDim, H);
+    pack(L.wv, kvDim, H);
+    pack(L.wo, H, qDim);
+    pack(L.wGate, I, H);
+    pack(L.wUp, I, H);
+    pack(L.wDown, H, I);
   }
-  k.pack(lmHead, V, H);
+  pack(lmHead, V, H);
   return { weights: { embed, layers, finalNorm, lmHead }, kernels: k };
+}
+
+/** out[outOff ..+cols] = row r of w ([rows, cols], float32 packed or not, or bf16 widened exactly). */
+export function matrixRow(k: Kernels, w: Matrix, r: number, cols: number, out: Float32Array, outOff: number) {
+  if (w instanceof Float32Array) return k.row(w, r, cols, out, outOff);
+  const bits = new Uint32Array(out.buffer, out.byteOffset + 4 * outOff, cols);
+  for (let i = 0; i < cols; i++) bits[i] = w[r * cols + i] << 16;
+}
+
+/** w as a plain row-major float32 array ([rows, cols]): itself when it is one already. */
+export function plainMatrix(k: Kernels, w: Matrix, rows: number, cols: number): Float32Array {
+  if (w instanceof Float32Array) return k.unpacked(w, rows, cols);
+  const plain = new Float32Array(rows * cols);
+  for (let r = 0; r < rows; r++) matrixRow(k, w, r, cols, plain, r * cols);
+  return plain;
+}
+
+/** out = x · Wᵀ (+ bias) for n tokens, W float32 or bf16 (Kernels.matmul / matmulBf16). */
+export function matmulAny(
+  k: Kernels,
+  out: Float32Array,
+  x: Float32Array,
+  w: Matrix,
+  bias: Float32Array | null,
+  n: number,
+  inDim: number,
+  outDim: number,
+): void {
+  if (w instanceof Float32Array) k.matmul(out, x, w, bias, n, inDim, outDim);
+  else k.matmulBf16(out, x, w, bias, n, inDim, outDim);
 }
