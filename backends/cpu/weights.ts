@@ -96,16 +96,18 @@ export function loadWeights(
   const H = c.hiddenSize, I = c.intermediateSize, V = c.vocabSize;
   const qDim = c.numHeads * c.headDim, kvDim = c.numKvHeads * c.headDim;
   // Matrices stored as bf16 may stay bf16 (exactly widened by the kernels); vectors, other dtypes: float32.
-  let f32Bytes = 0;
-  for (const [, shape] of tensorShapes(c)) f32Bytes += 4 * padFloats(shape.reduce((a, b) => a * b, 1));
-  const keep = keepBf16 === "auto" ? kernels !== "js" && f32Bytes > WASM_F32_LIMIT : keepBf16;
+  const count = (shape: number[]) => shape.reduce((a, b) => a * b, 1);
+  const shapes = tensorShapes(c);
+  const f32Floats = shapes.reduce((sum, [, shape]) => sum + padFloats(count(shape)), 0);
+  const keep = keepBf16 === "auto" ? kernels !== "js" && 4 * f32Floats > WASM_F32_LIMIT : keepBf16;
   const isBf16 = (name: string, shape: number[]) =>
     keep && shape.length === 2 && t.info(name).dtype === "BF16";
-  let weightFloats = 0;
-  for (const [name, shape] of tensorShapes(c)) {
-    const n = shape.reduce((a, b) => a * b, 1);
-    weightFloats += isBf16(name, shape) ? padBf16(n) : padFloats(n);
-  }
+  const weightFloats = keep
+    ? shapes.reduce(
+      (sum, [name, shape]) => sum + (isBf16(name, shape) ? padBf16 : padFloats)(count(shape)),
+      0,
+    )
+    : f32Floats;
   const k = createKernels({
     weightFloats,
     maxIn: Math.max(H, I, qDim),
@@ -115,11 +117,10 @@ export function loadWeights(
     threads,
     label: `the checkpoint ${ckpt.dir}`,
   });
-  const read = (name: string, shape: number[]) =>
-    t.readF32(name, shape, k.alloc(shape.reduce((a, b) => a * b, 1)));
+  const read = (name: string, shape: number[]) => t.readF32(name, shape, k.alloc(count(shape)));
   const readMatrix = (name: string, shape: number[]): Matrix => {
     if (!isBf16(name, shape)) return read(name, shape);
-    const info = t.info(name), n = shape[0] * shape[1];
+    const info = t.info(name), n = count(shape);
     if (info.shape.join(",") !== shape.join(",")) {
       throw new Error(
         `${info.file}: tensor ${name} has shape [${info.shape.join(", ")}], expected [${shape.join(", ")}]`,
