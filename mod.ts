@@ -30,5 +30,6 @@ export {
   cudaLibraryProblem,
   type OnnxModelOptions,
   type ProviderName,
+  WEIGHT_FORMATS,
   type WeightFormat,
 } from "./backends/onnx/mod.ts";

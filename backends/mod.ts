@@ -9,25 +9,31 @@ import type { DraftModel, TargetModel } from "../core/types.ts";
 import type { Checkpoint } from "../loader/types.ts";
 import { loadDrafter } from "../drafter/load.ts";
 import { createCpuModel } from "./cpu/mod.ts";
+import { WEIGHT_FORMATS, type WeightFormat } from "./onnx/formats.ts";
 
 export const BACKENDS = ["cpu", "onnx-wasm", "onnx-webgpu", "onnx-node", "onnx-cuda"] as const;
 export type BackendName = typeof BACKENDS[number];
 /** Weight formats of the ONNX target graph (`--onnx-weights`). */
-export const ONNX_WEIGHTS = ["fp32", "fp16", "q4", "q8"] as const;
+export const ONNX_WEIGHTS = WEIGHT_FORMATS;
+/** One of ONNX_WEIGHTS. */
+export type OnnxWeights = WeightFormat;
 
 export interface LoadTargetOptions {
   /** One of BACKENDS; default "cpu". */
   backend?: string;
   /** Threads: ONNX intra-op threads (default: theirs), or the CPU backend's matmul threads (default: cores). */
   threads?: number;
-  /** Weight format of the ONNX target graph: fp32 (default), fp16, q4 or q8 (MatMulNBits). */
-  onnxWeights?: "fp32" | "fp16" | "q4" | "q8";
   /**
-   * Drafter weights (loadDraftModel): fp32 (as loaded; the default) or q8 on every backend, fp16 and q4
-   * too on the onnx-* ones. A quantized drafter proposes slightly different drafts; the target still
+   * Weight format of the ONNX target graph: fp32 (default), fp16, or MatMulNBits q4 / q8 (blocks of 32) and
+   * q4g128 / q8g128 (blocks of 128: fewer bytes, faster, a little less accurate).
+   */
+  onnxWeights?: OnnxWeights;
+  /**
+   * Drafter weights (loadDraftModel): fp32 (as loaded; the default) or q8 on every backend, fp16, q4 and
+   * the g128 formats too on the onnx-* ones. A quantized drafter proposes slightly different drafts; the target still
    * verifies them, so outputs stay exact and only acceptance (and speed) can change.
    */
-  drafterWeights?: "fp32" | "fp16" | "q4" | "q8";
+  drafterWeights?: OnnxWeights;
   /**
    * Drafter threads (loadDraftModel). Default: `threads` for the cpu drafter; 1 intra-op thread for the
    * onnx-node / onnx-cuda drafter, whose steps are small and whose thread pool would otherwise compete with

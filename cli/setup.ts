@@ -39,7 +39,7 @@ export interface PairOptions {
   drafter?: string;
   backend?: string;
   threads?: number;
-  /** --onnx-weights: weight format of the ONNX target graph (fp32, fp16, q4, q8). */
+  /** --onnx-weights: weight format of the ONNX target graph (one of ONNX_WEIGHTS). */
   onnxWeights?: string;
   /** --drafter-threads: the drafter's threads (default: loadDraftModel's, see LoadTargetOptions). */
   drafterThreads?: number;

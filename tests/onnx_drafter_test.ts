@@ -183,7 +183,7 @@ Deno.test({
 for (const provider of [...PROVIDERS, "onnx-webgpu" as const]) {
   Deno.test({
     name:
-      `${provider}: quantized drafters (q8, q4, fp16) keep ReDrafter token-identical and track fp32's drafts`,
+      `${provider}: quantized drafters (q8, q4, q4g128, fp16) keep ReDrafter token-identical and track fp32's drafts`,
     ignore: provider === "onnx-webgpu" && !adapter,
     sanitizeResources: false,
     sanitizeOps: false,
@@ -194,7 +194,7 @@ for (const provider of [...PROVIDERS, "onnx-webgpu" as const]) {
     const ar = await generate(model, prompts, opts);
     const exp = readExpected(FIX + "drafter/");
     const fp32 = await createOnnxDrafter(FIX + "drafter", model, { provider, threads: 1, weights: "fp32" });
-    for (const weights of ["q8", "q4", "fp16"] as const) {
+    for (const weights of ["q8", "q4", "q4g128", "fp16"] as const) {
       const drafter = await createOnnxDrafter(FIX + "drafter", model, { provider, threads: 1, weights });
       const spec = await speculativeGenerate(model, drafter, prompts, {
         ...opts,
@@ -211,7 +211,7 @@ for (const provider of [...PROVIDERS, "onnx-webgpu" as const]) {
         const f = await rf.step(exp.tokens[s], exp.parents[s], 1);
         for (let n = 0; n < q.ids.length; n++, total++) if (q.ids[n] === f.ids[n]) agree++;
       }
-      const min = weights === "q4" ? 0.6 : 0.9;
+      const min = weights.startsWith("q4") ? 0.6 : 0.9;
       assert.ok(agree / total >= min, `${weights}: top-1 agreement ${agree}/${total}`);
       drafter.dispose();
     }

@@ -1,5 +1,5 @@
 /**
- * Quantized ONNX weights (q4 / q8, com.microsoft MatMulNBits): the block quantizer's packing is what ONNX
+ * Quantized ONNX weights (q4 / q8 and their blocks-of-128 forms q4g128 / q8g128, com.microsoft MatMulNBits): the block quantizer's packing is what ONNX
  * Runtime reads (a MatMulNBits graph at accuracy_level 0 equals a float matmul over the dequantized weights),
  * quantization error stays within its bound, and on the embedded default model the quantized graphs pick the
  * fp32 graph's greedy next token almost everywhere (the rates are printed; the model card records them).
@@ -25,28 +25,29 @@ function random(n: number, seed: number): Float32Array {
   return a;
 }
 
-for (const bits of [4, 8] as const) {
-  Deno.test(`quantizeBlockwise q${bits}: error within half a step per block; padding codes are zero weights`, () => {
-    const N = 5, K = 70; // 70: the third block of each row is padded
-    const w = random(N * K, 11 + bits);
+for (const [bits, block] of [[4, 32], [8, 32], [4, 128], [8, 128]] as const) {
+  const label = `q${bits}${block === 32 ? "" : `g${block}`}`;
+  Deno.test(`quantizeBlockwise ${label}: error within half a step per block; padding codes are zero weights`, () => {
+    const N = 5, K = 2 * block + 6; // the third block of each row is padded
+    const w = random(N * K, 11 + bits + block);
     w[3] = 0; // an exact zero must stay exact (0 is always representable)
-    const q = quantizeBlockwise(w, N, K, bits, 32);
-    assert.deepEqual(q.bDims, [N, 3, (32 * bits) / 8]);
+    const q = quantizeBlockwise(w, N, K, bits, block);
+    assert.deepEqual(q.bDims, [N, 3, (block * bits) / 8]);
     const back = dequantizeBlockwise(q, K);
     for (let n = 0; n < N; n++) {
       for (let k = 0; k < K; k++) {
-        const scale = q.scales[n * 3 + Math.floor(k / 32)];
+        const scale = q.scales[n * 3 + Math.floor(k / block)];
         assert.ok(Math.abs(back[n * K + k] - w[n * K + k]) <= scale / 2 + 1e-7, `w[${n}, ${k}]`);
       }
     }
     assert.equal(back[3], 0);
   });
 
-  Deno.test(`onnx-node MatMulNBits q${bits}: our packing equals a float matmul over the dequantized weights`, async () => {
+  Deno.test(`onnx-node MatMulNBits ${label}: our packing equals a float matmul over the dequantized weights`, async () => {
     const ort = await loadOrt({ provider: "onnx-node" });
-    const M = 3, N = 20, K = 100;
+    const M = 3, N = 20, K = 3 * block + 4;
     const w = random(N * K, 3 * bits), x = random(M * K, 5 * bits);
-    const q = quantizeBlockwise(w, N, K, bits, 32);
+    const q = quantizeBlockwise(w, N, K, bits, block);
     const g = new GraphBuilder();
     const xi = g.input({ name: "x", dataType: DataType.FLOAT, shape: [M, K] });
     const y = g.op(
@@ -57,7 +58,7 @@ for (const bits of [4, 8] as const) {
         g.f32("scales", [q.scales.length], q.scales),
         g.weight("zp", DataType.UINT8, [q.zeroPoints.length], q.zeroPoints),
       ],
-      { K, N, bits, block_size: 32, accuracy_level: 0 },
+      { K, N, bits, block_size: block, accuracy_level: 0 },
       MS_DOMAIN,
     );
     g.output(y, { name: "y", dataType: DataType.FLOAT, shape: [M, N] });
@@ -80,7 +81,7 @@ for (const bits of [4, 8] as const) {
 
 Deno.test({
   name:
-    "onnx-node default model: q8 / q4 graphs agree with fp32 on greedy next tokens (q8 >= 97%, q4 >= 82%)",
+    "onnx-node default model: q8 / q4 / q4g128 graphs agree with fp32 on greedy next tokens (q8 >= 97%, q4 >= 82%); g128 is smaller",
   sanitizeResources: false,
   async fn() {
     const ck = await loadCheckpoint(`${DEFAULT}target`);
@@ -113,7 +114,8 @@ Deno.test({
     const ref = await Promise.all(seqs.map((q) => argmaxes(m32, q)));
     const f32Size =
       Deno.statSync((await ensureTargetGraph(ck, { cacheDir: CACHE, weights: "fp32" })).path).size;
-    for (const [weights, floor] of [["q8", 0.97], ["q4", 0.82]] as const) {
+    const sizes: Record<string, number> = {};
+    for (const [weights, floor] of [["q8", 0.97], ["q4", 0.82], ["q4g128", 0.82]] as const) {
       const m = await createOnnxModel(ck, { provider: "onnx-node", cacheDir: CACHE, threads: 1, weights });
       let same = 0, total = 0;
       for (let i = 0; i < seqs.length; i++) {
@@ -130,9 +132,15 @@ Deno.test({
           `graph ${(size / 2 ** 20).toFixed(1)} MiB vs ${(f32Size / 2 ** 20).toFixed(1)} MiB`,
       );
       assert.ok(same / total >= floor, `${weights}: ${same}/${total} below ${floor}`);
-      assert.ok(size < (weights === "q4" ? 0.45 : 0.6) * f32Size, `${weights} graph is not smaller`);
+      assert.ok(size < (weights === "q8" ? 0.6 : 0.45) * f32Size, `${weights} graph is not smaller`);
+      sizes[weights] = size;
       m.dispose();
     }
+    // Blocks of 128 keep a quarter of the scales and zero points of blocks of 32.
+    assert.ok(
+      sizes.q4g128 < sizes.q4,
+      `q4g128 graph (${sizes.q4g128} B) is not smaller than q4 (${sizes.q4} B)`,
+    );
     m32.dispose();
     ck.tensors.close();
     Deno.removeSync(CACHE, { recursive: true });

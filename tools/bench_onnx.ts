@@ -3,9 +3,13 @@
  * 100M parameters (timing only: weights are random).
  *
  *   deno run -A --unstable-webgpu tools/bench_onnx.ts [--providers onnx-node,onnx-wasm,cpu] [--tokens 32]
- *     [--prompt 32] [--threads N] [--weights fp32|fp16|q4|q8] [--dir .cache/bench-llama-100m] [--batch 1]
+ *     [--prompt 32] [--threads N] [--weights fp32,q4,...] [--rounds 3] [--dir .cache/bench-llama-100m]
+ *     [--batch 1]
  *
- * A provider may name its attention graph: `onnx-node:gqa`, `onnx-node:standard` (default: auto).
+ * A provider may name its attention graph: `onnx-node:gqa`, `onnx-node:standard` (default: auto). Each ONNX
+ * provider runs once per --weights format (one of backends/onnx/formats.ts WEIGHT_FORMATS). All models are
+ * loaded first; then --rounds rounds run each in turn, and the medians are compared, so that the drift of a
+ * shared machine falls on every model alike.
  *
  * `benchDecode` is exported for other benches.
  *
@@ -16,6 +20,7 @@ import type { TargetModel } from "../core/types.ts";
 import { writeSafetensors } from "../loader/safetensors.ts";
 import { loadCheckpoint } from "../loader/checkpoint.ts";
 import { createOnnxModel, type ProviderName, PROVIDERS } from "../backends/onnx/mod.ts";
+import { WEIGHT_FORMATS, type WeightFormat } from "../backends/onnx/formats.ts";
 
 export interface DecodeTiming {
   backend: string;
@@ -125,9 +130,20 @@ if (import.meta.main) {
       batch: { type: "string", default: "1" },
       threads: { type: "string" },
       weights: { type: "string", default: "fp32" },
+      rounds: { type: "string", default: "3" },
       dir: { type: "string", default: ".cache/bench-llama-100m" },
     },
   });
+  const weightList = values.weights!.split(",");
+  for (const w of weightList) {
+    if (!(WEIGHT_FORMATS as readonly string[]).includes(w)) {
+      throw new Error(`--weights: '${w}' is not one of ${WEIGHT_FORMATS.join(", ")}`);
+    }
+  }
+  const rounds = Number(values.rounds);
+  if (!Number.isInteger(rounds) || rounds < 1) {
+    throw new Error(`--rounds must be an integer >= 1, got ${values.rounds}`);
+  }
   const dir = values.dir!;
   try {
     Deno.statSync(`${dir}/model.safetensors`);
@@ -138,43 +154,58 @@ if (import.meta.main) {
   const ckpt = await loadCheckpoint(dir);
   const opts = { prompt: Number(values.prompt), tokens: Number(values.tokens), batch: Number(values.batch) };
   const threads = values.threads ? Number(values.threads) : undefined;
-  const results: DecodeTiming[] = [];
+  // Every model is loaded first, then the rounds run them in turn: the machine's drift hits all alike.
+  const models: { label: string; model: TargetModel }[] = [];
   for (const name of values.providers!.split(",")) {
-    let model: TargetModel;
-    const t0 = performance.now();
-    if (name === "cpu") {
-      const spec = "../backends/cpu/mod.ts"; // not a literal: the CPU backend may be absent in this checkout
-      const cpu = await import(spec);
-      model = cpu.createCpuModel(ckpt, { threads });
-    } else if ((PROVIDERS as string[]).includes(name.split(":")[0])) {
-      const [provider, attention] = name.split(":");
-      if (attention !== undefined && !["auto", "gqa", "standard"].includes(attention)) {
-        throw new Error(`--providers: ${name}: attention must be auto, gqa or standard`);
+    for (const weights of name === "cpu" ? ["fp32"] : weightList) {
+      const t0 = performance.now();
+      let model: TargetModel;
+      if (name === "cpu") {
+        const spec = "../backends/cpu/mod.ts"; // not a literal: the CPU backend may be absent in this checkout
+        const cpu = await import(spec);
+        model = cpu.createCpuModel(ckpt, { threads });
+      } else if ((PROVIDERS as string[]).includes(name.split(":")[0])) {
+        const [provider, attention] = name.split(":");
+        if (attention !== undefined && !["auto", "gqa", "standard"].includes(attention)) {
+          throw new Error(`--providers: ${name}: attention must be auto, gqa or standard`);
+        }
+        model = await createOnnxModel(ckpt, {
+          provider: provider as ProviderName,
+          threads,
+          weights: weights as WeightFormat,
+          attention: attention as "auto" | "gqa" | "standard" | undefined,
+        });
+      } else {
+        throw new Error(`--providers: unknown backend ${name} (use cpu or ${PROVIDERS.join(", ")})`);
       }
-      model = await createOnnxModel(ckpt, {
-        provider: provider as ProviderName,
-        threads,
-        weights: values.weights as "fp32" | "fp16" | "q4" | "q8",
-        attention: attention as "auto" | "gqa" | "standard" | undefined,
-      });
-    } else {
-      throw new Error(`--providers: unknown backend ${name} (use cpu or ${PROVIDERS.join(", ")})`);
+      const label = name === "cpu" ? "cpu" : `${name} ${weights}`;
+      console.log(`${label.padEnd(28)} load ${(performance.now() - t0).toFixed(0).padStart(6)} ms`);
+      models.push({ label, model });
     }
-    const loadMs = performance.now() - t0;
-    const r = await benchDecode(model, opts);
-    results.push({ ...r, backend: name });
+  }
+  const tps = models.map(() => [] as number[]);
+  const prefill = models.map(() => [] as number[]);
+  for (let r = 0; r < rounds; r++) {
+    for (const [i, { model }] of models.entries()) {
+      const t = await benchDecode(model, opts);
+      tps[i].push(t.tokensPerSec);
+      prefill[i].push(t.prefillMs);
+    }
+  }
+  const median = (a: number[]) => a.slice().sort((x, y) => x - y)[a.length >> 1];
+  const cpuAt = models.findIndex((m) => m.label === "cpu");
+  console.log(
+    `\ndecode ${opts.tokens} tokens after a ${opts.prompt}-token prompt, median of ${rounds} interleaved rounds`,
+  );
+  for (const [i, { label, model }] of models.entries()) {
+    const lo = Math.min(...tps[i]), hi = Math.max(...tps[i]);
+    const vsCpu = cpuAt >= 0 && i !== cpuAt
+      ? `  ${(median(tps[i]) / median(tps[cpuAt])).toFixed(2)}x the CPU reference`
+      : "";
     console.log(
-      `${name.padEnd(20)} load ${loadMs.toFixed(0).padStart(6)} ms  prefill(${opts.prompt}) ` +
-        `${r.prefillMs.toFixed(1).padStart(8)} ms  decode ${r.tokensPerSec.toFixed(2).padStart(8)} tok/s`,
+      `${label.padEnd(28)} prefill ${median(prefill[i]).toFixed(1).padStart(8)} ms  decode ` +
+        `${median(tps[i]).toFixed(1).padStart(7)} tok/s (${lo.toFixed(1)}-${hi.toFixed(1)})${vsCpu}`,
     );
     model.dispose();
-  }
-  const cpu = results.find((r) => r.backend === "cpu");
-  if (cpu) {
-    for (const r of results) {
-      if (r !== cpu) {
-        console.log(`${r.backend}: ${(r.tokensPerSec / cpu.tokensPerSec).toFixed(1)}x the CPU reference`);
-      }
-    }
   }
 }

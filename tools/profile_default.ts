@@ -162,7 +162,7 @@ console.log(
   `target ${backend}, drafter ${drafterBackend}, kernels ${values.kernels}, ${nPrompts} prompts x ${maxNewTokens} tokens, median of ${reps}; ` +
     `AR ${arMed.toFixed(1)} tok/s (${(1000 / arMed).toFixed(2)} ms/token)`,
 );
-console.log("W x L | drafter | tau  | draft ms | verify ms | accept ms | tok/s  | speedup");
+console.log("W x L | drafter | tau  | draft ms | verify ms | accept ms | other ms | tok/s  | speedup");
 shapes.forEach(([W, L, d], j) => {
   const s = res[j].last, tps = median(res[j].tps);
   console.log(
@@ -171,7 +171,7 @@ shapes.forEach(([W, L, d], j) => {
     } | ` +
       `${(s.verifyMs / s.steps).toFixed(2).padStart(9)} | ${
         (s.acceptMs / s.steps).toFixed(2).padStart(9)
-      } | ` +
+      } | ${((s.decodeMs - s.draftMs - s.verifyMs - s.acceptMs) / s.steps).toFixed(2).padStart(8)} | ` +
       `${tps.toFixed(1).padStart(6)} | ${(tps / arMed).toFixed(2)}x`,
   );
 });

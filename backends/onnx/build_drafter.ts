@@ -20,7 +20,7 @@
 import type { DrafterWeights } from "../../drafter/cpu.ts";
 import { WARP_TOP_K } from "../../drafter/cpu.ts";
 import { LOG_0 } from "../../core/sampling.ts";
-import { idsAsFloat, matMulNBits, toF16Bytes } from "./build_target.ts";
+import { idsAsFloat, matMulNBits, quantization, toF16Bytes, type WeightFormat } from "./build_target.ts";
 import { GraphBuilder } from "./graph.ts";
 import { DataType } from "./proto.ts";
 
@@ -34,11 +34,11 @@ function transpose(a: Float32Array, rows: number, cols: number): Float32Array {
 }
 
 /**
- * Drafter weight storage: float ("fp32", "fp16" upcast on load) or block-quantized matrices ("q8", "q4":
- * com.microsoft MatMulNBits, int8 activations). Drafts only propose tokens, which the target verifies, so a
+ * Drafter weight storage: float ("fp32", "fp16" upcast on load) or block-quantized matrices ("q8", "q4",
+ * "q8g128", "q4g128": com.microsoft MatMulNBits, int8 activations; see quantization()). Drafts only propose tokens, which the target verifies, so a
  * quantized drafter changes acceptance, never the generated text.
  */
-export type DrafterWeightFormat = "fp32" | "fp16" | "q8" | "q4";
+export type DrafterWeightFormat = WeightFormat;
 
 export function buildDrafterGraph(
   w: DrafterWeights,
@@ -55,11 +55,11 @@ export function buildDrafterGraph(
     if (opts.weights !== "fp16") return g.f32(name, dims, data);
     return g.op("Cast", [g.weight(name, DataType.FLOAT16, dims, toF16Bytes(data))], { to: DataType.FLOAT });
   };
-  const bits = opts.weights === "q4" ? 4 : opts.weights === "q8" ? 8 : 0;
+  const quant = quantization(opts.weights);
   /** x [.., inp] times an nn.Linear weight [out, inp]: MatMul, or MatMulNBits when quantized. */
   const project = (x: string, name: string, data: Float32Array, out: number, inp: number): string => {
-    if (bits === 0) return g.op("MatMul", [x, weight(name, [inp, out], transpose(data, out, inp))]);
-    return matMulNBits(g, x, name, data, out, inp, bits as 4 | 8);
+    if (!quant) return g.op("MatMul", [x, weight(name, [inp, out], transpose(data, out, inp))]);
+    return matMulNBits(g, x, name, data, out, inp, quant.bits, quant.block);
   };
   const silu = (x: string) => g.op("Mul", [x, g.op("Sigmoid", [x])]);
 
@@ -100,7 +100,7 @@ export function buildDrafterGraph(
   }
   // The head as stored ([V, E]); Gemm transposes it on the fly.
   const headName = `lm_head.${w.resWeights.length}.weight`;
-  const logits = bits ? project(x, headName, w.headWeight, V, E) : g.op("Gemm", [
+  const logits = quant ? project(x, headName, w.headWeight, V, E) : g.op("Gemm", [
     x,
     weight(headName, [V, E], w.headWeight),
   ], { transB: 1 }); // [N,V]

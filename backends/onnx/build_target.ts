@@ -49,13 +49,16 @@ import { GraphBuilder, MS_DOMAIN } from "./graph.ts";
 import { DataType } from "./proto.ts";
 import { ropeInvFreq } from "../rope.ts";
 import { quantizeBlockwise } from "./quantize.ts";
+import { QUANT_BLOCK, quantization, type WeightFormat } from "./formats.ts";
+
+export { QUANT_BLOCK, quantization, WEIGHT_FORMATS, type WeightFormat } from "./formats.ts";
 
 export interface BuildOptions {
   /**
    * Weight storage: "fp32"; "fp16" (stored as float16, upcast to float32 on load); "q4" / "q8" (every
    * projection and the LM head as com.microsoft MatMulNBits with 4- or 8-bit block-quantized weights,
    * blocks of 32, int8 activations (accuracy_level 4); under q4 the LM head is 8-bit; norms and the
-   * embedding table stay float32).
+   * embedding table stay float32); "q4g128" / "q8g128" the same with blocks of 128 (see quantization()).
    */
   weights: WeightFormat;
   /** Use ORT contrib ops where they keep parity. */
@@ -72,15 +75,9 @@ export interface BuildOptions {
   packed?: boolean;
 }
 
-/** Weight storage of a target graph (see BuildOptions.weights). */
-export type WeightFormat = "fp32" | "fp16" | "q4" | "q8";
-
-/** Inputs per quantization block of MatMulNBits weights. */
-export const QUANT_BLOCK = 32;
-
 /**
  * x [.., inp] times the nn.Linear weight w [out, inp] as a com.microsoft MatMulNBits node: w block-quantized
- * (QUANT_BLOCK inputs per block, our own quantizer) to `bits`, with int8 activations (accuracy_level 4).
+ * (`block` inputs per block, our own quantizer) to `bits`, with int8 activations (accuracy_level 4).
  */
 export function matMulNBits(
   g: GraphBuilder,
@@ -90,8 +87,9 @@ export function matMulNBits(
   out: number,
   inp: number,
   bits: 4 | 8,
+  block: number = QUANT_BLOCK,
 ): string {
-  const q = quantizeBlockwise(w, out, inp, bits, QUANT_BLOCK);
+  const q = quantizeBlockwise(w, out, inp, bits, block);
   return g.op(
     "MatMulNBits",
     [
@@ -100,7 +98,7 @@ export function matMulNBits(
       g.f32(`${name}.scales`, [q.scales.length], q.scales),
       g.weight(`${name}.zero_points`, DataType.UINT8, [q.zeroPoints.length], q.zeroPoints),
     ],
-    { K: inp, N: out, bits, block_size: QUANT_BLOCK, accuracy_level: 4 },
+    { K: inp, N: out, bits, block_size: block, accuracy_level: 4 },
     MS_DOMAIN,
   );
 }
@@ -159,7 +157,8 @@ export function buildTargetGraph(
   if (gqa && !opts.fused) throw new Error('buildTargetGraph: attention "gqa" needs fused contrib ops');
   const g = new GraphBuilder(opts.externalFile);
 
-  const bits = opts.weights === "q4" ? 4 : opts.weights === "q8" ? 8 : 0;
+  const quant = quantization(opts.weights);
+  const bits = quant?.bits ?? 0;
   /** A float weight as stored in the graph, upcast to float32 at run time when stored as fp16. */
   const weight = (name: string, dims: number[], data: Float32Array): string => {
     if (opts.weights !== "fp16") return g.f32(name, dims, data);
@@ -177,7 +176,7 @@ export function buildTargetGraph(
     nbits = bits,
   ): string => {
     if (nbits === 0) return g.op("MatMul", [x, weight(name, [inp, out], transpose(w, out, inp))]);
-    return matMulNBits(g, x, name, w, out, inp, nbits as 4 | 8);
+    return matMulNBits(g, x, name, w, out, inp, nbits as 4 | 8, quant!.block);
   };
   /** Row-wise concatenation of nn.Linear weights (fused projections). */
   const rows = (...parts: Float32Array[]): Float32Array => {

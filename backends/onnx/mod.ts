@@ -29,6 +29,7 @@ import { GpuKvCache, openKvGather, presentOnGpu } from "./gpu_kv.ts";
 import type { Encoded } from "./proto.ts";
 
 export { cudaLibraryProblem, PROVIDERS };
+export { quantization, WEIGHT_FORMATS } from "./formats.ts";
 export { createOnnxDrafter, type OnnxDrafterOptions } from "./drafter.ts";
 export type { ProviderName, WeightFormat };
 
@@ -41,9 +42,9 @@ export interface OnnxModelOptions {
   /** Where built graphs are cached. Default `.cache/onnx` under the working directory. */
   cacheDir?: string;
   /**
-   * Weight storage in the graph. Default "fp32". "fp16" halves the file; compute stays float32. "q4" / "q8":
-   * projections and LM head block-quantized for MatMulNBits (faster and smaller, not bit-exact: see
-   * build_target.ts).
+   * Weight storage in the graph. Default "fp32". "fp16" halves the file; compute stays float32. "q4" / "q8"
+   * (blocks of 32), "q4g128" / "q8g128" (blocks of 128): projections and LM head block-quantized for
+   * MatMulNBits (faster and smaller, not bit-exact: see build_target.ts quantization()).
    */
   weights?: WeightFormat;
   /** Use ORT contrib ops (fused RMSNorm, RotaryEmbedding). Default true. */
@@ -123,6 +124,8 @@ const BYTES_PER_WEIGHT: Record<WeightFormat, number> = {
   fp16: 2,
   q4: 0.5 + 4.5 / 32,
   q8: 1 + 5 / 32,
+  q4g128: 0.5 + 4.5 / 128,
+  q8g128: 1 + 5 / 128,
 };
 
 function totalWeightBytes(ckpt: Checkpoint, weights: WeightFormat): number {
