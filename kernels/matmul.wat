@@ -423,59 +423,6 @@
   ;; faster than matmul at 1-5 tokens. The per-output order is matmul's, so y is bitwise matmul's on the
   ;; unpacked W, whatever T is.
   ;; Up to 5 tokens take one pass over each pair; more take several (the pair stays in L1 after the first).
-  (func (export "matmul_p2") (param $x i32) (param $w i32) (param $b i32) (param $y i32) (param $T i32)
-    (param $n i32) (param $m i32) (param $ys i32)
-    (local $o i32) (local $t i32) (local $nb i32) (local $ysb i32) (local $wo i32) (local $bo i32)
-    (local $xt i32) (local $yt i32) (local $r i32)
-    (local.set $nb (i32.shl (local.get $n) (i32.const 2)))
-    (local.set $ysb (i32.shl (local.get $ys) (i32.const 2)))
-    (block $odone (loop $opairs
-      (br_if $odone (i32.gt_u (i32.add (local.get $o) (i32.const 2)) (local.get $m)))
-      (local.set $wo (i32.add (local.get $w) (i32.mul (local.get $o) (local.get $nb))))
-      (local.set $bo (call $bias (local.get $b) (local.get $o)))
-      (local.set $xt (local.get $x))
-      (local.set $yt (i32.add (local.get $y) (i32.shl (local.get $o) (i32.const 2))))
-      (local.set $t (i32.const 0))
-      ;; 6-10 tokens: two passes of ceil(T/2) and floor(T/2); more: 4 at a time until at most 5 are left
-      (if (i32.gt_u (local.get $T) (i32.const 5)) (then
-        (local.set $r (select (i32.shr_u (i32.add (local.get $T) (i32.const 1)) (i32.const 1)) (i32.const 4)
-          (i32.le_u (local.get $T) (i32.const 10))))
-        (call $pairs (local.get $xt) (local.get $wo) (local.get $bo) (local.get $yt) (local.get $r)
-          (local.get $nb) (local.get $ysb))
-        (local.set $xt (i32.add (local.get $xt) (i32.mul (local.get $nb) (local.get $r))))
-        (local.set $yt (i32.add (local.get $yt) (i32.mul (local.get $ysb) (local.get $r))))
-        (local.set $t (local.get $r))
-        (block $qdone (loop $quads
-          (br_if $qdone (i32.le_u (i32.sub (local.get $T) (local.get $t)) (i32.const 5)))
-          (call $q4 (local.get $xt) (local.get $wo) (local.get $bo) (local.get $yt) (local.get $nb)
-            (local.get $ysb))
-          (local.set $xt (i32.add (local.get $xt) (i32.shl (local.get $nb) (i32.const 2))))
-          (local.set $yt (i32.add (local.get $yt) (i32.shl (local.get $ysb) (i32.const 2))))
-          (local.set $t (i32.add (local.get $t) (i32.const 4)))
-          (br $quads)))))
-      (local.set $r (i32.sub (local.get $T) (local.get $t)))
-      (if (local.get $r) (then (call $pairs (local.get $xt) (local.get $wo) (local.get $bo) (local.get $yt)
-        (local.get $r) (local.get $nb) (local.get $ysb))))
-      (local.set $o (i32.add (local.get $o) (i32.const 2)))
-      (br $opairs)))
-    ;; an odd last row, as matmul lays it out: 8 tokens at a time through the row tiles
-    (if (i32.lt_u (local.get $o) (local.get $m)) (then
-      (local.set $wo (i32.add (local.get $w) (i32.mul (local.get $o) (local.get $nb))))
-      (local.set $bo (call $bias (local.get $b) (local.get $o)))
-      (local.set $xt (local.get $x))
-      (local.set $yt (i32.add (local.get $y) (i32.shl (local.get $o) (i32.const 2))))
-      (local.set $t (i32.const 0))
-      (block $tdone (loop $chunks
-        (br_if $tdone (i32.ge_u (local.get $t) (local.get $T)))
-        (local.set $r (i32.sub (local.get $T) (local.get $t)))
-        (if (i32.gt_u (local.get $r) (i32.const 8)) (then (local.set $r (i32.const 8))))
-        (call $rows (local.get $xt) (local.get $wo) (local.get $bo) (local.get $yt) (local.get $r)
-          (local.get $nb) (local.get $ysb) (i32.const 1))
-        (local.set $xt (i32.add (local.get $xt) (i32.mul (local.get $nb) (local.get $r))))
-        (local.set $yt (i32.add (local.get $yt) (i32.mul (local.get $ysb) (local.get $r))))
-        (local.set $t (i32.add (local.get $t) (local.get $r)))
-        (br $chunks))))))
-
   ;; @pairTiles
 
   ;; ---- SwiGLU's activation: y[i] = silu(g[i]) * y[i], float32 x 4 ----
@@ -806,6 +753,12 @@
         (br $tokens)))
       (local.set $o (i32.add (local.get $o) (i32.const 1)))
       (br $orow))))
+  ;; matmul_bf16p2 is matmul_bf16 with W laid out in pairs of rows, as matmul_p2 lays out float32 ones
+  ;; (kernels/mod.ts packBf16()): a pair keeps its 2n bf16 where the two rows were, as chunks of 4 of row
+  ;; 2p then 4 of row 2p + 1, then row 2p's scalar tail, then row 2p + 1's; an odd last row stays as it was.
+  ;; One stream per pair instead of matmul_bf16's four interleaved rows; the bits are matmul_bf16's.
+  ;; @bf16PairTiles
+
   ;; ---- int8 weights (the drafter's quantized matrices; kernels/q8.ts) ----
   ;; matmul_q8: x is int16 [T, n] (each token row quantized with its own scale, applied by the caller), w is
   ;; int8 [m, n] (one scale per output row, in b's place: b[o] is row o's float32 scale), n a multiple of 8

@@ -32,6 +32,7 @@ onStart(
       inst.exports.matmul_bf16 as Kernel,
       inst.exports.matmul_q8 as Kernel,
       inst.exports.matmul_p2 as Kernel,
+      inst.exports.matmul_bf16p2 as Kernel,
     ];
     const c = new Int32Array(d.ctrl);
     let seen = 0;

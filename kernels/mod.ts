@@ -16,6 +16,7 @@ import { MATMUL_SHARED_WASM, MATMUL_WASM } from "./wasm_modules.ts";
 import {
   type Kernel,
   KIND_BF16,
+  KIND_BF16P2,
   KIND_F32,
   KIND_P2,
   KIND_Q8,
@@ -87,20 +88,21 @@ export interface Kernels {
     outDim: number,
   ): void;
   /**
-   * Lay `w` ([rows, cols] row-major, from alloc()) out in place for the fastest matmul: pairs of rows
-   * interleaved in 4-float chunks, so that a pair is read as one memory stream (kernels/matmul.wat,
-   * matmul_p2). matmul on a packed w gives bitwise the same results, but only whole: with outDim = rows
-   * and inDim = cols. Read its rows with row(), or a plain copy with unpacked(). Returns false, leaving w
-   * as it is, where there is no such layout (the JS kernels).
+   * Lay `w` ([rows, cols] row-major, from alloc() or allocBf16()) out in place for the fastest matmul:
+   * pairs of rows interleaved in 4-weight chunks, so that a pair is read as one memory stream
+   * (kernels/matmul.wat, matmul_p2 / matmul_bf16p2). matmul / matmulBf16 on a packed w give bitwise the
+   * same results, but only whole: with outDim = rows and inDim = cols. Read its rows with row(), or a
+   * plain copy with unpacked(). Returns false, leaving w as it is, where there is no such layout (the JS
+   * kernels).
    */
-  pack(w: Float32Array, rows: number, cols: number): boolean;
+  pack(w: Float32Array | Uint16Array, rows: number, cols: number): boolean;
   /**
    * SwiGLU's activation, out[i] = silu(gate[i]) * up[i] for i < len, in float32 steps with a float32 e^x
    * (Cephes' expf, within 2 ulp), bitwise the same on both kernel kinds. `out` may alias `gate` or `up`.
    */
   swiglu(out: Float32Array, gate: Float32Array, up: Float32Array, len: number): void;
-  /** Copy row r of w ([rows, cols], packed or not) into out at outOff. */
-  row(w: Float32Array, r: number, cols: number, out: Float32Array, outOff: number): void;
+  /** Copy row r of w ([rows, cols], packed or not; bf16 widened exactly) into out at outOff. */
+  row(w: Float32Array | Uint16Array, r: number, cols: number, out: Float32Array, outOff: number): void;
   /** w ([rows, cols]) itself if it is not packed, else a plain row-major copy (an ordinary array). */
   unpacked(w: Float32Array, rows: number, cols: number): Float32Array;
   /**
@@ -220,7 +222,7 @@ function jsKernels(opts: KernelsOptions): Kernels {
     alloc: (length) => new Float32Array(length),
     pack: () => false,
     swiglu: siluMulJs,
-    row: (w, r, cols, out, outOff) => out.set(w.subarray(r * cols, (r + 1) * cols), outOff),
+    row: (w, r, cols, out, outOff) => copyRow(w, r * cols, cols, out, outOff),
     unpacked: (w) => w,
     matmul(out, x, w, bias, n, inDim, outDim) {
       checkShapes(out, x, w, bias, n, inDim, outDim);
@@ -289,10 +291,11 @@ function wasmKernels(opts: KernelsOptions): Kernels {
     inst.exports.matmul_bf16 as Kernel,
     inst.exports.matmul_q8 as Kernel,
     inst.exports.matmul_p2 as Kernel,
+    inst.exports.matmul_bf16p2 as Kernel,
   ];
   const siluMul = inst.exports.silu_mul as (g: number, y: number, n: number) => void;
   // Packed weights (pack()) and their shapes: matmul takes them whole only.
-  const packed = new WeakMap<Float32Array, { rows: number; cols: number }>();
+  const packed = new WeakMap<Float32Array | Uint16Array, { rows: number; cols: number }>();
   let pool = shared ? new MatmulThreads(opts.threads!, shared, memory) : null;
   let splitCalls = 0; // of disposed pools
   const buf = memory.buffer;
@@ -347,7 +350,8 @@ function wasmKernels(opts: KernelsOptions): Kernels {
         throw new Error(`kernels: pack: weight has ${w.length} elements, need [${rows}, ${cols}]`);
       }
       if (packed.has(w)) throw new Error("kernels: pack: this weight is packed already");
-      const n4 = cols & ~3, tail = cols - n4, pair = new Float32Array(2 * cols);
+      const n4 = cols & ~3, tail = cols - n4;
+      const pair = w instanceof Float32Array ? new Float32Array(2 * cols) : new Uint16Array(2 * cols);
       for (let r = 0; r + 1 < rows; r += 2) {
         const base = r * cols;
         for (let k = 0; k < n4; k += 4) {
@@ -373,16 +377,10 @@ function wasmKernels(opts: KernelsOptions): Kernels {
       return plain;
     },
     matmul(out, x, w, bias, n, inDim, outDim) {
-      const p = packed.get(w);
-      if (p && (p.rows !== outDim || p.cols !== inDim)) {
-        throw new Error(
-          `kernels: a packed weight [${p.rows}, ${p.cols}] must be used whole, not as [${outDim}, ${inDim}]`,
-        );
-      }
-      run(p ? KIND_P2 : KIND_F32, 4, out, x, w, bias, n, inDim, outDim);
+      run(isPacked(w, inDim, outDim) ? KIND_P2 : KIND_F32, 4, out, x, w, bias, n, inDim, outDim);
     },
     matmulBf16(out, x, w, bias, n, inDim, outDim) {
-      run(KIND_BF16, 2, out, x, w, bias, n, inDim, outDim);
+      run(isPacked(w, inDim, outDim) ? KIND_BF16P2 : KIND_BF16, 2, out, x, w, bias, n, inDim, outDim);
     },
     allocQ8(rows, cols) {
       const stride = q8Stride(cols);
@@ -425,19 +423,30 @@ function wasmKernels(opts: KernelsOptions): Kernels {
     },
   };
 
-  /** Row r of w ([rows, cols], packed or not) into out at outOff. */
-  function rowOf(w: Float32Array, r: number, cols: number, out: Float32Array, outOff: number): void {
+  /** Whether w is packed; a packed w must be used whole ([outDim, inDim]). */
+  function isPacked(w: Float32Array | Uint16Array, inDim: number, outDim: number): boolean {
     const p = packed.get(w);
-    if (!p || (p.rows % 2 === 1 && r === p.rows - 1)) {
-      out.set(w.subarray(r * cols, (r + 1) * cols), outOff);
-      return;
+    if (p && (p.rows !== outDim || p.cols !== inDim)) {
+      throw new Error(
+        `kernels: a packed weight [${p.rows}, ${p.cols}] must be used whole, not as [${outDim}, ${inDim}]`,
+      );
     }
+    return p !== undefined;
+  }
+
+  /** Row r of w ([rows, cols], packed or not; bf16 widened) into out at outOff. */
+  function rowOf(
+    w: Float32Array | Uint16Array,
+    r: number,
+    cols: number,
+    out: Float32Array,
+    outOff: number,
+  ): void {
+    const p = packed.get(w);
+    if (!p || (p.rows % 2 === 1 && r === p.rows - 1)) return copyRow(w, r * cols, cols, out, outOff);
     const n4 = cols & ~3, tail = cols - n4, base = (r & ~1) * cols, c = r & 1;
-    for (let k = 0; k < n4; k += 4) {
-      const at = base + 2 * k + 4 * c;
-      for (let i = 0; i < 4; i++) out[outOff + k + i] = w[at + i];
-    }
-    for (let i = 0; i < tail; i++) out[outOff + n4 + i] = w[base + 2 * n4 + c * tail + i];
+    for (let k = 0; k < n4; k += 4) copyRow(w, base + 2 * k + 4 * c, 4, out, outOff + k);
+    copyRow(w, base + 2 * n4 + c * tail, tail, out, outOff + n4);
   }
 
   /** The byte offset of `bytes` more of the weight reservation. */
@@ -488,6 +497,22 @@ function wasmKernels(opts: KernelsOptions): Kernels {
       }
     }
   }
+}
+
+/** out[outOff ..+n] = w[at ..+n], bf16 bits widened exactly to float32. */
+function copyRow(
+  w: Float32Array | Uint16Array,
+  at: number,
+  n: number,
+  out: Float32Array,
+  outOff: number,
+): void {
+  if (w instanceof Float32Array) {
+    out.set(w.subarray(at, at + n), outOff);
+    return;
+  }
+  const bits = new Uint32Array(out.buffer, out.byteOffset + 4 * outOff, n);
+  for (let i = 0; i < n; i++) bits[i] = w[at + i] << 16;
 }
 
 function checkShapes(

@@ -73,8 +73,8 @@ export const CTRL_INTS = 16;
 export const POSTED = 1, TAKEN = 2;
 /** SEQ value that stops a worker. */
 export const STOP = -1;
-/** KIND values: the kernel to run (float32 rows, bf16 rows, int8 rows, float32 row pairs). */
-export const KIND_F32 = 0, KIND_BF16 = 1, KIND_Q8 = 2, KIND_P2 = 3;
+/** KIND values: the kernel to run (float32 rows, bf16 rows, int8 rows, float32 row pairs, bf16 row pairs). */
+export const KIND_F32 = 0, KIND_BF16 = 1, KIND_Q8 = 2, KIND_P2 = 3, KIND_BF16P2 = 4;
 
 /** (x, w, b, y, T, n, m, ys) byte offsets and sizes, as kernels/matmul.wat takes them. */
 export type Kernel = (

@@ -318,62 +318,100 @@ Deno.test({
   },
 });
 
-Deno.test({
-  name: "kernels: packed weights (row pairs) give bitwise the plain matmul, at any T, bias or thread count",
-  ignore: !wasmSimdSupported(),
-  sanitizeOps: false,
-  sanitizeResources: false,
-  fn: async () => {
-    await workersReady();
-    // odd row counts (a last row left unpaired), scalar tails (inDim % 4), unrolled and single-step loops,
-    // enough rows to split over threads and columns (> 4096) to take two column chunks
-    for (const [inDim, outDim] of [[4, 2], [7, 5], [16, 9], [63, 13], [64, 64], [77, 130], [96, 4099]]) {
-      for (const threads of [1, 3]) {
-        const k = createKernels({
-          weightFloats: 2 * padFloats(inDim * outDim) + padFloats(outDim),
-          maxIn: inDim,
-          maxOut: outDim,
-          threads,
-        });
-        const plain = k.alloc(inDim * outDim), w = k.alloc(inDim * outDim), b = k.alloc(outDim);
-        plain.set(rand(inDim * outDim, inDim + outDim));
-        w.set(plain);
-        b.set(rand(outDim, 3));
-        assert.equal(k.pack(w, outDim, inDim), true);
-        // (with 4 columns a pair's one chunk per row is the plain layout already)
-        if (inDim > 4) assert.notDeepEqual(bits(w), bits(plain), "the layout changed");
-        const row = new Float32Array(inDim + 2);
-        for (const r of [0, 1, outDim - 1]) {
-          k.row(w, r, inDim, row, 2);
-          assert.deepEqual(
-            bits(row.subarray(2)),
-            bits(plain.subarray(r * inDim, (r + 1) * inDim)),
-            `row ${r}`,
-          );
-        }
-        assert.deepEqual(bits(k.unpacked(w, outDim, inDim)), bits(plain));
-        for (const T of [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 70]) {
-          const X = rand(T * inDim, T);
-          for (const bias of [b, null]) {
+for (const dtype of ["float32", "bf16"] as const) {
+  Deno.test({
+    name:
+      `kernels: packed ${dtype} weights (row pairs) give bitwise the plain matmul, at any T, bias or threads`,
+    ignore: !wasmSimdSupported(),
+    sanitizeOps: false,
+    sanitizeResources: false,
+    fn: async () => {
+      await workersReady();
+      // odd row counts (a last row left unpaired), scalar tails (inDim % 4), unrolled and single-step loops,
+      // enough rows to split over threads and columns (> 4096) to take two column chunks
+      for (const [inDim, outDim] of [[4, 2], [7, 5], [16, 9], [63, 13], [64, 64], [77, 130], [96, 4099]]) {
+        for (const threads of [1, 3]) {
+          const n = inDim * outDim;
+          const k = createKernels({
+            weightFloats: 2 * padFloats(n) + padFloats(outDim),
+            maxIn: inDim,
+            maxOut: outDim,
+            threads,
+          });
+          const src = rand(n, inDim + outDim), b = k.alloc(outDim);
+          b.set(rand(outDim, 3));
+          // The same weights twice: `plain` stays row-major, `w` gets packed.
+          const [plain, w] = dtype === "float32"
+            ? [k.alloc(n), k.alloc(n)]
+            : [k.allocBf16(n), k.allocBf16(n)];
+          if (plain instanceof Float32Array) plain.set(src);
+          else plain.set(bits(src).map((v) => v >>> 16));
+          w.set(plain);
+          // plain's values as float32 (bf16 widened exactly)
+          const wide = plain instanceof Float32Array
+            ? plain
+            : new Float32Array(Uint32Array.from(plain, (h) => h << 16).buffer);
+          const mm = (
+            m: Float32Array | Uint16Array,
+            bias: Float32Array | null,
+            X: Float32Array,
+            T: number,
+          ) => {
+            const out = new Float32Array(T * outDim);
+            if (m instanceof Float32Array) k.matmul(out, X, m, bias, T, inDim, outDim);
+            else k.matmulBf16(out, X, m, bias, T, inDim, outDim);
+            return out;
+          };
+          assert.equal(k.pack(w, outDim, inDim), true);
+          // (with 4 columns a pair's one chunk per row is the plain layout already)
+          if (inDim > 4) assert.notDeepEqual(Array.from(w), Array.from(plain), "the layout changed");
+          const row = new Float32Array(inDim + 2);
+          for (const r of [0, 1, outDim - 1]) {
+            k.row(w, r, inDim, row, 2);
             assert.deepEqual(
-              bits(run(k, w, bias, X, T, inDim, outDim)),
-              bits(run(k, plain, bias, X, T, inDim, outDim)),
-              `${inDim}x${outDim} T ${T} threads ${threads} bias ${bias !== null}`,
+              bits(row.subarray(2)),
+              bits(wide.subarray(r * inDim, (r + 1) * inDim)),
+              `row ${r}`,
             );
           }
+          if (w instanceof Float32Array) assert.deepEqual(bits(k.unpacked(w, outDim, inDim)), bits(wide));
+          for (const T of [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 70]) {
+            const X = rand(T * inDim, T);
+            for (const bias of [b, null]) {
+              assert.deepEqual(
+                bits(mm(w, bias, X, T)),
+                bits(mm(plain, bias, X, T)),
+                `${inDim}x${outDim} T ${T} threads ${threads} bias ${bias !== null}`,
+              );
+            }
+          }
+          assert.throws(() => k.pack(w, outDim, inDim), /packed already/);
+          assert.throws(
+            () =>
+              w instanceof Float32Array
+                ? k.matmul(new Float32Array(outDim), new Float32Array(inDim), w, null, 1, inDim, outDim - 1)
+                : k.matmulBf16(
+                  new Float32Array(outDim),
+                  new Float32Array(inDim),
+                  w,
+                  null,
+                  1,
+                  inDim,
+                  outDim - 1,
+                ),
+            /packed weight \[\d+, \d+\] must be used whole/,
+          );
+          k.dispose();
         }
-        assert.throws(() => k.pack(w, outDim, inDim), /packed already/);
-        assert.throws(
-          () => k.matmul(new Float32Array(outDim), new Float32Array(inDim), w, null, 1, inDim, outDim - 1),
-          /packed weight \[\d+, \d+\] must be used whole/,
-        );
-        k.dispose();
       }
-    }
-    const js = setup("js", 8, 4);
-    assert.equal(js.k.pack(js.w, 4, 8), false, "the JS kernels keep the plain layout");
-    assert.equal(js.k.unpacked(js.w, 4, 8), js.w);
-  },
+    },
+  });
+}
+
+Deno.test("kernels: the JS kernels keep the plain layout", () => {
+  const js = setup("js", 8, 4);
+  assert.equal(js.k.pack(js.w, 4, 8), false, "the JS kernels keep the plain layout");
+  assert.equal(js.k.unpacked(js.w, 4, 8), js.w);
 });
 
 Deno.test("kernels: SwiGLU's activation is bitwise the same in WASM and JS, within 2 ulp of float64", () => {

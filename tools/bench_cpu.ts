@@ -4,7 +4,7 @@
  * T = 1, 2, 4, 8, 16, 32, and single-token decode tok/s.
  *
  *   deno run -A tools/bench_cpu.ts [--dir <ckpt>] [--kernels auto|wasm|js] [--prompt 64] [--decode 32]
- *                                  [--trials 3] [--seconds 0.4]
+ *                                  [--trials 3] [--seconds 0.4] [--keep-bf16 auto|true|false]
  *
  * Without --dir it writes a random ~20M-parameter float32 Llama (hidden 512, 8 layers, 8 heads / 4 kv
  * heads, intermediate 1408, vocab 4096) to a temp dir. Each number is the best of --trials timings of
@@ -26,6 +26,7 @@ const { values } = parseArgs({
     decode: { type: "string", default: "32" },
     trials: { type: "string", default: "3" },
     seconds: { type: "string", default: "0.4" },
+    "keep-bf16": { type: "string", default: "auto" },
   },
 });
 let dir = values.dir;
@@ -60,7 +61,14 @@ async function best(f: () => Promise<void>): Promise<number> {
 
 try {
   const ckpt = await loadCheckpoint(dir);
-  const model = createCpuModel(ckpt, { kernels: values.kernels as CpuModelOptions["kernels"] });
+  const keep = values["keep-bf16"];
+  if (!["auto", "true", "false"].includes(keep)) {
+    throw new Error(`--keep-bf16 must be auto, true or false, got '${keep}'`);
+  }
+  const model = createCpuModel(ckpt, {
+    kernels: values.kernels as CpuModelOptions["kernels"],
+    keepBf16: keep === "auto" ? "auto" : keep === "true",
+  });
   ckpt.tensors.close();
   const c = model.config;
   const V = c.vocabSize;

@@ -29,9 +29,9 @@ export interface CpuModelOptions {
    */
   threads?: number;
   /**
-   * bf16 matrices kept as bf16 in memory (half the bytes; as fast at 1-2 tokens, up to 2x slower at 4+),
-   * or widened to float32: "auto" (default) keeps them only when float32 would not fit WebAssembly's 4 GiB.
-   * The results are bitwise the same either way.
+   * bf16 matrices kept as bf16 in memory (half the bytes, and faster at one token), or widened to float32:
+   * "auto" (default) keeps them with the WASM kernels (see backends/cpu/weights.ts KeepBf16). The results
+   * are bitwise the same either way.
    */
   keepBf16?: "auto" | boolean;
 }

@@ -12,7 +12,7 @@
 import type { ForwardOutput, ForwardRequest, ModelConfig, TargetSession } from "../../core/types.ts";
 import { rmsnorm, rope, ropeTable } from "./kernels.ts";
 import { topK } from "../../kernels/topk.ts";
-import { matmulAny, matrixRow, type Weights } from "./weights.ts";
+import { matmulAny, type Weights } from "./weights.ts";
 import { type Kernels, padFloats } from "../../kernels/mod.ts";
 import { type AttentionKernels, createAttentionKernels } from "../../kernels/attention.ts";
 
@@ -238,7 +238,7 @@ export class CpuSession implements TargetSession {
         s.tokRow[t] = b;
         s.tokIdx[t] = i;
         s.tokPos[t] = r.positions[i];
-        matrixRow(this.#k, w.embed, r.tokens[i], H, s.x, t * H);
+        this.#k.row(w.embed, r.tokens[i], H, s.x, t * H);
         const slot = b * cap + this.#len[b] + i;
         this.#slotPos[slot] = r.positions[i];
         this.#pendingParents[slot] = r.parents ? r.parents[i] : i - 1;
