@@ -79,6 +79,18 @@ for (const [bits, block] of [[4, 32], [8, 32], [4, 128], [8, 128]] as const) {
   });
 }
 
+Deno.test("ONNX graphs: an unknown weight format is refused, naming the option and the formats", async () => {
+  const ck = await loadCheckpoint(`${DEFAULT}target`);
+  try {
+    await assert.rejects(
+      () => ensureTargetGraph(ck, { cacheDir: CACHE, weights: "int3" as "q4" }),
+      /weights must be one of fp32, fp16, q4, q8, q4g128, q8g128; got 'int3'/,
+    );
+  } finally {
+    ck.tensors.close();
+  }
+});
+
 Deno.test({
   name:
     "onnx-node default model: q8 / q4 / q4g128 graphs agree with fp32 on greedy next tokens (q8 >= 97%, q4 >= 82%); g128 is smaller",

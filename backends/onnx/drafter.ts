@@ -10,6 +10,7 @@ import type { DrafterConfig, DraftModel, DraftRound, DraftTopK } from "../../cor
 import { checkRoundArgs, checkStepArgs, type DrafterWeights } from "../../drafter/cpu.ts";
 import { type DrafterTarget, readDrafterDir } from "../../drafter/load.ts";
 import { buildDrafterGraph, type DrafterWeightFormat } from "./build_drafter.ts";
+import { checkWeightFormat } from "./formats.ts";
 import { packedReadback } from "./build_target.ts";
 import { toBytes } from "./proto.ts";
 import { loadOrt, openSession, type OrtTensor, type ProviderName, PROVIDERS } from "./runtime.ts";
@@ -56,7 +57,7 @@ export async function createOnnxDrafter(
   const gpu = opts.provider === "onnx-webgpu";
   const packed = packedReadback(opts.provider, V);
   const graph = buildDrafterGraph(weights, target.embeddingTable(), {
-    weights: opts.weights ?? "fp32",
+    weights: checkWeightFormat(opts.weights ?? "fp32", "drafter weights"),
     packed,
   });
   const bytes = toBytes(graph.encode("redrafter-drafter-step"));

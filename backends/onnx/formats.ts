@@ -34,3 +34,11 @@ export function quantization(weights: WeightFormat): { bits: 4 | 8; block: numbe
       return null;
   }
 }
+
+/** `weights` itself when it is one of WEIGHT_FORMATS, else an error naming `what` (an option or a flag). */
+export function checkWeightFormat(weights: string, what: string): WeightFormat {
+  if (!(WEIGHT_FORMATS as readonly string[]).includes(weights)) {
+    throw new Error(`${what} must be one of ${WEIGHT_FORMATS.join(", ")}; got '${weights}'`);
+  }
+  return weights as WeightFormat;
+}

@@ -27,6 +27,7 @@ import {
 import { OnnxTargetSession } from "./session.ts";
 import { GpuKvCache, openKvGather, presentOnGpu } from "./gpu_kv.ts";
 import type { Encoded } from "./proto.ts";
+import { checkWeightFormat } from "./formats.ts";
 
 export { cudaLibraryProblem, PROVIDERS };
 export { quantization, WEIGHT_FORMATS } from "./formats.ts";
@@ -149,7 +150,7 @@ export async function ensureTargetGraph(
     packed?: boolean;
   },
 ): Promise<ModelSource> {
-  const weights = opts.weights ?? "fp32";
+  const weights = checkWeightFormat(opts.weights ?? "fp32", "weights");
   const external = opts.externalData ?? totalWeightBytes(ckpt, weights) > EXTERNAL_THRESHOLD;
   const build: BuildOptions = {
     weights,
