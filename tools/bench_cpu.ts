@@ -4,7 +4,7 @@
  * T = 1, 2, 4, 8, 16, 32, and single-token decode tok/s.
  *
  *   deno run -A tools/bench_cpu.ts [--dir <ckpt>] [--kernels auto|wasm|js] [--prompt 64] [--decode 32]
- *                                  [--trials 3] [--seconds 0.4] [--keep-bf16 auto|true|false]
+ *                                  [--trials 3] [--seconds 0.4] [--keep-bf16 auto|true|false] [--threads N]
  *
  * Without --dir it writes a random ~20M-parameter float32 Llama (hidden 512, 8 layers, 8 heads / 4 kv
  * heads, intermediate 1408, vocab 4096) to a temp dir. Each number is the best of --trials timings of
@@ -27,6 +27,7 @@ const { values } = parseArgs({
     trials: { type: "string", default: "3" },
     seconds: { type: "string", default: "0.4" },
     "keep-bf16": { type: "string", default: "auto" },
+    threads: { type: "string" },
   },
 });
 let dir = values.dir;
@@ -68,6 +69,7 @@ try {
   const model = createCpuModel(ckpt, {
     kernels: values.kernels as CpuModelOptions["kernels"],
     keepBf16: keep === "auto" ? "auto" : keep === "true",
+    threads: values.threads ? Number(values.threads) : undefined,
   });
   ckpt.tensors.close();
   const c = model.config;
@@ -122,7 +124,7 @@ try {
   console.log(
     `model: ${(params / 1e6).toFixed(1)}M params, hidden ${H}, ${c.numLayers} layers, ` +
       `${c.numHeads}/${c.numKvHeads} heads, intermediate ${c.intermediateSize}, vocab ${V}; ` +
-      `kernels ${values.kernels}; context ${P}\n` +
+      `kernels ${values.kernels}, threads ${values.threads ?? "default (cores)"}; context ${P}\n` +
       `prefill ${P} tokens: ${prefillMs.toFixed(0)} ms (${(P / prefillMs * 1000).toFixed(1)} tok/s)\n` +
       `decode ${D} tokens:  ${decodeMs.toFixed(0)} ms (${(D / decodeMs * 1000).toFixed(1)} tok/s)\n\n` +
       `|  T | call ms  | ms/token | T x (T=1) | per-token / T=1 |\n|---:|---:|---:|---:|---:|\n` +
