@@ -30,8 +30,8 @@ export interface LoadTargetOptions {
   onnxWeights?: OnnxWeights;
   /**
    * Drafter weights (loadDraftModel): fp32 (as loaded; the default) or q8 on every backend, fp16, q4 and
-   * the g128 formats too on the onnx-* ones. A quantized drafter proposes slightly different drafts; the target still
-   * verifies them, so outputs stay exact and only acceptance (and speed) can change.
+   * the g128 formats too on the onnx-* ones. A quantized drafter proposes slightly different drafts; the
+   * target still verifies them, so outputs stay exact and only acceptance (and speed) can change.
    */
   drafterWeights?: OnnxWeights;
   /**

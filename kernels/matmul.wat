@@ -754,7 +754,7 @@
       (local.set $o (i32.add (local.get $o) (i32.const 1)))
       (br $orow))))
   ;; matmul_bf16p2 is matmul_bf16 with W laid out in pairs of rows, as matmul_p2 lays out float32 ones
-  ;; (kernels/mod.ts packBf16()): a pair keeps its 2n bf16 where the two rows were, as chunks of 4 of row
+  ;; (kernels/mod.ts pack() on a bf16 array): a pair keeps its 2n bf16 where the two rows were, as chunks of 4 of row
   ;; 2p then 4 of row 2p + 1, then row 2p's scalar tail, then row 2p + 1's; an odd last row stays as it was.
   ;; One stream per pair instead of matmul_bf16's four interleaved rows; the bits are matmul_bf16's.
   ;; @bf16PairTiles

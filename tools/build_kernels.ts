@@ -166,8 +166,8 @@ const BF16_PAIRS: PairKind = {
 
 /**
  * The WAT of the row-pair tiles `$q1` .. `$q5` (float32) or `$h1` .. `$h5` (bf16) and their dispatcher
- * (spliced in at matmul.wat's `;; @pairTiles` line): the products for a pair of weight rows in the
- * interleaved layout of kernels/mod.ts pack() / packBf16(). The pair is one sequential stream of chunks (at
+ * (spliced in at matmul.wat's `;; @pairTiles` / `;; @bf16PairTiles` line), then the exported driver: the
+ * products for a pair of weight rows in the interleaved layout of kernels/mod.ts pack(). The pair is one sequential stream of chunks (at
  * each k, 4 weights of row 0, then 4 of row 1), then row 0's scalar tail, then row 1's. Each weight vector
  * serves all R tokens, and the 2R accumulators are 2R independent add chains. Per (token, row) the order is
  * matmul.wat's, so the bits are matmul's (bf16: on the exactly widened weights).

@@ -35,8 +35,8 @@ function transpose(a: Float32Array, rows: number, cols: number): Float32Array {
 
 /**
  * Drafter weight storage: float ("fp32", "fp16" upcast on load) or block-quantized matrices ("q8", "q4",
- * "q8g128", "q4g128": com.microsoft MatMulNBits, int8 activations; see quantization()). Drafts only propose tokens, which the target verifies, so a
- * quantized drafter changes acceptance, never the generated text.
+ * "q8g128", "q4g128": com.microsoft MatMulNBits, int8 activations; see quantization()). Drafts only propose
+ * tokens, which the target verifies, so a quantized drafter changes acceptance, never the generated text.
  */
 export type DrafterWeightFormat = WeightFormat;
 

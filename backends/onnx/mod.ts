@@ -27,7 +27,7 @@ import {
 import { OnnxTargetSession } from "./session.ts";
 import { GpuKvCache, openKvGather, presentOnGpu } from "./gpu_kv.ts";
 import type { Encoded } from "./proto.ts";
-import { checkWeightFormat } from "./formats.ts";
+import { bytesPerWeight, checkWeightFormat } from "./formats.ts";
 
 export { cudaLibraryProblem, PROVIDERS };
 export { quantization, WEIGHT_FORMATS } from "./formats.ts";
@@ -119,20 +119,10 @@ async function cacheKey(ckpt: Checkpoint, opts: BuildOptions): Promise<string> {
   return await sha256Hex(JSON.stringify({ v: GRAPH_VERSION, opts, config: ckpt.config, infos, sizes }));
 }
 
-/** Bytes per weight in the graph (quantized: codes plus a float scale and a zero point per block). */
-const BYTES_PER_WEIGHT: Record<WeightFormat, number> = {
-  fp32: 4,
-  fp16: 2,
-  q4: 0.5 + 4.5 / 32,
-  q8: 1 + 5 / 32,
-  q4g128: 0.5 + 4.5 / 128,
-  q8g128: 1 + 5 / 128,
-};
-
 function totalWeightBytes(ckpt: Checkpoint, weights: WeightFormat): number {
   let n = 0;
   for (const name of ckpt.tensors.names()) {
-    n += ckpt.tensors.info(name).shape.reduce((a, b) => a * b, 1) * BYTES_PER_WEIGHT[weights];
+    n += ckpt.tensors.info(name).shape.reduce((a, b) => a * b, 1) * bytesPerWeight(weights);
   }
   return n;
 }
