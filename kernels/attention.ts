@@ -11,7 +11,7 @@
  * @module
  */
 import { decodeBase64 } from "./base64.ts";
-import { attendJs, checkAttendScratch, mixJs, scoresJs, softmaxJs } from "./attention_js.ts";
+import { attendJs, mixJs, scoresJs, softmaxJs } from "./attention_js.ts";
 import { type KernelChoice, padFloats, wasmSimdSupported } from "./mod.ts";
 import { ATTENTION_WASM } from "./wasm_modules.ts";
 
@@ -59,8 +59,7 @@ export interface AttentionKernels {
   /**
    * One token's attention over the slots ctx[0 .. n), every query head h < heads: out[h * hd ..] = mix of
    * softmax(scores(q[h * hd ..]) * scale) over kv head floor(h / group) (the caches' element offset
-   * floor(h / group) * hd); sc: 2n floats of scratch (two heads of a kv head go together). Bitwise scores,
-   * softmax and mix per head, in one call.
+   * floor(h / group) * hd); sc: n floats of scratch. Bitwise scores, softmax and mix per head, in one call.
    */
   attend(
     q: Float32Array,
@@ -166,7 +165,6 @@ export function createAttentionKernels(
       softmax(where(sc, "the scores"), n, scale, where(p, "the probabilities"));
     },
     attend(q, k, v, ctx, n, row, hd, heads, group, scale, sc, out) {
-      checkAttendScratch(sc, n);
       attend(
         where(q, "q"),
         where(k, "the key cache"),
