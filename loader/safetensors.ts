@@ -26,6 +26,8 @@ const KNOWN_UNSUPPORTED = [
   "U16",
   "U32",
 ];
+/** Elements per chunk when widening a float16 / bf16 tensor (readF32): 1 MiB of raw bytes at most. */
+const DECODE_CHUNK = 1 << 19;
 /** Headers above this size are refused (the format's own reference limit is 100 MB). */
 export const MAX_HEADER_BYTES = 100_000_000;
 
@@ -311,15 +313,26 @@ function storeOver(files: ShardFile[]): TensorStore {
         // read straight into the result: one copy
         f.src.read(e.begin, new Uint8Array(out.buffer, out.byteOffset, n * 4));
       } else {
-        const raw = new Uint8Array(e.end - e.begin);
-        f.src.read(e.begin, raw);
-        decodeToF32(raw, e.dtype, out);
+        // widen in chunks through one small buffer: a big float16 / bf16 tensor is never held raw whole
+        const size = DTYPE_SIZE[e.dtype], step = Math.min(n, DECODE_CHUNK);
+        const raw = new Uint8Array(step * size);
+        for (let i = 0; i < n; i += step) {
+          const m = Math.min(step, n - i);
+          f.src.read(e.begin + i * size, raw.subarray(0, m * size));
+          decodeToF32(raw.subarray(0, m * size), e.dtype, out.subarray(i, i + m));
+        }
       }
       return out;
     },
-    readRaw(name) {
+    readRaw(name, into) {
       const [f, e] = find(name);
-      const raw = new Uint8Array(e.end - e.begin);
+      if (into && into.length !== e.end - e.begin) {
+        throw new SafetensorsError(
+          f.path,
+          `tensor '${name}' has ${e.end - e.begin} bytes; the destination array has ${into.length}`,
+        );
+      }
+      const raw = into ?? new Uint8Array(e.end - e.begin);
       f.src.read(e.begin, raw);
       return raw;
     },

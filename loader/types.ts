@@ -38,8 +38,12 @@ export interface TensorStore {
    * given, and that `into` has exactly the tensor's element count.
    */
   readF32(name: string, expectShape?: number[], into?: Float32Array): Float32Array;
-  /** The raw little-endian bytes as stored. */
-  readRaw(name: string): Uint8Array;
+  /**
+   * The raw little-endian bytes as stored (a fresh array, or `into`, filled in place, when given: e.g. a view
+   * of WebAssembly memory, so a tensor kept in its stored dtype is read with one copy and no garbage).
+   * `into` must have exactly the tensor's byte length.
+   */
+  readRaw(name: string, into?: Uint8Array): Uint8Array;
   /** Close the underlying files; the store is unusable afterwards. */
   close(): void;
 }

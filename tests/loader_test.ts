@@ -7,6 +7,7 @@ import { join } from "node:path";
 import { loadCheckpoint } from "../loader/checkpoint.ts";
 import { parseGenerationConfig, parseModelConfig } from "../loader/config.ts";
 import { createCpuModel } from "../backends/cpu/mod.ts";
+import { decodeToF32, openSafetensors, writeSafetensors } from "../loader/safetensors.ts";
 
 const FIXTURES = new URL("./fixtures/models/", import.meta.url).pathname;
 const LLAMA = join(FIXTURES, "llama");
@@ -174,6 +175,52 @@ Deno.test("checkpoint: sharded and bf16 fixtures load the same tensors", async (
     }
   }
   for (const c of [single, sharded, bf16]) c.tensors.close();
+});
+
+Deno.test("checkpoint: readRaw fills a given array in place (the stored bytes), or names the tensor", async () => {
+  const bf16 = await loadCheckpoint(join(FIXTURES, "llama_bf16"));
+  try {
+    const name = "model.embed_tokens.weight";
+    const fresh = bf16.tensors.readRaw(name);
+    const into = new Uint8Array(fresh.length + 8).subarray(4, 4 + fresh.length);
+    assert.equal(bf16.tensors.readRaw(name, into), into);
+    assert.deepEqual(into, fresh);
+    // the bytes are the bf16 bits readF32 widens
+    const wide = new Uint32Array(bf16.tensors.readF32(name).buffer);
+    const bits = new Uint16Array(fresh.buffer, fresh.byteOffset, fresh.length / 2);
+    assert.deepEqual(Array.from(bits, (h) => h << 16 >>> 0), Array.from(wide));
+    assert.throws(
+      () => bf16.tensors.readRaw(name, new Uint8Array(fresh.length - 2)),
+      /tensor 'model\.embed_tokens\.weight' has \d+ bytes; the destination array has \d+/,
+    );
+  } finally {
+    bf16.tensors.close();
+  }
+});
+
+Deno.test("safetensors: float16 / bf16 tensors of several decode chunks widen exactly as one whole", () => {
+  const dir = Deno.makeTempDirSync({ prefix: "redrafter-chunks-" });
+  try {
+    const n = (1 << 20) + (1 << 19) + 77; // three chunks of 2^19 elements, the last one partial
+    const data = Float32Array.from({ length: n }, (_, i) => Math.sin(i * 0.013) * (1 + (i % 97)));
+    const path = join(dir, "model.safetensors");
+    writeSafetensors(path, [
+      { name: "h", shape: [n], dtype: "F16", data },
+      { name: "b", shape: [n], dtype: "BF16", data },
+    ]);
+    const t = openSafetensors(path);
+    for (const [name, dtype] of [["h", "F16"], ["b", "BF16"]] as const) {
+      const whole = new Float32Array(n);
+      decodeToF32(t.readRaw(name), dtype, whole);
+      const got = new Uint32Array(t.readF32(name).buffer), want = new Uint32Array(whole.buffer);
+      let differ = 0;
+      for (let i = 0; i < n; i++) if (got[i] !== want[i]) differ++;
+      assert.equal(differ, 0, `${name}: ${differ} of ${n} values differ`);
+    }
+    t.close();
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
 });
 
 Deno.test("checkpoint: missing directory, config or weights are clear errors", async () => {

@@ -130,8 +130,8 @@ export function loadWeights(
         `${info.file}: tensor ${name} has shape [${info.shape.join(", ")}], expected [${shape.join(", ")}]`,
       );
     }
-    const raw = t.readRaw(name), h = k.allocBf16(n);
-    new Uint8Array(h.buffer, h.byteOffset, 2 * n).set(raw.subarray(0, 2 * n)); // little-endian bits
+    const h = k.allocBf16(n);
+    t.readRaw(name, new Uint8Array(h.buffer, h.byteOffset, 2 * n)); // little-endian bits, straight in place
     return h;
   };
   const embed = readMatrix("model.embed_tokens.weight", [V, H]);
