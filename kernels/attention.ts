@@ -58,8 +58,10 @@ export interface AttentionKernels {
   softmax(p: Float32Array, s: Float32Array, n: number, scale: number): void;
   /**
    * One token's attention over the slots ctx[0 .. n), every query head h < heads: out[h * hd ..] = mix of
-   * softmax(scores(q[h * hd ..]) * scale) over kv head floor(h / group) (the caches' element offset
-   * floor(h / group) * hd); sc: n floats of scratch. Bitwise scores, softmax and mix per head, in one call.
+   * softmax(scores(q[h * hd ..]) * scale) over kv head floor(h / group), whose slot s starts at element
+   * floor(h / group) * headStride + s * row of the caches (slot-major caches: headStride = hd, row = kv
+   * heads * hd; head-major: headStride = slots * hd, row = hd); sc: n floats of scratch. Bitwise scores,
+   * softmax and mix per head, in one call.
    */
   attend(
     q: Float32Array,
@@ -68,6 +70,7 @@ export interface AttentionKernels {
     ctx: Int32Array,
     n: number,
     row: number,
+    headStride: number,
     hd: number,
     heads: number,
     group: number,
@@ -164,7 +167,7 @@ export function createAttentionKernels(
     softmax(p, sc, n, scale) {
       softmax(where(sc, "the scores"), n, scale, where(p, "the probabilities"));
     },
-    attend(q, k, v, ctx, n, row, hd, heads, group, scale, sc, out) {
+    attend(q, k, v, ctx, n, row, headStride, hd, heads, group, scale, sc, out) {
       attend(
         where(q, "q"),
         where(k, "the key cache"),
@@ -172,6 +175,7 @@ export function createAttentionKernels(
         where(ctx, "the slot list"),
         n,
         row * 4,
+        headStride * 4,
         hd,
         heads,
         group,

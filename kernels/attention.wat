@@ -222,16 +222,16 @@
       (br $tail2))))
 
   ;; One token's attention, every query head: for h < heads, out[h] = mix(softmax(scores(q[h]) * scale))
-  ;; over the kv head h / group (q and out: heads x hd floats; k and v: the caches, head offset included
-  ;; per kv head as kv * hd floats). sc: n floats of scratch. One call instead of 3 per head.
+  ;; over the kv head h / group (q and out: heads x hd floats; k and v: the caches, kv head kv starting at
+  ;; kv * hstride bytes, its slots row bytes apart). sc: n floats of scratch. One call instead of 3 per head.
   (func (export "attend") (param $q i32) (param $k i32) (param $v i32) (param $ctx i32) (param $n i32)
-    (param $row i32) (param $hd i32) (param $heads i32) (param $group i32) (param $scale f32) (param $sc i32)
-    (param $out i32)
+    (param $row i32) (param $hstride i32) (param $hd i32) (param $heads i32) (param $group i32)
+    (param $scale f32) (param $sc i32) (param $out i32)
     (local $h i32) (local $hdb i32) (local $kv i32)
     (local.set $hdb (i32.shl (local.get $hd) (i32.const 2)))
     (block $done (loop $each
       (br_if $done (i32.ge_u (local.get $h) (local.get $heads)))
-      (local.set $kv (i32.mul (i32.div_u (local.get $h) (local.get $group)) (local.get $hdb)))
+      (local.set $kv (i32.mul (i32.div_u (local.get $h) (local.get $group)) (local.get $hstride)))
       (call $scores (i32.add (local.get $q) (i32.mul (local.get $h) (local.get $hdb)))
         (i32.add (local.get $k) (local.get $kv)) (local.get $ctx) (local.get $n) (local.get $row) (local.get $hd)
         (local.get $sc))

@@ -75,6 +75,7 @@ export const attendJs: AttentionKernels["attend"] = (
   ctx,
   n,
   row,
+  headStride,
   hd,
   heads,
   group,
@@ -83,7 +84,7 @@ export const attendJs: AttentionKernels["attend"] = (
   out,
 ) => {
   for (let h = 0; h < heads; h++) {
-    const kv = Math.floor(h / group) * hd;
+    const kv = Math.floor(h / group) * headStride;
     scoresJs(sc, q, h * hd, k, kv, ctx, n, row, hd);
     softmaxJs(sc, sc, n, scale);
     mixJs(out, h * hd, sc, v, kv, ctx, n, row, hd);

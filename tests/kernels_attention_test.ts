@@ -121,30 +121,33 @@ Deno.test({
 });
 
 Deno.test({
-  name: "kernels attention: attend (every head in one call) is bitwise scores, softmax and mix per head",
+  name: "kernels attention: attend (every head in one call, slot- or head-major caches) is bitwise scores, " +
+    "softmax and mix per head",
   ignore: !wasmSimdSupported(),
   fn: () => {
     const hd = 12, heads = 4, group = 2, kvHeads = heads / group, n = 9, slots = 11;
-    const got = [];
-    for (const kind of ["wasm", "js"] as const) {
-      const a = createAttentionKernels(1 << 12, 1 << 5, kind);
-      const r = rand(3);
-      const row = kvHeads * hd;
-      const k = a.alloc(slots * row), v = a.alloc(slots * row), q = a.alloc(heads * hd);
-      for (const t of [k, v, q]) for (let i = 0; i < t.length; i++) t[i] = r() * 3;
-      const ctx = a.allocI32(n);
-      for (let j = 0; j < n; j++) ctx[j] = (j * 5 + 2) % slots;
-      const sc = a.alloc(n), out = a.alloc(heads * hd), want = a.alloc(heads * hd);
-      a.attend(q, k, v, ctx, n, row, hd, heads, group, 0.3, sc, out);
-      for (let h = 0; h < heads; h++) {
-        const kv = Math.floor(h / group) * hd;
-        a.scores(sc, q, h * hd, k, kv, ctx, n, row, hd);
-        a.softmax(sc, sc, n, 0.3);
-        a.mix(want, h * hd, sc, v, kv, ctx, n, row, hd);
+    // [row, headStride] in floats: kv heads interleaved per slot, or each kv head's slots in one run
+    for (const [row, headStride] of [[kvHeads * hd, hd], [hd, slots * hd]]) {
+      const got = [];
+      for (const kind of ["wasm", "js"] as const) {
+        const a = createAttentionKernels(1 << 12, 1 << 5, kind);
+        const r = rand(3);
+        const k = a.alloc(slots * kvHeads * hd), v = a.alloc(slots * kvHeads * hd), q = a.alloc(heads * hd);
+        for (const t of [k, v, q]) for (let i = 0; i < t.length; i++) t[i] = r() * 3;
+        const ctx = a.allocI32(n);
+        for (let j = 0; j < n; j++) ctx[j] = (j * 5 + 2) % slots;
+        const sc = a.alloc(n), out = a.alloc(heads * hd), want = a.alloc(heads * hd);
+        a.attend(q, k, v, ctx, n, row, headStride, hd, heads, group, 0.3, sc, out);
+        for (let h = 0; h < heads; h++) {
+          const kv = Math.floor(h / group) * headStride;
+          a.scores(sc, q, h * hd, k, kv, ctx, n, row, hd);
+          a.softmax(sc, sc, n, 0.3);
+          a.mix(want, h * hd, sc, v, kv, ctx, n, row, hd);
+        }
+        assert.deepEqual(bits(out), bits(want), `${kind} row ${row}`);
+        got.push(bits(out));
       }
-      assert.deepEqual(bits(out), bits(want), kind);
-      got.push(bits(out));
+      assert.deepEqual(got[0], got[1], `WASM equals JS, row ${row}`);
     }
-    assert.deepEqual(got[0], got[1], "WASM equals JS");
   },
 });
