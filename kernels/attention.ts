@@ -11,7 +11,7 @@
  * @module
  */
 import { decodeBase64 } from "./base64.ts";
-import { attendJs, mixJs, scoresJs, softmaxJs } from "./attention_js.ts";
+import { attendJs, checkAttendScratch, mixJs, scoresJs, softmaxJs } from "./attention_js.ts";
 import { type KernelChoice, padFloats, wasmSimdSupported } from "./mod.ts";
 import { ATTENTION_WASM } from "./wasm_modules.ts";
 
@@ -60,8 +60,8 @@ export interface AttentionKernels {
    * One token's attention over the slots ctx[0 .. n), every query head h < heads: out[h * hd ..] = mix of
    * softmax(scores(q[h * hd ..]) * scale) over kv head floor(h / group), whose slot s starts at element
    * floor(h / group) * headStride + s * row of the caches (slot-major caches: headStride = hd, row = kv
-   * heads * hd; head-major: headStride = slots * hd, row = hd); sc: n floats of scratch. Bitwise scores,
-   * softmax and mix per head, in one call.
+   * heads * hd; head-major: headStride = slots * hd, row = hd); sc: 2n floats of scratch (two query heads
+   * of a kv head go together). Bitwise scores, softmax and mix per head, in one call.
    */
   attend(
     q: Float32Array,
@@ -168,6 +168,7 @@ export function createAttentionKernels(
       softmax(where(sc, "the scores"), n, scale, where(p, "the probabilities"));
     },
     attend(q, k, v, ctx, n, row, headStride, hd, heads, group, scale, sc, out) {
+      checkAttendScratch(sc, n);
       attend(
         where(q, "q"),
         where(k, "the key cache"),

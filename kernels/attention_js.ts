@@ -83,6 +83,7 @@ export const attendJs: AttentionKernels["attend"] = (
   sc,
   out,
 ) => {
+  checkAttendScratch(sc, n);
   for (let h = 0; h < heads; h++) {
     const kv = Math.floor(h / group) * headStride;
     scoresJs(sc, q, h * hd, k, kv, ctx, n, row, hd);
@@ -90,3 +91,12 @@ export const attendJs: AttentionKernels["attend"] = (
     mixJs(out, h * hd, sc, v, kv, ctx, n, row, hd);
   }
 };
+
+/** attend's score scratch holds two heads' scores (2n floats); a shorter one is refused, not overrun. */
+export function checkAttendScratch(sc: Float32Array, n: number): void {
+  if (sc.length < 2 * n) {
+    throw new Error(
+      `kernels: attend needs ${2 * n} floats of score scratch (2 x ${n} keys), got ${sc.length}`,
+    );
+  }
+}

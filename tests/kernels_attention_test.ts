@@ -121,33 +121,64 @@ Deno.test({
 });
 
 Deno.test({
-  name: "kernels attention: attend (every head in one call, slot- or head-major caches) is bitwise scores, " +
-    "softmax and mix per head",
+  name: "kernels attention: attend (every head in one call, heads of a kv head in pairs, slot- or " +
+    "head-major caches) is bitwise scores, softmax and mix per head",
   ignore: !wasmSimdSupported(),
   fn: () => {
-    const hd = 12, heads = 4, group = 2, kvHeads = heads / group, n = 9, slots = 11;
-    // [row, headStride] in floats: kv heads interleaved per slot, or each kv head's slots in one run
-    for (const [row, headStride] of [[kvHeads * hd, hd], [hd, slots * hd]]) {
-      const got = [];
-      for (const kind of ["wasm", "js"] as const) {
-        const a = createAttentionKernels(1 << 12, 1 << 5, kind);
-        const r = rand(3);
-        const k = a.alloc(slots * kvHeads * hd), v = a.alloc(slots * kvHeads * hd), q = a.alloc(heads * hd);
-        for (const t of [k, v, q]) for (let i = 0; i < t.length; i++) t[i] = r() * 3;
-        const ctx = a.allocI32(n);
-        for (let j = 0; j < n; j++) ctx[j] = (j * 5 + 2) % slots;
-        const sc = a.alloc(n), out = a.alloc(heads * hd), want = a.alloc(heads * hd);
-        a.attend(q, k, v, ctx, n, row, headStride, hd, heads, group, 0.3, sc, out);
-        for (let h = 0; h < heads; h++) {
-          const kv = Math.floor(h / group) * headStride;
-          a.scores(sc, q, h * hd, k, kv, ctx, n, row, hd);
-          a.softmax(sc, sc, n, 0.3);
-          a.mix(want, h * hd, sc, v, kv, ctx, n, row, hd);
+    // [hd, heads, group, n]: 16-float column blocks and tails, pairs and a lone last head of a group (group
+    // 3), no pairs (group 1), 4-key passes and single keys
+    for (
+      const [hd, heads, group, n] of [[12, 4, 2, 9], [48, 8, 2, 100], [66, 6, 3, 13], [64, 4, 1, 7], [
+        6,
+        4,
+        4,
+        5,
+      ]]
+    ) {
+      const kvHeads = heads / group, slots = n + 2;
+      // [row, headStride] in floats: kv heads interleaved per slot, or each kv head's slots in one run
+      for (const [row, headStride] of [[kvHeads * hd, hd], [hd, slots * hd]]) {
+        const got = [];
+        for (const kind of ["wasm", "js"] as const) {
+          const a = createAttentionKernels(1 << 16, 1 << 8, kind);
+          const r = rand(hd + n);
+          const k = a.alloc(slots * kvHeads * hd), v = a.alloc(slots * kvHeads * hd), q = a.alloc(heads * hd);
+          for (const t of [k, v, q]) for (let i = 0; i < t.length; i++) t[i] = r() * 3;
+          const ctx = a.allocI32(n);
+          for (let j = 0; j < n; j++) ctx[j] = (j * 5 + 2) % slots;
+          const sc = a.alloc(2 * n), out = a.alloc(heads * hd), want = a.alloc(heads * hd);
+          a.attend(q, k, v, ctx, n, row, headStride, hd, heads, group, 0.3, sc, out);
+          for (let h = 0; h < heads; h++) {
+            const kv = Math.floor(h / group) * headStride;
+            a.scores(sc, q, h * hd, k, kv, ctx, n, row, hd);
+            a.softmax(sc, sc, n, 0.3);
+            a.mix(want, h * hd, sc, v, kv, ctx, n, row, hd);
+          }
+          const what = `${kind} hd ${hd} heads ${heads} group ${group} n ${n} row ${row}`;
+          assert.deepEqual(bits(out), bits(want), what);
+          assert.throws(
+            () =>
+              a.attend(
+                q,
+                k,
+                v,
+                ctx,
+                n,
+                row,
+                headStride,
+                hd,
+                heads,
+                group,
+                0.3,
+                sc.subarray(0, 2 * n - 1),
+                out,
+              ),
+            /attend needs \d+ floats of score scratch/,
+          );
+          got.push(bits(out));
         }
-        assert.deepEqual(bits(out), bits(want), `${kind} row ${row}`);
-        got.push(bits(out));
+        assert.deepEqual(got[0], got[1], `WASM equals JS, hd ${hd} group ${group} row ${row}`);
       }
-      assert.deepEqual(got[0], got[1], `WASM equals JS, row ${row}`);
     }
   },
 });

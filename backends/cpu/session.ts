@@ -96,7 +96,7 @@ export class CpuSession implements TargetSession {
   // per-token attention scratch (sized by capacity)
   #att: AttentionKernels; // owns the KV caches and the per-token scratch below
   #ctx: Int32Array; // [capacity] cache slots (b * capacity + j) a token attends to
-  #scores: Float32Array; // [capacity] q·k of one head, then its softmax
+  #scores: Float32Array; // [2 * capacity] q·k of two heads, then their softmax
   #qTok: Float32Array; // [heads*hd] one token's queries
   #attTok: Float32Array; // [heads*hd] one token's attention output
   #isAncestor: Uint8Array;
@@ -116,7 +116,7 @@ export class CpuSession implements TargetSession {
     const kvDim = c.numKvHeads * c.headDim, qDim = c.numHeads * c.headDim;
     const cacheFloats = p.batch * p.capacity * kvDim;
     const att = createAttentionKernels(
-      2 * c.numLayers * padFloats(cacheFloats) + padFloats(p.capacity) + 2 * padFloats(qDim),
+      2 * c.numLayers * padFloats(cacheFloats) + padFloats(2 * p.capacity) + 2 * padFloats(qDim),
       padFloats(p.capacity),
       p.kernels.kind === "js" ? "js" : "auto", // "auto" falls back to the (bit-identical) JS twin past 4 GiB
     );
@@ -128,7 +128,7 @@ export class CpuSession implements TargetSession {
       this.#vCache.push(att.alloc(cacheFloats));
     }
     this.#ctx = att.allocI32(p.capacity);
-    this.#scores = att.alloc(p.capacity);
+    this.#scores = att.alloc(2 * p.capacity);
     this.#qTok = att.alloc(qDim);
     this.#attTok = att.alloc(qDim);
     this.#slotPos = new Int32Array(p.batch * p.capacity);
