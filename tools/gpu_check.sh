@@ -93,7 +93,7 @@ fi
 if step 4; then
 echo "== 4. decode speed, random ~107M Llama (prompt 32, 64 tokens)"
 for p in ${GPU_CHECK_BENCH:-cpu onnx-node onnx-cuda onnx-webgpu onnx-webgpu:gqa}; do
-  timeout "$T" "$DENO" run -A --unstable-webgpu $CACHED tools/bench_onnx.ts --providers $p --tokens 64 2>&1 |
+  timeout "$T" "$DENO" run -A --unstable-webgpu $CACHED tools/bench_onnx.ts --providers $p --tokens 64 --rounds 1 2>&1 |
     grep -E "tok/s|rror" | head -3
 done
 fi
