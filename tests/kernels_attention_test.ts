@@ -147,7 +147,8 @@ Deno.test({
           const ctx = a.allocI32(n);
           for (let j = 0; j < n; j++) ctx[j] = (j * 5 + 2) % slots;
           const sc = a.alloc(2 * n), out = a.alloc(heads * hd), want = a.alloc(heads * hd);
-          a.attend(q, k, v, ctx, n, row, headStride, hd, heads, group, 0.3, sc, out);
+          const call = [q, k, v, ctx, n, row, headStride, hd, heads, group, 0.3] as const;
+          a.attend(...call, sc, out);
           for (let h = 0; h < heads; h++) {
             const kv = Math.floor(h / group) * headStride;
             a.scores(sc, q, h * hd, k, kv, ctx, n, row, hd);
@@ -157,22 +158,7 @@ Deno.test({
           const what = `${kind} hd ${hd} heads ${heads} group ${group} n ${n} row ${row}`;
           assert.deepEqual(bits(out), bits(want), what);
           assert.throws(
-            () =>
-              a.attend(
-                q,
-                k,
-                v,
-                ctx,
-                n,
-                row,
-                headStride,
-                hd,
-                heads,
-                group,
-                0.3,
-                sc.subarray(0, 2 * n - 1),
-                out,
-              ),
+            () => a.attend(...call, sc.subarray(0, 2 * n - 1), out),
             /attend needs \d+ floats of score scratch/,
           );
           got.push(bits(out));
