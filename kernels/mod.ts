@@ -445,8 +445,15 @@ function wasmKernels(opts: KernelsOptions): Kernels {
     const p = packed.get(w);
     if (!p || (p.rows % 2 === 1 && r === p.rows - 1)) return copyRow(w, r * cols, cols, out, outOff);
     const n4 = cols & ~3, tail = cols - n4, base = (r & ~1) * cols, c = r & 1;
-    for (let k = 0; k < n4; k += 4) copyRow(w, base + 2 * k + 4 * c, 4, out, outOff + k);
-    copyRow(w, base + 2 * n4 + c * tail, tail, out, outOff + n4);
+    // element by element, with no view per chunk: this runs for every embedded token
+    const from = (k: number) =>
+      k < n4 ? base + 2 * (k & ~3) + 4 * c + (k & 3) : base + 2 * n4 + c * tail + k - n4;
+    if (w instanceof Float32Array) {
+      for (let k = 0; k < cols; k++) out[outOff + k] = w[from(k)];
+    } else {
+      const bits = new Uint32Array(out.buffer, out.byteOffset + 4 * outOff, cols);
+      for (let k = 0; k < cols; k++) bits[k] = w[from(k)] << 16; // bf16 widened exactly
+    }
   }
 
   /** The byte offset of `bytes` more of the weight reservation. */
