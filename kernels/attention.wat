@@ -16,18 +16,10 @@
   ;; within the rows q and k.
   (func $finish (param $acc v128) (param $q i32) (param $kp i32) (param $d i32) (param $hdb i32)
     (result f32)
-    (local $s f32)
-    (local.set $s (f32.add
+    (call $finishTail (f32.add
       (f32.add (f32x4.extract_lane 0 (local.get $acc)) (f32x4.extract_lane 1 (local.get $acc)))
-      (f32.add (f32x4.extract_lane 2 (local.get $acc)) (f32x4.extract_lane 3 (local.get $acc)))))
-    (block $tdone (loop $tail
-      (br_if $tdone (i32.ge_u (local.get $d) (local.get $hdb)))
-      (local.set $s (f32.add (local.get $s) (f32.mul
-        (f32.load (i32.add (local.get $kp) (local.get $d)))
-        (f32.load (i32.add (local.get $q) (local.get $d))))))
-      (local.set $d (i32.add (local.get $d) (i32.const 4)))
-      (br $tail)))
-    (local.get $s))
+      (f32.add (f32x4.extract_lane 2 (local.get $acc)) (f32x4.extract_lane 3 (local.get $acc))))
+      (local.get $q) (local.get $kp) (local.get $d) (local.get $hdb)))
 
   ;; The cache address of key (or value) ctx[j]: k + ctx[j] * row.
   (func $slot (param $k i32) (param $ctx i32) (param $j i32) (param $row i32) (result i32)

@@ -20,7 +20,7 @@ import type { TargetModel } from "../core/types.ts";
 import { writeSafetensors } from "../loader/safetensors.ts";
 import { loadCheckpoint } from "../loader/checkpoint.ts";
 import { createOnnxModel, type ProviderName, PROVIDERS } from "../backends/onnx/mod.ts";
-import { WEIGHT_FORMATS, type WeightFormat } from "../backends/onnx/formats.ts";
+import { checkWeightFormat } from "../backends/onnx/formats.ts";
 
 export interface DecodeTiming {
   backend: string;
@@ -134,12 +134,7 @@ if (import.meta.main) {
       dir: { type: "string", default: ".cache/bench-llama-100m" },
     },
   });
-  const weightList = values.weights!.split(",");
-  for (const w of weightList) {
-    if (!(WEIGHT_FORMATS as readonly string[]).includes(w)) {
-      throw new Error(`--weights: '${w}' is not one of ${WEIGHT_FORMATS.join(", ")}`);
-    }
-  }
+  const weightList = values.weights!.split(",").map((w) => checkWeightFormat(w, "--weights"));
   const rounds = Number(values.rounds);
   if (!Number.isInteger(rounds) || rounds < 1) {
     throw new Error(`--rounds must be an integer >= 1, got ${values.rounds}`);
@@ -157,7 +152,7 @@ if (import.meta.main) {
   // Every model is loaded first, then the rounds run them in turn: the machine's drift hits all alike.
   const models: { label: string; model: TargetModel }[] = [];
   for (const name of values.providers!.split(",")) {
-    for (const weights of name === "cpu" ? ["fp32"] : weightList) {
+    for (const weights of name === "cpu" ? ["fp32" as const] : weightList) {
       const t0 = performance.now();
       let model: TargetModel;
       if (name === "cpu") {
@@ -172,7 +167,7 @@ if (import.meta.main) {
         model = await createOnnxModel(ckpt, {
           provider: provider as ProviderName,
           threads,
-          weights: weights as WeightFormat,
+          weights,
           attention: attention as "auto" | "gqa" | "standard" | undefined,
         });
       } else {
