@@ -13,6 +13,7 @@
 import { join } from "node:path";
 import type { SamplingOptions } from "../core/options.ts";
 import { checkBeamShape } from "../core/beam_search.ts";
+import type { LookupMode } from "../core/lookup.ts";
 import {
   type FlagValues,
   intFlag,
@@ -33,6 +34,7 @@ import {
   encodeConversation,
   fitContext,
   loadPair,
+  lookupModeFlag,
   type Pair,
   promptStyle,
 } from "./setup.ts";
@@ -70,6 +72,8 @@ Sweeps beam width x beam length for ReDrafter against the autoregressive baselin
   --lookup LIST           prompt lookup drafts per round next to the drafter's beams (0 = off; default 0):
                           each value is one more sweep dimension, e.g. 0,4 times pure ReDrafter and
                           ReDrafter with up to 4 lookup drafts in the same run
+  --lookup-mode M         branch (default) or first: a round that finds lookup drafts verifies them alone
+                          and skips the drafter (see \`generate --help\`)
   --modes LIST            greedy, exact (exact sampling) or both (default greedy,exact)
   --temperature T         temperature of the exact-sampling runs (default 1)
   --seed S                sampling seed (default 0)
@@ -105,6 +109,7 @@ const FLAGS = {
   "beam-widths": { type: "string" },
   "beam-lengths": { type: "string" },
   lookup: { type: "string" },
+  "lookup-mode": { type: "string" },
   modes: { type: "string" },
   temperature: { type: "string" },
   seed: { type: "string" },
@@ -128,6 +133,8 @@ export interface ShapeResult {
   beamLength: number;
   /** Prompt lookup drafts per round (--lookup; 0: pure ReDrafter). */
   lookup: number;
+  /** How they joined each round (--lookup-mode). */
+  lookupMode: LookupMode;
   tau: number;
   tokensPerSecond: number;
   /** Median over the repeats of the sweep (--repeats; one repeat: the speedup of that run). */
@@ -193,6 +200,7 @@ async function benchBackend(
     widths: number[];
     lengths: number[];
     lookups: number[];
+    lookupMode: LookupMode;
     modes: BenchMode[];
     numPrompts: number;
     maxNew: number;
@@ -249,6 +257,7 @@ async function benchBackend(
     beamWidth: W,
     beamLength: L,
     lookup: K,
+    lookupMode: opts.lookupMode,
     tree: !values["no-tree"],
     sampling,
     stop: [],
@@ -317,6 +326,7 @@ async function benchBackend(
         beamWidth: W,
         beamLength: L,
         lookup: K,
+        lookupMode: opts.lookupMode,
         tau: r.tau,
         tokensPerSecond: r.tokensPerSecond,
         speedup: median(speedups[j]),
@@ -367,6 +377,12 @@ function samplingFor(mode: BenchMode, o: { temperature: number; seed: number }):
   return mode === "greedy" ? undefined : { mode: "exact", temperature: o.temperature, seed: o.seed };
 }
 
+/** The generate flags of a lookup setting ("" without lookup drafts). */
+function lookupFlags(lookup: number | undefined, mode: LookupMode | undefined): string {
+  if (!lookup) return "";
+  return ` --lookup ${lookup}${mode === "first" ? " --lookup-mode first" : ""}`;
+}
+
 function best(results: ShapeResult[], backend: string, mode: BenchMode): ShapeResult | undefined {
   return results.filter((r) => r.backend === backend && r.mode === mode)
     .reduce<ShapeResult | undefined>((a, b) => (!a || b.speedup > a.speedup ? b : a), undefined);
@@ -414,10 +430,12 @@ async function main(argv: string[]): Promise<number> {
     Deno.writeTextFileSync(join(out, "bench_ar.json"), JSON.stringify(rows, null, 2) + "\n");
     return 0;
   }
+  const lookups = [...new Set(intListFlag(values, "lookup", [0], { min: 0, max: 64 }))];
   const opts = {
     widths: [...new Set(intListFlag(values, "beam-widths", [1, 2, 4, 8], { min: 1, max: 1024 }))],
     lengths: [...new Set(intListFlag(values, "beam-lengths", [2, 3, 4, 5], { min: 2, max: 64 }))],
-    lookups: [...new Set(intListFlag(values, "lookup", [0], { min: 0, max: 64 }))],
+    lookups,
+    lookupMode: lookupModeFlag(values, lookups.some((k) => k > 0)),
     modes: listFlag(values, "modes", ["greedy", "exact"], ["greedy", "exact"]) as BenchMode[],
     numPrompts: intFlag(values, "num-prompts", 4, { min: 1 }),
     maxNew: intFlag(values, "max-new-tokens", 64, { min: 1 }),
@@ -449,6 +467,7 @@ async function main(argv: string[]): Promise<number> {
       beamWidth: g?.beamWidth,
       beamLength: g?.beamLength,
       lookup: g?.lookup,
+      lookupMode: g?.lookupMode,
       speedup: g?.speedup,
     };
   });
@@ -517,7 +536,7 @@ async function main(argv: string[]): Promise<number> {
           hist,
           histogramSvg({
             title: `Accepted drafts per step, W=${top.beamWidth} L=${top.beamLength}${
-              top.lookup ? ` lookup ${top.lookup}` : ""
+              top.lookup ? ` lookup ${top.lookup}${top.lookupMode === "first" ? " first" : ""}` : ""
             } (${b}, ${mode})`,
             xLabel: "accepted drafts n",
             yLabel: "steps",
@@ -539,7 +558,7 @@ async function main(argv: string[]): Promise<number> {
     r.mode,
     r.beamWidth,
     r.beamLength,
-    ...(withLookup ? [r.lookup] : []),
+    ...(withLookup ? [r.lookup && r.lookupMode === "first" ? `${r.lookup} first` : r.lookup] : []),
     fmt(r.tau, 2),
     fmt(r.tokensPerSecond, 1),
     r.speedups.length > 1
@@ -592,7 +611,7 @@ async function main(argv: string[]): Promise<number> {
       r.beamWidth === undefined
         ? `${r.backend}: no result`
         : `recommended on this machine for ${r.backend} (${r.mode}): --beam-width ${r.beamWidth} ` +
-          `--beam-length ${r.beamLength}${r.lookup ? ` --lookup ${r.lookup}` : ""} (${fmt(r.speedup, 2)}x)`,
+          `--beam-length ${r.beamLength}${lookupFlags(r.lookup, r.lookupMode)} (${fmt(r.speedup, 2)}x)`,
     );
   }
   for (const w of driftWarnings(baselines, opts.repeats)) console.log(w);
@@ -612,7 +631,7 @@ async function main(argv: string[]): Promise<number> {
         ...(top
           ? [[
             `ours, ReDrafter W=${top.beamWidth} L=${top.beamLength}${
-              top.lookup ? ` lookup ${top.lookup}` : ""
+              top.lookup ? ` lookup ${top.lookup}${top.lookupMode === "first" ? " first" : ""}` : ""
             } (${top.backend})`,
             fmt(top.tokensPerSecond, 1),
             `${fmt(top.tokensPerSecond / ar.tokensPerSecond, 2)}x`,

@@ -223,7 +223,7 @@ export async function runEval(
     console.log(
       `\nbeam width ${s.beamWidth}, beam length ${s.beamLength} (${s.beamLength - 1} draft${
         s.beamLength === 2 ? "" : "s"
-      } per beam)${s.lookup ? `, up to ${s.lookup} lookup drafts` : ""}, ` +
+      } per beam)${s.lookup ? `, up to ${s.lookup} lookup drafts (${s.lookupMode ?? "branch"})` : ""}, ` +
         `${s.tree ? "tree" : "chain"} verification, ${pair.target.backend} backend, ` +
         `${pair.drafterWeights ?? "no"} drafter weights${
           pair.drafterBackend && pair.drafterBackend !== pair.target.backend

@@ -18,7 +18,15 @@ import {
   runMain,
   UsageError,
 } from "./args.ts";
-import { encodeConversation, fitContext, loadPair, type Pair, parsePromptIds, promptStyle } from "./setup.ts";
+import {
+  encodeConversation,
+  fitContext,
+  loadPair,
+  lookupModeFlag,
+  type Pair,
+  parsePromptIds,
+  promptStyle,
+} from "./setup.ts";
 import { type RunMode, type RunSettings, runToEnd, statsLine, streamFor } from "./run.ts";
 import { stdoutWrite, textWriter } from "./stream_text.ts";
 import { colors } from "./term.ts";
@@ -68,6 +76,9 @@ Generation:
                            earlier occurrence of the context's final 2-3 tokens), verified with the beams
                            (default 0: off; greedy and exact sampling; pays where verifying more tokens
                            is cheap, as on onnx-node)
+  --lookup-mode M          branch (default): lookup drafts join the drafter's beams; first: a round that
+                           finds some verifies them alone and skips the drafter (pays where a drafter
+                           step is dear next to a target step, as with the default pair)
   --autoregressive         plain decoding, one token per target call (the baseline)
   --stop TEXT              stop when TEXT appears (repeatable; needs a tokenizer)
   --chat / --raw           apply the model's chat template, or use the text as is (default: --chat when
@@ -111,6 +122,7 @@ export const FLAGS = {
   "beam-length": { type: "string" },
   "no-tree": { type: "boolean" },
   lookup: { type: "string" },
+  "lookup-mode": { type: "string" },
   autoregressive: { type: "boolean" },
   stop: { type: "string", multiple: true },
   chat: { type: "boolean" },
@@ -195,6 +207,7 @@ export function settingsFrom(values: FlagValues, pair: Pair, mode: RunMode): Run
     ...beamShape(values, vocab),
     tree: !values["no-tree"],
     lookup: lookupFlag(values),
+    lookupMode: lookupModeFlag(values, lookupFlag(values) > 0),
     sampling: samplingFromFlags(values),
     stop,
     decode: tok ? (ids) => tok.decode(ids, { skipSpecialTokens: true }) : undefined,
@@ -305,7 +318,12 @@ async function runSingle(
     };
     if (result.text) out.text = result.text[0];
     if (s.mode === "redrafter") {
-      Object.assign(out, { beam_width: s.beamWidth, beam_length: s.beamLength, lookup: s.lookup ?? 0 });
+      Object.assign(out, {
+        beam_width: s.beamWidth,
+        beam_length: s.beamLength,
+        lookup: s.lookup ?? 0,
+        lookup_mode: s.lookupMode ?? "branch",
+      });
     }
     out.sampling = s.sampling ?? { mode: "greedy" };
     out.stats = result.metrics;

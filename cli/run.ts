@@ -11,6 +11,7 @@ import { drain, generateStream } from "../core/generate.ts";
 import { speculativeStream } from "../core/speculative.ts";
 import type { RunMetrics } from "../core/metrics.ts";
 import type { PromptCache } from "../core/prompt_cache.ts";
+import type { LookupMode } from "../core/lookup.ts";
 
 export type RunMode = "redrafter" | "autoregressive";
 
@@ -24,8 +25,10 @@ export interface RunSettings {
   beamWidth: number;
   beamLength: number;
   tree: boolean;
-  /** Prompt lookup drafts per round next to the drafter's (SpeculativeOptions.lookup); 0 or undefined: off. */
+  /** Prompt lookup drafts per round (SpeculativeOptions.lookup); 0 or undefined: off. */
   lookup?: number;
+  /** How lookup drafts join a round: next to the drafter's beams (default) or first (core/lookup.ts). */
+  lookupMode?: LookupMode;
   /** undefined: greedy. */
   sampling?: SamplingOptions;
   stop: string[];
@@ -52,7 +55,7 @@ export function streamFor(
       ...common,
       beamWidth: s.beamWidth,
       beamLength: s.beamLength,
-      lookup: s.lookup ? { maxDrafts: s.lookup } : undefined,
+      lookup: s.lookup ? { maxDrafts: s.lookup, mode: s.lookupMode } : undefined,
       tree: s.tree,
     });
   }

@@ -24,7 +24,8 @@ import {
   type LoadTargetOptions,
   ONNX_WEIGHTS,
 } from "../backends/mod.ts";
-import { UsageError } from "./args.ts";
+import { choiceFlag, type FlagValues, UsageError } from "./args.ts";
+import { LOOKUP_MODES, type LookupMode } from "../core/lookup.ts";
 import { progressBar } from "./term.ts";
 
 /** The embedded default pair, next to this module's parent directory. */
@@ -285,4 +286,13 @@ export function fitContext(
     return room;
   }
   return maxNew;
+}
+
+/** --lookup-mode branch|first (default branch); refused unless lookup drafts are on (`lookupOn`). */
+export function lookupModeFlag(values: FlagValues, lookupOn: boolean): LookupMode {
+  const mode = choiceFlag(values, "lookup-mode", LOOKUP_MODES, "branch");
+  if (values["lookup-mode"] !== undefined && !lookupOn) {
+    throw new UsageError("--lookup-mode needs --lookup N with N >= 1");
+  }
+  return mode;
 }

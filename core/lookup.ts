@@ -1,17 +1,27 @@
 /**
  * Prompt lookup drafts: the tokens that followed the latest earlier occurrence of the context's last n
- * tokens (n from `maxNgram` down to `minNgram`). They join the drafter's beams as one more branch of the
- * verification tree, so they cost no drafter step, and the target still verifies every one: greedy and
- * exact-sampling outputs stay token-identical to autoregression. They pay where text repeats (quoting the
- * prompt, code edits, and the loops of a small model's greedy decoding).
+ * tokens (n from `maxNgram` down to `minNgram`). They cost no drafter step, and the target still verifies
+ * every one: greedy and exact-sampling outputs stay token-identical to autoregression. They pay where text
+ * repeats (quoting the prompt, code edits, and the loops of a small model's greedy decoding).
+ *
+ * Two ways to use them (LookupOptions.mode): "branch" adds them to the drafter's beams as one more branch
+ * of the verification tree; "first" verifies them alone in a round where they are found, and runs the
+ * drafter only for rows where none are, which saves the drafter's steps in those rounds.
  *
  * @module
  */
+
+/** How lookup drafts join a round (see the module comment). */
+export type LookupMode = "branch" | "first";
+
+export const LOOKUP_MODES: readonly LookupMode[] = ["branch", "first"];
 
 /** Options of lookup drafting (SpeculativeOptions.lookup). */
 export interface LookupOptions {
   /** Most tokens proposed per round (>= 1). */
   maxDrafts: number;
+  /** "branch" (default): next to the drafter's beams; "first": instead of them when found. */
+  mode?: LookupMode;
   /** Longest suffix n-gram matched first (default 3). */
   maxNgram?: number;
   /** Shortest suffix n-gram tried (default 2). */
@@ -45,6 +55,9 @@ export function lookupDraft(context: ArrayLike<number>, opts: LookupOptions): In
 export function checkLookupOptions(o: LookupOptions): void {
   if (!Number.isInteger(o.maxDrafts) || o.maxDrafts < 1 || o.maxDrafts > 64) {
     throw new Error(`lookup.maxDrafts must be an integer in 1..64, got ${o.maxDrafts}`);
+  }
+  if (o.mode !== undefined && !LOOKUP_MODES.includes(o.mode)) {
+    throw new Error(`lookup.mode must be one of ${LOOKUP_MODES.join(", ")}, got '${o.mode}'`);
   }
   const maxN = o.maxNgram ?? 3, minN = o.minNgram ?? 2;
   if (!Number.isInteger(minN) || minN < 1 || !Number.isInteger(maxN) || maxN < minN || maxN > 16) {

@@ -26,7 +26,13 @@ export {
   checkBeamShape,
   DEAD_BEAM_PRIOR,
 } from "./beam_search.ts";
-export { checkLookupOptions, lookupDraft, type LookupOptions } from "./lookup.ts";
+export {
+  checkLookupOptions,
+  LOOKUP_MODES,
+  lookupDraft,
+  type LookupMode,
+  type LookupOptions,
+} from "./lookup.ts";
 export {
   ancestorMask,
   chainBeams,

@@ -61,8 +61,9 @@ export interface SpeculativeOptions extends GenerateOptions {
   /** Verify beams as a prefix tree (default) or as W separate chains (no prefix sharing). */
   tree?: boolean;
   /**
-   * Prompt lookup drafts (core/lookup.ts) as one more branch of each round's tree, next to the drafter's
-   * beams; off by default. Greedy and exact sampling only (the Apple rule needs the drafter's Q).
+   * Prompt lookup drafts (core/lookup.ts): one more branch of each round's tree next to the drafter's
+   * beams, or (mode "first") the round's only beam when found; off by default. Greedy and exact sampling
+   * only (the Apple rule needs the drafter's Q).
    */
   lookup?: LookupOptions;
 }

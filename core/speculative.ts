@@ -102,42 +102,67 @@ export async function* speculativeStream(
       if (ev) yield ev;
     }
     for (let step = 1; rows.some((r) => !r.done); step++) {
-      // --- draft: beam search for the active rows, compacted into a dense drafter batch
+      // --- draft: lookup drafts, then beam search for the rows the drafter serves (compacted into a
+      // dense drafter batch; drafterRow[r] is row r's index there, -1 for none)
       t0 = now();
-      const active: number[] = [];
-      for (let r = 0; r < B; r++) if (!rows[r].done) active.push(r);
-      const A = active.length;
-      const dctx = new Float32Array(A * H);
-      const init = new Int32Array(A);
-      active.forEach((r, a) => {
-        dctx.set(ctx.subarray(r * H, (r + 1) * H), a * H);
-        init[a] = next[r];
-      });
-      const drafted = await beamSearch(drafter, dctx, init, W, L);
+      const found: (Int32Array | null)[] = new Array(B).fill(null);
+      if (history) {
+        for (let r = 0; r < B; r++) {
+          if (rows[r].done) continue;
+          const f = lookupDraft(history[r], lookup!);
+          if (f.length > 0) found[r] = f;
+        }
+      }
+      const lookupFirst = lookup?.mode === "first";
+      const drafterRow = new Int32Array(B).fill(-1);
+      const served: number[] = [];
+      for (let r = 0; r < B; r++) {
+        if (rows[r].done || (lookupFirst && found[r])) continue;
+        drafterRow[r] = served.length;
+        served.push(r);
+      }
+      let drafted: BeamSearchResult | null = null;
+      if (served.length > 0) {
+        const dctx = new Float32Array(served.length * H);
+        const init = new Int32Array(served.length);
+        served.forEach((r, a) => {
+          dctx.set(ctx.subarray(r * H, (r + 1) * H), a * H);
+          init[a] = next[r];
+        });
+        drafted = await beamSearch(drafter, dctx, init, W, L);
+      }
       const t1 = now();
       // --- verify: one target forward over every active row's tree
       const trees: (PackedTree | null)[] = new Array(B).fill(null);
       const inputs: RowInput[] = [];
-      for (let r = 0, a = 0; r < B; r++) {
+      for (let r = 0; r < B; r++) {
         if (rows[r].done) {
           inputs.push({ tokens: new Int32Array(0), positions: new Int32Array(0) });
           continue;
         }
-        let beams = drafted.beams.subarray(a * W * L, (a + 1) * W * L);
-        a++;
-        let width = W, length = L;
-        // Next to the drafter's beams rather than instead of them: on the default pair, replacing them in
-        // rounds that found a match was no faster on the CPU backend and lost tau.
-        const found = history ? lookupDraft(history[r], lookup!) : null;
-        if (found && found.length > 0) {
-          // One more beam: the init token, then the lookup drafts; shorter beams END-padded.
-          length = Math.max(L, 1 + found.length);
-          width = W + 1;
-          const ragged = new Int32Array(width * length).fill(END);
-          for (let w = 0; w < W; w++) ragged.set(beams.subarray(w * L, (w + 1) * L), w * length);
-          ragged[W * length] = next[r];
-          ragged.set(found, W * length + 1);
-          beams = ragged;
+        const a = drafterRow[r], f = found[r];
+        let beams: Int32Array, width: number, length: number;
+        if (a < 0) {
+          // Lookup first: the init token and the lookup drafts are the round's only beam.
+          width = 1;
+          length = 1 + f!.length;
+          beams = new Int32Array(length);
+          beams[0] = next[r];
+          beams.set(f!, 1);
+        } else {
+          beams = drafted!.beams.subarray(a * W * L, (a + 1) * W * L);
+          width = W;
+          length = L;
+          if (f) {
+            // One more beam: the init token, then the lookup drafts; shorter beams END-padded.
+            length = Math.max(L, 1 + f.length);
+            width = W + 1;
+            const ragged = new Int32Array(width * length).fill(END);
+            for (let w = 0; w < W; w++) ragged.set(beams.subarray(w * L, (w + 1) * L), w * length);
+            ragged[W * length] = next[r];
+            ragged.set(f, W * length + 1);
+            beams = ragged;
+          }
         }
         const tree = useTree ? packBeams(beams, width, length) : chainBeams(beams, width, length);
         trees[r] = tree;
@@ -151,10 +176,10 @@ export async function* speculativeStream(
       // --- accept: per row, walk the tree, commit the accepted path, carry hidden + next token
       const keep: (Int32Array | null)[] = new Array(B).fill(null);
       const events: TokenEvent[] = [];
-      for (let r = 0, a = 0; r < B; r++) {
+      for (let r = 0; r < B; r++) {
         const tree = trees[r];
         if (!tree) continue;
-        const acc = accept(tree, out, r, a++, drafted, plan, committed[r], V);
+        const acc = accept(tree, out, r, drafterRow[r], drafted, plan, committed[r], V);
         keep[r] = acc.path;
         if (cached) { for (let k = 0; k <= acc.accepted; k++) cached.push(tree.tokens[acc.path[k]]); }
         const last = acc.path[acc.accepted];
@@ -208,15 +233,15 @@ function hiddenSize(first: ForwardOutput, fed: number[], drafter: DraftModel): n
 }
 
 /**
- * Verify one row. r = batch row (uniform stream key), a = the row's index in the drafter batch, base = the
- * row's committed length (absolute position of the tree's root token).
+ * Verify one row. r = batch row (uniform stream key), a = the row's index in the drafter batch (-1: lookup
+ * drafts only), base = the row's committed length (absolute position of the tree's root token).
  */
 function accept(
   tree: PackedTree,
   out: ForwardOutput,
   r: number,
   a: number,
-  drafted: BeamSearchResult,
+  drafted: BeamSearchResult | null,
   plan: SamplingPlan,
   base: number,
   V: number,
@@ -243,6 +268,7 @@ function accept(
       (node, depth) => sampleToken(rowAt(node), plan.params, uniform(plan.seed, r, base + depth + 1)),
     );
   }
+  if (!drafted || a < 0) throw new Error(`row ${r}: the Apple rule needs the drafter's beams`);
   const probs = new Map<number, Float64Array>();
   const ancestry = new Map<number, Int32Array>();
   return appleAccept(tree, {

@@ -76,40 +76,47 @@ Deno.test("bench --repeats: every shape's speedup is the median of one per repea
   }
 });
 
-Deno.test("bench --lookup: each value is a sweep dimension, identical outputs, recommended with its flag", async () => {
-  const out = Deno.makeTempDirSync({ prefix: "redrafter-bench-lookup-" });
-  const r = await runCli("cli/bench.ts", [
-    ...["--model", TINY, "--drafter", TINY_DRAFTER, "--prompts", join(PROMPTS, "prompts.jsonl")],
-    ...["--num-prompts", "2", "--max-new-tokens", "12", "--beam-widths", "1", "--beam-lengths", "2,3"],
-    ...["--lookup", "0,3", "--out", out],
-  ]);
-  assert.equal(r.code, 0, r.stderr);
-  const report = JSON.parse(await Deno.readTextFile(join(out, "bench.json")));
-  const shapes = report.results.map((x: { mode: string; beamLength: number; lookup: number }) =>
-    `${x.mode} L=${x.beamLength} K=${x.lookup}`
-  );
-  assert.deepEqual(shapes.sort(), [
-    "exact L=2 K=0",
-    "exact L=2 K=3",
-    "exact L=3 K=0",
-    "exact L=3 K=3",
-    "greedy L=2 K=0",
-    "greedy L=2 K=3",
-    "greedy L=3 K=0",
-    "greedy L=3 K=3",
-  ]);
-  for (const x of report.results) assert.equal(x.identical, true, JSON.stringify(x));
-  assert.match(r.stdout, /W +L +lookup +tau/);
-  const top = report.recommended[0];
-  assert.match(
-    r.stdout,
-    new RegExp(`--beam-length ${top.beamLength}${top.lookup ? ` --lookup ${top.lookup}` : ""} \\(`),
-  );
-  for (const name of ["speedup_cpu_greedy.svg", "speedup_cpu_greedy_lookup3.svg"]) {
-    assert.match(await Deno.readTextFile(join(out, name)), /<svg[\s\S]*<\/svg>\s*$/);
-  }
-  Deno.removeSync(out, { recursive: true });
-});
+for (const mode of ["branch", "first"]) {
+  Deno.test(`bench --lookup (${mode}): each value is a sweep dimension, identical outputs, recommended with its flags`, async () => {
+    const out = Deno.makeTempDirSync({ prefix: "redrafter-bench-lookup-" });
+    const r = await runCli("cli/bench.ts", [
+      ...["--model", TINY, "--drafter", TINY_DRAFTER, "--prompts", join(PROMPTS, "prompts.jsonl")],
+      ...["--num-prompts", "2", "--max-new-tokens", "12", "--beam-widths", "1", "--beam-lengths", "2,3"],
+      ...["--lookup", "0,3", "--out", out],
+      ...(mode === "first" ? ["--lookup-mode", "first"] : []),
+    ]);
+    assert.equal(r.code, 0, r.stderr);
+    const report = JSON.parse(await Deno.readTextFile(join(out, "bench.json")));
+    const shapes = report.results.map((x: { mode: string; beamLength: number; lookup: number }) =>
+      `${x.mode} L=${x.beamLength} K=${x.lookup}`
+    );
+    assert.deepEqual(shapes.sort(), [
+      "exact L=2 K=0",
+      "exact L=2 K=3",
+      "exact L=3 K=0",
+      "exact L=3 K=3",
+      "greedy L=2 K=0",
+      "greedy L=2 K=3",
+      "greedy L=3 K=0",
+      "greedy L=3 K=3",
+    ]);
+    for (const x of report.results) {
+      assert.equal(x.identical, true, JSON.stringify(x));
+      assert.equal(x.lookupMode, mode);
+    }
+    assert.match(r.stdout, /W +L +lookup +tau/);
+    if (mode === "first") assert.match(r.stdout, /\b3 first\b/);
+    const top = report.recommended[0];
+    const flags = top.lookup
+      ? ` --lookup ${top.lookup}${mode === "first" ? " --lookup-mode first" : ""}`
+      : "";
+    assert.match(r.stdout, new RegExp(`--beam-length ${top.beamLength}${flags} \\(`));
+    for (const name of ["speedup_cpu_greedy.svg", "speedup_cpu_greedy_lookup3.svg"]) {
+      assert.match(await Deno.readTextFile(join(out, name)), /<svg[\s\S]*<\/svg>\s*$/);
+    }
+    Deno.removeSync(out, { recursive: true });
+  });
+}
 
 Deno.test("bench with several backends: autoregression and ReDrafter against the CPU reference", async () => {
   const out = Deno.makeTempDirSync({ prefix: "redrafter-bench-vs-cpu-" });

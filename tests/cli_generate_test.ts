@@ -434,6 +434,16 @@ const BAD: [string, string[], RegExp][] = [
     /--lookup must be between 0 and 64, got 65/,
   ],
   [
+    "unknown --lookup-mode",
+    [...LLAMA_PAIR, "--prompt-ids", "1", "--lookup", "2", "--lookup-mode", "instead"],
+    /--lookup-mode must be one of branch, first; got 'instead'/,
+  ],
+  [
+    "--lookup-mode without --lookup",
+    [...LLAMA_PAIR, "--prompt-ids", "1", "--lookup-mode", "first"],
+    /--lookup-mode needs --lookup N with N >= 1/,
+  ],
+  [
     "--drafter-backend neither cpu nor the target's",
     [...LLAMA_PAIR, "--prompt-ids", "1", "--drafter-backend", "onnx-node"],
     /--drafter-backend must be cpu or the target's --backend \(cpu\); got 'onnx-node'/,

@@ -2,7 +2,8 @@
  * Prompt lookup drafts (core/lookup.ts) and the ragged trees they make: which tokens a context proposes,
  * how a longer lookup branch packs next to the drafter's beams (END padding, prefix sharing) and is walked,
  * and that ReDrafter with lookup stays token-identical to autoregression in greedy and exact sampling, at
- * batch 1 and 3, tree and chain layouts; on the default pair it raises tau.
+ * batch 1 and 3, tree and chain layouts, next to the drafter's beams or (mode "first") instead of them; on the
+ * default pair it raises tau, and lookup-first rounds skip the drafter.
  */
 import assert from "node:assert/strict";
 import { fileURLToPath } from "node:url";
@@ -12,6 +13,7 @@ import { walkTree } from "../core/verify.ts";
 import { generate } from "../core/generate.ts";
 import { speculativeGenerate } from "../core/speculative.ts";
 import type { SpeculativeOptions } from "../core/options.ts";
+import type { DraftModel } from "../core/types.ts";
 import { createCpuModel } from "../backends/cpu/mod.ts";
 import { loadDrafter } from "../drafter/load.ts";
 import { loadCheckpoint } from "../loader/checkpoint.ts";
@@ -43,6 +45,10 @@ Deno.test("checkLookupOptions: bad fields are named", () => {
   assert.throws(
     () => checkLookupOptions({ maxDrafts: 3, minNgram: 3, maxNgram: 2 }),
     /1 <= minNgram <= maxNgram <= 16, got 3..2/,
+  );
+  assert.throws(
+    () => checkLookupOptions({ maxDrafts: 2, mode: "instead" as "first" }),
+    /lookup.mode must be one of branch, first, got 'instead'/,
   );
 });
 
@@ -90,30 +96,46 @@ Deno.test("lookup drafts: token-identical to AR, greedy and exact sampling, batc
     const ar = await generate(t, prompts, { maxNewTokens: 40, sampling });
     for (const [W, L, K] of [[1, 2, 3], [2, 3, 1], [3, 2, 6]]) {
       for (const tree of [true, false]) {
-        const opts: SpeculativeOptions = {
-          maxNewTokens: 40,
-          beamWidth: W,
-          beamLength: L,
-          tree,
-          sampling,
-          lookup: { maxDrafts: K },
-        };
-        const d = () => new ToyDrafter(t, { kind: "random", salt: 3, scale: 4 });
-        const res = await speculativeGenerate(t, d(), prompts, opts);
-        const what = `${sampling?.mode ?? "greedy"} W=${W} L=${L} K=${K} tree=${tree}`;
-        assert.deepEqual(res.ids, ar.ids, what);
-        assert.deepEqual(res.finish, ar.finish, what);
-        // The lookup branches were verified: more tokens went through the target than without them.
-        const before = t.tokensIn;
-        await speculativeGenerate(t, d(), prompts, { ...opts, lookup: undefined });
-        const plain = t.tokensIn - before;
-        const again = t.tokensIn;
-        await speculativeGenerate(t, d(), prompts, opts);
-        assert.ok(t.tokensIn - again > plain, `${what}: ${t.tokensIn - again} tokens verified vs ${plain}`);
-        for (const [r, p] of prompts.entries()) {
-          // Alone, against AR on that row alone (sampling streams are keyed by batch row).
-          const one = await generate(t, [p], { maxNewTokens: 40, sampling });
-          assert.deepEqual((await speculativeGenerate(t, d(), [p], opts)).ids, one.ids, `${what} row ${r}`);
+        for (const mode of ["branch", "first"] as const) {
+          const opts: SpeculativeOptions = {
+            maxNewTokens: 40,
+            beamWidth: W,
+            beamLength: L,
+            tree,
+            sampling,
+            lookup: { maxDrafts: K, mode },
+          };
+          const d = () => new ToyDrafter(t, { kind: "random", salt: 3, scale: 4 });
+          const res = await speculativeGenerate(t, d(), prompts, opts);
+          const what = `${sampling?.mode ?? "greedy"} W=${W} L=${L} K=${K} tree=${tree} ${mode}`;
+          assert.deepEqual(res.ids, ar.ids, what);
+          assert.deepEqual(res.finish, ar.finish, what);
+          if (mode === "branch") {
+            // The lookup branches were verified: more tokens went through the target than without them.
+            const before = t.tokensIn;
+            await speculativeGenerate(t, d(), prompts, { ...opts, lookup: undefined });
+            const plain = t.tokensIn - before;
+            const again = t.tokensIn;
+            await speculativeGenerate(t, d(), prompts, opts);
+            assert.ok(
+              t.tokensIn - again > plain,
+              `${what}: ${t.tokensIn - again} tokens verified vs ${plain}`,
+            );
+          }
+          for (const [r, p] of prompts.entries()) {
+            // Alone, against AR on that row alone (sampling streams are keyed by batch row).
+            const one = await generate(t, [p], { maxNewTokens: 40, sampling });
+            const drafter = d();
+            const alone = await speculativeGenerate(t, drafter, [p], opts);
+            assert.deepEqual(alone.ids, one.ids, `${what} row ${r}`);
+            if (mode === "first") {
+              // Rounds that found lookup drafts ran no drafter: fewer drafter rounds than rounds.
+              assert.ok(
+                drafter.rounds < alone.metrics.steps,
+                `${what} row ${r}: ${drafter.rounds} drafter rounds in ${alone.metrics.steps} rounds`,
+              );
+            }
+          }
         }
       }
     }
@@ -139,7 +161,7 @@ Deno.test("lookup drafts: refused with the Apple rule and with bad options", asy
   );
 });
 
-Deno.test("lookup drafts on the default pair: tau rises, output stays identical", async () => {
+Deno.test("lookup drafts on the default pair: tau rises, lookup first skips the drafter, outputs stay identical", async () => {
   const root = fileURLToPath(new URL("../models/default/", import.meta.url));
   const ckpt = await loadCheckpoint(root + "target");
   const target = createCpuModel(ckpt, { threads: 1 });
@@ -160,6 +182,25 @@ Deno.test("lookup drafts on the default pair: tau rises, output stays identical"
   assert.ok(
     withLookup.metrics.tau > plain.metrics.tau + 0.2,
     `tau ${withLookup.metrics.tau} with lookup vs ${plain.metrics.tau}`,
+  );
+  // Lookup first: rounds that found drafts skip the drafter; the output is still autoregression's.
+  let drafterRounds = 0;
+  const counted: DraftModel = {
+    config: drafter.config,
+    beginRound(ctx, batch, width) {
+      drafterRounds++;
+      return drafter.beginRound(ctx, batch, width);
+    },
+    dispose() {},
+  };
+  const first = await speculativeGenerate(target, counted, prompt, {
+    ...opts,
+    lookup: { maxDrafts: 2, mode: "first" },
+  });
+  assert.deepEqual(first.ids, ar.ids);
+  assert.ok(
+    drafterRounds < first.metrics.steps * 0.9,
+    `${drafterRounds} drafter rounds in ${first.metrics.steps} rounds`,
   );
   drafter.dispose();
   target.dispose();

@@ -8,10 +8,13 @@
  * autoregressive one token for token.
  *
  *   deno run -A tools/profile_default.ts [--prompts 8] [--tokens 64] [--reps 3]
- *                                        [--shapes 1x4,4x4] [--kernels auto|wasm|js]
+ *                                        [--shapes 1x4,4x4,1x2+f2,1x2+b4] [--kernels auto|wasm|js]
  *                                        [--backend cpu|onnx-node|...] [--drafter-backend cpu|...] [--threads N]
  *                                        [--onnx-weights fp32|fp16|q4|q8] [--drafter-weights fp32,q8,..]
  *                                        [--drafter-threads N]
+ *
+ * A shape WxL+bK adds up to K prompt lookup drafts as a branch next to the beams; WxL+fK verifies them
+ * instead of running the drafter in rounds where they are found (core/lookup.ts).
  *
  * Tokens/s here is decode only: new tokens over (total - prompt) time, so the prefill (identical for both)
  * does not dilute the ratio.
@@ -84,9 +87,15 @@ const tok = await loadTokenizer(root + "target");
 const lines = Deno.readTextFileSync(root + "prompts.jsonl").trim().split("\n");
 const nPrompts = Number(values.prompts), maxNewTokens = Number(values.tokens), reps = Number(values.reps);
 const prompts = lines.slice(0, nPrompts).map((l) => tok.encode(JSON.parse(l).prompt));
-const shapes = values.shapes.split(",").flatMap((s) =>
-  formats.map((_, d) => [...s.split("x").map(Number), d] as [number, number, number])
-);
+// A shape is WxL, optionally with lookup drafts: WxL+bK (K drafts next to the beams) or WxL+fK (lookup first).
+const shapes = values.shapes.split(",").flatMap((s) => {
+  const m = /^(\d+)x(\d+)(?:\+([bf])(\d+))?$/.exec(s);
+  if (!m) throw new Error(`--shapes: '${s}' is not WxL, WxL+bK or WxL+fK`);
+  const lookup = m[3]
+    ? { maxDrafts: Number(m[4]), mode: m[3] === "f" ? "first" as const : "branch" as const }
+    : undefined;
+  return formats.map((_, d) => ({ W: Number(m[1]), L: Number(m[2]), d, lookup, label: s }));
+});
 
 interface Sum {
   decodeMs: number;
@@ -138,16 +147,17 @@ for (let rep = 0; rep < reps; rep++) {
     add(ar, a);
     arIds[i] = a.ids[0];
     for (let j = 0; j < shapes.length; j++) {
-      const [W, L, d] = shapes[j];
+      const { W, L, d, lookup, label } = shapes[j];
       const r = await speculativeGenerate(target, drafters[d], [prompts[i]], {
         maxNewTokens,
         beamWidth: W,
         beamLength: L,
+        lookup,
       });
       add(spec[j], r);
       if (r.ids[0].join(",") !== arIds[i].join(",")) {
         mismatches++;
-        console.error(`MISMATCH prompt ${i} shape ${W}x${L}`);
+        console.error(`MISMATCH prompt ${i} shape ${label}`);
       }
     }
   }
@@ -162,11 +172,11 @@ console.log(
   `target ${backend}, drafter ${drafterBackend}, kernels ${values.kernels}, ${nPrompts} prompts x ${maxNewTokens} tokens, median of ${reps}; ` +
     `AR ${arMed.toFixed(1)} tok/s (${(1000 / arMed).toFixed(2)} ms/token)`,
 );
-console.log("W x L | drafter | tau  | draft ms | verify ms | accept ms | other ms | tok/s  | speedup");
-shapes.forEach(([W, L, d], j) => {
+console.log("shape  | drafter | tau  | draft ms | verify ms | accept ms | other ms | tok/s  | speedup");
+shapes.forEach(({ d, label }, j) => {
   const s = res[j].last, tps = median(res[j].tps);
   console.log(
-    `${W} x ${L} | ${formats[d].padEnd(7)} | ${(s.tauSum / s.steps).toFixed(2)} | ${
+    `${label.padEnd(6)} | ${formats[d].padEnd(7)} | ${(s.tauSum / s.steps).toFixed(2)} | ${
       (s.draftMs / s.steps).toFixed(2).padStart(8)
     } | ` +
       `${(s.verifyMs / s.steps).toFixed(2).padStart(9)} | ${
