@@ -150,9 +150,11 @@ if step 6 && [ -f $TGT/model.safetensors ]; then
       2>&1 | grep -E "tok/s|rror" | head -3
   done
   small=(--num-prompts 2 --max-new-tokens 32 --beam-widths 1,2,4 --beam-lengths 2,3,4)
-  bench webgpu-cpu-drafter --backend onnx-webgpu "${small[@]}" --lookup 0,4
+  # Lookup first (--lookup-mode first): rounds that find lookup drafts skip the drafter and its read-backs.
+  bench webgpu-cpu-drafter --backend onnx-webgpu "${small[@]}" --lookup 0,4 --lookup-mode first
   bench webgpu-gpu-drafter --backend onnx-webgpu --drafter-backend onnx-webgpu "${small[@]}"
-  bench onnx-node --backend onnx-node --num-prompts 8 --beam-widths 1,2 --beam-lengths 2,3,4 --lookup 0,4
-  bench cpu --backend cpu --num-prompts 8 --beam-widths 1,2 --beam-lengths 2,3
+  bench onnx-node --backend onnx-node --num-prompts 8 --beam-widths 1,2 --beam-lengths 2,3,4 --lookup 0,2,4 \
+    --lookup-mode first
+  bench cpu --backend cpu --num-prompts 8 --beam-widths 1,2 --beam-lengths 2,3 --lookup 0,1 --lookup-mode first
 fi
 echo "== done"
