@@ -14,6 +14,7 @@
 /** How lookup drafts join a round (see the module comment). */
 export type LookupMode = "branch" | "first";
 
+/** Every LookupMode, for flag checks. */
 export const LOOKUP_MODES: readonly LookupMode[] = ["branch", "first"];
 
 /** Options of lookup drafting (SpeculativeOptions.lookup). */
