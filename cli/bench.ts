@@ -13,7 +13,7 @@
 import { join } from "node:path";
 import type { SamplingOptions } from "../core/options.ts";
 import { checkBeamShape } from "../core/beam_search.ts";
-import type { LookupMode } from "../core/lookup.ts";
+import { LOOKUP_MODES, type LookupMode } from "../core/lookup.ts";
 import {
   type FlagValues,
   intFlag,
@@ -34,7 +34,6 @@ import {
   encodeConversation,
   fitContext,
   loadPair,
-  lookupModeFlag,
   type Pair,
   promptStyle,
 } from "./setup.ts";
@@ -72,8 +71,9 @@ Sweeps beam width x beam length for ReDrafter against the autoregressive baselin
   --lookup LIST           prompt lookup drafts per round next to the drafter's beams (0 = off; default 0):
                           each value is one more sweep dimension, e.g. 0,4 times pure ReDrafter and
                           ReDrafter with up to 4 lookup drafts in the same run
-  --lookup-mode M         branch (default) or first: a round that finds lookup drafts verifies them alone
-                          and skips the drafter (see \`generate --help\`)
+  --lookup-mode LIST      branch (default), first, or both: first verifies a round's lookup drafts alone
+                          and skips the drafter where it finds some (see \`generate --help\`); each value
+                          is one more sweep dimension for every --lookup value above 0
   --modes LIST            greedy, exact (exact sampling) or both (default greedy,exact)
   --temperature T         temperature of the exact-sampling runs (default 1)
   --seed S                sampling seed (default 0)
@@ -200,7 +200,7 @@ async function benchBackend(
     widths: number[];
     lengths: number[];
     lookups: number[];
-    lookupMode: LookupMode;
+    lookupModes: LookupMode[];
     modes: BenchMode[];
     numPrompts: number;
     maxNew: number;
@@ -241,6 +241,12 @@ async function benchBackend(
   );
   let maxNew = opts.maxNew;
   const depth = Math.max(...opts.lengths, ...opts.lookups.map((k) => k + 1));
+  // Lookup settings: none, then every --lookup value above 0 in every --lookup-mode.
+  const lookups: [number, LookupMode][] = opts.lookups.flatMap((K) =>
+    K === 0
+      ? [[0, "branch"] as [number, LookupMode]]
+      : opts.lookupModes.map((M) => [K, M] as [number, LookupMode])
+  );
   for (const [i, p] of prompts.entries()) {
     maxNew = fitContext(
       p.length,
@@ -250,14 +256,21 @@ async function benchBackend(
       `${opts.promptsFile}:${set.prompts[i].line}`,
     );
   }
-  const base = (mode: RunMode, sampling: SamplingOptions | undefined, W = 1, L = 2, K = 0): RunSettings => ({
+  const base = (
+    mode: RunMode,
+    sampling: SamplingOptions | undefined,
+    W = 1,
+    L = 2,
+    K = 0,
+    M: LookupMode = "branch",
+  ): RunSettings => ({
     target: pair.target,
     drafter: pair.drafter,
     mode,
     beamWidth: W,
     beamLength: L,
     lookup: K,
-    lookupMode: opts.lookupMode,
+    lookupMode: M,
     tree: !values["no-tree"],
     sampling,
     stop: [],
@@ -269,7 +282,7 @@ async function benchBackend(
     const scratch: Runs = { metrics: [], ids: [] };
     await runBatch(base("autoregressive", sampling), [prompts[0]], maxNew, scratch);
     await runBatch(
-      base("redrafter", sampling, opts.widths.at(-1)!, opts.lengths.at(-1)!, opts.lookups.at(-1)!),
+      base("redrafter", sampling, opts.widths.at(-1)!, opts.lengths.at(-1)!, ...lookups.at(-1)!),
       [prompts[0]],
       maxNew,
       scratch,
@@ -278,8 +291,8 @@ async function benchBackend(
 
   const results: ShapeResult[] = [];
   const baselines: Baseline[] = [];
-  const grid = opts.lookups.flatMap((K) =>
-    opts.widths.flatMap((W) => opts.lengths.map((L) => [W, L, K] as const))
+  const grid = lookups.flatMap(([K, M]) =>
+    opts.widths.flatMap((W) => opts.lengths.map((L) => [W, L, K, M] as const))
   );
   const promptBatches = [...batches(prompts, opts.batchSize)];
   const total = opts.repeats * opts.modes.length * promptBatches.length * (grid.length + 1);
@@ -295,8 +308,8 @@ async function benchBackend(
       for (const batch of promptBatches) {
         await runBatch(base("autoregressive", sampling), batch, maxNew, arRep);
         bar.tick();
-        for (const [j, [W, L, K]] of grid.entries()) {
-          await runBatch(base("redrafter", sampling, W, L, K), batch, maxNew, shapeRuns[j]);
+        for (const [j, [W, L, K, M]] of grid.entries()) {
+          await runBatch(base("redrafter", sampling, W, L, K, M), batch, maxNew, shapeRuns[j]);
           bar.tick();
         }
       }
@@ -318,7 +331,7 @@ async function benchBackend(
       firstHalf: summarize(ar.metrics.slice(0, half)).tokensPerSecond,
       secondHalf: summarize(ar.metrics.length > 1 ? ar.metrics.slice(half) : ar.metrics).tokensPerSecond,
     });
-    for (const [j, [W, L, K]] of grid.entries()) {
+    for (const [j, [W, L, K, M]] of grid.entries()) {
       const r: Summary = summarize(runs[j].metrics);
       results.push({
         backend: pair.target.backend,
@@ -326,7 +339,7 @@ async function benchBackend(
         beamWidth: W,
         beamLength: L,
         lookup: K,
-        lookupMode: opts.lookupMode,
+        lookupMode: M,
         tau: r.tau,
         tokensPerSecond: r.tokensPerSecond,
         speedup: median(speedups[j]),
@@ -431,11 +444,14 @@ async function main(argv: string[]): Promise<number> {
     return 0;
   }
   const lookups = [...new Set(intListFlag(values, "lookup", [0], { min: 0, max: 64 }))];
+  if (values["lookup-mode"] !== undefined && !lookups.some((k) => k > 0)) {
+    throw new UsageError("--lookup-mode needs --lookup with a value of 1 or more");
+  }
   const opts = {
     widths: [...new Set(intListFlag(values, "beam-widths", [1, 2, 4, 8], { min: 1, max: 1024 }))],
     lengths: [...new Set(intListFlag(values, "beam-lengths", [2, 3, 4, 5], { min: 2, max: 64 }))],
     lookups,
-    lookupMode: lookupModeFlag(values, lookups.some((k) => k > 0)),
+    lookupModes: listFlag(values, "lookup-mode", LOOKUP_MODES, ["branch"]) as LookupMode[],
     modes: listFlag(values, "modes", ["greedy", "exact"], ["greedy", "exact"]) as BenchMode[],
     numPrompts: intFlag(values, "num-prompts", 4, { min: 1 }),
     maxNew: intFlag(values, "max-new-tokens", 64, { min: 1 }),
@@ -509,25 +525,32 @@ async function main(argv: string[]): Promise<number> {
   for (const b of backends) {
     for (const mode of opts.modes) {
       for (const K of opts.lookups) {
-        // One heatmap per --lookup value (named _lookupK past 0).
-        const rs = results.filter((r) => r.backend === b && r.mode === mode && r.lookup === K);
-        const cell = (W: number, L: number) =>
-          rs.find((r) => r.beamWidth === W && r.beamLength === L)?.speedup ?? null;
-        const heat = join(out, `speedup_${b}_${mode}${K ? `_lookup${K}` : ""}.svg`);
-        await Deno.writeTextFile(
-          heat,
-          heatmapSvg({
-            title: `ReDrafter speedup over autoregressive (${b}, ${mode}${K ? `, lookup ${K}` : ""})`,
-            xLabel: "beam length L (incl. init token)",
-            yLabel: "beam width W",
-            xTicks: opts.lengths,
-            yTicks: opts.widths,
-            values: opts.widths.map((W) => opts.lengths.map((L) => cell(W, L))),
-            format: (v) => `${v.toFixed(2)}x`,
-            colorLabel: "speedup",
-          }),
-        );
-        charts.push(heat);
+        for (const M of K ? opts.lookupModes : ["branch" as const]) {
+          // One heatmap per lookup setting (named _lookupK, _lookupK_first, past 0).
+          const rs = results.filter((r) =>
+            r.backend === b && r.mode === mode && r.lookup === K && r.lookupMode === M
+          );
+          const cell = (W: number, L: number) =>
+            rs.find((r) => r.beamWidth === W && r.beamLength === L)?.speedup ?? null;
+          const tag = K ? `_lookup${K}${M === "first" ? "_first" : ""}` : "";
+          const heat = join(out, `speedup_${b}_${mode}${tag}.svg`);
+          await Deno.writeTextFile(
+            heat,
+            heatmapSvg({
+              title: `ReDrafter speedup over autoregressive (${b}, ${mode}${
+                K ? `, lookup ${K}${M === "first" ? " first" : ""}` : ""
+              })`,
+              xLabel: "beam length L (incl. init token)",
+              yLabel: "beam width W",
+              xTicks: opts.lengths,
+              yTicks: opts.widths,
+              values: opts.widths.map((W) => opts.lengths.map((L) => cell(W, L))),
+              format: (v) => `${v.toFixed(2)}x`,
+              colorLabel: "speedup",
+            }),
+          );
+          charts.push(heat);
+        }
       }
       const top = best(results, b, mode);
       if (top) {

@@ -76,42 +76,38 @@ Deno.test("bench --repeats: every shape's speedup is the median of one per repea
   }
 });
 
-for (const mode of ["branch", "first"]) {
-  Deno.test(`bench --lookup (${mode}): each value is a sweep dimension, identical outputs, recommended with its flags`, async () => {
+for (const modes of [["branch"], ["first"], ["branch", "first"]]) {
+  Deno.test(`bench --lookup, --lookup-mode ${modes}: sweep dimensions, identical outputs, recommended with its flags`, async () => {
     const out = Deno.makeTempDirSync({ prefix: "redrafter-bench-lookup-" });
     const r = await runCli("cli/bench.ts", [
       ...["--model", TINY, "--drafter", TINY_DRAFTER, "--prompts", join(PROMPTS, "prompts.jsonl")],
       ...["--num-prompts", "2", "--max-new-tokens", "12", "--beam-widths", "1", "--beam-lengths", "2,3"],
       ...["--lookup", "0,3", "--out", out],
-      ...(mode === "first" ? ["--lookup-mode", "first"] : []),
+      ...(modes[0] === "branch" && modes.length === 1 ? [] : ["--lookup-mode", modes.join(",")]),
     ]);
     assert.equal(r.code, 0, r.stderr);
     const report = JSON.parse(await Deno.readTextFile(join(out, "bench.json")));
-    const shapes = report.results.map((x: { mode: string; beamLength: number; lookup: number }) =>
-      `${x.mode} L=${x.beamLength} K=${x.lookup}`
+    type Row = { mode: string; beamLength: number; lookup: number; lookupMode: string; identical: boolean };
+    const shapes = report.results.map((x: Row) =>
+      `${x.mode} L=${x.beamLength} K=${x.lookup}${x.lookup ? ` ${x.lookupMode}` : ""}`
     );
-    assert.deepEqual(shapes.sort(), [
-      "exact L=2 K=0",
-      "exact L=2 K=3",
-      "exact L=3 K=0",
-      "exact L=3 K=3",
-      "greedy L=2 K=0",
-      "greedy L=2 K=3",
-      "greedy L=3 K=0",
-      "greedy L=3 K=3",
-    ]);
-    for (const x of report.results) {
-      assert.equal(x.identical, true, JSON.stringify(x));
-      assert.equal(x.lookupMode, mode);
-    }
+    const want = ["exact", "greedy"].flatMap((m) =>
+      [2, 3].flatMap((L) => [`${m} L=${L} K=0`, ...modes.map((M) => `${m} L=${L} K=3 ${M}`)])
+    );
+    assert.deepEqual(shapes.sort(), want.sort());
+    for (const x of report.results) assert.equal(x.identical, true, JSON.stringify(x));
     assert.match(r.stdout, /W +L +lookup +tau/);
-    if (mode === "first") assert.match(r.stdout, /\b3 first\b/);
+    if (modes.includes("first")) assert.match(r.stdout, /\b3 first\b/);
     const top = report.recommended[0];
     const flags = top.lookup
-      ? ` --lookup ${top.lookup}${mode === "first" ? " --lookup-mode first" : ""}`
+      ? ` --lookup ${top.lookup}${top.lookupMode === "first" ? " --lookup-mode first" : ""}`
       : "";
     assert.match(r.stdout, new RegExp(`--beam-length ${top.beamLength}${flags} \\(`));
-    for (const name of ["speedup_cpu_greedy.svg", "speedup_cpu_greedy_lookup3.svg"]) {
+    const charts = [
+      "speedup_cpu_greedy.svg",
+      ...modes.map((M) => `speedup_cpu_greedy_lookup3${M === "first" ? "_first" : ""}.svg`),
+    ];
+    for (const name of charts) {
       assert.match(await Deno.readTextFile(join(out, name)), /<svg[\s\S]*<\/svg>\s*$/);
     }
     Deno.removeSync(out, { recursive: true });
@@ -179,6 +175,11 @@ Deno.test("bench: bad flags give one line and exit code 2", async () => {
       [["--modes", "greedy,fast"], /--modes must list values from greedy, exact/],
       [["--backend", "cpu,tpu"], /--backend must be one of/],
       [["--suite", "speed"], /--suite must be redrafter or ar/],
+      [
+        ["--lookup", "2", "--lookup-mode", "branch,later"],
+        /--lookup-mode must list values from branch, first/,
+      ],
+      [["--lookup-mode", "first"], /--lookup-mode needs --lookup with a value of 1 or more/],
       [
         ["--suite", "ar", "--ar-models", "default,gpt2"],
         /--ar-models must list values from stories260k, random-25m/,
