@@ -10,6 +10,7 @@
  *
  * @module
  */
+import { END } from "./tree.ts";
 
 /** How lookup drafts join a round (see the module comment). */
 export type LookupMode = "branch" | "first";
@@ -64,4 +65,32 @@ export function checkLookupOptions(o: LookupOptions): void {
   if (!Number.isInteger(minN) || minN < 1 || !Number.isInteger(maxN) || maxN < minN || maxN > 16) {
     throw new Error(`lookup n-grams must satisfy 1 <= minNgram <= maxNgram <= 16, got ${minN}..${maxN}`);
   }
+}
+
+/**
+ * The beams a row verifies in a round: the drafter's W beams of length L (`drafted`; null when lookup went
+ * first and no drafter ran) and, when lookup found drafts, one more beam [init, ...found], shorter beams
+ * END-padded to the longest. Without a drafter beam the lookup beam is the only one.
+ */
+export function lookupBeams(
+  drafted: Int32Array | null,
+  W: number,
+  L: number,
+  init: number,
+  found: Int32Array | null,
+): { beams: Int32Array; width: number; length: number } {
+  if (!drafted) {
+    if (!found) throw new Error("lookupBeams: no drafter beams and no lookup drafts");
+    const beams = new Int32Array(1 + found.length);
+    beams[0] = init;
+    beams.set(found, 1);
+    return { beams, width: 1, length: beams.length };
+  }
+  if (!found) return { beams: drafted, width: W, length: L };
+  const length = Math.max(L, 1 + found.length), width = W + 1;
+  const beams = new Int32Array(width * length).fill(END);
+  for (let w = 0; w < W; w++) beams.set(drafted.subarray(w * L, (w + 1) * L), w * length);
+  beams[W * length] = init;
+  beams.set(found, W * length + 1);
+  return { beams, width, length };
 }

@@ -29,8 +29,8 @@ import {
   type TokenEvent,
 } from "./options.ts";
 import { appleProbs, drawCategorical, sampleToken, uniform } from "./sampling.ts";
-import { chainBeams, END, packBeams, type PackedTree } from "./tree.ts";
-import { checkLookupOptions, lookupDraft } from "./lookup.ts";
+import { chainBeams, packBeams, type PackedTree } from "./tree.ts";
+import { checkLookupOptions, lookupBeams, lookupDraft } from "./lookup.ts";
 import type { DraftModel, ForwardOutput, RowInput, TargetModel } from "./types.ts";
 import { type Acceptance, appleAccept, walkTree } from "./verify.ts";
 
@@ -140,30 +140,14 @@ export async function* speculativeStream(
           inputs.push({ tokens: new Int32Array(0), positions: new Int32Array(0) });
           continue;
         }
-        const a = drafterRow[r], f = found[r];
-        let beams: Int32Array, width: number, length: number;
-        if (a < 0) {
-          // Lookup first: the init token and the lookup drafts are the round's only beam.
-          width = 1;
-          length = 1 + f!.length;
-          beams = new Int32Array(length);
-          beams[0] = next[r];
-          beams.set(f!, 1);
-        } else {
-          beams = drafted!.beams.subarray(a * W * L, (a + 1) * W * L);
-          width = W;
-          length = L;
-          if (f) {
-            // One more beam: the init token, then the lookup drafts; shorter beams END-padded.
-            length = Math.max(L, 1 + f.length);
-            width = W + 1;
-            const ragged = new Int32Array(width * length).fill(END);
-            for (let w = 0; w < W; w++) ragged.set(beams.subarray(w * L, (w + 1) * L), w * length);
-            ragged[W * length] = next[r];
-            ragged.set(f, W * length + 1);
-            beams = ragged;
-          }
-        }
+        const a = drafterRow[r];
+        const { beams, width, length } = lookupBeams(
+          a < 0 ? null : drafted!.beams.subarray(a * W * L, (a + 1) * W * L),
+          W,
+          L,
+          next[r],
+          found[r],
+        );
         const tree = useTree ? packBeams(beams, width, length) : chainBeams(beams, width, length);
         trees[r] = tree;
         const positions = new Int32Array(tree.depth.length);

@@ -7,7 +7,7 @@
  */
 import assert from "node:assert/strict";
 import { fileURLToPath } from "node:url";
-import { checkLookupOptions, lookupDraft } from "../core/lookup.ts";
+import { checkLookupOptions, lookupBeams, lookupDraft } from "../core/lookup.ts";
 import { chainBeams, END, packBeams } from "../core/tree.ts";
 import { walkTree } from "../core/verify.ts";
 import { generate } from "../core/generate.ts";
@@ -71,6 +71,17 @@ Deno.test("ragged beams: a longer lookup branch shares the drafter beam's prefix
   assert.throws(() => packBeams(Int32Array.of(5, END, 7, 5, 6, 2), 2, 3), /beam 0 has a token after its END/);
   assert.throws(() => packBeams(Int32Array.of(END, 1, 5, 6), 2, 2), /beam 0 has no init token/);
   assert.throws(() => chainBeams(Int32Array.of(5, -3), 1, 2), /neither a token nor END/);
+});
+
+Deno.test("lookupBeams: the drafter's beams, plus or instead of the END-padded lookup branch", () => {
+  const drafted = Int32Array.of(5, 7, 5, 6); // W=2, L=2
+  let b = lookupBeams(drafted, 2, 2, 5, null);
+  assert.deepEqual([ids(b.beams), b.width, b.length], [[5, 7, 5, 6], 2, 2]);
+  b = lookupBeams(drafted, 2, 2, 5, Int32Array.of(7, 8, 9));
+  assert.deepEqual([ids(b.beams), b.width, b.length], [[5, 7, END, END, 5, 6, END, END, 5, 7, 8, 9], 3, 4]);
+  b = lookupBeams(null, 2, 2, 5, Int32Array.of(7, 8));
+  assert.deepEqual([ids(b.beams), b.width, b.length], [[5, 7, 8], 1, 3]);
+  assert.throws(() => lookupBeams(null, 2, 2, 5, null), /no drafter beams and no lookup drafts/);
 });
 
 Deno.test("walkTree on a ragged tree: the lookup branch carries the path past the drafter beam's end", () => {
