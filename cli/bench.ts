@@ -199,8 +199,8 @@ async function benchBackend(
   opts: {
     widths: number[];
     lengths: number[];
-    lookups: number[];
-    lookupModes: LookupMode[];
+    /** Lookup settings swept: [K, mode], K = 0 (off) once, each K above 0 in each --lookup-mode. */
+    lookups: LookupSetting[];
     modes: BenchMode[];
     numPrompts: number;
     maxNew: number;
@@ -240,13 +240,7 @@ async function benchBackend(
     encodeConversation(tok, style, [{ role: "user", content: p.turns[0] }])
   );
   let maxNew = opts.maxNew;
-  const depth = Math.max(...opts.lengths, ...opts.lookups.map((k) => k + 1));
-  // Lookup settings: none, then every --lookup value above 0 in every --lookup-mode.
-  const lookups: [number, LookupMode][] = opts.lookups.flatMap((K) =>
-    K === 0
-      ? [[0, "branch"] as [number, LookupMode]]
-      : opts.lookupModes.map((M) => [K, M] as [number, LookupMode])
-  );
+  const depth = Math.max(...opts.lengths, ...opts.lookups.map(([K]) => K + 1));
   for (const [i, p] of prompts.entries()) {
     maxNew = fitContext(
       p.length,
@@ -282,7 +276,7 @@ async function benchBackend(
     const scratch: Runs = { metrics: [], ids: [] };
     await runBatch(base("autoregressive", sampling), [prompts[0]], maxNew, scratch);
     await runBatch(
-      base("redrafter", sampling, opts.widths.at(-1)!, opts.lengths.at(-1)!, ...lookups.at(-1)!),
+      base("redrafter", sampling, opts.widths.at(-1)!, opts.lengths.at(-1)!, ...opts.lookups.at(-1)!),
       [prompts[0]],
       maxNew,
       scratch,
@@ -291,7 +285,7 @@ async function benchBackend(
 
   const results: ShapeResult[] = [];
   const baselines: Baseline[] = [];
-  const grid = lookups.flatMap(([K, M]) =>
+  const grid = opts.lookups.flatMap(([K, M]) =>
     opts.widths.flatMap((W) => opts.lengths.map((L) => [W, L, K, M] as const))
   );
   const promptBatches = [...batches(prompts, opts.batchSize)];
@@ -390,6 +384,14 @@ function samplingFor(mode: BenchMode, o: { temperature: number; seed: number }):
   return mode === "greedy" ? undefined : { mode: "exact", temperature: o.temperature, seed: o.seed };
 }
 
+/** A lookup setting of the sweep: K drafts per round (0: off) and how they join the round. */
+type LookupSetting = [number, LookupMode];
+
+/** A result's lookup setting as the table shows it: K, or "K first". */
+function lookupLabel(r: { lookup: number; lookupMode: LookupMode }): string {
+  return r.lookup && r.lookupMode === "first" ? `${r.lookup} first` : String(r.lookup);
+}
+
 /** The generate flags of a lookup setting ("" without lookup drafts). */
 function lookupFlags(lookup: number | undefined, mode: LookupMode | undefined): string {
   if (!lookup) return "";
@@ -443,15 +445,17 @@ async function main(argv: string[]): Promise<number> {
     Deno.writeTextFileSync(join(out, "bench_ar.json"), JSON.stringify(rows, null, 2) + "\n");
     return 0;
   }
-  const lookups = [...new Set(intListFlag(values, "lookup", [0], { min: 0, max: 64 }))];
-  if (values["lookup-mode"] !== undefined && !lookups.some((k) => k > 0)) {
+  const lookupKs = [...new Set(intListFlag(values, "lookup", [0], { min: 0, max: 64 }))];
+  if (values["lookup-mode"] !== undefined && !lookupKs.some((k) => k > 0)) {
     throw new UsageError("--lookup-mode needs --lookup with a value of 1 or more");
   }
+  const lookupModes = listFlag(values, "lookup-mode", LOOKUP_MODES, ["branch"]) as LookupMode[];
   const opts = {
     widths: [...new Set(intListFlag(values, "beam-widths", [1, 2, 4, 8], { min: 1, max: 1024 }))],
     lengths: [...new Set(intListFlag(values, "beam-lengths", [2, 3, 4, 5], { min: 2, max: 64 }))],
-    lookups,
-    lookupModes: listFlag(values, "lookup-mode", LOOKUP_MODES, ["branch"]) as LookupMode[],
+    lookups: lookupKs.flatMap((K): LookupSetting[] =>
+      K === 0 ? [[0, "branch"]] : lookupModes.map((M) => [K, M])
+    ),
     modes: listFlag(values, "modes", ["greedy", "exact"], ["greedy", "exact"]) as BenchMode[],
     numPrompts: intFlag(values, "num-prompts", 4, { min: 1 }),
     maxNew: intFlag(values, "max-new-tokens", 64, { min: 1 }),
@@ -524,33 +528,33 @@ async function main(argv: string[]): Promise<number> {
   const charts: string[] = [];
   for (const b of backends) {
     for (const mode of opts.modes) {
-      for (const K of opts.lookups) {
-        for (const M of K ? opts.lookupModes : ["branch" as const]) {
-          // One heatmap per lookup setting (named _lookupK, _lookupK_first, past 0).
-          const rs = results.filter((r) =>
-            r.backend === b && r.mode === mode && r.lookup === K && r.lookupMode === M
-          );
-          const cell = (W: number, L: number) =>
-            rs.find((r) => r.beamWidth === W && r.beamLength === L)?.speedup ?? null;
-          const tag = K ? `_lookup${K}${M === "first" ? "_first" : ""}` : "";
-          const heat = join(out, `speedup_${b}_${mode}${tag}.svg`);
-          await Deno.writeTextFile(
-            heat,
-            heatmapSvg({
-              title: `ReDrafter speedup over autoregressive (${b}, ${mode}${
-                K ? `, lookup ${K}${M === "first" ? " first" : ""}` : ""
-              })`,
-              xLabel: "beam length L (incl. init token)",
-              yLabel: "beam width W",
-              xTicks: opts.lengths,
-              yTicks: opts.widths,
-              values: opts.widths.map((W) => opts.lengths.map((L) => cell(W, L))),
-              format: (v) => `${v.toFixed(2)}x`,
-              colorLabel: "speedup",
-            }),
-          );
-          charts.push(heat);
-        }
+      for (const [K, M] of opts.lookups) {
+        // One heatmap per lookup setting (named _lookupK, _lookupK_first, past 0).
+        const rs = results.filter((r) =>
+          r.backend === b && r.mode === mode && r.lookup === K && r.lookupMode === M
+        );
+        const cell = (W: number, L: number) =>
+          rs.find((r) => r.beamWidth === W && r.beamLength === L)?.speedup ?? null;
+        const heat = join(
+          out,
+          `speedup_${b}_${mode}${K ? `_lookup${K}${M === "first" ? "_first" : ""}` : ""}.svg`,
+        );
+        await Deno.writeTextFile(
+          heat,
+          heatmapSvg({
+            title: `ReDrafter speedup over autoregressive (${b}, ${mode}${
+              K ? `, lookup ${lookupLabel({ lookup: K, lookupMode: M })}` : ""
+            })`,
+            xLabel: "beam length L (incl. init token)",
+            yLabel: "beam width W",
+            xTicks: opts.lengths,
+            yTicks: opts.widths,
+            values: opts.widths.map((W) => opts.lengths.map((L) => cell(W, L))),
+            format: (v) => `${v.toFixed(2)}x`,
+            colorLabel: "speedup",
+          }),
+        );
+        charts.push(heat);
       }
       const top = best(results, b, mode);
       if (top) {
@@ -559,7 +563,7 @@ async function main(argv: string[]): Promise<number> {
           hist,
           histogramSvg({
             title: `Accepted drafts per step, W=${top.beamWidth} L=${top.beamLength}${
-              top.lookup ? ` lookup ${top.lookup}${top.lookupMode === "first" ? " first" : ""}` : ""
+              top.lookup ? ` lookup ${lookupLabel(top)}` : ""
             } (${b}, ${mode})`,
             xLabel: "accepted drafts n",
             yLabel: "steps",
@@ -575,13 +579,13 @@ async function main(argv: string[]): Promise<number> {
     console.log(JSON.stringify(report));
     return 0;
   }
-  const withLookup = opts.lookups.some((k) => k > 0);
+  const withLookup = opts.lookups.some(([K]) => K > 0);
   const rows = results.map((r) => [
     r.backend,
     r.mode,
     r.beamWidth,
     r.beamLength,
-    ...(withLookup ? [r.lookup && r.lookupMode === "first" ? `${r.lookup} first` : r.lookup] : []),
+    ...(withLookup ? [lookupLabel(r)] : []),
     fmt(r.tau, 2),
     fmt(r.tokensPerSecond, 1),
     r.speedups.length > 1
@@ -654,7 +658,7 @@ async function main(argv: string[]): Promise<number> {
         ...(top
           ? [[
             `ours, ReDrafter W=${top.beamWidth} L=${top.beamLength}${
-              top.lookup ? ` lookup ${top.lookup}${top.lookupMode === "first" ? " first" : ""}` : ""
+              top.lookup ? ` lookup ${lookupLabel(top)}` : ""
             } (${top.backend})`,
             fmt(top.tokensPerSecond, 1),
             `${fmt(top.tokensPerSecond / ar.tokensPerSecond, 2)}x`,
