@@ -153,6 +153,34 @@ Deno.test("lookup drafts: token-identical to AR, greedy and exact sampling, batc
   }
 });
 
+Deno.test("lookup drafts: rows that stop on EOS mid-round end as in AR, in both modes", async () => {
+  // Vocabulary 12 with EOS 3: these prompts end by EOS after 11 and 2 tokens and run 30 tokens (greedy).
+  const t = new ToyTarget({ vocab: 12, eos: [3], scale: 2 });
+  for (const sampling of [undefined, { mode: "exact" as const, temperature: 1, seed: 9 }]) {
+    const what = sampling?.mode ?? "greedy";
+    const ar = await generate(t, prompts, { maxNewTokens: 30, sampling });
+    assert.ok(ar.finish.includes("eos"), `${what}: some row stops on EOS: ${ar.finish}`);
+    for (const mode of ["branch", "first"] as const) {
+      const d = new ToyDrafter(t, { kind: "random", salt: 5, scale: 4 });
+      const res = await speculativeGenerate(t, d, prompts, {
+        maxNewTokens: 30,
+        beamWidth: 2,
+        beamLength: 3,
+        sampling,
+        lookup: { maxDrafts: 4, mode, minNgram: 1 },
+      });
+      assert.deepEqual(res.ids, ar.ids, `${what} ${mode}`);
+      assert.deepEqual(res.finish, ar.finish, `${what} ${mode}`);
+      if (mode === "first") {
+        assert.ok(
+          d.rounds < res.metrics.steps,
+          `${what}: ${d.rounds} drafter rounds in ${res.metrics.steps}`,
+        );
+      }
+    }
+  }
+});
+
 Deno.test("lookup drafts: refused with the Apple rule and with bad options", async () => {
   const t = new ToyTarget({ vocab: 6, eos: [1] });
   const d = new ToyDrafter(t, { kind: "random", salt: 3, scale: 4 });
