@@ -200,14 +200,15 @@ export function settingsFrom(values: FlagValues, pair: Pair, mode: RunMode): Run
   }
   if (stop.some((s) => s === "")) throw new UsageError("--stop needs a non-empty text");
   const tok = pair.tokenizer;
+  const lookup = lookupFlag(values);
   return {
     target: pair.target,
     drafter: pair.drafter,
     mode,
     ...beamShape(values, vocab),
     tree: !values["no-tree"],
-    lookup: lookupFlag(values),
-    lookupMode: lookupModeFlag(values, lookupFlag(values) > 0),
+    lookup,
+    lookupMode: lookupModeFlag(values, lookup > 0),
     sampling: samplingFromFlags(values),
     stop,
     decode: tok ? (ids) => tok.decode(ids, { skipSpecialTokens: true }) : undefined,
