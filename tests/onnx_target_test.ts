@@ -4,7 +4,7 @@
  */
 import assert from "node:assert/strict";
 import { loadCheckpoint } from "../loader/checkpoint.ts";
-import { createOnnxModel, type ProviderName } from "../backends/onnx/mod.ts";
+import { createOnnxModel, type ProviderName, resolveAttention } from "../backends/onnx/mod.ts";
 import type { Checkpoint } from "../loader/types.ts";
 import type { RowInput, TargetModel, TargetSession } from "../core/types.ts";
 
@@ -297,7 +297,7 @@ for (const [arch, provider] of ARCHS.flatMap((a) => PROVIDERS.map((p) => [a, p] 
     a.dispose();
     b.dispose();
     cpu.dispose();
-    // The graph that served batch 1 is the GQA one (the default "auto" opens the standard one).
+    // The graph that served batch 1 is the GQA one (on onnx-node "auto" opens the standard one).
     const graphs = [...Deno.readDirSync(CACHE)].map((e) =>
       Deno.readFileSync(`${CACHE}/${e.name}/model.onnx`)
     );
@@ -333,4 +333,16 @@ Deno.test({
     for (const c of ckpts.values()) c.tensors.close();
     Deno.removeSync(CACHE, { recursive: true });
   },
+});
+
+Deno.test("onnx: attention auto is GQA on onnx-webgpu only, and gqa needs fused ops", () => {
+  assert.equal(resolveAttention(undefined, true, "onnx-webgpu"), "gqa");
+  assert.equal(resolveAttention("auto", true, "onnx-webgpu"), "gqa");
+  assert.equal(resolveAttention("auto", false, "onnx-webgpu"), "standard");
+  assert.equal(resolveAttention("standard", true, "onnx-webgpu"), "standard");
+  for (const p of ["onnx-node", "onnx-wasm", "onnx-cuda"] as const) {
+    assert.equal(resolveAttention(undefined, true, p), "standard", p);
+    assert.equal(resolveAttention("gqa", true, p), "gqa", p);
+  }
+  assert.throws(() => resolveAttention("gqa", false, "onnx-node"), /attention "gqa" needs fused/);
 });

@@ -7,7 +7,11 @@
 #      GroupQueryAttention graphs),
 #   5. if Python onnxruntime-gpu is present: our cached graphs on its CUDA EP vs its CPU EP,
 #   6. the default pair, where its target is present: deno task bench per provider (onnx-webgpu with its
-#      default cpu drafter and with the drafter on the GPU too).
+#      default cpu drafter and with the drafter on the GPU too),
+#   7. WebGPU fixed costs (tools/webgpu_overhead.ts: a raw read-back, ORT's cost per run and per op) and the
+#      random ~107M Llama's WebGPU step, standard vs GroupQueryAttention graph, interleaved rounds,
+#   8. the default pair on onnx-webgpu: standard vs GQA step (interleaved), then deno task bench with
+#      repeats over wider trees.
 # Usage, from the repo root: [GPU_CHECK_STEPS="1 2 3 4 5 6"] tools/gpu_check.sh
 # Offline machines: run tools/gpu_pack.sh here first and carry .devcarry/ (deno + node_modules inside; 50 MB).
 # With a 64 MiB limit on what travels, that does not fit beside the committed default target (32 MB). Two
@@ -156,5 +160,23 @@ if step 6 && [ -f $TGT/model.safetensors ]; then
   bench onnx-node --backend onnx-node --num-prompts 8 --beam-widths 1,2 --beam-lengths 2,3,4 --lookup 0,2,4 \
     --lookup-mode first
   bench cpu --backend cpu --num-prompts 8 --beam-widths 1,2 --beam-lengths 2,3 --lookup 0,1 --lookup-mode first
+fi
+if step 7; then
+  echo "== 7. WebGPU fixed costs"
+  D7=models/default/target
+  [ -f $D7/model.safetensors ] || D7=
+  timeout "$T" "$DENO" run -A --unstable-webgpu $CACHED tools/webgpu_overhead.ts ${D7:+--dir $D7} 2>&1 | grep -v XDG
+  timeout "$T" "$DENO" run -A --unstable-webgpu $CACHED tools/bench_onnx.ts --providers onnx-webgpu,onnx-webgpu:gqa \
+    --tokens 64 --rounds 3 2>&1 | grep -E "tok/s|rror" | head -4
+fi
+if step 8 && [ -f $TGT/model.safetensors ]; then
+  echo "== 8. default pair on onnx-webgpu"
+  timeout "$T" "$DENO" run -A --unstable-webgpu $CACHED tools/bench_onnx.ts --dir $TGT \
+    --providers onnx-webgpu,onnx-webgpu:gqa --tokens 64 --rounds 5 2>&1 | grep -E "tok/s|rror" | head -4
+  timeout "$((2 * T))" "$DENO" run -A --unstable-webgpu $CACHED cli/bench.ts --model $TGT \
+    --drafter models/default/drafter --modes greedy --out /tmp/bench-webgpu-wide --backend onnx-webgpu \
+    --num-prompts 4 --max-new-tokens 48 --beam-widths 2,4,8 --beam-lengths 2,3 --lookup 0,4 --lookup-mode first \
+    --repeats 2 2>&1 | grep -vE "^bench |^wrote|^$" | head -24
+  [ -n "${OUT:-}" ] && cp /tmp/bench-webgpu-wide/bench.json "$OUT/bench-webgpu-wide.json" 2>/dev/null
 fi
 echo "== done"

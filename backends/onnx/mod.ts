@@ -54,26 +54,32 @@ export interface OnnxModelOptions {
   externalData?: boolean;
   /**
    * Attention subgraph of batch-1 sessions: "standard" (plain ops), "gqa" (com.microsoft
-   * GroupQueryAttention; onnx-node and onnx-wasm), or "auto" (default): standard. Measured on the default
-   * model, one process, the two graphs interleaved: on onnx-node GQA is never faster and 9-10% slower at
-   * 300-600 tokens of context; on onnx-wasm its kernel is slow past one new token (a 2-token step 30.5 ms
-   * against 8.5 ms at 600 tokens). Sessions of batch > 1 always use the standard graph (ORT's CPU GQA
-   * refuses several rows of several new tokens over a past); a "gqa" model builds it on first use.
+   * GroupQueryAttention), or "auto" (default): gqa on onnx-webgpu, standard elsewhere.
+   * - onnx-webgpu: onnxruntime-web pays about 70 us per op it dispatches under Deno (H200, session 9,
+   *   tools/webgpu_overhead.ts), so a step costs what its op count costs: the GQA graph has 210 nodes against
+   *   322 on the default target, and ran its step 1.20x faster (19.6 against 16.3 tok/s, 5 interleaved
+   *   rounds; 1.24x on the random ~107M Llama).
+   * - onnx-node: GQA is never faster and 9-10% slower at 300-600 tokens of context (default model, one
+   *   process, the two graphs interleaved). onnx-wasm: its GQA kernel is slow past one new token (a
+   *   2-token step 30.5 ms against 8.5 ms at 600 tokens).
+   * Sessions of batch > 1 always use the standard graph (ORT's CPU GQA refuses several rows of several new
+   * tokens over a past); a "gqa" model builds it on first use.
    */
   attention?: "auto" | "gqa" | "standard";
 }
 
-/** The attention kind batch-1 sessions get. */
+/** The attention kind batch-1 sessions get (see OnnxModelOptions.attention). */
 export function resolveAttention(
   attention: OnnxModelOptions["attention"],
   fused: boolean,
+  provider: ProviderName,
 ): "gqa" | "standard" {
   const want = attention ?? "auto";
   if (want === "gqa" && !fused) {
     throw new Error(`onnx: attention "gqa" needs fused contrib ops (fused: true)`);
   }
   if (want !== "auto") return want;
-  return "standard";
+  return provider === "onnx-webgpu" && fused ? "gqa" : "standard";
 }
 
 /** Graphs whose weights exceed this go to an external data file (protobuf's hard limit is 2 GB). */
@@ -170,7 +176,7 @@ export async function createOnnxModel(ckpt: Checkpoint, opts: OnnxModelOptions):
     throw new Error(`unknown ONNX provider "${opts.provider}"; use one of ${PROVIDERS.join(", ")}`);
   }
   const ort = await loadOrt(opts);
-  const attention = resolveAttention(opts.attention, opts.fused ?? true);
+  const attention = resolveAttention(opts.attention, opts.fused ?? true, opts.provider);
   const config: ModelConfig = ckpt.config;
   // WebGPU: the KV cache stays on the device (present.* come back as GPU buffers; gpu_kv.ts commits them).
   const gpu = opts.provider === "onnx-webgpu";
