@@ -25,7 +25,8 @@ export interface LoadTargetOptions {
   threads?: number;
   /**
    * Weight format of the ONNX target graph: fp32 (default), fp16, or MatMulNBits q4 / q8 (blocks of 32) and
-   * q4g128 / q8g128 (blocks of 128: fewer bytes, faster, a little less accurate).
+   * q4g128 / q8g128 (blocks of 128: fewer bytes, faster, a little less accurate), q4g128h4 (q4g128 with a
+   * 4-bit LM head: faster again, less accurate).
    */
   onnxWeights?: OnnxWeights;
   /**

@@ -55,10 +55,10 @@ Sweeps beam width x beam length for ReDrafter against the autoregressive baselin
   --backend LIST          backends, comma-separated to compare (default cpu): cpu, onnx-wasm, onnx-webgpu,
                           onnx-node, onnx-cuda
   --threads N             threads: the CPU backend's matmuls (default: cores, at most 8) or ONNX intra-op
-  --onnx-weights W        ONNX target weights: fp32 (default), fp16, q4, q8, q4g128 or q8g128
+  --onnx-weights W        ONNX target weights: fp32 (default), fp16, q4, q8, q4g128, q8g128 or q4g128h4
   --drafter-threads N     the drafter's threads (default: --threads on cpu, 1 on onnx-node / onnx-cuda)
   --drafter-weights W     drafter weights: q8 (default for a cpu or onnx-node drafter) or fp32 (default
-                          elsewhere); fp16, q4, q4g128, q8g128 too on onnx-* (never changes the text, only speed
+                          elsewhere); fp16, q4, q4g128, q8g128, q4g128h4 too on onnx-* (never changes the text, only speed
                           and acceptance)
   --drafter-backend B     where the drafter runs: cpu, or the --backend itself (default: cpu next to
                           onnx-webgpu, whose every session run waits on a GPU read-back; --backend elsewhere)

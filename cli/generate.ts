@@ -51,11 +51,12 @@ Model:
   --threads N              threads: the CPU backend's matmuls (default: cores, at most 8) or ONNX intra-op
   --onnx-weights W         ONNX target weights: fp32 (default), fp16, q4 or q8 (MatMulNBits; faster, not
                            bit-exact: greedy tokens agree with fp32 about 99% (q8) / 89-91% (q4) of the time),
-                           q4g128 / q8g128 (blocks of 128 instead of 32: smaller, faster, a little less exact)
+                           q4g128 / q8g128 (blocks of 128 instead of 32: smaller, faster, a little less exact),
+                           q4g128h4 (q4g128 with a 4-bit LM head: faster again, about 86% agreement)
   --drafter-threads N      the drafter's threads (default: --threads on cpu; one intra-op thread on
                            onnx-node / onnx-cuda, whose drafter steps are small; raise it for big batches)
   --drafter-weights W      drafter weights: q8 (default for a cpu or onnx-node drafter) or fp32 (default
-                           elsewhere); fp16, q4, q4g128, q8g128 too on onnx-*. The target verifies every
+                           elsewhere); fp16, q4, q4g128, q8g128, q4g128h4 too on onnx-*. The target verifies every
                            draft: speed and acceptance change, never the text
   --drafter-backend B      where the drafter runs: cpu, or the --backend itself (default: cpu next to
                            onnx-webgpu, whose every session run waits on a GPU read-back; --backend elsewhere)

@@ -411,7 +411,7 @@ const BAD: [string, string[], RegExp][] = [
   [
     "unknown --onnx-weights",
     [...LLAMA_PAIR, "--prompt-ids", "1", "--backend", "onnx-node", "--onnx-weights", "int3"],
-    /--onnx-weights must be one of fp32, fp16, q4, q8, q4g128, q8g128; got 'int3'/,
+    /--onnx-weights must be one of fp32, fp16, q4, q8, q4g128, q8g128, q4g128h4; got 'int3'/,
   ],
   [
     "--drafter-weights the cpu drafter cannot hold",
@@ -451,7 +451,7 @@ const BAD: [string, string[], RegExp][] = [
   [
     "unknown --drafter-weights",
     [...LLAMA_PAIR, "--prompt-ids", "1", "--drafter-weights", "int3"],
-    /--drafter-weights must be one of fp32, fp16, q4, q8, q4g128, q8g128; got 'int3'/,
+    /--drafter-weights must be one of fp32, fp16, q4, q8, q4g128, q8g128, q4g128h4; got 'int3'/,
   ],
   [
     "token id outside the vocabulary",

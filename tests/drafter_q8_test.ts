@@ -104,7 +104,7 @@ Deno.test("loadDraftModel: drafter weights the cpu drafter cannot hold are refus
   await assert.rejects(
     // deno-lint-ignore no-explicit-any
     () => loadDraftModel(ROOT + "drafter", target, { drafterWeights: "int3" as any }),
-    /--drafter-weights must be one of fp32, fp16, q4, q8, q4g128, q8g128; got 'int3'/,
+    /--drafter-weights must be one of fp32, fp16, q4, q8, q4g128, q8g128, q4g128h4; got 'int3'/,
   );
   target.dispose();
 });

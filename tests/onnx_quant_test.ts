@@ -84,7 +84,7 @@ Deno.test("ONNX graphs: an unknown weight format is refused, naming the option a
   try {
     await assert.rejects(
       () => ensureTargetGraph(ck, { cacheDir: CACHE, weights: "int3" as "q4" }),
-      /weights must be one of fp32, fp16, q4, q8, q4g128, q8g128; got 'int3'/,
+      /weights must be one of fp32, fp16, q4, q8, q4g128, q8g128, q4g128h4; got 'int3'/,
     );
   } finally {
     ck.tensors.close();
@@ -93,7 +93,7 @@ Deno.test("ONNX graphs: an unknown weight format is refused, naming the option a
 
 Deno.test({
   name:
-    "onnx-node default model: q8 / q4 / q4g128 graphs agree with fp32 on greedy next tokens (q8 >= 97%, q4 >= 82%); g128 is smaller",
+    "onnx-node default model: q8 / q4 / q4g128 / q4g128h4 graphs agree with fp32 on greedy next tokens (q8 >= 97%, q4 >= 82%, 4-bit head >= 78%); g128 and a 4-bit head are smaller",
   sanitizeResources: false,
   async fn() {
     const ck = await loadCheckpoint(`${DEFAULT}target`);
@@ -127,7 +127,9 @@ Deno.test({
     const f32Size =
       Deno.statSync((await ensureTargetGraph(ck, { cacheDir: CACHE, weights: "fp32" })).path).size;
     const sizes: Record<string, number> = {};
-    for (const [weights, floor] of [["q8", 0.97], ["q4", 0.82], ["q4g128", 0.82]] as const) {
+    for (
+      const [weights, floor] of [["q8", 0.97], ["q4", 0.82], ["q4g128", 0.82], ["q4g128h4", 0.78]] as const
+    ) {
       const m = await createOnnxModel(ck, { provider: "onnx-node", cacheDir: CACHE, threads: 1, weights });
       let same = 0, total = 0;
       for (let i = 0; i < seqs.length; i++) {
@@ -152,6 +154,11 @@ Deno.test({
     assert.ok(
       sizes.q4g128 < sizes.q4,
       `q4g128 graph (${sizes.q4g128} B) is not smaller than q4 (${sizes.q4} B)`,
+    );
+    // A 4-bit head: the 8192 x 384 table's codes halve (1.5 MB of 8-bit codes -> 0.75 MB).
+    assert.ok(
+      sizes.q4g128h4 < sizes.q4g128 - 0.6e6,
+      `q4g128h4 graph (${sizes.q4g128h4} B) is not smaller than q4g128 (${sizes.q4g128} B) by a 4-bit head`,
     );
     m32.dispose();
     ck.tensors.close();

@@ -39,5 +39,5 @@ Deno.test("tools/bench_onnx.ts: a --weights list in interleaved --rounds, each a
 Deno.test("tools/bench_onnx.ts: an unknown --weights format is refused by name", async () => {
   const r = await runCli("tools/bench_onnx.ts", ["--dir", LLAMA, "--providers", "cpu", "--weights", "int3"]);
   assert.notEqual(r.code, 0);
-  assert.match(r.stderr, /--weights must be one of fp32, fp16, q4, q8, q4g128, q8g128; got 'int3'/);
+  assert.match(r.stderr, /--weights must be one of fp32, fp16, q4, q8, q4g128, q8g128, q4g128h4; got 'int3'/);
 });

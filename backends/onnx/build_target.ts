@@ -58,7 +58,8 @@ export interface BuildOptions {
    * Weight storage: "fp32"; "fp16" (stored as float16, upcast to float32 on load); "q4" / "q8" (every
    * projection and the LM head as com.microsoft MatMulNBits with 4- or 8-bit block-quantized weights,
    * blocks of 32, int8 activations (accuracy_level 4); under q4 the LM head is 8-bit; norms and the
-   * embedding table stay float32); "q4g128" / "q8g128" the same with blocks of 128 (see quantization()).
+   * embedding table stay float32); "q4g128" / "q8g128" the same with blocks of 128; "q4g128h4" q4g128 with a 4-bit LM
+   * head (see quantization()).
    */
   weights: WeightFormat;
   /** Use ORT contrib ops where they keep parity. */
@@ -380,7 +381,7 @@ export function buildTargetGraph(
   if (bits !== 0) {
     // The LM head stays 8-bit under q4: its errors reach the logits directly (as llama.cpp's Q4_K_M keeps
     // output.weight at higher precision).
-    logits = project(wanted, `${headName}.head`, read(headName, [V, H]), V, H, 8);
+    logits = project(wanted, `${headName}.head`, read(headName, [V, H]), V, H, quant!.headBits);
   } else {
     const head = tied ? embed : weight("lm_head.weight", [V, H], read("lm_head.weight", [V, H]));
     logits = g.op("Gemm", [wanted, head], { transB: 1 });

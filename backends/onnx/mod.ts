@@ -44,7 +44,8 @@ export interface OnnxModelOptions {
   cacheDir?: string;
   /**
    * Weight storage in the graph. Default "fp32". "fp16" halves the file; compute stays float32. "q4" / "q8"
-   * (blocks of 32), "q4g128" / "q8g128" (blocks of 128): projections and LM head block-quantized for
+   * (blocks of 32), "q4g128" / "q8g128" (blocks of 128), "q4g128h4" (q4g128 with a 4-bit LM head):
+   * projections and LM head block-quantized for
    * MatMulNBits (faster and smaller, not bit-exact: see build_target.ts quantization()).
    */
   weights?: WeightFormat;
