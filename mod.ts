@@ -8,6 +8,16 @@ export type * from "./core/types.ts";
 export type * from "./loader/types.ts";
 export { loadCheckpoint, loadCheckpointSync } from "./loader/checkpoint.ts";
 export { ConfigError, parseGenerationConfig, parseModelConfig } from "./loader/config.ts";
+export {
+  fetchBytes,
+  type FetchOptions,
+  fetchText,
+  fileUrl,
+  loadCheckpointFromUrl,
+  loadDrafterFromUrl,
+  loadTokenizerFromUrl,
+  readDrafterFromUrl,
+} from "./loader/remote.ts";
 export { type CpuModelOptions, createCpuModel } from "./backends/cpu/mod.ts";
 export * from "./loader/tokenizer.ts";
 export * from "./loader/chat_template.ts";

@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { join } from "node:path";
+import { pathIn } from "../loader/paths.ts";
 import type { DrafterConfig, DraftModel, ModelConfig } from "../core/types.ts";
 import type { TensorStore } from "../loader/types.ts";
 import { openSafetensors } from "../loader/safetensors.ts";
@@ -61,13 +61,8 @@ export function readDrafterWeights(
   };
 }
 
-/**
- * Read `<dir>/config.json` + `<dir>/model.safetensors` (Apple's format), refusing a drafter whose hidden size
- * or vocabulary does not match the target's, with both sizes in the message.
- */
-export function readDrafterDir(dir: string, target: DrafterTarget): DrafterWeights {
-  const configPath = join(dir, "config.json");
-  const config = readDrafterConfig(configPath);
+/** Refuse a drafter whose hidden size or vocabulary differs from the target's, with both sizes. */
+export function checkDrafterFits(config: DrafterConfig, target: DrafterTarget, configPath: string): void {
   const t = target.config;
   if (config.hiddenSize !== t.hiddenSize || config.vocabSize !== t.vocabSize) {
     throw new Error(
@@ -75,7 +70,17 @@ export function readDrafterDir(dir: string, target: DrafterTarget): DrafterWeigh
         `vocab_size ${config.vocabSize}; target hidden_size ${t.hiddenSize}, vocab_size ${t.vocabSize}`,
     );
   }
-  const store = openSafetensors(join(dir, "model.safetensors"));
+}
+
+/**
+ * Read `<dir>/config.json` + `<dir>/model.safetensors` (Apple's format), refusing a drafter whose hidden size
+ * or vocabulary does not match the target's, with both sizes in the message.
+ */
+export function readDrafterDir(dir: string, target: DrafterTarget): DrafterWeights {
+  const configPath = pathIn(dir, "config.json");
+  const config = readDrafterConfig(configPath);
+  checkDrafterFits(config, target, configPath);
+  const store = openSafetensors(pathIn(dir, "model.safetensors"));
   try {
     return readDrafterWeights(store, config);
   } finally {

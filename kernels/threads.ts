@@ -29,30 +29,34 @@ interface MatmulWorker {
  * the calling thread). Resolved once, at module load, without a static import of a node: module.
  */
 let makeWorker: ((url: URL, onError: () => void) => MatmulWorker) | null | undefined;
-const workerKind = import("node:worker_threads").then(
-  (m) => {
-    makeWorker = (url, onError) => {
-      const w = new m.Worker(url);
-      w.unref();
-      w.on("error", onError); // e.g. the module cannot load: without a listener it would end the process
-      return w;
-    };
-  },
-  () => {
-    type WebWorker = MatmulWorker & { onerror: ((e: Event) => void) | null };
-    const Web = (globalThis as { Worker?: new (url: URL, o: { type: "module" }) => WebWorker }).Worker;
-    makeWorker = Web
-      ? (url, onError) => {
-        const w = new Web(url, { type: "module" });
-        w.onerror = (e) => {
-          e.preventDefault();
-          onError();
-        };
+/** Deno, Node and Bun have node:worker_threads; a browser would only log a failed fetch of it. */
+const hasNodeWorkers = typeof (globalThis as { Deno?: unknown }).Deno !== "undefined" ||
+  typeof (globalThis as { process?: { versions?: { node?: string } } }).process?.versions?.node === "string";
+const workerKind = (hasNodeWorkers ? import("node:worker_threads") : Promise.reject(new Error("browser")))
+  .then(
+    (m) => {
+      makeWorker = (url, onError) => {
+        const w = new m.Worker(url);
+        w.unref();
+        w.on("error", onError); // e.g. the module cannot load: without a listener it would end the process
         return w;
-      }
-      : null;
-  },
-);
+      };
+    },
+    () => {
+      type WebWorker = MatmulWorker & { onerror: ((e: Event) => void) | null };
+      const Web = (globalThis as { Worker?: new (url: URL, o: { type: "module" }) => WebWorker }).Worker;
+      makeWorker = Web
+        ? (url, onError) => {
+          const w = new Web(url, { type: "module" });
+          w.onerror = (e) => {
+            e.preventDefault();
+            onError();
+          };
+          return w;
+        }
+        : null;
+    },
+  );
 
 /** How long the caller waits for a claimed job before it gives up on the workers and computes it. */
 const CLAIMED_JOB_TIMEOUT_MS = 10_000;

@@ -235,9 +235,27 @@ export function openSafetensors(path: string, src: ByteSource = fileSource(path)
 
 /** Open a sharded checkpoint from its model.safetensors.index.json. */
 export function openShardedSafetensors(indexPath: string): TensorStore {
+  let text: string;
+  try {
+    text = Deno.readTextFileSync(indexPath);
+  } catch (e) {
+    throw new SafetensorsError(indexPath, `cannot read index: ${(e as Error).message}`);
+  }
+  return openShardedFrom(indexPath, text, (path) => fileSource(path));
+}
+
+/**
+ * Open a sharded checkpoint from the text of its index (named `indexPath`, a path or URL) and a way to open
+ * each shard by its path or URL beside the index.
+ */
+export function openShardedFrom(
+  indexPath: string,
+  indexText: string,
+  openShard: (path: string) => ByteSource,
+): TensorStore {
   let index: { weight_map?: Record<string, string> };
   try {
-    index = JSON.parse(Deno.readTextFileSync(indexPath));
+    index = JSON.parse(indexText);
   } catch (e) {
     throw new SafetensorsError(indexPath, `cannot read index: ${(e as Error).message}`);
   }
@@ -250,7 +268,7 @@ export function openShardedSafetensors(indexPath: string): TensorStore {
   try {
     for (const shard of shards) {
       const path = dir + shard;
-      const src = fileSource(path);
+      const src = openShard(path);
       files.push({ path, src, byName: new Map() });
       for (const e of parseHeader(src, path).entries) files[files.length - 1].byName.set(e.name, e);
     }

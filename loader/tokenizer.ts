@@ -6,9 +6,9 @@
  *
  * @module
  */
-import { join } from "node:path";
 // deno-lint-ignore no-import-prefix -- deno.json is shared; the lead may move this to its imports map
 import { Tokenizer as HfTokenizer } from "npm:@huggingface/tokenizers@0.2.0";
+import { pathIn } from "./paths.ts";
 import {
   type ChatMessage,
   type ChatTemplate,
@@ -77,7 +77,7 @@ export class TokenizerNotFoundError extends Error {
     /** The checkpoint directory that lacks tokenizer.json. */
     readonly dir: string,
   ) {
-    super(`${join(dir, "tokenizer.json")}: not found (this checkpoint has no tokenizer; pass token ids)`);
+    super(`${pathIn(dir, "tokenizer.json")}: not found (this checkpoint has no tokenizer; pass token ids)`);
     this.name = "TokenizerNotFoundError";
   }
 }
@@ -125,14 +125,34 @@ const NAMED_SPECIALS = [
   "mask_token",
 ];
 
+/** The texts of a checkpoint's tokenizer files (null where a file is absent), and the folder they came from. */
+export interface TokenizerTexts {
+  /** A directory or URL, for messages: files are named `dir/tokenizer.json` and so on. */
+  dir: string;
+  /** tokenizer.json. */
+  tokenizer: string;
+  /** tokenizer_config.json. */
+  config: string | null;
+  /** chat_template.jinja. */
+  chatTemplate: string | null;
+}
+
 /** Reads a tokenizer from a checkpoint directory. Throws TokenizerNotFoundError when tokenizer.json is absent. */
 export async function loadTokenizer(dir: string): Promise<Tokenizer> {
-  const tokenizerPath = join(dir, "tokenizer.json");
-  const configPath = join(dir, "tokenizer_config.json");
-  const jinjaPath = join(dir, "chat_template.jinja");
+  const tokenizer = await readText(pathIn(dir, "tokenizer.json"));
+  if (tokenizer === null) throw new TokenizerNotFoundError(dir);
+  const config = await readText(pathIn(dir, "tokenizer_config.json"));
+  const chatTemplate = await readText(pathIn(dir, "chat_template.jinja"));
+  return tokenizerFromTexts({ dir, tokenizer, config, chatTemplate });
+}
 
-  const tokenizerText = await readText(tokenizerPath);
-  if (tokenizerText === null) throw new TokenizerNotFoundError(dir);
+/** A tokenizer from the texts of its files (fetched, bundled, or read by loadTokenizer). */
+export function tokenizerFromTexts(texts: TokenizerTexts): Tokenizer {
+  const dir = texts.dir;
+  const tokenizerPath = pathIn(dir, "tokenizer.json");
+  const configPath = pathIn(dir, "tokenizer_config.json");
+  const jinjaPath = pathIn(dir, "chat_template.jinja");
+  const tokenizerText = texts.tokenizer;
   const tokenizerJson = parseJsonObject(tokenizerText, tokenizerPath);
   const model = tokenizerJson.model as Record<string, unknown> | undefined;
   if (typeof model !== "object" || model === null || typeof model.vocab !== "object") {
@@ -145,7 +165,7 @@ export async function loadTokenizer(dir: string): Promise<Tokenizer> {
         `(supported: ${SUPPORTED_MODELS.join(", ")})`,
     );
   }
-  const configText = await readText(configPath);
+  const configText = texts.config;
   // transformers tolerates a missing tokenizer_config.json; so do we (no special-token names, no template).
   const config = configText === null ? {} : parseJsonObject(configText, configPath);
 
@@ -183,7 +203,7 @@ export async function loadTokenizer(dir: string): Promise<Tokenizer> {
     named[field] = { content, id };
   }
 
-  const jinjaText = await readText(jinjaPath);
+  const jinjaText = texts.chatTemplate;
   const templates = new Map<boolean, ChatTemplate | null>();
   const templateFor = (withTools: boolean): ChatTemplate | null => {
     if (!templates.has(withTools)) {

@@ -9,8 +9,8 @@ for (
   const args of [
     ["fmt", "--check"],
     ["lint"],
-    ["check", "mod.ts", "cli/generate.ts", "cli/bench.ts", "cli/train.ts"],
-    ["doc", "--lint", "mod.ts"],
+    ["check", "mod.ts", "web.ts", "cli/generate.ts", "cli/bench.ts", "cli/train.ts"],
+    ["doc", "--lint", "mod.ts", "web.ts"],
     ["publish", "--dry-run", "--allow-dirty"],
   ]
 ) {

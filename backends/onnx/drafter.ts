@@ -9,13 +9,15 @@
 import type { DrafterConfig, DraftModel, DraftRound, DraftTopK } from "../../core/types.ts";
 import { checkRoundArgs, checkStepArgs, type DrafterWeights } from "../../drafter/cpu.ts";
 import { type DrafterTarget, readDrafterDir } from "../../drafter/load.ts";
-import { buildDrafterGraph, type DrafterWeightFormat } from "./build_drafter.ts";
-import { checkWeightFormat } from "./formats.ts";
+import { buildDrafterGraph } from "./build_drafter.ts";
+import { checkWeightFormat, type WeightFormat } from "./formats.ts";
 import { packedReadback } from "./build_target.ts";
 import { toBytes } from "./proto.ts";
 import { loadOrt, openSession, type OrtTensor, type ProviderName, PROVIDERS } from "./runtime.ts";
 
+/** Options for createOnnxDrafter(): the execution provider, threads and weight format of the drafter graph. */
 export interface OnnxDrafterOptions {
+  /** Execution provider of the drafter graph (see ProviderName). */
   provider: ProviderName;
   /**
    * Intra-op threads (node) / WASM threads. Default 1 on onnx-node and onnx-cuda: a drafter step is a few
@@ -29,7 +31,9 @@ export interface OnnxDrafterOptions {
    * run every matrix as MatMulNBits (faster on onnx-node, about 12x slower on onnx-wasm). Any of them gives
    * the same generated tokens: the target verifies every draft.
    */
-  weights?: DrafterWeightFormat;
+  weights?: WeightFormat;
+  /** onnxruntime-web's `.wasm` folder (see RuntimeOptions.wasmPaths). */
+  wasmPaths?: string;
 }
 
 /**

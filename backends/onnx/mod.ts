@@ -4,7 +4,6 @@
  *
  * @module
  */
-import { existsSync } from "node:fs";
 import type { ModelConfig, TargetModel, TargetSession } from "../../core/types.ts";
 import type { Checkpoint } from "../../loader/types.ts";
 import {
@@ -40,8 +39,13 @@ export interface OnnxModelOptions {
   provider: ProviderName;
   /** Intra-op threads. Default: onnxruntime-node's choice (all cores); 1 for WASM. */
   threads?: number;
-  /** Where built graphs are cached. Default `.cache/onnx` under the working directory. */
-  cacheDir?: string;
+  /**
+   * Where built graphs are cached. Default `.cache/onnx` under the working directory; where there is no file
+   * system (a browser) or with null, graphs are built in memory for each model and never written.
+   */
+  cacheDir?: string | null;
+  /** onnxruntime-web's `.wasm` folder (see RuntimeOptions.wasmPaths). */
+  wasmPaths?: string;
   /**
    * Weight storage in the graph. Default "fp32". "fp16" halves the file; compute stays float32. "q4" / "q8"
    * (blocks of 32), "q4g128" / "q8g128" (blocks of 128), "q4g128h4" (q4g128 with a 4-bit LM head):
@@ -134,6 +138,63 @@ function totalWeightBytes(ckpt: Checkpoint, weights: WeightFormat): number {
   return n;
 }
 
+function existsSync(path: string): boolean {
+  try {
+    Deno.statSync(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Whether graphs go to a disk cache: a cacheDir that is not null, on a runtime with a file system. */
+function diskCache(cacheDir: string | null | undefined): boolean {
+  return cacheDir !== null && typeof Deno !== "undefined" && typeof Deno.statSync === "function";
+}
+
+/** Concatenate an encoded model's chunks into one buffer (in-memory graphs are below protobuf's 2 GB). */
+function joinChunks(m: Encoded): Uint8Array {
+  let n = 0;
+  for (const c of m.chunks) n += c.length;
+  const out = new Uint8Array(n);
+  let at = 0;
+  for (const c of m.chunks) {
+    out.set(c, at);
+    at += c.length;
+  }
+  return out;
+}
+
+/**
+ * The target graph for a checkpoint: from the disk cache (ensureTargetGraph), or built in memory when
+ * `cacheDir` is null or there is no file system.
+ */
+export async function targetGraph(
+  ckpt: Checkpoint,
+  opts: Omit<Parameters<typeof ensureTargetGraph>[1], "cacheDir"> & { cacheDir?: string | null },
+): Promise<ModelSource | Uint8Array> {
+  if (diskCache(opts.cacheDir)) {
+    return await ensureTargetGraph(ckpt, { ...opts, cacheDir: opts.cacheDir ?? undefined });
+  }
+  const weights = checkWeightFormat(opts.weights ?? "fp32", "weights");
+  if (opts.externalData || totalWeightBytes(ckpt, weights) > EXTERNAL_THRESHOLD) {
+    throw new Error(
+      `onnx: ${ckpt.dir}: a graph of more than ${
+        EXTERNAL_THRESHOLD / 1e9
+      } GB of ${weights} weights needs external ` +
+        `data, which only a disk cache (cacheDir) holds; choose a smaller weight format (q4, q8)`,
+    );
+  }
+  const g = buildTargetGraph(ckpt.config, ckpt.tensors, {
+    weights,
+    fused: opts.fused ?? true,
+    attention: opts.attention ?? "standard",
+    externalFile: null,
+    packed: opts.packed ?? false,
+  });
+  return joinChunks(g.encode(`redrafter-${ckpt.config.architecture}`));
+}
+
 /** Build (or find in the cache) the target graph for a checkpoint; returns where it lies on disk. */
 export async function ensureTargetGraph(
   ckpt: Checkpoint,
@@ -183,7 +244,7 @@ export async function createOnnxModel(ckpt: Checkpoint, opts: OnnxModelOptions):
   const gpu = opts.provider === "onnx-webgpu";
   const packed = packedReadback(opts.provider, config.vocabSize);
   const open = async (kind: "gqa" | "standard") =>
-    await openSession(ort, await ensureTargetGraph(ckpt, { ...opts, attention: kind, packed }), {
+    await openSession(ort, await targetGraph(ckpt, { ...opts, attention: kind, packed }), {
       ...opts,
       extra: gpu ? { preferredOutputLocation: presentOnGpu(config) } : undefined,
     });

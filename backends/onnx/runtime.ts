@@ -30,6 +30,12 @@ export interface RuntimeOptions {
    * several threads turn it off, or their workers and the target's would poll against each other.
    */
   spin?: boolean;
+  /**
+   * onnxruntime-web: the URL of the folder holding its `.wasm` files (ort.env.wasm.wasmPaths). Default: the
+   * package's own dist folder under Deno; in a browser bundle, the folder of the bundle itself (where
+   * tools/build_web.ts copies them). Taken from the first web session opened.
+   */
+  wasmPaths?: string;
 }
 
 /** A model to open: a path on disk (with its external data file beside it) or bytes in memory. */
@@ -41,14 +47,22 @@ export interface ModelSource {
 
 let webOrt: Ort | null = null;
 
-async function loadWeb(threads: number | undefined): Promise<Ort> {
+/** The folder of onnxruntime-web's dist files as this runtime resolves the package, or null (a bundle). */
+function webDistDir(): string | null {
+  try {
+    return new URL("./", import.meta.resolve("onnxruntime-web/webgpu")).href;
+  } catch {
+    return null; // a browser without an import map: the bundle's ORT finds its .wasm next to itself
+  }
+}
+
+async function loadWeb(threads: number | undefined, wasmPaths: string | undefined): Promise<Ort> {
   if (webOrt) return webOrt;
   // The WebGPU-capable build also runs the WASM EP. Its .wasm/.mjs helpers are found next to the package.
   const ort = (await import("onnxruntime-web/webgpu")) as unknown as Ort;
-  const entry = import.meta.resolve("onnxruntime-web/webgpu");
-  const distDir = new URL("./", entry).href;
   const env = ort.env as unknown as { wasm: Record<string, unknown> };
-  env.wasm.wasmPaths = distDir;
+  const distDir = wasmPaths ?? webDistDir();
+  if (distDir !== null) env.wasm.wasmPaths = distDir;
   env.wasm.simd = true;
   env.wasm.numThreads = threads ?? 1;
   (ort.env as unknown as { logLevel: string }).logLevel = "error";
@@ -127,7 +141,7 @@ export async function loadOrt(opts: RuntimeOptions): Promise<Ort> {
       checkCuda();
       return await loadNode();
     case "onnx-wasm":
-      return await loadWeb(opts.threads);
+      return await loadWeb(opts.threads, opts.wasmPaths);
     case "onnx-webgpu": {
       const gpu = (navigator as unknown as { gpu?: { requestAdapter(): Promise<unknown> } }).gpu;
       if (!gpu) {
@@ -137,10 +151,11 @@ export async function loadOrt(opts: RuntimeOptions): Promise<Ort> {
       if (!adapter) {
         throw new Error(
           "onnx-webgpu: no WebGPU adapter found (on Linux without a GPU: apt-get install -y mesa-vulkan-drivers " +
-            "for the lavapipe CPU adapter)",
+            "for the lavapipe CPU adapter; in Chromium without a GPU: --enable-unsafe-webgpu " +
+            "--use-webgpu-adapter=swiftshader)",
         );
       }
-      return await loadWeb(opts.threads);
+      return await loadWeb(opts.threads, opts.wasmPaths);
     }
     default:
       throw new Error(

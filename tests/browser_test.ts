@@ -1,0 +1,101 @@
+/**
+ * The library in a real browser: tools/build_web.ts bundles web.ts, examples/browser/ loads the default pair
+ * over HTTP in headless Chromium and generates with autoregression and ReDrafter on the cpu, onnx-wasm and
+ * onnx-webgpu backends (WebGPU on Chromium's SwiftShader adapter where there is no GPU). Every backend's
+ * output must equal Deno's autoregressive output, token for token. Ignored where no Chromium is installed
+ * (CHROMIUM names one; CI installs Debian's `chromium`).
+ */
+import assert from "node:assert/strict";
+import { createCpuModel, generate, loadCheckpoint, loadTokenizer } from "../mod.ts";
+import { buildWeb } from "../tools/build_web.ts";
+import { serveExample } from "../examples/browser/serve.ts";
+
+const ROOT = new URL("../", import.meta.url).pathname;
+const PROMPT = "It was the best of times, it was the worst of times, it was the age of wisdom,";
+const TOKENS = 12;
+const BACKENDS = ["cpu", "onnx-wasm", "onnx-webgpu"];
+
+function findChromium(): string | null {
+  const named = Deno.env.get("CHROMIUM");
+  for (const p of [named, "/usr/bin/chromium", "/usr/bin/chromium-browser", "/usr/bin/google-chrome"]) {
+    if (!p) continue;
+    try {
+      if (Deno.statSync(p).isFile) return p;
+    } catch { /* not here */ }
+  }
+  return null;
+}
+
+interface PageResult {
+  backend: string;
+  error?: string;
+  promptIds?: number[];
+  ar?: number[];
+  rd?: number[];
+  tau?: number;
+}
+
+const chromium = findChromium();
+
+Deno.test({
+  name:
+    "browser (headless Chromium): cpu, onnx-wasm and onnx-webgpu generate Deno's greedy tokens, AR and ReDrafter",
+  ignore: chromium === null,
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    const dist = Deno.makeTempDirSync({ prefix: "redrafter-web-" });
+    const profile = Deno.makeTempDirSync({ prefix: "redrafter-chromium-" });
+    await buildWeb(dist);
+    let resolve!: (v: { results: PageResult[] }) => void;
+    const posted = new Promise<{ results: PageResult[] }>((r) => (resolve = r));
+    const server = serveExample({ port: 0, dist, onResult: (b) => resolve(b as { results: PageResult[] }) });
+    const query = new URLSearchParams({ auto: BACKENDS.join(","), tokens: String(TOKENS), prompt: PROMPT });
+    const url = `http://127.0.0.1:${server.addr.port}/examples/browser/index.html?${query}`;
+    const browser = new Deno.Command(chromium!, {
+      args: [
+        "--headless=new",
+        "--no-sandbox", // CI runs as root
+        "--disable-dev-shm-usage",
+        "--enable-unsafe-webgpu", // WebGPU on Linux (SwiftShader without a GPU)
+        `--user-data-dir=${profile}`,
+        url,
+      ],
+      stdout: "null",
+      stderr: "null",
+    }).spawn();
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    try {
+      const timeout = new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`no result from ${url} in 300 s`)), 300_000);
+      });
+      const { results } = await Promise.race([posted, timeout]);
+
+      // The reference: Deno, the CPU backend, autoregressive.
+      const ckpt = await loadCheckpoint(`${ROOT}models/default/target`);
+      const tok = await loadTokenizer(`${ROOT}models/default/target`);
+      const target = createCpuModel(ckpt, { threads: 1 });
+      const ids = tok.encode(PROMPT);
+      const ref = (await generate(target, [ids], { maxNewTokens: TOKENS })).ids[0];
+      ckpt.tensors.close();
+
+      assert.deepEqual(results.map((r) => r.backend), BACKENDS);
+      for (const r of results) {
+        assert.equal(r.error, undefined, `${r.backend} failed in the browser: ${r.error}`);
+        assert.deepEqual(r.promptIds, ids, `${r.backend}: the browser tokenized the prompt differently`);
+        assert.deepEqual(r.ar, ref, `${r.backend}: browser autoregression differs from Deno's`);
+        assert.deepEqual(r.rd, ref, `${r.backend}: browser ReDrafter differs from autoregression`);
+        assert.ok(r.tau! > 1, `${r.backend}: ReDrafter accepted no draft (tau ${r.tau})`);
+      }
+    } finally {
+      clearTimeout(timer);
+      try {
+        browser.kill();
+      } catch { /* already gone */ }
+      await browser.status;
+      await server.shutdown();
+      Deno.removeSync(dist, { recursive: true });
+      Deno.removeSync(profile, { recursive: true });
+    }
+  },
+});
