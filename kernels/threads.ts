@@ -58,6 +58,21 @@ const workerKind = (hasNodeWorkers ? import("node:worker_threads") : Promise.rej
     },
   );
 
+/**
+ * The worker module beside this one: matmul_worker.ts from source, matmul_worker.js next to a bundle
+ * (tools/build_web.ts writes it there).
+ */
+const WORKER_URL = new URL(
+  import.meta.url.endsWith(".ts") ? "./matmul_worker.ts" : "./matmul_worker.js",
+  import.meta.url,
+);
+
+/**
+ * Whether this thread may block in Atomics.wait: a browser's main thread may not (it throws), so the caller
+ * spins there instead.
+ */
+let canWait = true;
+
 /** How long the caller waits for a claimed job before it gives up on the workers and computes it. */
 const CLAIMED_JOB_TIMEOUT_MS = 10_000;
 
@@ -124,7 +139,7 @@ export class MatmulThreads {
     try {
       for (let i = 1; i < this.threads; i++) {
         const ctrl = new Int32Array(new SharedArrayBuffer(CTRL_INTS * 4));
-        const w = makeWorker(new URL("./matmul_worker.ts", import.meta.url), () => {
+        const w = makeWorker(WORKER_URL, () => {
           this.disabled = true; // a worker failed: from the next call on, one thread
         });
         w.postMessage({ module: this.module, memory: this.memory, ctrl: ctrl.buffer });
@@ -202,7 +217,13 @@ export class MatmulThreads {
       const t0 = performance.now();
       while (Atomics.load(c, DONE) !== seq) {
         if (++spins <= 4096) continue;
-        Atomics.wait(c, DONE, Atomics.load(c, DONE), 1);
+        if (canWait) {
+          try {
+            Atomics.wait(c, DONE, Atomics.load(c, DONE), 1);
+          } catch {
+            canWait = false; // a browser's main thread: keep spinning
+          }
+        }
         if (performance.now() - t0 > CLAIMED_JOB_TIMEOUT_MS) {
           // The worker died holding the job: compute its rows here (same bits) and stop using workers.
           this.disabled = true;

@@ -1,7 +1,8 @@
 /**
  * The library in a real browser: tools/build_web.ts bundles web.ts, examples/browser/ loads the default pair
  * over HTTP in headless Chromium and generates with autoregression and ReDrafter on the cpu, onnx-wasm and
- * onnx-webgpu backends (WebGPU on Chromium's SwiftShader adapter where there is no GPU). Every backend's
+ * onnx-webgpu backends (WebGPU on Chromium's SwiftShader adapter where there is no GPU), and the cpu backend
+ * on 2 threads (its matmul worker from the bundle folder, on the cross-origin-isolated page). Every backend's
  * output must equal Deno's autoregressive output, token for token. Ignored where no Chromium is installed
  * (CHROMIUM names one; CI installs Debian's `chromium`).
  */
@@ -13,7 +14,8 @@ import { serveExample } from "../examples/browser/serve.ts";
 const ROOT = new URL("../", import.meta.url).pathname;
 const PROMPT = "It was the best of times, it was the worst of times, it was the age of wisdom,";
 const TOKENS = 12;
-const BACKENDS = ["cpu", "onnx-wasm", "onnx-webgpu"];
+/** "cpu:2": the CPU backend on 2 threads, its matmul worker bundled and started on an isolated page. */
+const BACKENDS = ["cpu", "cpu:2", "onnx-wasm", "onnx-webgpu"];
 
 function findChromium(): string | null {
   const named = Deno.env.get("CHROMIUM");
@@ -47,9 +49,15 @@ Deno.test({
     const dist = Deno.makeTempDirSync({ prefix: "redrafter-web-" });
     const profile = Deno.makeTempDirSync({ prefix: "redrafter-chromium-" });
     await buildWeb(dist);
-    let resolve!: (v: { results: PageResult[] }) => void;
-    const posted = new Promise<{ results: PageResult[] }>((r) => (resolve = r));
-    const server = serveExample({ port: 0, dist, onResult: (b) => resolve(b as { results: PageResult[] }) });
+    let resolve!: (v: { results: PageResult[]; crossOriginIsolated: boolean }) => void;
+    const posted = new Promise<{ results: PageResult[]; crossOriginIsolated: boolean }>((r) => (resolve = r));
+    const served = new Set<string>();
+    const server = serveExample({
+      port: 0,
+      dist,
+      onResult: (b) => resolve(b as { results: PageResult[]; crossOriginIsolated: boolean }),
+      onFile: (p) => served.add(p),
+    });
     const query = new URLSearchParams({ auto: BACKENDS.join(","), tokens: String(TOKENS), prompt: PROMPT });
     const url = `http://127.0.0.1:${server.addr.port}/examples/browser/index.html?${query}`;
     const browser = new Deno.Command(chromium!, {
@@ -69,7 +77,7 @@ Deno.test({
       const timeout = new Promise<never>((_, reject) => {
         timer = setTimeout(() => reject(new Error(`no result from ${url} in 300 s`)), 300_000);
       });
-      const { results } = await Promise.race([posted, timeout]);
+      const { results, crossOriginIsolated } = await Promise.race([posted, timeout]);
 
       // The reference: Deno, the CPU backend, autoregressive.
       const ckpt = await loadCheckpoint(`${ROOT}models/default/target`);
@@ -80,6 +88,8 @@ Deno.test({
       ckpt.tensors.close();
 
       assert.deepEqual(results.map((r) => r.backend), BACKENDS);
+      assert.ok(crossOriginIsolated, "the example page is not cross-origin isolated (COOP/COEP headers)");
+      assert.ok(served.has("/dist/web/matmul_worker.js"), "cpu:2 started no matmul worker");
       for (const r of results) {
         assert.equal(r.error, undefined, `${r.backend} failed in the browser: ${r.error}`);
         assert.deepEqual(r.promptIds, ids, `${r.backend}: the browser tokenized the prompt differently`);

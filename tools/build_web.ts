@@ -1,6 +1,8 @@
 /**
  * Bundles web.ts for browsers: dist/web/redrafter.js (one ES module, onnxruntime-web inside) and, next to it,
- * the onnxruntime-web .wasm that the bundle loads from its own folder.
+ * the onnxruntime-web .wasm and the CPU kernels' matmul worker (matmul_worker.js), which the bundle loads
+ * from its own folder. The worker runs only on a cross-origin-isolated page (COOP/COEP headers, for
+ * SharedArrayBuffer), as examples/browser/serve.ts serves it.
  *
  *   deno task build:web [--out dist/web]
  *
@@ -38,6 +40,27 @@ export async function buildWeb(outDir: string, log: (line: string) => void = () 
   }).output();
   const err = new TextDecoder().decode(out.stderr);
   if (!out.success) throw new Error(`build_web: deno bundle failed:\n${err}`);
+  // The CPU kernels' matmul worker (threads > 1), loaded by the bundle from its own folder.
+  const worker = await new Deno.Command(Deno.execPath(), {
+    args: [
+      "bundle",
+      "--platform",
+      "browser",
+      "--external",
+      "node:worker_threads",
+      "-o",
+      `${outDir}/matmul_worker.js`,
+      `${root}kernels/matmul_worker.ts`,
+    ],
+    cwd: root,
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  if (!worker.success) {
+    throw new Error(
+      `build_web: deno bundle of the matmul worker failed:\n${new TextDecoder().decode(worker.stderr)}`,
+    );
+  }
   const dist = new URL("./", import.meta.resolve("onnxruntime-web/webgpu")).pathname;
   Deno.copyFileSync(`${dist}${ORT_WASM}`, `${outDir}/${ORT_WASM}`);
   const mb = (p: string) => (Deno.statSync(p).size / 2 ** 20).toFixed(1);

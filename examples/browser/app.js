@@ -15,19 +15,23 @@ let checkpoint = null;
 let tokenizer = null;
 const pairs = new Map();
 
-async function pair(backend) {
-  if (pairs.has(backend)) return pairs.get(backend);
+// A backend name, or "cpu:N" for the CPU backend on N threads (matmul workers: needs a cross-origin-isolated
+// page, see serve.ts).
+async function pair(spec) {
+  if (pairs.has(spec)) return pairs.get(spec);
+  const [backend, n] = spec.split(":");
+  const threads = Number(n ?? 1);
   checkpoint ??= await rd.loadCheckpointFromUrl(TARGET, {
     progress: (url, loaded, total) => total && log(`${url}: ${(100 * loaded / total).toFixed(0)}%`),
   });
   tokenizer ??= await rd.loadTokenizerFromUrl(TARGET);
   log(`building the ${backend} target`);
   const target = backend === "cpu"
-    ? rd.createCpuModel(checkpoint, { threads: 1 })
+    ? rd.createCpuModel(checkpoint, { threads })
     : await rd.createOnnxModel(checkpoint, { provider: backend, threads: 1 });
-  const drafter = await rd.loadDrafterFromUrl(DRAFTER, target, { threads: 1, weights: "q8" });
+  const drafter = await rd.loadDrafterFromUrl(DRAFTER, target, { threads, weights: "q8" });
   const p = { target, drafter };
-  pairs.set(backend, p);
+  pairs.set(spec, p);
   return p;
 }
 
@@ -73,7 +77,12 @@ if (params.has("auto")) {
   }
   await fetch("/result", {
     method: "POST",
-    body: JSON.stringify({ userAgent: navigator.userAgent, webgpu: "gpu" in navigator, results }),
+    body: JSON.stringify({
+      userAgent: navigator.userAgent,
+      webgpu: "gpu" in navigator,
+      crossOriginIsolated: globalThis.crossOriginIsolated === true,
+      results,
+    }),
   });
   log("done");
 } else {

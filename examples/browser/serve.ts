@@ -25,6 +25,8 @@ export interface ServeOptions {
   dist: string;
   /** Receives each JSON body POSTed to /result. */
   onResult?: (body: unknown) => void;
+  /** Called with each path served (tests check which files a page fetched). */
+  onFile?: (path: string) => void;
 }
 
 /** Serve the repository and the bundle; returns the server (its `addr.port` when `port` is 0). */
@@ -43,8 +45,15 @@ export function serveExample(opts: ServeOptions): Deno.HttpServer<Deno.NetAddr> 
     try {
       const body = await Deno.readFile(file);
       const ext = file.slice(file.lastIndexOf("."));
+      opts.onFile?.(path);
       return new Response(body, {
-        headers: { "content-type": TYPES[ext] ?? "application/octet-stream", "cache-control": "no-store" },
+        headers: {
+          "content-type": TYPES[ext] ?? "application/octet-stream",
+          "cache-control": "no-store",
+          // Cross-origin isolation: SharedArrayBuffer, so the CPU kernels' workers and WASM threads can run.
+          "cross-origin-opener-policy": "same-origin",
+          "cross-origin-embedder-policy": "require-corp",
+        },
       });
     } catch {
       return new Response("not found", { status: 404 });
