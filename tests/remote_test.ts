@@ -158,3 +158,35 @@ Deno.test("onnx-wasm: a graph built in memory (cacheDir null) equals the disk-ca
     Deno.removeSync(cacheDir, { recursive: true });
   }
 });
+
+Deno.test("onnx-wasm: where the graph cache cannot be written (no --allow-write), the model builds in memory", async () => {
+  const dir = Deno.makeTempDirSync({ prefix: "onnx-ro-" });
+  try {
+    const script = `${dir}/ro.ts`;
+    Deno.writeTextFileSync(
+      script,
+      `import { loadCheckpoint } from "${ROOT}loader/checkpoint.ts";
+import { createOnnxModel } from "${ROOT}backends/onnx/mod.ts";
+import { generate } from "${ROOT}core/mod.ts";
+const ck = await loadCheckpoint("${ROOT}tests/fixtures/models/llama");
+const m = await createOnnxModel(ck, { provider: "onnx-wasm", cacheDir: "${dir}/cache", threads: 1 });
+console.log(JSON.stringify((await generate(m, [[1, 5, 9, 2]], { maxNewTokens: 5 })).ids[0]));
+`,
+    );
+    const out = await new Deno.Command(Deno.execPath(), {
+      args: ["run", "--allow-read", "--allow-env", "--config", `${ROOT}deno.json`, script],
+      cwd: ROOT,
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    assert.equal(out.code, 0, new TextDecoder().decode(out.stderr).slice(-2000));
+    const ckpt = await loadCheckpoint(`${ROOT}tests/fixtures/models/llama`);
+    const ref =
+      (await generate(createCpuModel(ckpt, { threads: 1 }), [[1, 5, 9, 2]], { maxNewTokens: 5 })).ids[0];
+    ckpt.tensors.close();
+    assert.deepEqual(JSON.parse(new TextDecoder().decode(out.stdout)), ref);
+    assert.throws(() => Deno.statSync(`${dir}/cache`), Deno.errors.NotFound);
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
+});

@@ -165,6 +165,16 @@ function joinChunks(m: Encoded): Uint8Array {
   return out;
 }
 
+/** An error of writing where writing is not allowed: no --allow-write, a read-only file system. */
+function unwritable(e: unknown): boolean {
+  const errors = Deno.errors as Record<string, unknown>;
+  for (const name of ["PermissionDenied", "NotCapable", "NotSupported"]) {
+    const cls = errors[name] as (new () => Error) | undefined;
+    if (cls && e instanceof cls) return true;
+  }
+  return (e as { code?: string })?.code === "EROFS";
+}
+
 /**
  * The target graph for a checkpoint: from the disk cache (ensureTargetGraph), or built in memory when
  * `cacheDir` is null or there is no file system.
@@ -174,15 +184,20 @@ export async function targetGraph(
   opts: Omit<Parameters<typeof ensureTargetGraph>[1], "cacheDir"> & { cacheDir?: string | null },
 ): Promise<ModelSource | Uint8Array> {
   if (diskCache(opts.cacheDir)) {
-    return await ensureTargetGraph(ckpt, { ...opts, cacheDir: opts.cacheDir ?? undefined });
+    try {
+      return await ensureTargetGraph(ckpt, { ...opts, cacheDir: opts.cacheDir ?? undefined });
+    } catch (e) {
+      // A cache that cannot be written (a read-only file system, as on Deno Deploy) is no reason to fail:
+      // the graph is built in memory below. Any other error is the caller's.
+      if (!unwritable(e)) throw e;
+    }
   }
   const weights = checkWeightFormat(opts.weights ?? "fp32", "weights");
   if (opts.externalData || totalWeightBytes(ckpt, weights) > EXTERNAL_THRESHOLD) {
+    const gb = EXTERNAL_THRESHOLD / 1e9;
     throw new Error(
-      `onnx: ${ckpt.dir}: a graph of more than ${
-        EXTERNAL_THRESHOLD / 1e9
-      } GB of ${weights} weights needs external ` +
-        `data, which only a disk cache (cacheDir) holds; choose a smaller weight format (q4, q8)`,
+      `onnx: ${ckpt.dir}: a graph of more than ${gb} GB of ${weights} weights needs external data, which ` +
+        `only a disk cache (cacheDir) holds; choose a smaller weight format (q4, q8)`,
     );
   }
   const g = buildTargetGraph(ckpt.config, ckpt.tensors, {
