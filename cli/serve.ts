@@ -1,0 +1,404 @@
+/**
+ * `deno task serve`: an OpenAI-compatible HTTP server over a ReDrafter pair (/v1/completions,
+ * /v1/chat/completions, streaming as server-sent events, /v1/models, /health). Requests run one at a time
+ * in arrival order; each response carries the run's ReDrafter metrics next to the usual fields.
+ *
+ * @module
+ */
+import type { ChatMessage } from "../loader/chat_template.ts";
+import type { FinishReason, SamplingOptions } from "../core/options.ts";
+import { resolveSampling } from "../core/options.ts";
+import { createStreamDecoder } from "../loader/stream_decoder.ts";
+import { intFlag, parseFlags, runMain, UsageError } from "./args.ts";
+import { encodeConversation, fitContext, loadPair, type Pair, promptStyle } from "./setup.ts";
+import { type RunMode, type RunSettings, streamFor } from "./run.ts";
+import { FLAGS as GENERATE_FLAGS, settingsFrom } from "./generate.ts";
+
+export const USAGE = `usage: deno task serve [flags]
+
+An OpenAI-compatible HTTP server with ReDrafter speculative decoding:
+  POST /v1/completions        {"prompt": "text" or [token ids], "max_tokens", "temperature", "top_p",
+                              "top_k", "seed", "stop", "stream"}
+  POST /v1/chat/completions   {"messages": [{"role", "content"}], ...the same options}
+  GET  /v1/models, GET /health
+Requests without "temperature" (or with 0) decode greedily; above 0 they sample exactly (the same text as
+autoregressive sampling with that seed). Each response adds "redrafter": {mode, tau, tokens_per_second, ...}.
+
+Server:
+  --port N                 port (default 8080; 0 picks a free one)
+  --hostname H             address to listen on (default 127.0.0.1)
+  --max-new-tokens N       max_tokens when a request gives none (default 256)
+
+Model and drafting: the flags of \`deno task generate\` (--model, --drafter, --backend, --threads,
+--onnx-weights, --drafter-*, --beam-width, --beam-length, --no-tree, --lookup, --lookup-mode,
+--autoregressive, --chat / --raw, --system) set the server's pair and defaults.`;
+
+export const FLAGS = {
+  ...GENERATE_FLAGS,
+  port: { type: "string" },
+  hostname: { type: "string" },
+} as const;
+
+/** A request error: HTTP 400 with the message, which names the field at fault. */
+class BadRequest extends Error {}
+
+interface Request {
+  chat: boolean;
+  ids: number[];
+  maxTokens: number;
+  sampling: SamplingOptions | undefined;
+  stop: string[];
+  stream: boolean;
+}
+
+export interface ServeOptions {
+  port?: number;
+  hostname?: string;
+  /** max_tokens when a request gives none. */
+  defaultMaxTokens?: number;
+  /** A system message put before chat requests that have none. */
+  system?: string;
+  /** Chat requests: the model's chat template ("chat") or the contents joined ("raw"). */
+  chatStyle: "chat" | "raw";
+  /** The model id /v1/models reports. */
+  modelId: string;
+}
+
+function field(body: Record<string, unknown>, name: string, kind: "number" | "string" | "boolean") {
+  const v = body[name];
+  if (v === undefined || v === null) return undefined;
+  if (typeof v !== kind) throw new BadRequest(`'${name}' must be a ${kind}; got ${JSON.stringify(v)}`);
+  return v;
+}
+
+/** A completion or chat request, checked; ids are the prompt's tokens. */
+function parseRequest(body: unknown, chat: boolean, pair: Pair, opts: ServeOptions): Request {
+  if (typeof body !== "object" || body === null || Array.isArray(body)) {
+    throw new BadRequest("the request body must be a JSON object");
+  }
+  const b = body as Record<string, unknown>;
+  const tok = pair.tokenizer;
+  const vocab = pair.target.config.vocabSize;
+  let ids: number[];
+  if (chat) {
+    const msgs = b.messages;
+    if (!Array.isArray(msgs) || msgs.length === 0) {
+      throw new BadRequest("'messages' is required: a non-empty array of {role, content}");
+    }
+    const messages: ChatMessage[] = msgs.map((m, i) => {
+      const r = m as { role?: unknown; content?: unknown };
+      if (typeof r?.role !== "string" || typeof r?.content !== "string") {
+        throw new BadRequest(`'messages[${i}]' must have a string 'role' and a string 'content'`);
+      }
+      return { role: r.role, content: r.content };
+    });
+    if (!tok) throw new BadRequest("this model has no tokenizer: use /v1/completions with token ids");
+    if (opts.system !== undefined && messages[0].role !== "system") {
+      messages.unshift({ role: "system", content: opts.system });
+    }
+    ids = encodeConversation(tok, opts.chatStyle, messages);
+  } else if (typeof b.prompt === "string") {
+    if (!tok) throw new BadRequest("this model has no tokenizer: send 'prompt' as an array of token ids");
+    ids = tok.encode(b.prompt);
+  } else if (Array.isArray(b.prompt) && b.prompt.length > 0 && b.prompt.every((t) => Number.isInteger(t))) {
+    ids = b.prompt as number[];
+    const bad = ids.find((t) => t < 0 || t >= vocab);
+    if (bad !== undefined) {
+      throw new BadRequest(`'prompt': token id ${bad} is outside the vocabulary [0, ${vocab})`);
+    }
+  } else {
+    throw new BadRequest("'prompt' is required: a string, or a non-empty array of token ids");
+  }
+  const maxTokens = (field(b, "max_tokens", "number") as number | undefined) ?? opts.defaultMaxTokens ?? 256;
+  if (!Number.isInteger(maxTokens) || maxTokens < 1) {
+    throw new BadRequest(`'max_tokens' must be an integer >= 1; got ${maxTokens}`);
+  }
+  const temperature = field(b, "temperature", "number") as number | undefined;
+  let sampling: SamplingOptions | undefined;
+  if (temperature !== undefined && temperature !== 0) {
+    sampling = {
+      mode: "exact",
+      temperature,
+      topP: field(b, "top_p", "number") as number | undefined,
+      topK: field(b, "top_k", "number") as number | undefined,
+      seed: (field(b, "seed", "number") as number | undefined) ?? 0,
+    };
+    try {
+      resolveSampling(sampling);
+    } catch (e) {
+      throw new BadRequest(
+        (e as Error).message.replace(/sampling\.topK/g, "top_k").replace(/sampling\.topP/g, "top_p")
+          .replace(/sampling\.(\w+)/g, "'$1'"),
+      );
+    }
+  }
+  const stopRaw = b.stop;
+  const stop = stopRaw === undefined || stopRaw === null
+    ? []
+    : typeof stopRaw === "string"
+    ? [stopRaw]
+    : Array.isArray(stopRaw) && stopRaw.every((s) => typeof s === "string" && s !== "")
+    ? stopRaw as string[]
+    : null;
+  if (stop === null || stop.includes("")) {
+    throw new BadRequest("'stop' must be a non-empty string or an array of them");
+  }
+  if (stop.length > 0 && !tok) throw new BadRequest("'stop' needs a tokenizer; this model has none");
+  const stream = (field(b, "stream", "boolean") as boolean | undefined) ?? false;
+  return { chat, ids, maxTokens, sampling, stop, stream };
+}
+
+const FINISH: Record<FinishReason, string> = { eos: "stop", stop: "stop", length: "length" };
+
+/** Serve `pair` with the generation defaults of `base`; returns the running server. */
+export function startServer(
+  pair: Pair,
+  base: RunSettings,
+  opts: ServeOptions,
+): Deno.HttpServer<Deno.NetAddr> {
+  let queue: Promise<unknown> = Promise.resolve();
+  /** Runs generations one at a time, in arrival order. */
+  const exclusive = <T>(fn: () => Promise<T>): Promise<T> => {
+    const run = queue.then(fn, fn);
+    queue = run.catch(() => {});
+    return run;
+  };
+  const cfg = pair.target.config;
+  const json = (status: number, value: unknown) =>
+    new Response(JSON.stringify(value), { status, headers: { "content-type": "application/json" } });
+  const error = (status: number, message: string, type = "invalid_request_error") =>
+    json(status, { error: { message, type } });
+
+  async function complete(req: Request): Promise<Response> {
+    const depth = base.mode === "redrafter" ? Math.max(base.beamLength, 1 + (base.lookup ?? 0)) : 0;
+    let budget: number;
+    try {
+      // max_tokens beyond the context is cut to fit (finish_reason "length"), as the CLIs do.
+      budget = fitContext(
+        req.ids.length,
+        req.maxTokens,
+        cfg.maxPositionEmbeddings,
+        depth,
+        "the prompt",
+        () => {},
+      );
+    } catch (e) {
+      throw new BadRequest((e as Error).message);
+    }
+    const settings: RunSettings = { ...base, sampling: req.sampling, stop: req.stop };
+    const id = `${req.chat ? "chatcmpl" : "cmpl"}-${crypto.randomUUID()}`;
+    const created = Math.floor(Date.now() / 1000);
+    const object = req.chat ? "chat.completion" : "text_completion";
+    const extra = (m: { tau: number; tokensPerSecond: number; newTokens: number; promptTokens: number }) => ({
+      usage: {
+        prompt_tokens: req.ids.length,
+        completion_tokens: m.newTokens,
+        total_tokens: req.ids.length + m.newTokens,
+      },
+      redrafter: {
+        mode: settings.mode,
+        tau: m.tau,
+        tokens_per_second: m.tokensPerSecond,
+        beam_width: settings.mode === "redrafter" ? settings.beamWidth : null,
+        beam_length: settings.mode === "redrafter" ? settings.beamLength : null,
+        backend: pair.target.backend,
+      },
+    });
+    if (!req.stream) {
+      const result = await exclusive(async () => {
+        const gen = streamFor(settings, [req.ids], budget);
+        for (;;) {
+          const it = await gen.next();
+          if (it.done) return it.value;
+        }
+      });
+      const text = result.text?.[0] ?? "";
+      const finish = FINISH[result.finish[0]];
+      const choice = req.chat
+        ? { index: 0, message: { role: "assistant", content: text }, finish_reason: finish }
+        : { index: 0, text, finish_reason: finish, token_ids: result.ids[0] };
+      return json(200, {
+        id,
+        object,
+        created,
+        model: opts.modelId,
+        choices: [choice],
+        ...extra(result.metrics),
+      });
+    }
+    // Streaming: server-sent events, one per decoded piece of text, then the finish and [DONE].
+    const enc = new TextEncoder();
+    let cancelled = false;
+    const chunkObject = req.chat ? "chat.completion.chunk" : "text_completion";
+    const body = new ReadableStream<Uint8Array>({
+      start: (controller) => {
+        const send = (v: unknown) => controller.enqueue(enc.encode(`data: ${JSON.stringify(v)}\n\n`));
+        const piece = (text: string, finish: string | null) =>
+          req.chat
+            ? {
+              index: 0,
+              delta: text === "" && finish === null ? { role: "assistant" } : { content: text },
+              finish_reason: finish,
+            }
+            : { index: 0, text, finish_reason: finish };
+        void exclusive(async () => {
+          const decoder = pair.tokenizer
+            ? createStreamDecoder(pair.tokenizer, { skipSpecialTokens: true })
+            : null;
+          const gen = streamFor(settings, [req.ids], budget);
+          try {
+            if (req.chat) {
+              send({ id, object: chunkObject, created, model: opts.modelId, choices: [piece("", null)] });
+            }
+            for (;;) {
+              if (cancelled) {
+                await gen.return(undefined as never);
+                return;
+              }
+              const it = await gen.next();
+              if (it.done) {
+                const tail = decoder?.flush() ?? "";
+                if (tail) {
+                  send({
+                    id,
+                    object: chunkObject,
+                    created,
+                    model: opts.modelId,
+                    choices: [piece(tail, null)],
+                  });
+                }
+                send({
+                  id,
+                  object: chunkObject,
+                  created,
+                  model: opts.modelId,
+                  choices: [
+                    req.chat
+                      ? { index: 0, delta: {}, finish_reason: FINISH[it.value.finish[0]] }
+                      : piece("", FINISH[it.value.finish[0]]),
+                  ],
+                  ...extra(it.value.metrics),
+                });
+                controller.enqueue(enc.encode("data: [DONE]\n\n"));
+                controller.close();
+                return;
+              }
+              const text = decoder ? decoder.push(it.value.tokens) : "";
+              if (text) {
+                send({ id, object: chunkObject, created, model: opts.modelId, choices: [piece(text, null)] });
+              }
+            }
+          } catch (e) {
+            if (!cancelled) {
+              send({ error: { message: (e as Error).message, type: "server_error" } });
+              controller.close();
+            }
+          }
+        });
+      },
+      cancel: () => {
+        cancelled = true; // the client went away: stop generating at the next event
+      },
+    });
+    return new Response(body, {
+      headers: { "content-type": "text/event-stream", "cache-control": "no-cache" },
+    });
+  }
+
+  return Deno.serve({
+    port: opts.port ?? 8080,
+    hostname: opts.hostname ?? "127.0.0.1",
+    onListen: () => {},
+  }, async (request) => {
+    const path = new URL(request.url).pathname;
+    try {
+      if (path === "/health") {
+        return json(200, {
+          status: "ok",
+          model: opts.modelId,
+          backend: pair.target.backend,
+          mode: base.mode,
+        });
+      }
+      if (path === "/v1/models") {
+        return json(200, {
+          object: "list",
+          data: [{ id: opts.modelId, object: "model", created: 0, owned_by: "redrafter" }],
+        });
+      }
+      if (path === "/v1/completions" || path === "/v1/chat/completions") {
+        if (request.method !== "POST") return error(405, `${path} takes POST; got ${request.method}`);
+        let body: unknown;
+        try {
+          body = await request.json();
+        } catch {
+          throw new BadRequest("the request body is not valid JSON");
+        }
+        return await complete(parseRequest(body, path.endsWith("chat/completions"), pair, opts));
+      }
+      return error(
+        404,
+        `no route ${path}: use /v1/completions, /v1/chat/completions, /v1/models or /health`,
+        "not_found",
+      );
+    } catch (e) {
+      if (e instanceof BadRequest) return error(400, e.message);
+      return error(500, (e as Error).message, "server_error");
+    }
+  });
+}
+
+async function main(argv: string[]): Promise<number> {
+  const { values } = parseFlags(argv, FLAGS);
+  if (values.help) {
+    console.log(USAGE);
+    return 0;
+  }
+  for (const f of ["prompt", "prompt-ids", "eval", "eval-mt-bench", "json", "compare", "output"] as const) {
+    if (values[f] !== undefined) {
+      throw new UsageError(`--${f} is a flag of \`deno task generate\`, not of serve`);
+    }
+  }
+  const port = intFlag(values, "port", 8080, { min: 0, max: 65535 });
+  const maxNew = intFlag(values, "max-new-tokens", 256, { min: 1, max: 1_000_000 });
+  const threads = values.threads === undefined
+    ? undefined
+    : intFlag(values, "threads", 1, { min: 1, max: 1024 });
+  const pair = await loadPair({
+    model: values.model,
+    drafter: values.drafter,
+    backend: values.backend,
+    threads,
+    onnxWeights: values["onnx-weights"],
+    drafterWeights: values["drafter-weights"],
+    drafterBackend: values["drafter-backend"],
+    drafterThreads: values["drafter-threads"] === undefined
+      ? undefined
+      : intFlag(values, "drafter-threads", 1, { min: 1, max: 1024 }),
+    noDrafter: values.autoregressive === true,
+  });
+  const mode: RunMode = pair.drafter && !values.autoregressive ? "redrafter" : "autoregressive";
+  const settings = settingsFrom(values, pair, mode);
+  const chatStyle = pair.tokenizer
+    ? promptStyle(pair.tokenizer, { chat: values.chat, raw: values.raw })
+    : "raw";
+  const modelId = values.model ?? "redrafter-default";
+  const server = startServer(pair, settings, {
+    port,
+    hostname: values.hostname,
+    defaultMaxTokens: maxNew,
+    system: values.system,
+    chatStyle,
+    modelId,
+  });
+  console.error(
+    `serving ${modelId} (${pair.target.backend}, ${mode}${
+      mode === "redrafter" ? ` ${settings.beamWidth}x${settings.beamLength}` : ""
+    }) on http://${server.addr.hostname}:${server.addr.port}/v1 (Ctrl-C stops)`,
+  );
+  await server.finished;
+  pair.dispose();
+  return 0;
+}
+
+if (import.meta.main) await runMain(main);

@@ -1,0 +1,231 @@
+/**
+ * `deno task serve` (cli/serve.ts): the OpenAI-compatible server over the default pair. Completions equal
+ * the library's own generation (greedy and exact sampling), streamed deltas join into the same text, chat
+ * requests use the chat template, concurrent requests all finish, and bad requests get a 400 naming the
+ * field at fault.
+ */
+import assert from "node:assert/strict";
+import { generate, speculativeGenerate } from "../mod.ts";
+import { loadPair, type Pair } from "../cli/setup.ts";
+import { settingsFrom } from "../cli/generate.ts";
+import { startServer } from "../cli/serve.ts";
+
+const ROOT = new URL("../", import.meta.url).pathname;
+const PROMPT = "The President shall, from time to time, give to the Congress";
+
+let pairPromise: Promise<Pair> | null = null;
+const pair = () => (pairPromise ??= loadPair({ threads: 1, log: () => {} }));
+
+async function withServer(fn: (base: string, p: Pair) => Promise<void>): Promise<void> {
+  const p = await pair();
+  const settings = settingsFrom({ "beam-width": "2", "beam-length": "3" }, p, "redrafter");
+  const server = startServer(p, settings, {
+    port: 0,
+    chatStyle: "raw",
+    modelId: "default",
+    defaultMaxTokens: 16,
+  });
+  try {
+    await fn(`http://127.0.0.1:${server.addr.port}`, p);
+  } finally {
+    await server.shutdown();
+  }
+}
+
+async function post(url: string, body: unknown): Promise<{ status: number; json: Record<string, unknown> }> {
+  const res = await fetch(url, {
+    method: "POST",
+    body: typeof body === "string" ? body : JSON.stringify(body),
+  });
+  return { status: res.status, json: await res.json() };
+}
+
+/** The `data:` payloads of a server-sent-event stream. */
+async function events(url: string, body: unknown): Promise<string[]> {
+  const res = await fetch(url, { method: "POST", body: JSON.stringify(body) });
+  assert.equal(res.status, 200);
+  assert.equal(res.headers.get("content-type"), "text/event-stream");
+  const text = await res.text();
+  return text.split("\n\n").filter((e) => e.startsWith("data: ")).map((e) => e.slice(6));
+}
+
+Deno.test("serve: /v1/completions (greedy and sampled) equals the library's generation, with usage and tau", async () => {
+  await withServer(async (base, p) => {
+    const tok = p.tokenizer!;
+    const ids = tok.encode(PROMPT);
+    const ref = await generate(p.target, [ids], { maxNewTokens: 20 });
+    const { status, json } = await post(`${base}/v1/completions`, { prompt: PROMPT, max_tokens: 20 });
+    assert.equal(status, 200);
+    const choice = (json.choices as Record<string, unknown>[])[0];
+    assert.deepEqual(choice.token_ids, ref.ids[0]);
+    assert.equal(choice.text, tok.decode(ref.ids[0], { skipSpecialTokens: true }));
+    assert.equal(choice.finish_reason, "length");
+    assert.deepEqual(json.usage, {
+      prompt_tokens: ids.length,
+      completion_tokens: 20,
+      total_tokens: ids.length + 20,
+    });
+    const rd = json.redrafter as Record<string, unknown>;
+    assert.equal(rd.mode, "redrafter");
+    assert.ok((rd.tau as number) > 1, `tau ${rd.tau}`);
+
+    // Token ids as the prompt, and exact sampling: the same text as autoregressive sampling, same seed.
+    const sampling = { mode: "exact" as const, temperature: 0.8, topP: 0.9, seed: 7 };
+    const refS = await generate(p.target, [ids], { maxNewTokens: 12, sampling });
+    const rdS = await speculativeGenerate(p.target, p.drafter!, [ids], {
+      maxNewTokens: 12,
+      sampling,
+      beamWidth: 2,
+      beamLength: 3,
+    });
+    assert.deepEqual(rdS.ids, refS.ids);
+    const s = await post(`${base}/v1/completions`, {
+      prompt: ids,
+      max_tokens: 12,
+      temperature: 0.8,
+      top_p: 0.9,
+      seed: 7,
+    });
+    assert.equal(s.status, 200);
+    assert.deepEqual((s.json.choices as Record<string, unknown>[])[0].token_ids, refS.ids[0]);
+  });
+});
+
+Deno.test("serve: streamed deltas join into the non-streamed text; chat streams a role, content and a finish", async () => {
+  await withServer(async (base) => {
+    const whole = await post(`${base}/v1/completions`, { prompt: PROMPT, max_tokens: 24 });
+    const text = (whole.json.choices as { text: string }[])[0].text;
+    const ev = await events(`${base}/v1/completions`, { prompt: PROMPT, max_tokens: 24, stream: true });
+    assert.equal(ev[ev.length - 1], "[DONE]");
+    const chunks = ev.slice(0, -1).map((e) => JSON.parse(e));
+    assert.equal(chunks.map((c) => c.choices[0].text).join(""), text);
+    assert.equal(chunks[chunks.length - 1].choices[0].finish_reason, "length");
+    assert.equal(chunks[chunks.length - 1].usage.completion_tokens, 24);
+    assert.ok(chunks.length > 2, "the text came in several pieces");
+
+    const messages = [{ role: "user", content: PROMPT }];
+    const chat = await post(`${base}/v1/chat/completions`, { messages, max_tokens: 24 });
+    assert.equal(chat.status, 200);
+    assert.equal(chat.json.object, "chat.completion");
+    const msg = (chat.json.choices as { message: { role: string; content: string } }[])[0].message;
+    assert.equal(msg.role, "assistant");
+    assert.equal(msg.content, text, "raw chat style: the message content is the prompt");
+    const cev = await events(`${base}/v1/chat/completions`, { messages, max_tokens: 24, stream: true });
+    const cchunks = cev.slice(0, -1).map((e) => JSON.parse(e));
+    assert.deepEqual(cchunks[0].choices[0].delta, { role: "assistant" });
+    assert.equal(cchunks.map((c) => c.choices[0].delta.content ?? "").join(""), text);
+    assert.equal(cchunks[cchunks.length - 1].choices[0].finish_reason, "length");
+  });
+});
+
+Deno.test("serve: concurrent requests all finish with their own text; a cancelled stream stops; stop strings; models, health", async () => {
+  await withServer(async (base) => {
+    const prompts = [PROMPT, "Call me Ishmael.", "It was a bright cold day"];
+    const alone = [];
+    for (const prompt of prompts) {
+      alone.push(await post(`${base}/v1/completions`, { prompt, max_tokens: 10 }));
+    }
+    const together = await Promise.all(
+      prompts.map((prompt) => post(`${base}/v1/completions`, { prompt, max_tokens: 10 })),
+    );
+    for (let i = 0; i < prompts.length; i++) {
+      assert.deepEqual(
+        (together[i].json.choices as { token_ids: number[] }[])[0].token_ids,
+        (alone[i].json.choices as { token_ids: number[] }[])[0].token_ids,
+      );
+    }
+    // A client that leaves a long stream stops its generation: the next request is not kept waiting.
+    const long = await fetch(`${base}/v1/completions`, {
+      method: "POST",
+      body: JSON.stringify({ prompt: PROMPT, max_tokens: 900, stream: true }),
+    });
+    const reader = long.body!.getReader();
+    await reader.read();
+    await reader.cancel();
+    const after = await post(`${base}/v1/completions`, { prompt: PROMPT, max_tokens: 10 });
+    assert.deepEqual(
+      (after.json.choices as { token_ids: number[] }[])[0].token_ids,
+      (alone[0].json.choices as { token_ids: number[] }[])[0].token_ids,
+    );
+    assert.ok(((after.json.redrafter as { tokens_per_second: number }).tokens_per_second) > 0);
+
+    // A stop string ends the text before it, streamed or not.
+    const stopped = await post(`${base}/v1/completions`, { prompt: PROMPT, max_tokens: 30, stop: " the" });
+    const st = (stopped.json.choices as { text: string; finish_reason: string }[])[0];
+    assert.equal(st.finish_reason, "stop");
+    assert.ok(!st.text.includes(" the"), JSON.stringify(st.text));
+    const sev = await events(`${base}/v1/completions`, {
+      prompt: PROMPT,
+      max_tokens: 30,
+      stop: " the",
+      stream: true,
+    });
+    assert.equal(sev.slice(0, -1).map((e) => JSON.parse(e).choices[0].text).join(""), st.text);
+
+    const models = await (await fetch(`${base}/v1/models`)).json();
+    assert.equal(models.data[0].id, "default");
+    const health = await (await fetch(`${base}/health`)).json();
+    assert.equal(health.status, "ok");
+  });
+});
+
+Deno.test("serve: bad requests get a 400 naming the field; unknown routes 404, wrong methods 405", async () => {
+  await withServer(async (base) => {
+    const cases: [string, unknown, RegExp][] = [
+      ["/v1/completions", "{not json", /not valid JSON/],
+      ["/v1/completions", {}, /'prompt' is required/],
+      ["/v1/completions", { prompt: [1, 99999] }, /token id 99999 is outside the vocabulary \[0, 8192\)/],
+      ["/v1/completions", { prompt: "hi", max_tokens: 0 }, /'max_tokens' must be an integer >= 1/],
+      ["/v1/completions", { prompt: "hi", max_tokens: "5" }, /'max_tokens' must be a number/],
+      ["/v1/completions", { prompt: "hi", temperature: -1 }, /temperature/],
+      ["/v1/completions", { prompt: "hi", temperature: 1, top_p: 2 }, /top_p/],
+      ["/v1/completions", { prompt: "hi", stop: [""] }, /'stop' must be a non-empty string/],
+      ["/v1/completions", { prompt: "hi", stream: "yes" }, /'stream' must be a boolean/],
+      ["/v1/chat/completions", { messages: [] }, /'messages' is required/],
+      [
+        "/v1/chat/completions",
+        { messages: [{ role: "user" }] },
+        /'messages\[0\]' must have a string 'role' and a string 'content'/,
+      ],
+      [
+        "/v1/completions",
+        { prompt: "x ".repeat(1200) },
+        /the prompt is \d+ tokens; the model's context is 1024/,
+      ],
+    ];
+    for (const [path, body, re] of cases) {
+      const { status, json } = await post(`${base}${path}`, body);
+      assert.equal(status, 400, `${path} ${JSON.stringify(body).slice(0, 60)}`);
+      assert.match((json.error as { message: string }).message, re);
+    }
+    assert.equal((await (await fetch(`${base}/v1/nothing`)).json()).error.type, "not_found");
+    const get = await fetch(`${base}/v1/completions`);
+    assert.equal(get.status, 405);
+    await get.body?.cancel();
+  });
+});
+
+Deno.test("serve CLI: flags of generate's other modes and a bad port are usage errors", async () => {
+  for (
+    const [args, re] of [
+      [["--prompt", "hi"], /--prompt is a flag of `deno task generate`, not of serve/],
+      [["--port", "70000"], /--port/],
+    ] as const
+  ) {
+    const out = await new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", `${ROOT}cli/serve.ts`, ...args],
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    assert.notEqual(out.code, 0);
+    assert.match(new TextDecoder().decode(out.stderr), re);
+  }
+});
+
+Deno.test({
+  name: "serve: dispose the shared pair",
+  sanitizeResources: false,
+  async fn() {
+    if (pairPromise) (await pairPromise).dispose();
+  },
+});
