@@ -9,7 +9,7 @@ for (
   const args of [
     ["fmt", "--check"],
     ["lint"],
-    ["check", "mod.ts", "web.ts", "cli/generate.ts", "cli/bench.ts", "cli/train.ts"],
+    ["check", "mod.ts", "web.ts", "cli/generate.ts", "cli/bench.ts", "cli/train.ts", "cli/serve.ts"],
     ["doc", "--lint", "mod.ts", "web.ts"],
     ["publish", "--dry-run", "--allow-dirty"],
   ]
