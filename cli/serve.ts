@@ -67,7 +67,12 @@ export interface ServeOptions {
 function field(body: Record<string, unknown>, name: string, kind: "number" | "string" | "boolean") {
   const v = body[name];
   if (v === undefined || v === null) return undefined;
-  if (typeof v !== kind) throw new BadRequest(`'${name}' must be a ${kind}; got ${JSON.stringify(v)}`);
+  const ok = kind === "number"
+    ? typeof v === "number"
+    : kind === "string"
+    ? typeof v === "string"
+    : typeof v === "boolean";
+  if (!ok) throw new BadRequest(`'${name}' must be a ${kind}; got ${JSON.stringify(v)}`);
   return v;
 }
 
