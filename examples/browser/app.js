@@ -86,26 +86,59 @@ if (params.has("auto")) {
   });
   log("done");
 } else {
+  // Streams a generation into an element, yielding to the page between events so the text paints as it comes.
+  const streamInto = async (el, gen) => {
+    const decoder = rd.createStreamDecoder(tokenizer, { skipSpecialTokens: true });
+    el.textContent = "";
+    const t0 = performance.now();
+    for (;;) {
+      const it = await gen.next();
+      if (it.done) {
+        el.textContent += decoder.flush();
+        return { result: it.value, ms: performance.now() - t0 };
+      }
+      el.textContent += decoder.push(it.value.tokens);
+      await new Promise((r) => setTimeout(r, 0));
+    }
+  };
   $("run").onclick = async () => {
     $("run").disabled = true;
     try {
-      const r = await run(
-        $("backend").value,
-        $("prompt").value,
-        Number($("tokens").value),
-        Number($("width").value),
-        Number($("length").value),
+      const { target, drafter } = await pair($("backend").value);
+      const ids = tokenizer.encode($("prompt").value);
+      const opts = { maxNewTokens: Number($("tokens").value) };
+      log("autoregressive...");
+      const ar = await streamInto($("ar"), rd.generateStream(target, [ids], opts));
+      log("ReDrafter...");
+      const sp = await streamInto(
+        $("rd"),
+        rd.speculativeStream(target, drafter, [ids], {
+          ...opts,
+          beamWidth: Number($("width").value),
+          beamLength: Number($("length").value),
+        }),
       );
-      $("ar").textContent = `${tokenizer.decode(r.ar)}\n\n${r.arTokensPerSecond.toFixed(1)} tok/s`;
-      const same = r.ar.length === r.rd.length && r.ar.every((t, i) => t === r.rd[i]);
-      $("rd").textContent = `${r.text}\n\n${r.rdTokensPerSecond.toFixed(1)} tok/s, ` +
-        `${(r.rdTokensPerSecond / r.arTokensPerSecond).toFixed(2)}x, tau ${r.tau.toFixed(2)}, ` +
-        `${same ? "token-identical" : "DIFFERENT from autoregression"}`;
-      log("");
+      const arTps = (1000 * ar.result.ids[0].length) / ar.ms;
+      const rdTps = (1000 * sp.result.ids[0].length) / sp.ms;
+      const same = ar.result.ids[0].length === sp.result.ids[0].length &&
+        ar.result.ids[0].every((t, i) => t === sp.result.ids[0][i]);
+      log(
+        `autoregressive ${arTps.toFixed(1)} tok/s; ReDrafter ${rdTps.toFixed(1)} tok/s ` +
+          `(${(rdTps / arTps).toFixed(2)}x, tau ${sp.result.metrics.tau.toFixed(2)}), ` +
+          `${same ? "token-identical" : "DIFFERENT from autoregression"}`,
+      );
     } catch (e) {
       log(String(e));
     } finally {
       $("run").disabled = false;
     }
   };
+}
+// `?click`: press Generate once with the page's defaults and POST what the page shows (tests/browser_test.ts).
+if (params.has("click")) {
+  await $("run").onclick();
+  await fetch("/result", {
+    method: "POST",
+    body: JSON.stringify({ log: $("log").textContent, ar: $("ar").textContent, rd: $("rd").textContent }),
+  });
 }
