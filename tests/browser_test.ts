@@ -50,7 +50,7 @@ function removeLater(dir: string): void {
 
 Deno.test({
   name:
-    "browser (headless Chromium): cpu, onnx-wasm and onnx-webgpu generate Deno's greedy tokens, AR and ReDrafter",
+    "browser (headless Chromium): cpu, onnx-wasm, onnx-webgpu give Deno's greedy tokens, AR and ReDrafter; the page's button too",
   ignore: chromium === null,
   sanitizeResources: false,
   sanitizeOps: false,
