@@ -65,7 +65,10 @@ export async function fetchText(url: string, opts: FetchOptions = {}): Promise<s
 export async function fetchBytes(url: string, opts: FetchOptions = {}): Promise<Uint8Array | null> {
   const res = await get(url, opts);
   if (res === null) return null;
-  const total = Number(res.headers.get("content-length") ?? 0) || 0;
+  // A compressed body's content-length counts the compressed bytes, not the ones the stream yields.
+  const encoding = res.headers.get("content-encoding");
+  const compressed = encoding !== null && encoding !== "identity";
+  const total = compressed ? 0 : Number(res.headers.get("content-length") ?? 0) || 0;
   if (!res.body) return new Uint8Array(await res.arrayBuffer());
   // One buffer of the announced size (no second copy); chunks are joined only when no size was given.
   let out = new Uint8Array(total);
@@ -73,9 +76,18 @@ export async function fetchBytes(url: string, opts: FetchOptions = {}): Promise<
   let loaded = 0;
   const reader = res.body.getReader();
   for (;;) {
-    const { done, value } = await reader.read();
+    let next: ReadableStreamReadResult<Uint8Array>;
+    try {
+      next = await reader.read();
+    } catch (e) {
+      throw new Error(`${url}: the download broke off after ${loaded} bytes: ${(e as Error).message}`);
+    }
+    const { done, value } = next;
     if (done) break;
-    if (total > 0 && loaded + value.length <= total) out.set(value, loaded);
+    if (total > 0 && loaded + value.length > total) {
+      throw new Error(`${url}: the server sent more than the ${total} bytes it announced`);
+    }
+    if (total > 0) out.set(value, loaded);
     else chunks.push(value);
     loaded += value.length;
     opts.progress?.(url, loaded, total);

@@ -190,3 +190,49 @@ console.log(JSON.stringify((await generate(m, [[1, 5, 9, 2]], { maxNewTokens: 5 
     Deno.removeSync(dir, { recursive: true });
   }
 });
+
+Deno.test("HTTP loading: a gzip-encoded safetensors loads; a body shorter than its content-length is an error", async () => {
+  const file = Deno.readFileSync(`${ROOT}tests/fixtures/models/llama/model.safetensors`);
+  const gz = new Uint8Array(
+    await new Response(new Blob([file]).stream().pipeThrough(new CompressionStream("gzip"))).arrayBuffer(),
+  );
+  const server = Deno.serve({ port: 0, hostname: "127.0.0.1", onListen: () => {} }, async (req) => {
+    const path = new URL(req.url).pathname;
+    const name = path.slice(path.lastIndexOf("/") + 1);
+    if (name === "model.safetensors" && path.includes("/gz/")) {
+      return new Response(gz, {
+        headers: { "content-encoding": "gzip", "content-length": String(gz.length) },
+      });
+    }
+    if (name === "model.safetensors" && path.includes("/short/")) {
+      // Announce the whole file, send half of it, then end the body.
+      const body = new ReadableStream({
+        start(c) {
+          c.enqueue(file.subarray(0, file.length >> 1));
+          c.close();
+        },
+      });
+      return new Response(body, { headers: { "content-length": String(file.length) } });
+    }
+    try {
+      return new Response(await Deno.readFile(`${ROOT}tests/fixtures/models/llama/${name}`));
+    } catch {
+      return new Response("not found", { status: 404 });
+    }
+  });
+  const base = `http://127.0.0.1:${server.addr.port}`;
+  try {
+    const ck = await loadCheckpointFromUrl(`${base}/gz/llama`);
+    const local = await loadCheckpoint(`${ROOT}tests/fixtures/models/llama`);
+    for (const n of local.tensors.names()) {
+      assert.deepEqual(ck.tensors.readF32(n), local.tensors.readF32(n), n);
+    }
+    local.tensors.close();
+    await assert.rejects(
+      () => loadCheckpointFromUrl(`${base}/short/llama`),
+      /short\/llama\/model.safetensors: (the download broke off after \d+ bytes|got \d+ bytes, the server announced)/,
+    );
+  } finally {
+    await server.shutdown();
+  }
+});
