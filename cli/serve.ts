@@ -1,12 +1,13 @@
 /**
  * `deno task serve`: an OpenAI-compatible HTTP server over a ReDrafter pair (/v1/completions,
- * /v1/chat/completions, streaming as server-sent events, /v1/models, /health). Requests run one at a time
- * in arrival order; each response carries the run's ReDrafter metrics next to the usual fields.
+ * /v1/chat/completions, streaming as server-sent events, /v1/models, /health). Requests run in arrival
+ * order, one at a time or (--max-batch) greedy ones together as ragged batches; each response carries its
+ * run's ReDrafter metrics next to the usual fields.
  *
  * @module
  */
 import type { ChatMessage } from "../loader/chat_template.ts";
-import type { FinishReason, SamplingOptions } from "../core/options.ts";
+import type { FinishReason, GenerateResult, SamplingOptions } from "../core/options.ts";
 import { resolveSampling } from "../core/options.ts";
 import { createStreamDecoder } from "../loader/stream_decoder.ts";
 import { intFlag, parseFlags, runMain, UsageError } from "./args.ts";
@@ -28,6 +29,9 @@ Server:
   --port N                 port (default 8080; 0 picks a free one)
   --hostname H             address to listen on (default 127.0.0.1)
   --max-new-tokens N       max_tokens when a request gives none (default 256)
+  --max-batch N            greedy requests (with the same stop strings) that queue up while the model is
+                           busy run together as one ragged batch of up to N rows (default 1: one request
+                           at a time). Sampled requests always run alone
 
 Model and drafting: the flags of \`deno task generate\` (--model, --drafter, --backend, --threads,
 --onnx-weights, --drafter-*, --beam-width, --beam-length, --no-tree, --lookup, --lookup-mode,
@@ -37,7 +41,11 @@ export const FLAGS = {
   ...GENERATE_FLAGS,
   port: { type: "string" },
   hostname: { type: "string" },
+  "max-batch": { type: "string" },
 } as const;
+
+/** How long a generation may hold the event loop before the server lets it serve other requests. */
+const YIELD_MS = 5;
 
 /** A request error: HTTP 400 with the message, which names the field at fault. */
 class BadRequest extends Error {}
@@ -62,6 +70,11 @@ export interface ServeOptions {
   chatStyle: "chat" | "raw";
   /** The model id /v1/models reports. */
   modelId: string;
+  /**
+   * Greedy requests with the same stop strings that queue up while a batch runs share the next one, up to
+   * this many rows (ragged rows, core's batched generation). Default 1: one request at a time.
+   */
+  maxBatch?: number;
 }
 
 function field(body: Record<string, unknown>, name: string, kind: "number" | "string" | "boolean") {
@@ -155,24 +168,125 @@ function parseRequest(body: unknown, chat: boolean, pair: Pair, opts: ServeOptio
 
 const FINISH: Record<FinishReason, string> = { eos: "stop", stop: "stop", length: "length" };
 
+/** What a request gets back: its tokens, text, finish reason, and its batch's metrics. */
+interface Outcome {
+  ids: number[];
+  text: string;
+  finish: string;
+  tau: number;
+  tokensPerSecond: number;
+  /** Requests in the batch it ran in. */
+  batch: number;
+}
+
+/** A request waiting for, or running in, a batch. */
+interface Job {
+  req: Request;
+  /** Its max_tokens, cut to the context. */
+  budget: number;
+  settings: RunSettings;
+  /** Jobs with the same non-null key may share a batch; null runs alone. */
+  key: string | null;
+  cancelled: boolean;
+  onTokens(tokens: number[]): void;
+  onDone(o: Outcome): void;
+  onError(e: Error): void;
+}
+
 /** Serve `pair` with the generation defaults of `base`; returns the running server. */
 export function startServer(
   pair: Pair,
   base: RunSettings,
   opts: ServeOptions,
 ): Deno.HttpServer<Deno.NetAddr> {
-  let queue: Promise<unknown> = Promise.resolve();
-  /** Runs generations one at a time, in arrival order. */
-  const exclusive = <T>(fn: () => Promise<T>): Promise<T> => {
-    const run = queue.then(fn, fn);
-    queue = run.catch(() => {});
-    return run;
-  };
   const cfg = pair.target.config;
+  const maxBatch = opts.maxBatch ?? 1;
   const json = (status: number, value: unknown) =>
     new Response(JSON.stringify(value), { status, headers: { "content-type": "application/json" } });
   const error = (status: number, message: string, type = "invalid_request_error") =>
     json(status, { error: { message, type } });
+
+  // The scheduler: jobs queue up while a batch runs; the next batch takes the first job and, when batching
+  // is on, the queued jobs that may share its run (greedy, the same stop strings), up to maxBatch.
+  const pending: Job[] = [];
+  let running = false;
+  const submit = (job: Job) => {
+    pending.push(job);
+    if (!running) void drainQueue();
+  };
+  async function drainQueue(): Promise<void> {
+    running = true;
+    while (pending.length > 0) {
+      const first = pending.shift()!;
+      const batch = [first];
+      if (first.key !== null) {
+        for (let i = 0; i < pending.length && batch.length < maxBatch;) {
+          if (pending[i].key === first.key) batch.push(...pending.splice(i, 1));
+          else i++;
+        }
+      }
+      await runBatch(batch);
+    }
+    running = false;
+  }
+  async function runBatch(jobs: Job[]): Promise<void> {
+    const live = jobs.filter((j) => !j.cancelled);
+    if (live.length === 0) return;
+    const budget = Math.max(...live.map((j) => j.budget));
+    const rows = live.map(() => [] as number[]);
+    // Per-row metrics from the events: tau = tokens per round after the prefill's token, tokens/s over the
+    // batch's wall time up to the row's last token.
+    const rounds = live.map(() => 0), roundTokens = live.map(() => 0), lastMs = live.map(() => 0);
+    const t0 = performance.now();
+    let lastYield = t0;
+    try {
+      const gen = streamFor(live[0].settings, live.map((j) => j.req.ids), budget);
+      let result: GenerateResult | null = null;
+      for (;;) {
+        if (live.every((j, r) => j.cancelled || rows[r].length >= j.budget)) {
+          await gen.return(undefined as never); // every row has all it asked for, or left
+          break;
+        }
+        // The backends compute between awaits that never reach the event loop: yield to it every few ms,
+        // so streamed chunks go out and new requests get queued (to join the next batch).
+        if (performance.now() - lastYield > YIELD_MS) {
+          await new Promise((resolve) => setTimeout(resolve, 0));
+          lastYield = performance.now();
+        }
+        const it = await gen.next();
+        if (it.done) {
+          result = it.value;
+          break;
+        }
+        const { row, step, tokens } = it.value;
+        const j = live[row];
+        // A row past its own max_tokens keeps running in the batch (core has one limit), unseen.
+        const take = tokens.slice(0, Math.max(0, j.budget - rows[row].length));
+        if (take.length === 0 || j.cancelled) continue;
+        rows[row].push(...take);
+        if (step > 0) {
+          rounds[row]++;
+          roundTokens[row] += take.length;
+        }
+        lastMs[row] = performance.now() - t0;
+        j.onTokens(take);
+      }
+      for (const [r, j] of live.entries()) {
+        if (j.cancelled) continue;
+        const cut = result === null || result.ids[r].length > rows[r].length;
+        j.onDone({
+          ids: rows[r],
+          text: cut ? (j.settings.decode?.(rows[r]) ?? "") : (result!.text?.[r] ?? ""),
+          finish: cut ? "length" : FINISH[result!.finish[r]],
+          tau: rounds[r] > 0 ? roundTokens[r] / rounds[r] : 1,
+          tokensPerSecond: lastMs[r] > 0 ? (1000 * rows[r].length) / lastMs[r] : 0,
+          batch: live.length,
+        });
+      }
+    } catch (e) {
+      for (const j of live) if (!j.cancelled) j.onError(e as Error);
+    }
+  }
 
   async function complete(req: Request): Promise<Response> {
     const depth = base.mode === "redrafter" ? Math.max(base.beamLength, 1 + (base.lookup ?? 0)) : 0;
@@ -191,118 +305,99 @@ export function startServer(
       throw new BadRequest((e as Error).message);
     }
     const settings: RunSettings = { ...base, sampling: req.sampling, stop: req.stop };
+    // Sampled requests run alone: a row's random draws depend on its index in the batch.
+    const key = req.sampling === undefined ? JSON.stringify(req.stop) : null;
     const id = `${req.chat ? "chatcmpl" : "cmpl"}-${crypto.randomUUID()}`;
     const created = Math.floor(Date.now() / 1000);
-    const object = req.chat ? "chat.completion" : "text_completion";
-    const extra = (m: { tau: number; tokensPerSecond: number; newTokens: number; promptTokens: number }) => ({
+    const model = opts.modelId;
+    const extra = (o: Outcome) => ({
       usage: {
         prompt_tokens: req.ids.length,
-        completion_tokens: m.newTokens,
-        total_tokens: req.ids.length + m.newTokens,
+        completion_tokens: o.ids.length,
+        total_tokens: req.ids.length + o.ids.length,
       },
       redrafter: {
         mode: settings.mode,
-        tau: m.tau,
-        tokens_per_second: m.tokensPerSecond,
+        tau: o.tau,
+        tokens_per_second: o.tokensPerSecond,
+        batch: o.batch,
         beam_width: settings.mode === "redrafter" ? settings.beamWidth : null,
         beam_length: settings.mode === "redrafter" ? settings.beamLength : null,
         backend: pair.target.backend,
       },
     });
     if (!req.stream) {
-      const result = await exclusive(async () => {
-        const gen = streamFor(settings, [req.ids], budget);
-        for (;;) {
-          const it = await gen.next();
-          if (it.done) return it.value;
-        }
-      });
-      const text = result.text?.[0] ?? "";
-      const finish = FINISH[result.finish[0]];
+      const outcome = await new Promise<Outcome>((resolve, reject) =>
+        submit({
+          req,
+          budget,
+          settings,
+          key,
+          cancelled: false,
+          onTokens: () => {},
+          onDone: resolve,
+          onError: reject,
+        })
+      );
       const choice = req.chat
-        ? { index: 0, message: { role: "assistant", content: text }, finish_reason: finish }
-        : { index: 0, text, finish_reason: finish, token_ids: result.ids[0] };
-      return json(200, {
-        id,
-        object,
-        created,
-        model: opts.modelId,
-        choices: [choice],
-        ...extra(result.metrics),
-      });
+        ? { index: 0, message: { role: "assistant", content: outcome.text }, finish_reason: outcome.finish }
+        : { index: 0, text: outcome.text, finish_reason: outcome.finish, token_ids: outcome.ids };
+      const object = req.chat ? "chat.completion" : "text_completion";
+      return json(200, { id, object, created, model, choices: [choice], ...extra(outcome) });
     }
     // Streaming: server-sent events, one per decoded piece of text, then the finish and [DONE].
     const enc = new TextEncoder();
-    let cancelled = false;
-    const chunkObject = req.chat ? "chat.completion.chunk" : "text_completion";
+    const object = req.chat ? "chat.completion.chunk" : "text_completion";
+    const decoder = pair.tokenizer ? createStreamDecoder(pair.tokenizer, { skipSpecialTokens: true }) : null;
+    let job: Job;
     const body = new ReadableStream<Uint8Array>({
       start: (controller) => {
-        const send = (v: unknown) => controller.enqueue(enc.encode(`data: ${JSON.stringify(v)}\n\n`));
-        const piece = (text: string, finish: string | null) =>
+        const send = (choice: unknown, more: Record<string, unknown> = {}) =>
+          controller.enqueue(
+            enc.encode(
+              `data: ${JSON.stringify({ id, object, created, model, choices: [choice], ...more })}\n\n`,
+            ),
+          );
+        const piece = (text: string) =>
           req.chat
-            ? {
-              index: 0,
-              delta: text === "" && finish === null ? { role: "assistant" } : { content: text },
-              finish_reason: finish,
-            }
-            : { index: 0, text, finish_reason: finish };
-        void exclusive(async () => {
-          const decoder = pair.tokenizer
-            ? createStreamDecoder(pair.tokenizer, { skipSpecialTokens: true })
-            : null;
-          const gen = streamFor(settings, [req.ids], budget);
-          try {
-            if (req.chat) {
-              send({ id, object: chunkObject, created, model: opts.modelId, choices: [piece("", null)] });
-            }
-            for (;;) {
-              if (cancelled) {
-                await gen.return(undefined as never);
-                return;
-              }
-              const it = await gen.next();
-              if (it.done) {
-                const tail = decoder?.flush() ?? "";
-                if (tail) {
-                  send({
-                    id,
-                    object: chunkObject,
-                    created,
-                    model: opts.modelId,
-                    choices: [piece(tail, null)],
-                  });
-                }
-                send({
-                  id,
-                  object: chunkObject,
-                  created,
-                  model: opts.modelId,
-                  choices: [
-                    req.chat
-                      ? { index: 0, delta: {}, finish_reason: FINISH[it.value.finish[0]] }
-                      : piece("", FINISH[it.value.finish[0]]),
-                  ],
-                  ...extra(it.value.metrics),
-                });
-                controller.enqueue(enc.encode("data: [DONE]\n\n"));
-                controller.close();
-                return;
-              }
-              const text = decoder ? decoder.push(it.value.tokens) : "";
-              if (text) {
-                send({ id, object: chunkObject, created, model: opts.modelId, choices: [piece(text, null)] });
-              }
-            }
-          } catch (e) {
-            if (!cancelled) {
-              send({ error: { message: (e as Error).message, type: "server_error" } });
-              controller.close();
-            }
-          }
-        });
+            ? { index: 0, delta: { content: text }, finish_reason: null }
+            : { index: 0, text, finish_reason: null };
+        if (req.chat) send({ index: 0, delta: { role: "assistant" }, finish_reason: null });
+        job = {
+          req,
+          budget,
+          settings,
+          key,
+          cancelled: false,
+          onTokens: (tokens) => {
+            const text = decoder ? decoder.push(tokens) : "";
+            if (text) send(piece(text));
+          },
+          onDone: (o) => {
+            const tail = decoder?.flush() ?? "";
+            if (tail) send(piece(tail));
+            send(
+              req.chat
+                ? { index: 0, delta: {}, finish_reason: o.finish }
+                : { index: 0, text: "", finish_reason: o.finish },
+              extra(o),
+            );
+            controller.enqueue(enc.encode("data: [DONE]\n\n"));
+            controller.close();
+          },
+          onError: (e) => {
+            controller.enqueue(
+              enc.encode(
+                `data: ${JSON.stringify({ error: { message: e.message, type: "server_error" } })}\n\n`,
+              ),
+            );
+            controller.close();
+          },
+        };
+        submit(job);
       },
       cancel: () => {
-        cancelled = true; // the client went away: stop generating at the next event
+        job.cancelled = true; // the client went away: its row is dropped, and a batch of only such rows stops
       },
     });
     return new Response(body, {
@@ -366,6 +461,7 @@ async function main(argv: string[]): Promise<number> {
   }
   const port = intFlag(values, "port", 8080, { min: 0, max: 65535 });
   const maxNew = intFlag(values, "max-new-tokens", 256, { min: 1, max: 1_000_000 });
+  const maxBatch = intFlag(values, "max-batch", 1, { min: 1, max: 256 });
   const threads = values.threads === undefined
     ? undefined
     : intFlag(values, "threads", 1, { min: 1, max: 1024 });
@@ -395,6 +491,7 @@ async function main(argv: string[]): Promise<number> {
     system: values.system,
     chatStyle,
     modelId,
+    maxBatch,
   });
   console.error(
     `serving ${modelId} (${pair.target.backend}, ${mode}${

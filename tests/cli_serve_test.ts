@@ -16,7 +16,7 @@ const PROMPT = "The President shall, from time to time, give to the Congress";
 let pairPromise: Promise<Pair> | null = null;
 const pair = () => (pairPromise ??= loadPair({ threads: 1, log: () => {} }));
 
-async function withServer(fn: (base: string, p: Pair) => Promise<void>): Promise<void> {
+async function withServer(fn: (base: string, p: Pair) => Promise<void>, maxBatch = 1): Promise<void> {
   const p = await pair();
   const settings = settingsFrom({ "beam-width": "2", "beam-length": "3" }, p, "redrafter");
   const server = startServer(p, settings, {
@@ -24,6 +24,7 @@ async function withServer(fn: (base: string, p: Pair) => Promise<void>): Promise
     chatStyle: "raw",
     modelId: "default",
     defaultMaxTokens: 16,
+    maxBatch,
   });
   try {
     await fn(`http://127.0.0.1:${server.addr.port}`, p);
@@ -203,6 +204,52 @@ Deno.test("serve: bad requests get a 400 naming the field; unknown routes 404, w
     assert.equal(get.status, 405);
     await get.body?.cancel();
   });
+});
+
+Deno.test("serve --max-batch: greedy requests that queue up run as one batch, each with its solo tokens", async () => {
+  await withServer(async (base, p) => {
+    const tok = p.tokenizer!;
+    const prompts = ["Call me Ishmael.", "It was a bright cold day in April", PROMPT];
+    const limits = [6, 14, 9];
+    const solo = [];
+    for (let i = 0; i < prompts.length; i++) {
+      solo.push((await generate(p.target, [tok.encode(prompts[i])], { maxNewTokens: limits[i] })).ids[0]);
+    }
+    // A long stream keeps the model busy while the others queue up behind it.
+    const busy = fetch(`${base}/v1/completions`, {
+      method: "POST",
+      body: JSON.stringify({ prompt: PROMPT, max_tokens: 900, stream: true }),
+    });
+    const first = await busy;
+    const reader = first.body!.getReader();
+    await reader.read();
+    const sampled = post(`${base}/v1/completions`, {
+      prompt: PROMPT,
+      max_tokens: 5,
+      temperature: 1,
+      seed: 1,
+    });
+    const queued = prompts.map((prompt, i) =>
+      post(`${base}/v1/completions`, { prompt, max_tokens: limits[i] })
+    );
+    // Give them time to arrive, then let the long stream go: its batch stops, and the queue runs.
+    await new Promise((r) => setTimeout(r, 300));
+    await reader.cancel();
+    const answers = await Promise.all(queued);
+    for (let i = 0; i < prompts.length; i++) {
+      const a = answers[i].json;
+      assert.deepEqual((a.choices as { token_ids: number[] }[])[0].token_ids, solo[i], prompts[i]);
+      assert.equal((a.choices as { finish_reason: string }[])[0].finish_reason, "length");
+      assert.equal((a.redrafter as { batch: number }).batch, 3, "the three greedy requests shared one batch");
+      assert.equal((a.usage as { completion_tokens: number }).completion_tokens, limits[i]);
+    }
+    assert.equal(
+      ((await sampled).json.redrafter as { batch: number }).batch,
+      1,
+      "a sampled request runs alone",
+    );
+    await reader.cancel();
+  }, 4);
 });
 
 Deno.test("serve CLI: flags of generate's other modes and a bad port are usage errors", async () => {
