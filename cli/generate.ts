@@ -24,6 +24,7 @@ import {
   loadPair,
   lookupModeFlag,
   type Pair,
+  type PairOptions,
   parsePromptIds,
   promptStyle,
 } from "./setup.ts";
@@ -192,6 +193,23 @@ export function lookupFlag(values: FlagValues): number {
   return n;
 }
 
+/** What to load, from the model flags (--model, --drafter, --backend, --threads, ...). */
+export function pairOptionsFromFlags(values: FlagValues): PairOptions {
+  const optInt = (name: string) =>
+    values[name] === undefined ? undefined : intFlag(values, name, 1, { min: 1, max: 1024 });
+  return {
+    model: values.model as string | undefined,
+    drafter: values.drafter as string | undefined,
+    backend: values.backend as string | undefined,
+    threads: optInt("threads"),
+    onnxWeights: values["onnx-weights"] as string | undefined,
+    drafterWeights: values["drafter-weights"] as string | undefined,
+    drafterBackend: values["drafter-backend"] as string | undefined,
+    drafterThreads: optInt("drafter-threads"),
+    noDrafter: values.autoregressive === true,
+  };
+}
+
 /** Everything a generation call needs, from the flags and the loaded pair. */
 export function settingsFrom(values: FlagValues, pair: Pair, mode: RunMode): RunSettings {
   const vocab = pair.target.config.vocabSize;
@@ -251,22 +269,7 @@ async function main(argv: string[]): Promise<number> {
   // Cheap flag checks before loading anything.
   samplingFromFlags(values);
   const maxNew = intFlag(values, "max-new-tokens", 128, { min: 1, max: 1_000_000 });
-  const threads = values.threads === undefined
-    ? undefined
-    : intFlag(values, "threads", 1, { min: 1, max: 1024 });
-  const pair = await loadPair({
-    model: values.model,
-    drafter: values.drafter,
-    backend: values.backend,
-    threads,
-    onnxWeights: values["onnx-weights"],
-    drafterWeights: values["drafter-weights"],
-    drafterBackend: values["drafter-backend"],
-    drafterThreads: values["drafter-threads"] === undefined
-      ? undefined
-      : intFlag(values, "drafter-threads", 1, { min: 1, max: 1024 }),
-    noDrafter: values.autoregressive === true,
-  });
+  const pair = await loadPair(pairOptionsFromFlags(values));
   try {
     if (values.compare && !pair.drafter) {
       throw new UsageError("--compare needs a drafter (--drafter DIR|org/name)");

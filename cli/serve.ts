@@ -13,7 +13,7 @@ import { createStreamDecoder } from "../loader/stream_decoder.ts";
 import { intFlag, parseFlags, runMain, UsageError } from "./args.ts";
 import { encodeConversation, fitContext, loadPair, type Pair, promptStyle } from "./setup.ts";
 import { type RunMode, type RunSettings, streamFor } from "./run.ts";
-import { FLAGS as GENERATE_FLAGS, settingsFrom } from "./generate.ts";
+import { FLAGS as GENERATE_FLAGS, pairOptionsFromFlags, settingsFrom } from "./generate.ts";
 
 export const USAGE = `usage: deno task serve [flags]
 
@@ -462,22 +462,7 @@ async function main(argv: string[]): Promise<number> {
   const port = intFlag(values, "port", 8080, { min: 0, max: 65535 });
   const maxNew = intFlag(values, "max-new-tokens", 256, { min: 1, max: 1_000_000 });
   const maxBatch = intFlag(values, "max-batch", 1, { min: 1, max: 256 });
-  const threads = values.threads === undefined
-    ? undefined
-    : intFlag(values, "threads", 1, { min: 1, max: 1024 });
-  const pair = await loadPair({
-    model: values.model,
-    drafter: values.drafter,
-    backend: values.backend,
-    threads,
-    onnxWeights: values["onnx-weights"],
-    drafterWeights: values["drafter-weights"],
-    drafterBackend: values["drafter-backend"],
-    drafterThreads: values["drafter-threads"] === undefined
-      ? undefined
-      : intFlag(values, "drafter-threads", 1, { min: 1, max: 1024 }),
-    noDrafter: values.autoregressive === true,
-  });
+  const pair = await loadPair(pairOptionsFromFlags(values));
   const mode: RunMode = pair.drafter && !values.autoregressive ? "redrafter" : "autoregressive";
   const settings = settingsFrom(values, pair, mode);
   const chatStyle = pair.tokenizer
