@@ -168,7 +168,7 @@ function parseRequest(body: unknown, chat: boolean, pair: Pair, opts: ServeOptio
 
 const FINISH: Record<FinishReason, string> = { eos: "stop", stop: "stop", length: "length" };
 
-/** What a request gets back: its tokens, text, finish reason, and its batch's metrics. */
+/** What a request gets back: its tokens, text and finish reason, its own tau and tokens/s, its batch size. */
 interface Outcome {
   ids: number[];
   text: string;
