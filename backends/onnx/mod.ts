@@ -25,7 +25,7 @@ import {
 } from "./runtime.ts";
 import { OnnxTargetSession } from "./session.ts";
 import { GpuKvCache, openKvGather, presentOnGpu } from "./gpu_kv.ts";
-import type { Encoded } from "./proto.ts";
+import { type Encoded, toBytes } from "./proto.ts";
 import { bytesPerWeight, checkWeightFormat } from "./formats.ts";
 
 export { cudaLibraryProblem, PROVIDERS };
@@ -152,19 +152,6 @@ function diskCache(cacheDir: string | null | undefined): boolean {
   return cacheDir !== null && typeof Deno !== "undefined" && typeof Deno.statSync === "function";
 }
 
-/** Concatenate an encoded model's chunks into one buffer (in-memory graphs are below protobuf's 2 GB). */
-function joinChunks(m: Encoded): Uint8Array {
-  let n = 0;
-  for (const c of m.chunks) n += c.length;
-  const out = new Uint8Array(n);
-  let at = 0;
-  for (const c of m.chunks) {
-    out.set(c, at);
-    at += c.length;
-  }
-  return out;
-}
-
 /** An error of writing where writing is not allowed: no --allow-write, a read-only file system. */
 function unwritable(e: unknown): boolean {
   const errors = Deno.errors as Record<string, unknown>;
@@ -173,6 +160,21 @@ function unwritable(e: unknown): boolean {
     if (cls && e instanceof cls) return true;
   }
   return (e as { code?: string })?.code === "EROFS";
+}
+
+/** The builder's options from a caller's (their defaults filled in), for disk-cached and in-memory graphs. */
+function buildOptions(
+  opts: { fused?: boolean; attention?: "gqa" | "standard"; packed?: boolean },
+  weights: WeightFormat,
+  externalFile: string | null,
+): BuildOptions {
+  return {
+    weights,
+    fused: opts.fused ?? true,
+    attention: opts.attention ?? "standard",
+    externalFile,
+    packed: opts.packed ?? false,
+  };
 }
 
 /**
@@ -200,14 +202,8 @@ export async function targetGraph(
         `only a disk cache (cacheDir) holds; choose a smaller weight format (q4, q8)`,
     );
   }
-  const g = buildTargetGraph(ckpt.config, ckpt.tensors, {
-    weights,
-    fused: opts.fused ?? true,
-    attention: opts.attention ?? "standard",
-    externalFile: null,
-    packed: opts.packed ?? false,
-  });
-  return joinChunks(g.encode(`redrafter-${ckpt.config.architecture}`));
+  const g = buildTargetGraph(ckpt.config, ckpt.tensors, buildOptions(opts, weights, null));
+  return toBytes(g.encode(`redrafter-${ckpt.config.architecture}`));
 }
 
 /** Build (or find in the cache) the target graph for a checkpoint; returns where it lies on disk. */
@@ -225,13 +221,7 @@ export async function ensureTargetGraph(
 ): Promise<ModelSource> {
   const weights = checkWeightFormat(opts.weights ?? "fp32", "weights");
   const external = opts.externalData ?? totalWeightBytes(ckpt, weights) > EXTERNAL_THRESHOLD;
-  const build: BuildOptions = {
-    weights,
-    fused: opts.fused ?? true,
-    attention: opts.attention ?? "standard",
-    externalFile: external ? EXTERNAL_NAME : null,
-    packed: opts.packed ?? false,
-  };
+  const build = buildOptions(opts, weights, external ? EXTERNAL_NAME : null);
   const dir = `${opts.cacheDir ?? `${Deno.cwd()}/.cache/onnx`}/${await cacheKey(ckpt, build)}`;
   const path = `${dir}/model.onnx`;
   const src: ModelSource = {
