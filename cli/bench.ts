@@ -14,6 +14,7 @@ import { join } from "node:path";
 import type { SamplingOptions } from "../core/options.ts";
 import { checkBeamShape } from "../core/beam_search.ts";
 import { LOOKUP_MODES, type LookupMode } from "../core/lookup.ts";
+import { MAX_TREE_CHILDREN, MAX_TREE_NODES } from "../core/draft_tree.ts";
 import {
   type FlagValues,
   intFlag,
@@ -74,6 +75,10 @@ Sweeps beam width x beam length for ReDrafter against the autoregressive baselin
   --lookup-mode LIST      branch (default), first, or both: first verifies a round's lookup drafts alone
                           and skips the drafter where it finds some (see \`generate --help\`); each value
                           is one more sweep dimension for every --lookup value above 0
+  --tree-nodes LIST       dynamic draft trees of N nodes instead of W beams (0 = beams; default 0): each
+                          value is one more sweep dimension; a tree of shape W x L drafts L-1 steps, each
+                          expanding the W likeliest nodes (see \`generate --help\`)
+  --tree-children C       next tokens per expanded node of a tree (default: W)
   --modes LIST            greedy, exact (exact sampling) or both (default greedy,exact)
   --temperature T         temperature of the exact-sampling runs (default 1)
   --seed S                sampling seed (default 0)
@@ -110,6 +115,8 @@ const FLAGS = {
   "beam-lengths": { type: "string" },
   lookup: { type: "string" },
   "lookup-mode": { type: "string" },
+  "tree-nodes": { type: "string" },
+  "tree-children": { type: "string" },
   modes: { type: "string" },
   temperature: { type: "string" },
   seed: { type: "string" },
@@ -135,6 +142,8 @@ export interface ShapeResult {
   lookup: number;
   /** How they joined each round (--lookup-mode). */
   lookupMode: LookupMode;
+  /** Nodes of the dynamic draft tree (--tree-nodes; 0: beam search). */
+  treeNodes: number;
   tau: number;
   tokensPerSecond: number;
   /** Median over the repeats of the sweep (--repeats; one repeat: the speedup of that run). */
@@ -201,6 +210,9 @@ async function benchBackend(
     lengths: number[];
     /** Lookup settings swept: [K, mode], K = 0 (off) once, each K above 0 in each --lookup-mode. */
     lookups: LookupSetting[];
+    /** Draft tree sizes swept (0: beam search), and the children per expanded node (undefined: W). */
+    trees: number[];
+    treeChildren?: number;
     modes: BenchMode[];
     numPrompts: number;
     maxNew: number;
@@ -257,6 +269,7 @@ async function benchBackend(
     L = 2,
     K = 0,
     M: LookupMode = "branch",
+    N = 0,
   ): RunSettings => ({
     target: pair.target,
     drafter: pair.drafter,
@@ -265,6 +278,9 @@ async function benchBackend(
     beamLength: L,
     lookup: K,
     lookupMode: M,
+    draftTree: N > 0
+      ? { nodes: N, children: opts.treeChildren ?? Math.min(W, MAX_TREE_CHILDREN) }
+      : undefined,
     tree: !values["no-tree"],
     sampling,
     stop: [],
@@ -276,7 +292,14 @@ async function benchBackend(
     const scratch: Runs = { metrics: [], ids: [] };
     await runBatch(base("autoregressive", sampling), [prompts[0]], maxNew, scratch);
     await runBatch(
-      base("redrafter", sampling, opts.widths.at(-1)!, opts.lengths.at(-1)!, ...opts.lookups.at(-1)!),
+      base(
+        "redrafter",
+        sampling,
+        opts.widths.at(-1)!,
+        opts.lengths.at(-1)!,
+        ...opts.lookups.at(-1)!,
+        opts.trees.at(-1)!,
+      ),
       [prompts[0]],
       maxNew,
       scratch,
@@ -286,7 +309,7 @@ async function benchBackend(
   const results: ShapeResult[] = [];
   const baselines: Baseline[] = [];
   const grid = opts.lookups.flatMap(([K, M]) =>
-    opts.widths.flatMap((W) => opts.lengths.map((L) => [W, L, K, M] as const))
+    opts.trees.flatMap((N) => opts.widths.flatMap((W) => opts.lengths.map((L) => [W, L, K, M, N] as const)))
   );
   const promptBatches = [...batches(prompts, opts.batchSize)];
   const total = opts.repeats * opts.modes.length * promptBatches.length * (grid.length + 1);
@@ -302,8 +325,8 @@ async function benchBackend(
       for (const batch of promptBatches) {
         await runBatch(base("autoregressive", sampling), batch, maxNew, arRep);
         bar.tick();
-        for (const [j, [W, L, K, M]] of grid.entries()) {
-          await runBatch(base("redrafter", sampling, W, L, K, M), batch, maxNew, shapeRuns[j]);
+        for (const [j, [W, L, K, M, N]] of grid.entries()) {
+          await runBatch(base("redrafter", sampling, W, L, K, M, N), batch, maxNew, shapeRuns[j]);
           bar.tick();
         }
       }
@@ -325,7 +348,7 @@ async function benchBackend(
       firstHalf: summarize(ar.metrics.slice(0, half)).tokensPerSecond,
       secondHalf: summarize(ar.metrics.length > 1 ? ar.metrics.slice(half) : ar.metrics).tokensPerSecond,
     });
-    for (const [j, [W, L, K, M]] of grid.entries()) {
+    for (const [j, [W, L, K, M, N]] of grid.entries()) {
       const r: Summary = summarize(runs[j].metrics);
       results.push({
         backend: pair.target.backend,
@@ -334,6 +357,7 @@ async function benchBackend(
         beamLength: L,
         lookup: K,
         lookupMode: M,
+        treeNodes: N,
         tau: r.tau,
         tokensPerSecond: r.tokensPerSecond,
         speedup: median(speedups[j]),
@@ -398,6 +422,17 @@ function lookupFlags(lookup: number | undefined, mode: LookupMode | undefined): 
   return ` --lookup ${lookup}${mode === "first" ? " --lookup-mode first" : ""}`;
 }
 
+/** The generate flags of a draft tree setting ("" for beams). */
+function treeFlags(nodes: number | undefined, children: number | undefined): string {
+  if (!nodes) return "";
+  return ` --tree-nodes ${nodes}${children === undefined ? "" : ` --tree-children ${children}`}`;
+}
+
+/** A result's drafting as titles show it: " lookup K", " tree N", both, or "". */
+function draftingLabel(r: { lookup: number; lookupMode: LookupMode; treeNodes: number }): string {
+  return (r.treeNodes ? ` tree ${r.treeNodes}` : "") + (r.lookup ? ` lookup ${lookupLabel(r)}` : "");
+}
+
 function best(results: ShapeResult[], backend: string, mode: BenchMode): ShapeResult | undefined {
   return results.filter((r) => r.backend === backend && r.mode === mode)
     .reduce<ShapeResult | undefined>((a, b) => (!a || b.speedup > a.speedup ? b : a), undefined);
@@ -450,12 +485,23 @@ async function main(argv: string[]): Promise<number> {
     throw new UsageError("--lookup-mode needs --lookup with a value of 1 or more");
   }
   const lookupModes = listFlag(values, "lookup-mode", LOOKUP_MODES, ["branch"]) as LookupMode[];
+  const trees = [...new Set(intListFlag(values, "tree-nodes", [0], { min: 0, max: MAX_TREE_NODES }))];
+  if (values["tree-children"] !== undefined && !trees.some((n) => n > 0)) {
+    throw new UsageError("--tree-children needs --tree-nodes with a value of 1 or more");
+  }
+  if (values["no-tree"] && trees.some((n) => n > 0)) {
+    throw new UsageError("--tree-nodes needs tree verification; drop --no-tree");
+  }
   const opts = {
     widths: [...new Set(intListFlag(values, "beam-widths", [1, 2, 4, 8], { min: 1, max: 1024 }))],
     lengths: [...new Set(intListFlag(values, "beam-lengths", [2, 3, 4, 5], { min: 2, max: 64 }))],
     lookups: lookupKs.flatMap((K): LookupSetting[] =>
       K === 0 ? [[0, "branch"]] : lookupModes.map((M) => [K, M])
     ),
+    trees,
+    treeChildren: values["tree-children"] === undefined
+      ? undefined
+      : intFlag(values, "tree-children", 1, { min: 1, max: MAX_TREE_CHILDREN }),
     modes: listFlag(values, "modes", ["greedy", "exact"], ["greedy", "exact"]) as BenchMode[],
     numPrompts: intFlag(values, "num-prompts", 4, { min: 1 }),
     maxNew: intFlag(values, "max-new-tokens", 64, { min: 1 }),
@@ -488,6 +534,7 @@ async function main(argv: string[]): Promise<number> {
       beamLength: g?.beamLength,
       lookup: g?.lookup,
       lookupMode: g?.lookupMode,
+      treeNodes: g?.treeNodes,
       speedup: g?.speedup,
     };
   });
@@ -528,23 +575,25 @@ async function main(argv: string[]): Promise<number> {
   const charts: string[] = [];
   for (const b of backends) {
     for (const mode of opts.modes) {
-      for (const [K, M] of opts.lookups) {
-        // One heatmap per lookup setting (named _lookupK, _lookupK_first, past 0).
+      for (const [K, M, N] of opts.lookups.flatMap(([K, M]) => opts.trees.map((N) => [K, M, N] as const))) {
+        // One heatmap per lookup and tree setting (named _treeN, _lookupK, _lookupK_first, past 0).
         const rs = results.filter((r) =>
-          r.backend === b && r.mode === mode && r.lookup === K && r.lookupMode === M
+          r.backend === b && r.mode === mode && r.lookup === K && r.lookupMode === M && r.treeNodes === N
         );
         const cell = (W: number, L: number) =>
           rs.find((r) => r.beamWidth === W && r.beamLength === L)?.speedup ?? null;
         const heat = join(
           out,
-          `speedup_${b}_${mode}${K ? `_lookup${K}${M === "first" ? "_first" : ""}` : ""}.svg`,
+          `speedup_${b}_${mode}${N ? `_tree${N}` : ""}${
+            K ? `_lookup${K}${M === "first" ? "_first" : ""}` : ""
+          }.svg`,
         );
         await Deno.writeTextFile(
           heat,
           heatmapSvg({
             title: `ReDrafter speedup over autoregressive (${b}, ${mode}${
-              K ? `, lookup ${lookupLabel({ lookup: K, lookupMode: M })}` : ""
-            })`,
+              N ? `, draft tree of ${N} nodes` : ""
+            }${K ? `, lookup ${lookupLabel({ lookup: K, lookupMode: M })}` : ""})`,
             xLabel: "beam length L (incl. init token)",
             yLabel: "beam width W",
             xTicks: opts.lengths,
@@ -563,7 +612,7 @@ async function main(argv: string[]): Promise<number> {
           hist,
           histogramSvg({
             title: `Accepted drafts per step, W=${top.beamWidth} L=${top.beamLength}${
-              top.lookup ? ` lookup ${lookupLabel(top)}` : ""
+              draftingLabel(top)
             } (${b}, ${mode})`,
             xLabel: "accepted drafts n",
             yLabel: "steps",
@@ -580,11 +629,13 @@ async function main(argv: string[]): Promise<number> {
     return 0;
   }
   const withLookup = opts.lookups.some(([K]) => K > 0);
+  const withTrees = opts.trees.some((N) => N > 0);
   const rows = results.map((r) => [
     r.backend,
     r.mode,
     r.beamWidth,
     r.beamLength,
+    ...(withTrees ? [r.treeNodes || "-"] : []),
     ...(withLookup ? [lookupLabel(r)] : []),
     fmt(r.tau, 2),
     fmt(r.tokensPerSecond, 1),
@@ -593,7 +644,17 @@ async function main(argv: string[]): Promise<number> {
       : `${fmt(r.speedup, 2)}x`,
     r.identical ? "yes" : "NO",
   ]);
-  const headers = ["backend", "mode", "W", "L", ...(withLookup ? ["lookup"] : []), "tau", "tok/s", "speedup"];
+  const headers = [
+    "backend",
+    "mode",
+    "W",
+    "L",
+    ...(withTrees ? ["tree"] : []),
+    ...(withLookup ? ["lookup"] : []),
+    "tau",
+    "tok/s",
+    "speedup",
+  ];
   headers.push("same as AR");
   console.log(renderTable(headers, rows, { align: headers.map((_, j) => j < 2 ? "left" : "right") }));
   console.log();
@@ -638,7 +699,9 @@ async function main(argv: string[]): Promise<number> {
       r.beamWidth === undefined
         ? `${r.backend}: no result`
         : `recommended on this machine for ${r.backend} (${r.mode}): --beam-width ${r.beamWidth} ` +
-          `--beam-length ${r.beamLength}${lookupFlags(r.lookup, r.lookupMode)} (${fmt(r.speedup, 2)}x)`,
+          `--beam-length ${r.beamLength}${
+            treeFlags(r.treeNodes, r.treeNodes ? opts.treeChildren : undefined)
+          }${lookupFlags(r.lookup, r.lookupMode)} (${fmt(r.speedup, 2)}x)`,
     );
   }
   for (const w of driftWarnings(baselines, opts.repeats)) console.log(w);
@@ -657,9 +720,7 @@ async function main(argv: string[]): Promise<number> {
         [`ours, autoregressive (${ar.backend})`, fmt(ar.tokensPerSecond, 1), "1.00x"],
         ...(top
           ? [[
-            `ours, ReDrafter W=${top.beamWidth} L=${top.beamLength}${
-              top.lookup ? ` lookup ${lookupLabel(top)}` : ""
-            } (${top.backend})`,
+            `ours, ReDrafter W=${top.beamWidth} L=${top.beamLength}${draftingLabel(top)} (${top.backend})`,
             fmt(top.tokensPerSecond, 1),
             `${fmt(top.tokensPerSecond / ar.tokensPerSecond, 2)}x`,
           ]]

@@ -57,7 +57,9 @@ export async function runChat(
   const cache = new PromptCache();
 
   if (interactive) {
-    const how = s.mode === "redrafter" ? `ReDrafter W=${s.beamWidth} L=${s.beamLength}` : "autoregressive";
+    const how = s.mode === "redrafter"
+      ? `ReDrafter W=${s.beamWidth} L=${s.beamLength}${s.draftTree ? ` tree ${s.draftTree.nodes}` : ""}`
+      : "autoregressive";
     note(
       `${how} on ${pair.target.backend}, ${
         style === "chat" ? "chat template" : "raw text (no chat template)"

@@ -191,7 +191,11 @@ export async function runEval(
       sampling: s.sampling ?? { mode: "greedy" },
     };
     if (modes.includes("redrafter")) {
-      Object.assign(summary, { beam_width: s.beamWidth, beam_length: s.beamLength });
+      Object.assign(summary, {
+        beam_width: s.beamWidth,
+        beam_length: s.beamLength,
+        tree_nodes: s.draftTree?.nodes ?? 0,
+      });
     }
     if (values.compare) Object.assign(summary, { speedup, identical, compared: main.length });
     console.log(JSON.stringify(summary));
@@ -223,7 +227,11 @@ export async function runEval(
     console.log(
       `\nbeam width ${s.beamWidth}, beam length ${s.beamLength} (${s.beamLength - 1} draft${
         s.beamLength === 2 ? "" : "s"
-      } per beam)${s.lookup ? `, up to ${s.lookup} lookup drafts (${s.lookupMode ?? "branch"})` : ""}, ` +
+      } per beam)${
+        s.draftTree
+          ? `, dynamic draft tree of ${s.draftTree.nodes} nodes (${s.draftTree.children} children)`
+          : ""
+      }${s.lookup ? `, up to ${s.lookup} lookup drafts (${s.lookupMode ?? "branch"})` : ""}, ` +
         `${s.tree ? "tree" : "chain"} verification, ${pair.target.backend} backend, ` +
         `${pair.drafterWeights ?? "no"} drafter weights${
           pair.drafterBackend && pair.drafterBackend !== pair.target.backend

@@ -8,6 +8,7 @@
 import type { SamplingOptions } from "../core/options.ts";
 import { resolveSampling } from "../core/options.ts";
 import { checkBeamShape } from "../core/beam_search.ts";
+import { type DraftTreeOptions, MAX_TREE_CHILDREN, MAX_TREE_NODES } from "../core/draft_tree.ts";
 import {
   checkRange,
   choiceFlag,
@@ -74,6 +75,11 @@ Generation:
   --beam-length L          tokens per beam INCLUDING the init token, as in Apple's reference;
                            drafts per beam = L-1 (default 2)
   --no-tree                verify the beams as W separate chains instead of a deduplicated prefix tree
+  --tree-nodes N           draft a dynamic tree of the N likeliest tokens instead of W beams (0: beams,
+                           the default): L-1 drafter steps, each expanding the W likeliest nodes of the
+                           step before (greedy and exact sampling; pays where verifying many tokens costs
+                           little more than one, as on a GPU)
+  --tree-children C        next tokens drafted per expanded node (default: W)
   --lookup N               also draft up to N tokens per round by prompt lookup (what followed the last
                            earlier occurrence of the context's final 2-3 tokens), verified with the beams
                            (default 0: off; greedy and exact sampling; pays where verifying more tokens
@@ -125,6 +131,8 @@ export const FLAGS = {
   "no-tree": { type: "boolean" },
   lookup: { type: "string" },
   "lookup-mode": { type: "string" },
+  "tree-nodes": { type: "string" },
+  "tree-children": { type: "string" },
   autoregressive: { type: "boolean" },
   stop: { type: "string", multiple: true },
   chat: { type: "boolean" },
@@ -193,6 +201,30 @@ export function lookupFlag(values: FlagValues): number {
   return n;
 }
 
+/**
+ * --tree-nodes N [--tree-children C]: a dynamic draft tree (undefined for beams, N = 0); refused with
+ * --sampling apple and --no-tree.
+ */
+export function treeFlags(values: FlagValues, beamWidth: number): DraftTreeOptions | undefined {
+  const nodes = intFlag(values, "tree-nodes", 0, { min: 0, max: MAX_TREE_NODES });
+  if (nodes === 0) {
+    if (values["tree-children"] !== undefined) {
+      throw new UsageError("--tree-children needs --tree-nodes N with N >= 1");
+    }
+    return undefined;
+  }
+  if (values.sampling === "apple") {
+    throw new UsageError(
+      "--tree-nodes needs greedy or --sampling exact: the apple rule reads beam search's Q",
+    );
+  }
+  if (values["no-tree"]) throw new UsageError("--tree-nodes needs tree verification; drop --no-tree");
+  const children = values["tree-children"] === undefined
+    ? Math.min(beamWidth, MAX_TREE_CHILDREN)
+    : intFlag(values, "tree-children", 1, { min: 1, max: MAX_TREE_CHILDREN });
+  return { nodes, children };
+}
+
 /** What to load, from the model flags (--model, --drafter, --backend, --threads, ...). */
 export function pairOptionsFromFlags(values: FlagValues): PairOptions {
   const optInt = (name: string) =>
@@ -220,12 +252,14 @@ export function settingsFrom(values: FlagValues, pair: Pair, mode: RunMode): Run
   if (stop.some((s) => s === "")) throw new UsageError("--stop needs a non-empty text");
   const tok = pair.tokenizer;
   const lookup = lookupFlag(values);
+  const shape = beamShape(values, vocab);
   return {
     target: pair.target,
     drafter: pair.drafter,
     mode,
-    ...beamShape(values, vocab),
+    ...shape,
     tree: !values["no-tree"],
+    draftTree: treeFlags(values, shape.beamWidth),
     lookup,
     lookupMode: lookupModeFlag(values, lookup > 0),
     sampling: samplingFromFlags(values),
@@ -328,6 +362,7 @@ async function runSingle(
         beam_length: s.beamLength,
         lookup: s.lookup ?? 0,
         lookup_mode: s.lookupMode ?? "branch",
+        tree_nodes: s.draftTree?.nodes ?? 0,
       });
     }
     out.sampling = s.sampling ?? { mode: "greedy" };

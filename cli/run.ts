@@ -12,6 +12,7 @@ import { speculativeStream } from "../core/speculative.ts";
 import type { RunMetrics } from "../core/metrics.ts";
 import type { PromptCache } from "../core/prompt_cache.ts";
 import type { LookupMode } from "../core/lookup.ts";
+import type { DraftTreeOptions } from "../core/draft_tree.ts";
 
 export type RunMode = "redrafter" | "autoregressive";
 
@@ -29,6 +30,8 @@ export interface RunSettings {
   lookup?: number;
   /** How lookup drafts join a round: next to the drafter's beams (default) or first (core/lookup.ts). */
   lookupMode?: LookupMode;
+  /** A dynamic draft tree instead of beam search (SpeculativeOptions.draftTree); undefined: beams. */
+  draftTree?: DraftTreeOptions;
   /** undefined: greedy. */
   sampling?: SamplingOptions;
   stop: string[];
@@ -56,6 +59,7 @@ export function streamFor(
       beamWidth: s.beamWidth,
       beamLength: s.beamLength,
       lookup: s.lookup ? { maxDrafts: s.lookup, mode: s.lookupMode } : undefined,
+      draftTree: s.draftTree,
       tree: s.tree,
     });
   }

@@ -34,7 +34,8 @@ Server:
                            at a time). Sampled requests always run alone
 
 Model and drafting: the flags of \`deno task generate\` (--model, --drafter, --backend, --threads,
---onnx-weights, --drafter-*, --beam-width, --beam-length, --no-tree, --lookup, --lookup-mode,
+--onnx-weights, --drafter-*, --beam-width, --beam-length, --tree-nodes, --tree-children, --no-tree, --lookup,
+--lookup-mode,
 --autoregressive, --chat / --raw, --system) set the server's pair and defaults.`;
 
 export const FLAGS = {
@@ -323,6 +324,7 @@ export function startServer(
         batch: o.batch,
         beam_width: settings.mode === "redrafter" ? settings.beamWidth : null,
         beam_length: settings.mode === "redrafter" ? settings.beamLength : null,
+        tree_nodes: settings.mode === "redrafter" ? settings.draftTree?.nodes ?? 0 : null,
         backend: pair.target.backend,
       },
     });
@@ -480,7 +482,11 @@ async function main(argv: string[]): Promise<number> {
   });
   console.error(
     `serving ${modelId} (${pair.target.backend}, ${mode}${
-      mode === "redrafter" ? ` ${settings.beamWidth}x${settings.beamLength}` : ""
+      mode === "redrafter"
+        ? ` ${settings.beamWidth}x${settings.beamLength}${
+          settings.draftTree ? `, draft tree of ${settings.draftTree.nodes} nodes` : ""
+        }`
+        : ""
     }) on http://${server.addr.hostname}:${server.addr.port}/v1 (Ctrl-C stops)`,
   );
   await server.finished;

@@ -27,6 +27,14 @@ export {
   DEAD_BEAM_PRIOR,
 } from "./beam_search.ts";
 export {
+  checkDraftTree,
+  type DraftTreeOptions,
+  type DraftTreeResult,
+  MAX_TREE_CHILDREN,
+  MAX_TREE_NODES,
+  treeSearch,
+} from "./draft_tree.ts";
+export {
   checkLookupOptions,
   LOOKUP_MODES,
   lookupDraft,

@@ -5,6 +5,7 @@
  * @module
  */
 
+import type { DraftTreeOptions } from "./draft_tree.ts";
 import type { LookupOptions } from "./lookup.ts";
 import { checkSamplerParams, GREEDY, type SamplerParams } from "./sampling.ts";
 import type { Clock, RunMetrics } from "./metrics.ts";
@@ -66,6 +67,12 @@ export interface SpeculativeOptions extends GenerateOptions {
    * only (the Apple rule needs the drafter's Q).
    */
   lookup?: LookupOptions;
+  /**
+   * Draft a dynamic tree (core/draft_tree.ts) instead of beam search: beamLength - 1 drafter steps, each
+   * expanding the beamWidth likeliest nodes of the step before into `children` next tokens, and the
+   * `nodes` likeliest nodes verified. Greedy and exact sampling only; needs tree verification.
+   */
+  draftTree?: DraftTreeOptions;
 }
 
 /** Why a row ended: an EOS id, maxNewTokens reached, or a stop string. */

@@ -31,6 +31,7 @@ import {
 import { appleProbs, drawCategorical, sampleToken, uniform } from "./sampling.ts";
 import { chainBeams, packBeams, type PackedTree } from "./tree.ts";
 import { checkLookupOptions, lookupBeams, lookupDraft } from "./lookup.ts";
+import { checkDraftTree, type DraftTreeResult, treeSearch } from "./draft_tree.ts";
 import type { DraftModel, ForwardOutput, RowInput, TargetModel } from "./types.ts";
 import { type Acceptance, appleAccept, walkTree } from "./verify.ts";
 
@@ -63,6 +64,14 @@ export async function* speculativeStream(
       throw new Error("lookup drafts need greedy or exact sampling: the Apple rule reads the drafter's Q");
     }
   }
+  const draftTree = opts.draftTree;
+  if (draftTree) {
+    checkDraftTree(draftTree, W);
+    if (plan.mode === "apple") {
+      throw new Error("draftTree needs greedy or exact sampling: the Apple rule reads beam search's Q rows");
+    }
+    if (!useTree) throw new Error("draftTree needs tree verification (tree: true)");
+  }
   // The longest branch: the lookup one when it drafts more than the drafter's beams.
   const Lmax = lookup ? Math.max(L, 1 + lookup.maxDrafts) : L;
   const B = prompts.length;
@@ -73,7 +82,7 @@ export async function* speculativeStream(
   const { session, starts } = openSession(
     target,
     prompts,
-    maxPrompt + opts.maxNewTokens + W * L + Lmax,
+    maxPrompt + opts.maxNewTokens + Math.max(W * L, draftTree ? draftTree.nodes + 1 : 0) + Lmax,
     opts.cache,
   );
   // Per row, every token so far (prompt, then the target's): what lookup drafts search.
@@ -121,7 +130,7 @@ export async function* speculativeStream(
         drafterRow[r] = served.length;
         served.push(r);
       }
-      let drafted: BeamSearchResult | null = null;
+      let drafted: BeamSearchResult | DraftTreeResult | null = null;
       if (served.length > 0) {
         const dctx = new Float32Array(served.length * H);
         const init = new Int32Array(served.length);
@@ -129,7 +138,9 @@ export async function* speculativeStream(
           dctx.set(ctx.subarray(r * H, (r + 1) * H), a * H);
           init[a] = next[r];
         });
-        drafted = await beamSearch(drafter, dctx, init, W, L);
+        drafted = draftTree
+          ? await treeSearch(drafter, dctx, init, W, L - 1, draftTree)
+          : await beamSearch(drafter, dctx, init, W, L);
       }
       const t1 = now();
       // --- verify: one target forward over every active row's tree
@@ -141,9 +152,10 @@ export async function* speculativeStream(
           continue;
         }
         const a = drafterRow[r];
+        const Wd = drafted?.width ?? W; // a tree's beams are its leaves: their count varies by round
         const { beams, width, length } = lookupBeams(
-          a < 0 ? null : drafted!.beams.subarray(a * W * L, (a + 1) * W * L),
-          W,
+          a < 0 ? null : drafted!.beams.subarray(a * Wd * L, (a + 1) * Wd * L),
+          Wd,
           L,
           next[r],
           found[r],
@@ -163,7 +175,8 @@ export async function* speculativeStream(
       for (let r = 0; r < B; r++) {
         const tree = trees[r];
         if (!tree) continue;
-        const acc = accept(tree, out, r, drafterRow[r], drafted, plan, committed[r], V);
+        const beamsQ = drafted && "round" in drafted ? drafted : null;
+        const acc = accept(tree, out, r, drafterRow[r], beamsQ, plan, committed[r], V);
         keep[r] = acc.path;
         if (cached) { for (let k = 0; k <= acc.accepted; k++) cached.push(tree.tokens[acc.path[k]]); }
         const last = acc.path[acc.accepted];

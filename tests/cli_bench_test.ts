@@ -114,6 +114,34 @@ for (const modes of [["branch"], ["first"], ["branch", "first"]]) {
   });
 }
 
+Deno.test("bench --tree-nodes: draft trees as a sweep dimension, identical outputs, recommended with flags", async () => {
+  const out = Deno.makeTempDirSync({ prefix: "redrafter-bench-tree-" });
+  const r = await runCli("cli/bench.ts", [
+    ...["--model", TINY, "--drafter", TINY_DRAFTER, "--prompts", join(PROMPTS, "prompts.jsonl")],
+    ...["--num-prompts", "2", "--max-new-tokens", "12", "--beam-widths", "2", "--beam-lengths", "3,5"],
+    ...["--tree-nodes", "0,4", "--tree-children", "3", "--lookup", "0,2", "--out", out],
+  ]);
+  assert.equal(r.code, 0, r.stderr);
+  const report = JSON.parse(await Deno.readTextFile(join(out, "bench.json")));
+  type Row = { mode: string; beamLength: number; lookup: number; treeNodes: number; identical: boolean };
+  const shapes = report.results.map((x: Row) => `${x.mode} L=${x.beamLength} N=${x.treeNodes} K=${x.lookup}`);
+  const want = ["exact", "greedy"].flatMap((m) =>
+    [3, 5].flatMap((L) => [0, 4].flatMap((N) => [0, 2].map((K) => `${m} L=${L} N=${N} K=${K}`)))
+  );
+  assert.deepEqual(shapes.sort(), want.sort());
+  for (const x of report.results) assert.equal(x.identical, true, JSON.stringify(x));
+  assert.equal(report.settings.treeChildren, 3);
+  assert.match(r.stdout, /W +L +tree +lookup +tau/);
+  const top = report.recommended[0];
+  const flags = (top.treeNodes ? ` --tree-nodes ${top.treeNodes} --tree-children 3` : "") +
+    (top.lookup ? ` --lookup ${top.lookup}` : "");
+  assert.match(r.stdout, new RegExp(`--beam-length ${top.beamLength}${flags} \\(`));
+  for (const name of ["speedup_cpu_greedy_tree4.svg", "speedup_cpu_exact_tree4_lookup2.svg"]) {
+    assert.match(await Deno.readTextFile(join(out, name)), /draft tree of 4 nodes[\s\S]*<\/svg>\s*$/);
+  }
+  Deno.removeSync(out, { recursive: true });
+});
+
 Deno.test("bench with several backends: autoregression and ReDrafter against the CPU reference", async () => {
   const out = Deno.makeTempDirSync({ prefix: "redrafter-bench-vs-cpu-" });
   const r = await runCli("cli/bench.ts", [
@@ -180,6 +208,9 @@ Deno.test("bench: bad flags give one line and exit code 2", async () => {
         /--lookup-mode must list values from branch, first/,
       ],
       [["--lookup-mode", "first"], /--lookup-mode needs --lookup with a value of 1 or more/],
+      [["--tree-children", "2"], /--tree-children needs --tree-nodes with a value of 1 or more/],
+      [["--tree-nodes", "0,4", "--no-tree"], /--tree-nodes needs tree verification; drop --no-tree/],
+      [["--tree-nodes", "300"], /--tree-nodes must be/],
       [
         ["--suite", "ar", "--ar-models", "default,gpt2"],
         /--ar-models must list values from stories260k, random-25m/,

@@ -31,6 +31,10 @@ Deno.test("generate --prompt-ids: greedy ReDrafter ids equal --autoregressive id
   const rd = await json([...args, "--beam-width", "3", "--beam-length", "4"]);
   const ar = await json([...args, "--autoregressive"]);
   const chains = await json([...args, "--beam-width", "3", "--beam-length", "4", "--no-tree"]);
+  const tree = await json([...args, "--beam-width", "2", "--beam-length", "5", "--tree-nodes", "6"]);
+  assert.deepEqual(tree.ids, ar.ids, "a dynamic draft tree");
+  assert.equal(tree.tree_nodes, 6);
+  assert.equal(rd.tree_nodes, 0);
   assert.equal(rd.mode, "redrafter");
   assert.equal(ar.mode, "autoregressive");
   assert.equal((rd.ids as number[]).length, 24);
@@ -442,6 +446,31 @@ const BAD: [string, string[], RegExp][] = [
     "--lookup-mode without --lookup",
     [...LLAMA_PAIR, "--prompt-ids", "1", "--lookup-mode", "first"],
     /--lookup-mode needs --lookup N with N >= 1/,
+  ],
+  [
+    "--tree-nodes with the apple rule",
+    [...LLAMA_PAIR, "--prompt-ids", "1", "--tree-nodes", "4", "--sampling", "apple", "--temperature", "1"],
+    /--tree-nodes needs greedy or --sampling exact: the apple rule reads beam search's Q/,
+  ],
+  [
+    "--tree-nodes with --no-tree",
+    [...LLAMA_PAIR, "--prompt-ids", "1", "--tree-nodes", "4", "--no-tree"],
+    /--tree-nodes needs tree verification; drop --no-tree/,
+  ],
+  [
+    "--tree-nodes out of range",
+    [...LLAMA_PAIR, "--prompt-ids", "1", "--tree-nodes", "257"],
+    /--tree-nodes must be between 0 and 256, got 257/,
+  ],
+  [
+    "--tree-children without --tree-nodes",
+    [...LLAMA_PAIR, "--prompt-ids", "1", "--tree-children", "3"],
+    /--tree-children needs --tree-nodes N with N >= 1/,
+  ],
+  [
+    "--tree-children out of range",
+    [...LLAMA_PAIR, "--prompt-ids", "1", "--tree-nodes", "8", "--tree-children", "51"],
+    /--tree-children must be between 1 and 50, got 51/,
   ],
   [
     "--drafter-backend neither cpu nor the target's",

@@ -16,9 +16,13 @@ const PROMPT = "The President shall, from time to time, give to the Congress";
 let pairPromise: Promise<Pair> | null = null;
 const pair = () => (pairPromise ??= loadPair({ threads: 1, log: () => {} }));
 
-async function withServer(fn: (base: string, p: Pair) => Promise<void>, maxBatch = 1): Promise<void> {
+async function withServer(
+  fn: (base: string, p: Pair) => Promise<void>,
+  maxBatch = 1,
+  flags: Record<string, string> = {},
+): Promise<void> {
   const p = await pair();
-  const settings = settingsFrom({ "beam-width": "2", "beam-length": "3" }, p, "redrafter");
+  const settings = settingsFrom({ "beam-width": "2", "beam-length": "3", ...flags }, p, "redrafter");
   const server = startServer(p, settings, {
     port: 0,
     chatStyle: "raw",
@@ -90,6 +94,34 @@ Deno.test("serve: /v1/completions (greedy and sampled) equals the library's gene
     assert.equal(s.status, 200);
     assert.deepEqual((s.json.choices as Record<string, unknown>[])[0].token_ids, refS.ids[0]);
   });
+});
+
+Deno.test("serve --tree-nodes: greedy and sampled completions equal autoregression; the reply names the tree", async () => {
+  await withServer(
+    async (base, p) => {
+      const ids = p.tokenizer!.encode(PROMPT);
+      const sampling = { mode: "exact" as const, temperature: 0.8, seed: 3 };
+      for (const s of [undefined, sampling]) {
+        const ref = await generate(p.target, [ids], { maxNewTokens: 24, sampling: s });
+        const { status, json } = await post(`${base}/v1/completions`, {
+          prompt: ids,
+          max_tokens: 24,
+          ...(s ? { temperature: 0.8, seed: 3 } : {}),
+        });
+        assert.equal(status, 200);
+        assert.deepEqual(
+          (json.choices as Record<string, unknown>[])[0].token_ids,
+          ref.ids[0],
+          s?.mode ?? "greedy",
+        );
+        const rd = json.redrafter as Record<string, unknown>;
+        assert.equal(rd.tree_nodes, 8);
+        assert.equal(rd.beam_length, 5);
+      }
+    },
+    1,
+    { "beam-width": "3", "beam-length": "5", "tree-nodes": "8" },
+  );
 });
 
 Deno.test("serve: streamed deltas join into the non-streamed text; chat streams a role, content and a finish", async () => {

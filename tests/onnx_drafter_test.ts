@@ -88,19 +88,18 @@ for (const provider of [...PROVIDERS, "onnx-webgpu" as const]) {
     const ar = await generate(model, prompts, opts);
     for (const name of ["drafter", "drafter_proj"]) {
       const drafter = await createOnnxDrafter(FIX + name, model, { provider, threads: 1 });
-      for (const [W, L] of [[1, 2], [2, 3], [4, 4], [3, 5]]) {
-        const spec = await speculativeGenerate(model, drafter, prompts, {
+      // [W, L, dynamic tree nodes (0: beam search)]
+      for (const [W, L, nodes] of [[1, 2, 0], [2, 3, 0], [4, 4, 0], [3, 5, 0], [3, 5, 7]]) {
+        const shape = {
           ...opts,
           beamWidth: W,
           beamLength: L,
-        });
-        assert.deepEqual(spec.ids, ar.ids, `${name} W=${W} L=${L}`);
-        const one = await speculativeGenerate(model, drafter, [prompts[2]], {
-          ...opts,
-          beamWidth: W,
-          beamLength: L,
-        });
-        assert.deepEqual(one.ids[0], ar.ids[2], `${name} W=${W} L=${L} batch 1`);
+          draftTree: nodes ? { nodes, children: 2 } : undefined,
+        };
+        const spec = await speculativeGenerate(model, drafter, prompts, shape);
+        assert.deepEqual(spec.ids, ar.ids, `${name} W=${W} L=${L} tree ${nodes}`);
+        const one = await speculativeGenerate(model, drafter, [prompts[2]], shape);
+        assert.deepEqual(one.ids[0], ar.ids[2], `${name} W=${W} L=${L} tree ${nodes} batch 1`);
       }
       drafter.dispose();
     }
@@ -174,6 +173,14 @@ Deno.test({
       const spec = await speculativeGenerate(g, drafter, prompts, { ...opts, beamWidth: W, beamLength: L });
       assert.deepEqual(spec.ids, ar.ids, `W=${W} L=${L}`);
     }
+    // A dynamic draft tree: ragged trees of 6 nodes, depth 4.
+    const tree = await speculativeGenerate(g, drafter, prompts, {
+      ...opts,
+      beamWidth: 2,
+      beamLength: 5,
+      draftTree: { nodes: 6 },
+    });
+    assert.deepEqual(tree.ids, ar.ids, "draft tree");
     drafter.dispose();
     g.dispose();
     c.dispose();

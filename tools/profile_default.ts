@@ -8,12 +8,13 @@
  * autoregressive one token for token.
  *
  *   deno run -A tools/profile_default.ts [--prompts 8] [--tokens 64] [--reps 3]
- *                                        [--shapes 1x4,4x4,1x2+f2,1x2+b4] [--kernels auto|wasm|js]
+ *                                        [--shapes 1x4,4x4,1x2+f2,1x2+b4,4x7t16] [--kernels auto|wasm|js]
  *                                        [--backend cpu|onnx-node|...] [--drafter-backend cpu|...] [--threads N]
  *                                        [--onnx-weights fp32|fp16|q4|q8] [--drafter-weights fp32,q8,..]
  *                                        [--drafter-threads N]
  *
- * A shape WxL+bK adds up to K prompt lookup drafts as a branch next to the beams; WxL+fK verifies them
+ * A shape WxLtN drafts a dynamic tree of N nodes (WxLtN/C: C children per expanded node; default W) instead
+ * of W beams (core/draft_tree.ts). A shape WxL+bK adds up to K prompt lookup drafts as a branch next to the beams; WxL+fK verifies them
  * instead of running the drafter in rounds where they are found (core/lookup.ts).
  *
  * Tokens/s here is decode only: new tokens over (total - prompt) time, so the prefill (identical for both)
@@ -87,14 +88,16 @@ const tok = await loadTokenizer(root + "target");
 const lines = Deno.readTextFileSync(root + "prompts.jsonl").trim().split("\n");
 const nPrompts = Number(values.prompts), maxNewTokens = Number(values.tokens), reps = Number(values.reps);
 const prompts = lines.slice(0, nPrompts).map((l) => tok.encode(JSON.parse(l).prompt));
-// A shape is WxL, optionally with lookup drafts: WxL+bK (K drafts next to the beams) or WxL+fK (lookup first).
+// A shape is WxL, optionally a dynamic draft tree of N nodes (WxLtN, or WxLtN/C with C children per node;
+// core/draft_tree.ts), and optionally lookup drafts: +bK (K drafts next to the beams) or +fK (lookup first).
 const shapes = values.shapes.split(",").flatMap((s) => {
-  const m = /^(\d+)x(\d+)(?:\+([bf])(\d+))?$/.exec(s);
-  if (!m) throw new Error(`--shapes: '${s}' is not WxL, WxL+bK or WxL+fK`);
-  const lookup = m[3]
-    ? { maxDrafts: Number(m[4]), mode: m[3] === "f" ? "first" as const : "branch" as const }
+  const m = /^(\d+)x(\d+)(?:t(\d+)(?:\/(\d+))?)?(?:\+([bf])(\d+))?$/.exec(s);
+  if (!m) throw new Error(`--shapes: '${s}' is not WxL[tN[/C]][+bK|+fK]`);
+  const draftTree = m[3] ? { nodes: Number(m[3]), children: m[4] ? Number(m[4]) : undefined } : undefined;
+  const lookup = m[5]
+    ? { maxDrafts: Number(m[6]), mode: m[5] === "f" ? "first" as const : "branch" as const }
     : undefined;
-  return formats.map((_, d) => ({ W: Number(m[1]), L: Number(m[2]), d, lookup, label: s }));
+  return formats.map((_, d) => ({ W: Number(m[1]), L: Number(m[2]), d, lookup, draftTree, label: s }));
 });
 
 interface Sum {
@@ -147,12 +150,13 @@ for (let rep = 0; rep < reps; rep++) {
     add(ar, a);
     arIds[i] = a.ids[0];
     for (let j = 0; j < shapes.length; j++) {
-      const { W, L, d, lookup, label } = shapes[j];
+      const { W, L, d, lookup, draftTree, label } = shapes[j];
       const r = await speculativeGenerate(target, drafters[d], [prompts[i]], {
         maxNewTokens,
         beamWidth: W,
         beamLength: L,
         lookup,
+        draftTree,
       });
       add(spec[j], r);
       if (r.ids[0].join(",") !== arIds[i].join(",")) {
@@ -172,11 +176,14 @@ console.log(
   `target ${backend}, drafter ${drafterBackend}, kernels ${values.kernels}, ${nPrompts} prompts x ${maxNewTokens} tokens, median of ${reps}; ` +
     `AR ${arMed.toFixed(1)} tok/s (${(1000 / arMed).toFixed(2)} ms/token)`,
 );
-console.log("shape  | drafter | tau  | draft ms | verify ms | accept ms | other ms | tok/s  | speedup");
+const w = Math.max(6, ...shapes.map((s) => s.label.length));
+console.log(
+  `${"shape".padEnd(w)} | drafter | tau  | draft ms | verify ms | accept ms | other ms | tok/s  | speedup`,
+);
 shapes.forEach(({ d, label }, j) => {
   const s = res[j].last, tps = median(res[j].tps);
   console.log(
-    `${label.padEnd(6)} | ${formats[d].padEnd(7)} | ${(s.tauSum / s.steps).toFixed(2)} | ${
+    `${label.padEnd(w)} | ${formats[d].padEnd(7)} | ${(s.tauSum / s.steps).toFixed(2)} | ${
       (s.draftMs / s.steps).toFixed(2).padStart(8)
     } | ` +
       `${(s.verifyMs / s.steps).toFixed(2).padStart(9)} | ${
