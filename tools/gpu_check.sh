@@ -11,7 +11,8 @@
 #   7. WebGPU fixed costs (tools/webgpu_overhead.ts: a raw read-back, ORT's cost per run and per op) and the
 #      random ~107M Llama's WebGPU step, standard vs GroupQueryAttention graph, interleaved rounds,
 #   8. the default pair on onnx-webgpu: standard vs GQA step (interleaved), then deno task bench with
-#      repeats over wider trees.
+#      repeats over wider trees,
+#   9. the default pair on onnx-webgpu: dynamic draft trees (--tree-nodes) against beams.
 # Usage, from the repo root: [GPU_CHECK_STEPS="1 2 3 4 5 6"] tools/gpu_check.sh
 # Offline machines: run tools/gpu_pack.sh here first and carry .devcarry/ (deno + node_modules inside; 50 MB).
 # With a 64 MiB limit on what travels, that does not fit beside the committed default target (32 MB). Two
@@ -178,5 +179,15 @@ if step 8 && [ -f $TGT/model.safetensors ]; then
     --num-prompts 4 --max-new-tokens 48 --beam-widths 2,4,8 --beam-lengths 2,3 --lookup 0,4 --lookup-mode first \
     --repeats 2 2>&1 | grep -vE "^bench |^wrote|^$" | head -24
   [ -n "${OUT:-}" ] && cp /tmp/bench-webgpu-wide/bench.json "$OUT/bench-webgpu-wide.json" 2>/dev/null
+fi
+# 9. Dynamic draft trees against beams where a verified token costs next to nothing (tools/default_model/
+#    tree_sim.py predicts about 3x for a 16-node tree against 2.3-2.6x for 4 x 3 / 4 x 4 beams).
+if step 9 && [ -f $TGT/model.safetensors ]; then
+  echo "== 9. default pair on onnx-webgpu: dynamic draft trees against beams"
+  timeout "$((2 * T))" "$DENO" run -A --unstable-webgpu $CACHED cli/bench.ts --model $TGT \
+    --drafter models/default/drafter --modes greedy --out /tmp/bench-webgpu-trees --backend onnx-webgpu \
+    --num-prompts 4 --max-new-tokens 48 --beam-widths 4 --beam-lengths 3,5,7 --tree-nodes 0,16 \
+    --repeats 2 2>&1 | grep -vE "^bench |^wrote|^$" | head -20
+  [ -n "${OUT:-}" ] && cp /tmp/bench-webgpu-trees/bench.json "$OUT/bench-webgpu-trees.json" 2>/dev/null
 fi
 echo "== done"

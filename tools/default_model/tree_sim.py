@@ -10,21 +10,25 @@ predicts: a round costs verify(T) + drafter steps, relative to a one-token targe
 
     verify(T) = 1 + a * (T - 1),   drafter = steps * d + (rows - steps) * r
 
---costs picks (a, d, r): cpu1 (the cpu backend, 1 thread: 0.24, 0.12, 0.03) or onnx2 (onnx-node, 2
-threads, q8 CPU drafter: 0.09, 0.08, 0.02); each measured with tools/profile_default.ts on this VM.
+--costs picks (a, d, r) per column: cpu1 (the cpu backend, 1 thread: 0.24, 0.12, 0.03) and onnx2
+(onnx-node, 2 threads, q8 CPU drafter: 0.09, 0.08, 0.02), both from tools/profile_default.ts on the 2-core
+workplace; gpu (onnx-webgpu with the q8 drafter on the CPU: 0.01, 0.006, 0.002), from the H200 runs of
+session 9, where a target step costs ~65 ms whatever its token count and a CPU drafter step ~0.4 ms.
 
-Policies:
-  beam WxL        the reference beam search (W beams of L tokens, union of their prefixes)
-  tree DxMxKxN    dynamic tree: D drafter steps; step 1 expands the init token, each later step the M
-                  frontier nodes with the highest path probability; each expansion keeps its K most likely
-                  children; the tree is the N created nodes with the highest path probability (ancestor-
-                  closed, since a path's log-probability never rises with depth)
+Policies (the CLI's shapes):
+  WxL        beam search as the reference runs it: W beams of L tokens (init token included), their
+             prefixes merged
+  WxLtN/C    a dynamic draft tree (core/draft_tree.ts, `--beam-width W --beam-length L --tree-nodes N
+             --tree-children C`): L-1 drafter steps; step 1 expands the init token, each later step the W
+             nodes of the step before with the highest path probability; each expansion keeps its C most
+             likely children; the tree is the N created nodes with the highest path probability
 
-  python3 tools/default_model/tree_sim.py [--prompts 32] [--tokens 64] [--costs cpu1|onnx2]
+  python3 tools/default_model/tree_sim.py [--prompts 32] [--tokens 64] [--costs cpu1,onnx2,gpu]
 """
 import argparse
 import json
 import os
+import re
 import sys
 
 import torch
@@ -34,6 +38,7 @@ sys.path.insert(0, os.path.join(HERE, "..", "..", "train"))
 from redrafter_train.model import load_drafter  # noqa: E402
 
 COSTS = {"cpu1": (0.24, 0.12, 0.03), "onnx2": (0.09, 0.08, 0.02), "gpu": (0.01, 0.006, 0.002)}
+DMAX = 8  # deepest draft simulated
 
 
 def beam_policy(drafter, ctx, init, emb_table, target_next, W, L):
@@ -119,10 +124,9 @@ def main() -> None:
     ap.add_argument("--prompts-file", default=os.path.join(root, "prompts.jsonl"))
     ap.add_argument("--prompts", type=int, default=32)
     ap.add_argument("--tokens", type=int, default=64)
-    ap.add_argument("--costs", default="cpu1,onnx2")
-    ap.add_argument("--policies", default="beam1x2,beam1x3,beam1x4,beam2x2,beam2x3,beam4x2,beam4x3,beam4x4,"
-                    "tree1x1x2x2,tree2x1x2x3,tree2x2x2x3,tree2x2x3x4,tree3x2x2x4,tree3x2x2x5,tree3x3x3x6,"
-                    "tree4x2x2x6,tree4x3x3x8,tree5x3x3x10,tree6x4x4x16")
+    ap.add_argument("--costs", default="cpu1,onnx2,gpu")
+    ap.add_argument("--policies", default="1x2,1x3,2x3,4x3,4x4,8x4,8x5,1x3t3/2,2x4t5/2,3x5t8/3,3x6t10/3,"
+                    "4x7t16/4,6x7t24/4,6x9t32/4")
     args = ap.parse_args()
     from transformers import AutoModelForCausalLM, AutoTokenizer
     tok = AutoTokenizer.from_pretrained(args.target)
@@ -130,7 +134,7 @@ def main() -> None:
     prompts = [json.loads(line)["prompt"] for line in open(args.prompts_file, encoding="utf-8")][: args.prompts]
     drafter = load_drafter(args.drafter).eval()
     emb_table = target.get_input_embeddings().weight.detach()
-    Dmax = 8
+    Dmax = DMAX
     ctxs, inits, nexts = [], [], []
     with torch.no_grad():
         for p in prompts:
@@ -139,6 +143,8 @@ def main() -> None:
             hidden = target.base_model(input_ids=out[None])[0][0]
             n = ids.shape[1]
             for t in range(n - 1, n - 1 + args.tokens):
+                if t + 2 + Dmax > out.shape[0]:
+                    break  # the continuation ended (EOS) before this round's drafts could be checked
                 ctxs.append(hidden[t])
                 inits.append(out[t + 1])
                 nexts.append(out[t + 2 : t + 2 + Dmax])
@@ -149,12 +155,15 @@ def main() -> None:
     print(head)
     with torch.no_grad():
         for pol in args.policies.split(","):
-            if pol.startswith("beam"):
-                W, L = map(int, pol[4:].split("x"))
+            m = re.fullmatch(r"(\d+)x(\d+)(?:t(\d+)(?:/(\d+))?)?", pol)
+            if not m or int(m[2]) < 2 or int(m[2]) - 1 > DMAX:
+                sys.exit(f"--policies: '{pol}' is not WxL or WxLtN/C with 2 <= L <= {DMAX + 1}")
+            W, L = int(m[1]), int(m[2])
+            if m[3] is None:
                 acc, size, steps, rows = beam_policy(drafter, ctx, init, emb_table, nxt, W, L)
             else:
-                D, M, K, N = map(int, pol[4:].split("x"))
-                acc, size, steps, rows = tree_policy(drafter, ctx, init, emb_table, nxt, D, M, K, N)
+                N, C = int(m[3]), int(m[4] or W)
+                acc, size, steps, rows = tree_policy(drafter, ctx, init, emb_table, nxt, L - 1, W, C, N)
             tau, T = 1 + acc.mean().item(), size.mean().item()
             line = f"{pol:16s} {tau:5.2f} {T:5.2f} {steps:5d} {rows:5d}"
             for c in costs:
