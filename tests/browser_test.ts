@@ -35,6 +35,9 @@ interface PageResult {
   ar?: number[];
   rd?: number[];
   tau?: number;
+  /** ReDrafter with a dynamic draft tree (the page's `tree` parameter). */
+  rdTree?: number[];
+  treeTau?: number;
 }
 
 const chromium = findChromium();
@@ -50,7 +53,7 @@ function removeLater(dir: string): void {
 
 Deno.test({
   name:
-    "browser (headless Chromium): cpu, onnx-wasm, onnx-webgpu give Deno's greedy tokens, AR and ReDrafter; the page's button too",
+    "browser (headless Chromium): cpu, onnx-wasm, onnx-webgpu give Deno's greedy tokens, AR and ReDrafter (beams and a draft tree); the page's button too",
   ignore: chromium === null,
   sanitizeResources: false,
   sanitizeOps: false,
@@ -70,7 +73,13 @@ Deno.test({
       onResult: (b) => resolve(b),
       onFile: (p) => served.add(p),
     });
-    const query = new URLSearchParams({ auto: BACKENDS.join(","), tokens: String(TOKENS), prompt: PROMPT });
+    const query = new URLSearchParams({
+      auto: BACKENDS.join(","),
+      tokens: String(TOKENS),
+      prompt: PROMPT,
+      length: "4",
+      tree: "6", // and a dynamic draft tree of 6 nodes, depth 3
+    });
     const url = `http://127.0.0.1:${server.addr.port}/examples/browser/index.html?${query}`;
     const browser = new Deno.Command(chromium!, {
       args: [
@@ -108,6 +117,12 @@ Deno.test({
         assert.deepEqual(r.ar, ref, `${r.backend}: browser autoregression differs from Deno's`);
         assert.deepEqual(r.rd, ref, `${r.backend}: browser ReDrafter differs from autoregression`);
         assert.ok(r.tau! > 1, `${r.backend}: ReDrafter accepted no draft (tau ${r.tau})`);
+        assert.deepEqual(
+          r.rdTree,
+          ref,
+          `${r.backend}: browser ReDrafter with a draft tree differs from autoregression`,
+        );
+        assert.ok(r.treeTau! > 1, `${r.backend}: the draft tree accepted no draft (tau ${r.treeTau})`);
       }
 
       // The page's own button: both texts streamed into the page, and the same.

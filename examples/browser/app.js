@@ -1,6 +1,7 @@
 // The browser example: load the default pair over HTTP with the bundle (tools/build_web.ts), then generate
 // with autoregression and with ReDrafter on the chosen backend. `?auto=cpu,onnx-wasm&tokens=24&prompt=...`
-// runs each backend without the UI and POSTs the ids to /result (tests/browser_test.ts).
+// (optionally `&length=L&tree=N`: beams of length L, and also a draft tree of N nodes) runs each backend
+// without the UI and POSTs the ids to /result (tests/browser_test.ts).
 import * as rd from "../../dist/web/redrafter.js";
 
 const TARGET = new URL("../../models/default/target/", location.href);
@@ -35,7 +36,15 @@ async function pair(spec) {
   return p;
 }
 
-async function run(backend, prompt, maxNewTokens, beamWidth, beamLength) {
+// Drafting options: W beams of L tokens, or (treeNodes > 0) a dynamic draft tree of that many nodes.
+const drafting = (beamWidth, beamLength, treeNodes) => ({
+  beamWidth,
+  beamLength,
+  draftTree: treeNodes > 0 ? { nodes: treeNodes } : undefined,
+});
+
+// Autoregression, then ReDrafter with beams, then (treeNodes > 0) with a dynamic draft tree.
+async function run(backend, prompt, maxNewTokens, beamWidth, beamLength, treeNodes) {
   const { target, drafter } = await pair(backend);
   const ids = tokenizer.encode(prompt);
   const opts = { maxNewTokens, decode: (t) => tokenizer.decode(t) };
@@ -43,9 +52,20 @@ async function run(backend, prompt, maxNewTokens, beamWidth, beamLength) {
   const ar = await rd.generate(target, [ids], opts);
   const arMs = performance.now() - t0;
   t0 = performance.now();
-  const sp = await rd.speculativeGenerate(target, drafter, [ids], { ...opts, beamWidth, beamLength });
+  const sp = await rd.speculativeGenerate(target, drafter, [ids], {
+    ...opts,
+    ...drafting(beamWidth, beamLength, 0),
+  });
   const rdMs = performance.now() - t0;
+  const tree = treeNodes > 0
+    ? await rd.speculativeGenerate(target, drafter, [ids], {
+      ...opts,
+      ...drafting(beamWidth, beamLength, treeNodes),
+    })
+    : null;
   return {
+    rdTree: tree?.ids[0],
+    treeTau: tree?.metrics.tau,
     backend,
     promptIds: ids,
     ar: ar.ids[0],
@@ -68,7 +88,8 @@ if (params.has("auto")) {
           params.get("prompt") ?? $("prompt").value,
           Number(params.get("tokens") ?? 24),
           2,
-          3,
+          Number(params.get("length") ?? 3),
+          Number(params.get("tree") ?? 0),
         ),
       );
     } catch (e) {
@@ -114,8 +135,7 @@ if (params.has("auto")) {
         $("rd"),
         rd.speculativeStream(target, drafter, [ids], {
           ...opts,
-          beamWidth: Number($("width").value),
-          beamLength: Number($("length").value),
+          ...drafting(Number($("width").value), Number($("length").value), Number($("tree").value)),
         }),
       );
       const arTps = (1000 * ar.result.ids[0].length) / ar.ms;
