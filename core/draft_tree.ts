@@ -56,7 +56,8 @@ export function checkDraftTree(o: DraftTreeOptions, beamWidth: number): void {
   }
   const k = o.children ?? beamWidth;
   if (!Number.isInteger(k) || k < 1 || k > MAX_TREE_CHILDREN) {
-    throw new Error(`draftTree.children must be an integer in 1..${MAX_TREE_CHILDREN}, got ${k}`);
+    const from = o.children === undefined ? " (default: beamWidth)" : "";
+    throw new Error(`draftTree.children${from} must be an integer in 1..${MAX_TREE_CHILDREN}, got ${k}`);
   }
 }
 
