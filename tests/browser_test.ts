@@ -42,6 +42,21 @@ interface PageResult {
 
 const chromium = findChromium();
 
+/** Waits for `p` at most `ms` milliseconds (cleanup must not hang the suite). */
+async function atMost(p: Promise<unknown>, ms: number): Promise<void> {
+  let t: ReturnType<typeof setTimeout> | undefined;
+  await Promise.race([p, new Promise((r) => t = setTimeout(r, ms))]);
+  clearTimeout(t);
+}
+
+/** Stop a browser process: SIGKILL (a hung GPU process can outlive SIGTERM), then wait a bounded time. */
+async function stopBrowser(child: Deno.ChildProcess): Promise<void> {
+  try {
+    child.kill("SIGKILL");
+  } catch { /* already gone */ }
+  await atMost(child.status, 10_000);
+}
+
 /** Remove a browser profile folder; Chromium's helper processes may still write to it for a moment. */
 function removeLater(dir: string): void {
   try {
@@ -148,17 +163,13 @@ Deno.test({
           `${JSON.stringify(page.ar)} / ${JSON.stringify(page.rd)}`,
         );
       } finally {
-        ui.kill();
-        await ui.status;
+        await stopBrowser(ui);
         removeLater(`${profile}-ui`);
       }
     } finally {
       clearTimeout(timer);
-      try {
-        browser.kill();
-      } catch { /* already gone */ }
-      await browser.status;
-      await server.shutdown();
+      await stopBrowser(browser);
+      await atMost(server.shutdown(), 10_000);
       Deno.removeSync(dist, { recursive: true });
       removeLater(profile);
     }

@@ -218,7 +218,10 @@ Deno.test("draft trees: bad options are named; the Apple rule and chain verifica
     () => checkDraftTree({ nodes: 4, children: 51 }, 2),
     /draftTree.children must be an integer in 1..50, got 51/,
   );
-  assert.throws(() => checkDraftTree({ nodes: 4 }, 60), /draftTree.children \(default: beamWidth\) must be an integer in 1..50, got 60/);
+  assert.throws(
+    () => checkDraftTree({ nodes: 4 }, 60),
+    /draftTree.children \(default: beamWidth\) must be an integer in 1..50, got 60/,
+  );
   const t = new ToyTarget({ vocab: 6, eos: [1] });
   const d = new ToyDrafter(t, { kind: "random", salt: 3, scale: 4 });
   const base = { maxNewTokens: 4, beamWidth: 2, beamLength: 3, draftTree: { nodes: 4 } };
