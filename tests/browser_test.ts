@@ -73,105 +73,119 @@ Deno.test({
   sanitizeResources: false,
   sanitizeOps: false,
   async fn() {
-    const dist = Deno.makeTempDirSync({ prefix: "redrafter-web-" });
-    const profile = Deno.makeTempDirSync({ prefix: "redrafter-chromium-" });
-    await buildWeb(dist);
-    /** Resolves the promise of the page's next POST to /result. */
-    let resolve!: (v: unknown) => void;
-    const posted = new Promise<{ results: PageResult[]; crossOriginIsolated: boolean }>((r) =>
-      resolve = r as (v: unknown) => void
-    );
-    const served = new Set<string>();
-    const server = serveExample({
-      port: 0,
-      dist,
-      onResult: (b) => resolve(b),
-      onFile: (p) => served.add(p),
+    // A last guard: whatever hangs (the build, Chromium, the server), the test fails within 8 minutes
+    // instead of holding up the suite.
+    let guard: ReturnType<typeof setTimeout> | undefined;
+    const deadline = new Promise<never>((_, reject) => {
+      guard = setTimeout(() => reject(new Error("browser test: no end within 480 s")), 480_000);
     });
-    const query = new URLSearchParams({
-      auto: BACKENDS.join(","),
-      tokens: String(TOKENS),
-      prompt: PROMPT,
-      length: "4",
-      tree: "6", // and a dynamic draft tree of 6 nodes, depth 3
+    try {
+      await Promise.race([browserRun(), deadline]);
+    } finally {
+      clearTimeout(guard);
+    }
+  },
+});
+
+async function browserRun(): Promise<void> {
+  const dist = Deno.makeTempDirSync({ prefix: "redrafter-web-" });
+  const profile = Deno.makeTempDirSync({ prefix: "redrafter-chromium-" });
+  await buildWeb(dist);
+  /** Resolves the promise of the page's next POST to /result. */
+  let resolve!: (v: unknown) => void;
+  const posted = new Promise<{ results: PageResult[]; crossOriginIsolated: boolean }>((r) =>
+    resolve = r as (v: unknown) => void
+  );
+  const served = new Set<string>();
+  const server = serveExample({
+    port: 0,
+    dist,
+    onResult: (b) => resolve(b),
+    onFile: (p) => served.add(p),
+  });
+  const query = new URLSearchParams({
+    auto: BACKENDS.join(","),
+    tokens: String(TOKENS),
+    prompt: PROMPT,
+    length: "4",
+    tree: "6", // and a dynamic draft tree of 6 nodes, depth 3
+  });
+  const url = `http://127.0.0.1:${server.addr.port}/examples/browser/index.html?${query}`;
+  const browser = new Deno.Command(chromium!, {
+    args: [
+      "--headless=new",
+      "--no-sandbox", // CI runs as root
+      "--disable-dev-shm-usage",
+      "--enable-unsafe-webgpu", // WebGPU on Linux (SwiftShader without a GPU)
+      `--user-data-dir=${profile}`,
+      url,
+    ],
+    stdout: "null",
+    stderr: "null",
+  }).spawn();
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  try {
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`no result from ${url} in 300 s`)), 300_000);
     });
-    const url = `http://127.0.0.1:${server.addr.port}/examples/browser/index.html?${query}`;
-    const browser = new Deno.Command(chromium!, {
+    const { results, crossOriginIsolated } = await Promise.race([posted, timeout]);
+
+    // The reference: Deno, the CPU backend, autoregressive.
+    const ckpt = await loadCheckpoint(`${ROOT}models/default/target`);
+    const tok = await loadTokenizer(`${ROOT}models/default/target`);
+    const target = createCpuModel(ckpt, { threads: 1 });
+    const ids = tok.encode(PROMPT);
+    const ref = (await generate(target, [ids], { maxNewTokens: TOKENS })).ids[0];
+    ckpt.tensors.close();
+
+    assert.deepEqual(results.map((r) => r.backend), BACKENDS);
+    assert.ok(crossOriginIsolated, "the example page is not cross-origin isolated (COOP/COEP headers)");
+    assert.ok(served.has("/dist/web/matmul_worker.js"), "cpu:2 started no matmul worker");
+    for (const r of results) {
+      assert.equal(r.error, undefined, `${r.backend} failed in the browser: ${r.error}`);
+      assert.deepEqual(r.promptIds, ids, `${r.backend}: the browser tokenized the prompt differently`);
+      assert.deepEqual(r.ar, ref, `${r.backend}: browser autoregression differs from Deno's`);
+      assert.deepEqual(r.rd, ref, `${r.backend}: browser ReDrafter differs from autoregression`);
+      assert.ok(r.tau! > 1, `${r.backend}: ReDrafter accepted no draft (tau ${r.tau})`);
+      assert.deepEqual(
+        r.rdTree,
+        ref,
+        `${r.backend}: browser ReDrafter with a draft tree differs from autoregression`,
+      );
+      assert.ok(r.treeTau! > 1, `${r.backend}: the draft tree accepted no draft (tau ${r.treeTau})`);
+    }
+
+    // The page's own button: both texts streamed into the page, and the same.
+    const clicked = new Promise<{ log: string; ar: string; rd: string }>((
+      r,
+    ) => (resolve = r as typeof resolve));
+    const ui = new Deno.Command(chromium!, {
       args: [
         "--headless=new",
-        "--no-sandbox", // CI runs as root
+        "--no-sandbox",
         "--disable-dev-shm-usage",
-        "--enable-unsafe-webgpu", // WebGPU on Linux (SwiftShader without a GPU)
-        `--user-data-dir=${profile}`,
-        url,
+        `--user-data-dir=${profile}-ui`,
+        `http://127.0.0.1:${server.addr.port}/examples/browser/index.html?click`,
       ],
       stdout: "null",
       stderr: "null",
     }).spawn();
-    let timer: ReturnType<typeof setTimeout> | undefined;
     try {
-      const timeout = new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new Error(`no result from ${url} in 300 s`)), 300_000);
-      });
-      const { results, crossOriginIsolated } = await Promise.race([posted, timeout]);
-
-      // The reference: Deno, the CPU backend, autoregressive.
-      const ckpt = await loadCheckpoint(`${ROOT}models/default/target`);
-      const tok = await loadTokenizer(`${ROOT}models/default/target`);
-      const target = createCpuModel(ckpt, { threads: 1 });
-      const ids = tok.encode(PROMPT);
-      const ref = (await generate(target, [ids], { maxNewTokens: TOKENS })).ids[0];
-      ckpt.tensors.close();
-
-      assert.deepEqual(results.map((r) => r.backend), BACKENDS);
-      assert.ok(crossOriginIsolated, "the example page is not cross-origin isolated (COOP/COEP headers)");
-      assert.ok(served.has("/dist/web/matmul_worker.js"), "cpu:2 started no matmul worker");
-      for (const r of results) {
-        assert.equal(r.error, undefined, `${r.backend} failed in the browser: ${r.error}`);
-        assert.deepEqual(r.promptIds, ids, `${r.backend}: the browser tokenized the prompt differently`);
-        assert.deepEqual(r.ar, ref, `${r.backend}: browser autoregression differs from Deno's`);
-        assert.deepEqual(r.rd, ref, `${r.backend}: browser ReDrafter differs from autoregression`);
-        assert.ok(r.tau! > 1, `${r.backend}: ReDrafter accepted no draft (tau ${r.tau})`);
-        assert.deepEqual(
-          r.rdTree,
-          ref,
-          `${r.backend}: browser ReDrafter with a draft tree differs from autoregression`,
-        );
-        assert.ok(r.treeTau! > 1, `${r.backend}: the draft tree accepted no draft (tau ${r.treeTau})`);
-      }
-
-      // The page's own button: both texts streamed into the page, and the same.
-      const clicked = new Promise<{ log: string; ar: string; rd: string }>((
-        r,
-      ) => (resolve = r as typeof resolve));
-      const ui = new Deno.Command(chromium!, {
-        args: [
-          "--headless=new",
-          "--no-sandbox",
-          "--disable-dev-shm-usage",
-          `--user-data-dir=${profile}-ui`,
-          `http://127.0.0.1:${server.addr.port}/examples/browser/index.html?click`,
-        ],
-        stdout: "null",
-        stderr: "null",
-      }).spawn();
-      try {
-        const page = await Promise.race([clicked, timeout]);
-        assert.match(page.log, /token-identical/, page.log);
-        assert.ok(
-          page.ar.length > 20 && page.ar === page.rd,
-          `${JSON.stringify(page.ar)} / ${JSON.stringify(page.rd)}`,
-        );
-      } finally {
-        await stopBrowser(ui);
-        removeLater(`${profile}-ui`);
-      }
+      const page = await Promise.race([clicked, timeout]);
+      assert.match(page.log, /token-identical/, page.log);
+      assert.ok(
+        page.ar.length > 20 && page.ar === page.rd,
+        `${JSON.stringify(page.ar)} / ${JSON.stringify(page.rd)}`,
+      );
     } finally {
-      clearTimeout(timer);
-      await stopBrowser(browser);
-      await atMost(server.shutdown(), 10_000);
-      Deno.removeSync(dist, { recursive: true });
-      removeLater(profile);
+      await stopBrowser(ui);
+      removeLater(`${profile}-ui`);
     }
-  },
-});
+  } finally {
+    clearTimeout(timer);
+    await stopBrowser(browser);
+    await atMost(server.shutdown(), 10_000);
+    Deno.removeSync(dist, { recursive: true });
+    removeLater(profile);
+  }
+}
