@@ -7,7 +7,7 @@
  * @module
  */
 
-import type { DraftModel, DraftRound } from "./types.ts";
+import type { DraftModel, DraftRound, DraftTopK } from "./types.ts";
 
 /** Apple's prior on the initially dead beams. */
 export const DEAD_BEAM_PRIOR: number = -50000;
@@ -43,6 +43,28 @@ export function checkBeamShape(width: number, length: number, vocab: number): vo
   if (!Number.isInteger(width) || width < 1 || width > vocab) {
     throw new Error(`beamWidth must be an integer in [1, vocab size ${vocab}], got ${width}`);
   }
+}
+
+/**
+ * One drafter step over B rows of W beams, its top-k checked to hold B x W x k entries (a DraftModel that
+ * returns fewer would otherwise be read past its end).
+ */
+export async function checkedStep(
+  round: DraftRound,
+  tokens: Int32Array,
+  parents: Int32Array,
+  k: number,
+  B: number,
+  W: number,
+): Promise<DraftTopK> {
+  const top = await round.step(tokens, parents, k);
+  if (top.ids.length !== B * W * k || top.logProbs.length !== B * W * k) {
+    throw new Error(
+      `DraftRound.step returned ${top.ids.length} ids / ${top.logProbs.length} log-probs, expected ` +
+        `rows ${B} x beams ${W} x k ${k}`,
+    );
+  }
+  return top;
 }
 
 /**
@@ -85,13 +107,7 @@ export async function beamSearch(
   const selScore = new Float64Array(W);
   const selFlat = new Float64Array(W);
   for (let s = 0; s < C; s++) {
-    const top = await round.step(tokens, parents, W);
-    if (top.ids.length !== B * W * W || top.logProbs.length !== B * W * W) {
-      throw new Error(
-        `DraftRound.step returned ${top.ids.length} ids / ${top.logProbs.length} log-probs, expected ` +
-          `rows ${B} x beams ${W} x k ${W}`,
-      );
-    }
+    const top = await checkedStep(round, tokens, parents, W, B, W);
     for (let b = 0; b < B; b++) {
       let m = 0;
       for (let w = 0; w < W; w++) {

@@ -19,6 +19,7 @@
  * @module
  */
 
+import { checkedStep } from "./beam_search.ts";
 import { END } from "./tree.ts";
 import type { DraftModel } from "./types.ts";
 
@@ -103,13 +104,7 @@ export async function treeSearch(
   }
   const sel = new Int32Array(Math.max(M, opts.nodes)); // selection scratch: node indices, best first
   for (let s = 0; s < D; s++) {
-    const top = await round.step(tokens, parents, K);
-    if (top.ids.length !== B * M * K || top.logProbs.length !== B * M * K) {
-      throw new Error(
-        `DraftRound.step returned ${top.ids.length} ids / ${top.logProbs.length} log-probs, expected ` +
-          `rows ${B} x beams ${M} x k ${K}`,
-      );
-    }
+    const top = await checkedStep(round, tokens, parents, K, B, M);
     for (let b = 0; b < B; b++) {
       const o = b * cap, first = count[b];
       for (let m = 0; m < live[b]; m++) {
