@@ -1,9 +1,9 @@
 /**
  * The ReDrafter loop (redrafter.md section 6, with per-row KV lengths instead of left-pad realignment):
- * prefill -> first token -> rounds of { beam search (or a draft tree) -> pack -> one target forward over every row's tree ->
- * verify -> commit the accepted path } until every row stops. A round emits the accepted drafts plus the
- * target's own next token; that token and the hidden state of the last accepted token (beam index n, not
- * n + 1: trap 10.2) seed the next round.
+ * prefill -> first token -> rounds of { beam search (or a draft tree) -> pack -> one target forward over
+ * every row's tree -> verify -> commit the accepted path } until every row stops. A round emits the accepted
+ * drafts plus the target's own next token; that token and the hidden state of the last accepted token (beam
+ * index n, not n + 1: trap 10.2) seed the next round.
  *
  * @module
  */
