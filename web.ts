@@ -10,6 +10,7 @@ export type * from "./core/types.ts";
 export type * from "./loader/types.ts";
 export { ConfigError, parseGenerationConfig, parseModelConfig } from "./loader/config.ts";
 export {
+  type DraftVocabUrlOption,
   fetchBytes,
   type FetchOptions,
   fetchText,
@@ -41,6 +42,14 @@ export {
   WARP_TOP_K,
 } from "./drafter/cpu.ts";
 export { type DrafterTarget, readDrafterWeights } from "./drafter/load.ts";
+export {
+  DRAFT_VOCAB_FILE,
+  MIN_DRAFT_VOCAB,
+  parseDraftVocabDefault,
+  parseDraftVocabRanking,
+  pickDraftVocab,
+  restrictDraftVocab,
+} from "./drafter/vocab.ts";
 export type { KernelChoice } from "./kernels/mod.ts";
 export {
   createOnnxDrafter,

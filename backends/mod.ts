@@ -46,6 +46,12 @@ export interface LoadTargetOptions {
    * Default defaultDrafterBackend(backend). Either gives the same generated text.
    */
   drafterBackend?: string;
+  /**
+   * Draft vocabulary (loadDraftModel): the drafter's head keeps the rows of this many most frequent tokens,
+   * ranked by `<drafter dir>/draft_vocab.json` (drafter/vocab.ts); each drafter step gets that much cheaper.
+   * Default: the whole vocabulary. Outputs stay exact; only acceptance can change.
+   */
+  draftVocab?: number;
 }
 
 /**
@@ -95,7 +101,12 @@ interface OnnxModule {
   createOnnxDrafter(
     dir: string,
     target: TargetModel,
-    opts: { provider: string; threads?: number; weights?: LoadTargetOptions["drafterWeights"] },
+    opts: {
+      provider: string;
+      threads?: number;
+      weights?: LoadTargetOptions["drafterWeights"];
+      draftVocab?: number;
+    },
   ): Promise<DraftModel>;
 }
 
@@ -156,6 +167,7 @@ export async function loadDraftModel(
     return await loadDrafter(dir, target, {
       threads: opts.drafterThreads ?? (backend === "cpu" ? opts.threads : undefined),
       weights: cpuWeights,
+      draftVocab: opts.draftVocab,
     });
   }
   const onnx = await importOnnx(backend);
@@ -163,6 +175,7 @@ export async function loadDraftModel(
     provider: backend,
     threads: opts.drafterThreads ?? (backend === "onnx-wasm" ? opts.threads : undefined),
     weights,
+    draftVocab: opts.draftVocab,
   });
 }
 

@@ -42,6 +42,7 @@ import { type RunMode, type RunSettings, runToEnd, streamFor } from "./run.ts";
 import { fmt, summarize, type Summary } from "./report.ts";
 import { progressBar, renderTable } from "./term.ts";
 import { heatmapSvg, histogramSvg } from "./svg.ts";
+import { draftVocabFlag } from "./generate.ts";
 import { AR_MODELS, runArSuite } from "./bench_ar.ts";
 import { checkBackend, type LoadTargetOptions } from "../backends/mod.ts";
 import { defaultThreads } from "../kernels/mod.ts";
@@ -63,6 +64,8 @@ Sweeps beam width x beam length for ReDrafter against the autoregressive baselin
                           and acceptance)
   --drafter-backend B     where the drafter runs: cpu, or the --backend itself (default: cpu next to
                           onnx-webgpu, whose every session run waits on a GPU read-back; --backend elsewhere)
+  --draft-vocab N|all     draft only the N most frequent tokens (ranked by the drafter's draft_vocab.json;
+                          default: its default_size, 2048 for the embedded drafter, else all)
   --prompts FILE          prompt set (default models/default/prompts.jsonl); MT-bench, JSONL or text
   --num-prompts N         first N prompts (default 4)
   --max-new-tokens N      new tokens per prompt (default 64)
@@ -106,6 +109,7 @@ const FLAGS = {
   "drafter-weights": { type: "string" },
   "drafter-threads": { type: "string" },
   "drafter-backend": { type: "string" },
+  "draft-vocab": { type: "string" },
   "ar-models": { type: "string" },
   prompts: { type: "string" },
   "num-prompts": { type: "string" },
@@ -235,6 +239,7 @@ async function benchBackend(
     drafterThreads: values["drafter-threads"] === undefined
       ? undefined
       : intFlag(values, "drafter-threads", 1, { min: 1 }),
+    draftVocab: draftVocabFlag(values),
   });
   if (!pair.drafter) throw new UsageError("bench needs a drafter (--drafter DIR|org/name)");
   const tok = pair.tokenizer;
@@ -515,13 +520,14 @@ async function main(argv: string[]): Promise<number> {
 
   const results: ShapeResult[] = [];
   const baselines: Baseline[] = [];
-  let modelDir = "", drafterDir: string | null = null;
+  let modelDir = "", drafterDir: string | null = null, draftVocab: number | null = null;
   for (const b of backends) {
     const r = await benchBackend(b, values, opts);
     results.push(...r.results);
     baselines.push(...r.baselines);
     modelDir = r.pair.modelDir;
     drafterDir = r.pair.drafterDir;
+    draftVocab = r.pair.draftVocab;
     r.pair.dispose();
   }
 
@@ -565,6 +571,7 @@ async function main(argv: string[]): Promise<number> {
       drafterWeights: values["drafter-weights"] ??
         drafterBackends.map((d) => defaultDrafterWeights(d)).join(","),
       drafterBackend: drafterBackends.join(","),
+      draftVocab: draftVocab ?? "all",
     },
     baselines,
     results,

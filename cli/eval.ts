@@ -195,6 +195,7 @@ export async function runEval(
         beam_width: s.beamWidth,
         beam_length: s.beamLength,
         tree_nodes: s.draftTree?.nodes ?? 0,
+        draft_vocab: pair.draftVocab ?? pair.target.config.vocabSize,
       });
     }
     if (values.compare) Object.assign(summary, { speedup, identical, compared: main.length });
@@ -234,6 +235,8 @@ export async function runEval(
       }${s.lookup ? `, up to ${s.lookup} lookup drafts (${s.lookupMode ?? "branch"})` : ""}, ` +
         `${s.tree ? "tree" : "chain"} verification, ${pair.target.backend} backend, ` +
         `${pair.drafterWeights ?? "no"} drafter weights${
+          pair.draftVocab ? ` (draft vocabulary ${pair.draftVocab})` : ""
+        }${
           pair.drafterBackend && pair.drafterBackend !== pair.target.backend
             ? ` (drafter on ${pair.drafterBackend})`
             : ""

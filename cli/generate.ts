@@ -9,6 +9,7 @@ import type { SamplingOptions } from "../core/options.ts";
 import { resolveSampling } from "../core/options.ts";
 import { checkBeamShape } from "../core/beam_search.ts";
 import { type DraftTreeOptions, MAX_TREE_CHILDREN, MAX_TREE_NODES } from "../core/draft_tree.ts";
+import { MIN_DRAFT_VOCAB } from "../drafter/vocab.ts";
 import {
   checkRange,
   choiceFlag,
@@ -62,6 +63,9 @@ Model:
                            draft: speed and acceptance change, never the text
   --drafter-backend B      where the drafter runs: cpu, or the --backend itself (default: cpu next to
                            onnx-webgpu, whose every session run waits on a GPU read-back; --backend elsewhere)
+  --draft-vocab N|all      draft only the N most frequent tokens (ranked by the drafter's draft_vocab.json;
+                           default: its default_size, 2048 for the embedded drafter, else all): each drafter
+                           step gets cheaper, the text stays the same
 
 Generation:
   --max-new-tokens N       new tokens per prompt (default 128)
@@ -117,6 +121,7 @@ export const FLAGS = {
   "drafter-weights": { type: "string" },
   "drafter-threads": { type: "string" },
   "drafter-backend": { type: "string" },
+  "draft-vocab": { type: "string" },
   prompt: { type: "string" },
   "prompt-ids": { type: "string" },
   "max-new-tokens": { type: "string" },
@@ -225,6 +230,13 @@ export function treeFlags(values: FlagValues, beamWidth: number): DraftTreeOptio
   return { nodes, children };
 }
 
+/** --draft-vocab N|all: a size (>= MIN_DRAFT_VOCAB), "all", or undefined (the drafter's default). */
+export function draftVocabFlag(values: FlagValues): number | "all" | undefined {
+  const v = values["draft-vocab"];
+  if (v === undefined || v === "all") return v;
+  return intFlag(values, "draft-vocab", 0, { min: MIN_DRAFT_VOCAB });
+}
+
 /** What to load, from the model flags (--model, --drafter, --backend, --threads, ...). */
 export function pairOptionsFromFlags(values: FlagValues): PairOptions {
   const optInt = (name: string) =>
@@ -238,6 +250,7 @@ export function pairOptionsFromFlags(values: FlagValues): PairOptions {
     drafterWeights: values["drafter-weights"] as string | undefined,
     drafterBackend: values["drafter-backend"] as string | undefined,
     drafterThreads: optInt("drafter-threads"),
+    draftVocab: draftVocabFlag(values),
     noDrafter: values.autoregressive === true,
   };
 }
@@ -363,6 +376,7 @@ async function runSingle(
         lookup: s.lookup ?? 0,
         lookup_mode: s.lookupMode ?? "branch",
         tree_nodes: s.draftTree?.nodes ?? 0,
+        draft_vocab: pair.draftVocab ?? pair.target.config.vocabSize,
       });
     }
     out.sampling = s.sampling ?? { mode: "greedy" };

@@ -325,6 +325,7 @@ export function startServer(
         beam_width: settings.mode === "redrafter" ? settings.beamWidth : null,
         beam_length: settings.mode === "redrafter" ? settings.beamLength : null,
         tree_nodes: settings.mode === "redrafter" ? settings.draftTree?.nodes ?? 0 : null,
+        draft_vocab: settings.mode === "redrafter" ? pair.draftVocab ?? pair.target.config.vocabSize : null,
         backend: pair.target.backend,
       },
     });

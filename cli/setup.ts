@@ -27,6 +27,7 @@ import {
 import { choiceFlag, type FlagValues, UsageError } from "./args.ts";
 import { LOOKUP_MODES, type LookupMode } from "../core/lookup.ts";
 import { progressBar } from "./term.ts";
+import { draftVocabDefault } from "../drafter/load.ts";
 
 /** The embedded default pair, next to this module's parent directory. */
 export const DEFAULT_TARGET = fileURLToPath(new URL("../models/default/target", import.meta.url));
@@ -48,6 +49,11 @@ export interface PairOptions {
   drafterWeights?: string;
   /** --drafter-backend: cpu or the target's backend (default defaultDrafterBackend(backend)). */
   drafterBackend?: string;
+  /**
+   * --draft-vocab: the drafter drafts only this many most frequent tokens; "all": the whole vocabulary;
+   * default the drafter's draft_vocab.json default_size, or all.
+   */
+  draftVocab?: number | "all";
   /** Skip the drafter (autoregressive runs). */
   noDrafter?: boolean;
   /** Notes for the user (stderr). */
@@ -65,6 +71,8 @@ export interface Pair {
   drafterWeights: string | null;
   /** Where the drafter runs (--drafter-backend, or its default), or null without a drafter. */
   drafterBackend: string | null;
+  /** The draft vocabulary size (--draft-vocab), or null: the whole vocabulary (or no drafter). */
+  draftVocab: number | null;
   dispose(): void;
 }
 
@@ -156,6 +164,7 @@ export async function loadPair(opts: PairOptions): Promise<Pair> {
   );
   let drafter: DraftModel | null = null;
   let drafterDir: string | null = null;
+  let draftVocab: number | null = null;
   if (!opts.noDrafter) {
     if (opts.drafter !== undefined) drafterDir = await resolveDir("--drafter", opts.drafter);
     else if (isDefault && existsSync(DEFAULT_DRAFTER)) drafterDir = DEFAULT_DRAFTER;
@@ -168,8 +177,14 @@ export async function loadPair(opts: PairOptions): Promise<Pair> {
     }
     if (drafterDir !== null) {
       const dir = drafterDir;
+      const V = target.config.vocabSize;
+      draftVocab = opts.draftVocab === "all"
+        ? null
+        : opts.draftVocab ?? await asUsage("--drafter", () => draftVocabDefault(dir, V));
+      if (draftVocab !== null && draftVocab >= V) draftVocab = null;
+      const size = draftVocab ?? undefined;
       drafter = await asUsage(
-        "--drafter",
+        opts.draftVocab === undefined ? "--drafter" : "--draft-vocab",
         () =>
           loadDraftModel(dir, target, {
             backend: opts.backend,
@@ -177,6 +192,7 @@ export async function loadPair(opts: PairOptions): Promise<Pair> {
             drafterThreads: opts.drafterThreads,
             drafterWeights,
             drafterBackend,
+            draftVocab: size,
           }),
       );
     }
@@ -198,6 +214,7 @@ export async function loadPair(opts: PairOptions): Promise<Pair> {
     drafterDir,
     drafterWeights: drafter ? drafterWeights ?? null : null,
     drafterBackend: drafter ? drafterBackend : null,
+    draftVocab: drafter ? draftVocab : null,
     dispose() {
       drafter?.dispose();
       target.dispose();

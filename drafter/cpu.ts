@@ -31,6 +31,7 @@ import {
   quantizeQ8Into,
 } from "../kernels/mod.ts";
 import { pushTopK, topK } from "../kernels/topk.ts";
+import { expandLogProbRow } from "./vocab.ts";
 
 /** The reference's top-k warp width for drafter logits. */
 export const WARP_TOP_K = 50;
@@ -47,8 +48,13 @@ export interface DrafterWeights {
   resWeights: Float32Array[];
   /** Per ResBlock i < numDraftLayers: lm_head.i.linear.bias [E]. */
   resBiases: Float32Array[];
-  /** Final vocabulary head [V * E], no bias. */
+  /** Final vocabulary head [V * E], no bias; [Vd * E] when draftVocab is set. */
   headWeight: Float32Array;
+  /**
+   * The token ids (ascending) of the head's rows when it is restricted to a draft vocabulary of Vd tokens
+   * (drafter/vocab.ts restrictDraftVocab); absent: all V, in order.
+   */
+  draftVocab?: Int32Array;
   /** rnn_u.weight [H * H] (applied to the previous state); null when config.rnn is false. */
   rnnU: Float32Array | null;
   /** rnn_u.bias [H]; null when config.rnn is false. */
@@ -259,6 +265,12 @@ export function cpuDrafter(
   if (embedding.length !== V * H) {
     throw new Error(`drafter: embedding table has ${embedding.length} values, expected V*H = ${V}*${H}`);
   }
+  // Head rows: all V tokens, or a draft vocabulary of Vd (row i drafts token vocab[i]).
+  const vocab = weights.draftVocab ?? null;
+  const Vd = vocab ? vocab.length : V;
+  if (weights.headWeight.length !== Vd * E) {
+    throw new Error(`drafter: head has ${weights.headWeight.length} values, expected ${Vd}*${E}`);
+  }
   // Every weight array moves into kernel memory (the WASM kernels read only from there); matrices stored
   // as BF16 go as bf16 (checked exact, else float32), biases always as float32.
   const format = opts.weights ?? "fp32";
@@ -269,7 +281,7 @@ export function cpuDrafter(
   const matrices: [Float32Array | null, number, number][] = [
     [weights.inputProjWeight, E, 2 * H],
     ...weights.resWeights.map((a): [Float32Array, number, number] => [a, E, E]),
-    [weights.headWeight, V, E],
+    [weights.headWeight, Vd, E],
     [weights.rnnU, H, H],
     [weights.rnnW, H, H],
   ];
@@ -284,7 +296,7 @@ export function cpuDrafter(
   const kern = createKernels({
     weightFloats: floats,
     maxIn: Math.max(2 * H, E),
-    maxOut: Math.max(H, E, V),
+    maxOut: Math.max(H, E, Vd),
     kernels: opts.kernels,
     threads: opts.threads ?? defaultThreads(),
     label: "the drafter",
@@ -312,7 +324,7 @@ export function cpuDrafter(
     inputProjBias: place(weights.inputProjBias),
     resWeights: weights.resWeights.map((a) => placeMatrix(a, E, E)!),
     resBiases: weights.resBiases.map((a) => place(a)!),
-    headWeight: placeMatrix(weights.headWeight, V, E)!,
+    headWeight: placeMatrix(weights.headWeight, Vd, E)!,
     rnnU: placeMatrix(weights.rnnU, H, H),
     rnnUBias: place(weights.rnnUBias),
     rnnW: placeMatrix(weights.rnnW, H, H),
@@ -332,7 +344,7 @@ export function cpuDrafter(
     else if (W instanceof Float32Array) kern.matmul(out, x, W, bias, n, inDim, outDim);
     else kern.matmulQ8(out, x, W, bias, n, inDim, outDim);
   };
-  const warp = warpScratch(V);
+  const warp = warpScratch(Vd);
   let disposed = false;
 
   function beginRound(ctx: Float32Array, batch: number, width: number): DraftRound {
@@ -361,7 +373,7 @@ export function cpuDrafter(
     async function step(tokens: Int32Array, parents: Int32Array, k: number): Promise<DraftTopK> {
       if (disposed) throw new Error("drafter: used after dispose()");
       await Promise.resolve(); // keep the async contract honest without a real await point
-      checkStepArgs(tokens, parents, k, N, V);
+      checkStepArgs(tokens, parents, k, N, Vd); // k can reach the draft vocabulary, no further
       let U = 0;
       for (let n = 0; n < N; n++) {
         const t = tokens[n], p = parents[n];
@@ -415,15 +427,17 @@ export function cpuDrafter(
         matmul(a, x, w.resWeights[l], w.resBiases[l], U, E, E);
         for (let i = 0; i < U * E; i++) x[i] = x[i] + silu(a[i]);
       }
-      const raw = new Float32Array(U * V);
-      matmul(raw, x, w.headWeight, null, U, E, V);
+      const raw = new Float32Array(U * Vd);
+      matmul(raw, x, w.headWeight, null, U, E, Vd);
       kern.park(); // the target's threads get the cores next
       const ids = new Int32Array(N * k);
       const logProbs = new Float32Array(N * k);
       for (let n = 0; n < N; n++) {
         const u = uniq[n];
         if (rep[u] === n) {
-          warpTopK(raw, u * V, V, WARP_TOP_K, k, ids, logProbs, n * k, warp);
+          warpTopK(raw, u * Vd, Vd, WARP_TOP_K, k, ids, logProbs, n * k, warp);
+          // Ascending vocab keeps "ties to the lower id" when head rows become token ids.
+          if (vocab) { for (let i = n * k; i < (n + 1) * k; i++) ids[i] = vocab[ids[i]]; }
         } else {
           const m = rep[u];
           ids.copyWithin(n * k, m * k, (m + 1) * k);
@@ -449,8 +463,9 @@ export function cpuDrafter(
       const key = stepIndex * N + u;
       let lp = cache.get(key);
       if (!lp) {
-        lp = s.raw.slice(u * V, (u + 1) * V);
+        lp = s.raw.slice(u * Vd, (u + 1) * Vd);
         warpLogSoftmax(lp, WARP_TOP_K, warp.top);
+        if (vocab) lp = expandLogProbRow(lp, vocab, V);
         cache.set(key, lp);
       }
       return lp;

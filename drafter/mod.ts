@@ -11,4 +11,19 @@ export {
   type DrafterWeights,
   WARP_TOP_K,
 } from "./cpu.ts";
-export { type DrafterTarget, loadDrafter, readDrafterWeights } from "./load.ts";
+export {
+  type DrafterTarget,
+  draftVocabDefault,
+  loadDrafter,
+  type LoadDrafterOptions,
+  readDrafterWeights,
+  readDraftVocabFile,
+} from "./load.ts";
+export {
+  DRAFT_VOCAB_FILE,
+  MIN_DRAFT_VOCAB,
+  parseDraftVocabDefault,
+  parseDraftVocabRanking,
+  pickDraftVocab,
+  restrictDraftVocab,
+} from "./vocab.ts";

@@ -13,6 +13,13 @@ import { type Tokenizer, tokenizerFromTexts, TokenizerNotFoundError } from "./to
 import { parseDrafterConfig } from "../drafter/config.ts";
 import { checkDrafterFits, type DrafterTarget, readDrafterWeights } from "../drafter/load.ts";
 import { cpuDrafter, type CpuDrafterOptions, type DrafterWeights } from "../drafter/cpu.ts";
+import {
+  DRAFT_VOCAB_FILE,
+  parseDraftVocabDefault,
+  parseDraftVocabRanking,
+  pickDraftVocab,
+  restrictDraftVocab,
+} from "../drafter/vocab.ts";
 
 /** How files are fetched. */
 export interface FetchOptions {
@@ -180,29 +187,54 @@ export async function loadTokenizerFromUrl(base: string | URL, opts: FetchOption
 export async function readDrafterFromUrl(
   base: string | URL,
   target: DrafterTarget,
-  opts: FetchOptions = {},
+  opts: FetchOptions & DraftVocabUrlOption = {},
 ): Promise<DrafterWeights> {
   const configUrl = fileUrl(base, "config.json");
   const text = await fetchText(configUrl, opts);
   if (text === null) throw new ConfigError(configUrl, "drafter config.json not found (HTTP 404)");
   const config = parseDrafterConfig(parseJson(text, configUrl), configUrl);
   checkDrafterFits(config, target, configUrl);
+  const V = config.vocabSize;
+  let vocab: Int32Array | null = null;
+  if (opts.draftVocab !== undefined) {
+    const rankUrl = fileUrl(base, DRAFT_VOCAB_FILE);
+    const ranking = await fetchText(rankUrl, opts);
+    const want = opts.draftVocab;
+    if (ranking === null) {
+      if (want !== "default") throw new ConfigError(rankUrl, "draft vocabulary ranking not found (HTTP 404)");
+    } else {
+      const n = want === "default" ? parseDraftVocabDefault(ranking, V, rankUrl) : want;
+      if (n !== null && n < V) {
+        vocab = pickDraftVocab(parseDraftVocabRanking(ranking, V, rankUrl), n, "draftVocab");
+      }
+    }
+  }
   const url = fileUrl(base, "model.safetensors");
   const bytes = await fetchBytes(url, opts);
   if (bytes === null) throw new ConfigError(url, "drafter model.safetensors not found (HTTP 404)");
   const store = openSafetensors(url, bufferSource(bytes));
   try {
-    return readDrafterWeights(store, config);
+    const weights = readDrafterWeights(store, config);
+    return vocab ? restrictDraftVocab(weights, vocab) : weights;
   } finally {
     store.close();
   }
+}
+
+/** The draft vocabulary option of the URL loaders. */
+export interface DraftVocabUrlOption {
+  /**
+   * Keep the head rows of this many most frequent tokens of `<base>/draft_vocab.json` (drafter/vocab.ts);
+   * "default": its default_size when the file and the field exist, else all. Default: all.
+   */
+  draftVocab?: number | "default";
 }
 
 /** A CPU drafter under a base URL, next to its target (see readDrafterFromUrl). */
 export async function loadDrafterFromUrl(
   base: string | URL,
   target: DrafterTarget,
-  opts: FetchOptions & CpuDrafterOptions = {},
+  opts: FetchOptions & CpuDrafterOptions & DraftVocabUrlOption = {},
 ): Promise<DraftModel> {
   return cpuDrafter(await readDrafterFromUrl(base, target, opts), target.embeddingTable(), opts);
 }

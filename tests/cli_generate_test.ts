@@ -60,6 +60,21 @@ Deno.test("generate --prompt-ids: greedy ReDrafter ids equal --autoregressive id
   assert.deepEqual(rd.prompt_ids, [1, 17, 42, 99]);
 });
 
+Deno.test("generate --draft-vocab: the embedded drafter's default 2048, N or all; the same ids", async () => {
+  const args = ["--prompt", "The whale", "--max-new-tokens", "24", "--beam-width", "2", "--beam-length", "4"];
+  const byDefault = await json(args);
+  const n = await json([...args, "--draft-vocab", "512"]);
+  const all = await json([...args, "--draft-vocab", "all"]);
+  const ar = await json([...args, "--autoregressive"]);
+  assert.equal(byDefault.draft_vocab, 2048);
+  assert.equal(n.draft_vocab, 512);
+  assert.equal(all.draft_vocab, 8192);
+  for (const r of [byDefault, n, all]) assert.deepEqual(r.ids, ar.ids);
+  // A random drafter without draft_vocab.json drafts the whole vocabulary by default.
+  const plain = await json([...LLAMA_PAIR, "--prompt-ids", "1,17", "--max-new-tokens", "4"]);
+  assert.equal(plain.draft_vocab, 128);
+});
+
 Deno.test("generate --prompt: the oracle drafter is accepted (tau > 1) and text matches the baseline", async () => {
   const args = [...TINY_PAIR, "--prompt", "Tell me a story.", "--max-new-tokens", "40"];
   const rd = await json([...args, "--beam-width", "4", "--beam-length", "5"]);
@@ -476,6 +491,16 @@ const BAD: [string, string[], RegExp][] = [
     "--drafter-backend neither cpu nor the target's",
     [...LLAMA_PAIR, "--prompt-ids", "1", "--drafter-backend", "onnx-node"],
     /--drafter-backend must be cpu or the target's --backend \(cpu\); got 'onnx-node'/,
+  ],
+  [
+    "--draft-vocab below the warp",
+    [...LLAMA_PAIR, "--prompt-ids", "1", "--draft-vocab", "49"],
+    /--draft-vocab must be at least 50, got 49/,
+  ],
+  [
+    "--draft-vocab without a ranking next to the drafter",
+    [...LLAMA_PAIR, "--prompt-ids", "1", "--draft-vocab", "64"],
+    /--draft-vocab: .*draft_vocab.json: not found.*tools\/draft_vocab.ts/,
   ],
   [
     "unknown --drafter-weights",

@@ -15,6 +15,7 @@ import {
   loadDrafterFromUrl,
   loadTokenizer,
   loadTokenizerFromUrl,
+  readDrafterFromUrl,
   speculativeGenerate,
 } from "../mod.ts";
 import { createOnnxModel } from "../backends/onnx/mod.ts";
@@ -77,6 +78,30 @@ Deno.test("default pair over HTTP: same tensors, tokenizer and ReDrafter output 
     assert.deepEqual(sR.ids, ar.ids);
     assert.deepEqual(sR.ids, sL.ids);
     assert.equal(sR.metrics.tau, sL.metrics.tau);
+    // A draft vocabulary over HTTP: "default" is draft_vocab.json's default_size, as loadDrafter's 2048.
+    const vR = await loadDrafterFromUrl(`${srv.base}models/default/drafter`, tR, {
+      threads: 1,
+      draftVocab: "default",
+    });
+    const vL = await loadDrafter(`${ROOT}models/default/drafter`, tL, { threads: 1, draftVocab: 2048 });
+    const wR = await readDrafterFromUrl(`${srv.base}models/default/drafter`, tR, { draftVocab: 1000 });
+    assert.equal(wR.draftVocab?.length, 1000);
+    const vsR = await speculativeGenerate(tR, vR, prompt, opts);
+    const vsL = await speculativeGenerate(tL, vL, prompt, opts);
+    assert.deepEqual(vsR.ids, ar.ids);
+    assert.equal(vsR.metrics.tau, vsL.metrics.tau);
+    const fx = await loadCheckpoint(`${ROOT}tests/fixtures/drafter/target`);
+    const fxLender = { config: fx.config, embeddingTable: () => new Float32Array(0) };
+    await assert.rejects(
+      () => readDrafterFromUrl(`${srv.base}tests/fixtures/drafter/drafter`, fxLender, { draftVocab: 60 }),
+      /draft_vocab.json: draft vocabulary ranking not found \(HTTP 404\)/,
+    );
+    // "default" without a ranking file drafts the whole vocabulary.
+    const fxAll = await readDrafterFromUrl(`${srv.base}tests/fixtures/drafter/drafter`, fxLender, {
+      draftVocab: "default",
+    });
+    assert.equal(fxAll.draftVocab, undefined);
+    fx.tensors.close();
     for (const m of [tR, tL]) m.dispose?.();
     remote.tensors.close();
     local.tensors.close();

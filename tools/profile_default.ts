@@ -13,6 +13,9 @@
  *                                        [--onnx-weights fp32|fp16|q4|q8] [--drafter-weights fp32,q8,..]
  *                                        [--drafter-threads N]
  *
+ * A --drafter-weights entry FORMAT@N cuts the drafter's head to the N most frequent tokens
+ * (`--draft-vocab N`; drafter/vocab.ts), e.g. `--drafter-weights q8,q8@2048`.
+ *
  * A shape WxLtN drafts a dynamic tree of N nodes (WxLtN/C: C children per expanded node; default W) instead
  * of W beams (core/draft_tree.ts). A shape WxL+bK adds up to K prompt lookup drafts as a branch next to the beams; WxL+fK verifies them
  * instead of running the drafter in rounds where they are found (core/lookup.ts).
@@ -69,17 +72,20 @@ const target = backend === "cpu"
   });
 const drafterBackend = values["drafter-backend"] ?? defaultDrafterBackend(backend);
 const drafterThreads = values["drafter-threads"] ? Number(values["drafter-threads"]) : undefined;
-// --drafter-weights a,b: one drafter per format, each shape timed with each (interleaved, same baseline).
+// --drafter-weights a,b: one drafter per format, each shape timed with each (interleaved, same baseline);
+// FORMAT@N restricts its head to a draft vocabulary of the N most frequent tokens (drafter/vocab.ts).
 const formats = (values["drafter-weights"] ?? "fp32").split(",");
 const drafters = [];
 for (const f of formats) {
+  const [weights, vocab] = f.split("@");
   drafters.push(
     await loadDraftModel(root + "drafter", target, {
       backend,
       threads,
       drafterBackend,
       drafterThreads,
-      drafterWeights: f as LoadTargetOptions["drafterWeights"],
+      drafterWeights: weights as LoadTargetOptions["drafterWeights"],
+      draftVocab: vocab ? Number(vocab) : undefined,
     }),
   );
 }
@@ -177,13 +183,16 @@ console.log(
     `AR ${arMed.toFixed(1)} tok/s (${(1000 / arMed).toFixed(2)} ms/token)`,
 );
 const w = Math.max(6, ...shapes.map((s) => s.label.length));
+const dw = Math.max(7, ...formats.map((f) => f.length));
 console.log(
-  `${"shape".padEnd(w)} | drafter | tau  | draft ms | verify ms | accept ms | other ms | tok/s  | speedup`,
+  `${"shape".padEnd(w)} | ${
+    "drafter".padEnd(dw)
+  } | tau  | draft ms | verify ms | accept ms | other ms | tok/s  | speedup`,
 );
 shapes.forEach(({ d, label }, j) => {
   const s = res[j].last, tps = median(res[j].tps);
   console.log(
-    `${label.padEnd(w)} | ${formats[d].padEnd(7)} | ${(s.tauSum / s.steps).toFixed(2)} | ${
+    `${label.padEnd(w)} | ${formats[d].padEnd(dw)} | ${(s.tauSum / s.steps).toFixed(2)} | ${
       (s.draftMs / s.steps).toFixed(2).padStart(8)
     } | ` +
       `${(s.verifyMs / s.steps).toFixed(2).padStart(9)} | ${

@@ -13,6 +13,9 @@
  *     log_probs    [N, V] float32  log_softmax(top50(logits - max)), values below the 50th largest -> -50000
  *     top_values   [N, k] float32  / top_ids [N, k] int64: TopK of log_probs (descending, ties to lower id)
  *
+ * With a draft vocabulary (DrafterWeights.draftVocab, Vd token ids) the head has Vd rows, so log_probs is
+ * [N, Vd] (the caller maps its columns to token ids); top_ids are token ids either way.
+ *
  * The embedding table is the target's input embedding, carried as an initializer of this graph.
  *
  * @module
@@ -47,6 +50,8 @@ export function buildDrafterGraph(
   opts: { weights: DrafterWeightFormat; packed?: boolean },
 ): GraphBuilder {
   const { hiddenSize: H, vocabSize: V, exitDim: E, rnn } = w.config;
+  // Head rows: all V tokens, or a draft vocabulary of Vd (drafter/vocab.ts); outputs index head rows.
+  const Vd = w.draftVocab?.length ?? V;
   if (embedding.length !== V * H) {
     throw new Error(`drafter: embedding table has ${embedding.length} values, expected V*H = ${V}*${H}`);
   }
@@ -100,13 +105,13 @@ export function buildDrafterGraph(
   }
   // The head as stored ([V, E]); Gemm transposes it on the fly.
   const headName = `lm_head.${w.resWeights.length}.weight`;
-  const logits = quant ? project(x, headName, w.headWeight, V, E) : g.op("Gemm", [
+  const logits = quant ? project(x, headName, w.headWeight, Vd, E) : g.op("Gemm", [
     x,
-    weight(headName, [V, E], w.headWeight),
-  ], { transB: 1 }); // [N,V]
+    weight(headName, [Vd, E], w.headWeight),
+  ], { transB: 1 }); // [N,Vd]
   const z = g.op("Sub", [logits, g.op("ReduceMax", [logits], { axes: [-1], keepdims: 1 })]);
   // Top-50 warp: the 50th largest value (counting repeats) is the threshold; ties with it survive.
-  const kk = Math.min(WARP_TOP_K, V);
+  const kk = Math.min(WARP_TOP_K, Vd);
   const [warpTop] = g.opN("TopK", [z, g.i64([kk])], 2, { axis: -1, largest: 1, sorted: 1 });
   const threshold = g.op("Slice", [warpTop, g.i64([kk - 1]), g.i64([kk]), g.i64([1])]); // [N,1]
   const warped = g.op("Where", [g.op("Less", [z, threshold]), g.f32c([LOG_0], true), z]);
@@ -114,8 +119,11 @@ export function buildDrafterGraph(
   // running it on the CPU costs a GPU -> CPU map of [N,V] per step.
   const lse = g.op("Log", [g.op("ReduceSum", [g.op("Exp", [warped]), g.i64([-1])], { keepdims: 1 })]);
   const lp = g.op("Sub", [warped, lse]);
-  g.output(lp, { name: "log_probs", dataType: DataType.FLOAT, shape: ["beams", V] });
-  const [topV, topI] = g.opN("TopK", [lp, topK], 2, { axis: -1, largest: 1, sorted: 1 });
+  g.output(lp, { name: "log_probs", dataType: DataType.FLOAT, shape: ["beams", Vd] });
+  const [topV, topRows] = g.opN("TopK", [lp, topK], 2, { axis: -1, largest: 1, sorted: 1 });
+  // Head rows -> token ids (ascending, so ties still go to the lower id).
+  const vocab = w.draftVocab;
+  const topI = vocab ? g.op("Gather", [g.i64(Array.from(vocab)), topRows], { axis: 0 }) : topRows;
   g.output(topV, { name: "top_values", dataType: DataType.FLOAT, shape: ["beams", "k"] });
   if (!opts.packed) {
     g.output(topI, { name: "top_ids", dataType: DataType.INT64, shape: ["beams", "k"] });
@@ -124,7 +132,10 @@ export function buildDrafterGraph(
   // log_probs, top_values and top_ids (as float32, exact below 2^24) flattened into one tensor: on WebGPU
   // every output read back is its own GPU -> CPU map, so the drafter reads this one instead of three.
   const flat = (t: string) => g.op("Reshape", [t, g.i64([-1])]);
-  const packed = g.op("Concat", [flat(lp), flat(topV), flat(idsAsFloat(g, topI, V))], { axis: 0 });
+  const idsF = vocab
+    ? g.op("Gather", [g.f32("draft_vocab_ids", [Vd], Float32Array.from(vocab)), topRows], { axis: 0 })
+    : idsAsFloat(g, topI, V);
+  const packed = g.op("Concat", [flat(lp), flat(topV), flat(idsF)], { axis: 0 });
   g.output(packed, { name: "packed", dataType: DataType.FLOAT, shape: ["packed"] });
   return g;
 }

@@ -9,6 +9,7 @@
 import type { DrafterConfig, DraftModel, DraftRound, DraftTopK } from "../../core/types.ts";
 import { checkRoundArgs, checkStepArgs, type DrafterWeights } from "../../drafter/cpu.ts";
 import { type DrafterTarget, readDrafterDir } from "../../drafter/load.ts";
+import { expandLogProbRow } from "../../drafter/vocab.ts";
 import { buildDrafterGraph } from "./build_drafter.ts";
 import { checkWeightFormat, type WeightFormat } from "./formats.ts";
 import { packedReadback } from "./build_target.ts";
@@ -34,6 +35,11 @@ export interface OnnxDrafterOptions {
   weights?: WeightFormat;
   /** onnxruntime-web's `.wasm` folder (see RuntimeOptions.wasmPaths). */
   wasmPaths?: string;
+  /**
+   * Keep the head rows of this many most frequent tokens (`<dir>/draft_vocab.json`; drafter/vocab.ts) when
+   * `src` is a directory. Default: all.
+   */
+  draftVocab?: number;
 }
 
 /**
@@ -48,7 +54,7 @@ export async function createOnnxDrafter(
   if (!PROVIDERS.includes(opts.provider)) {
     throw new Error(`unknown ONNX provider "${opts.provider}"; use one of ${PROVIDERS.join(", ")}`);
   }
-  const weights = typeof src === "string" ? readDrafterDir(src, target) : src;
+  const weights = typeof src === "string" ? readDrafterDir(src, target, opts.draftVocab) : src;
   const cfg: DrafterConfig = weights.config;
   if (cfg.hiddenSize !== target.config.hiddenSize || cfg.vocabSize !== target.config.vocabSize) {
     throw new Error(
@@ -57,6 +63,8 @@ export async function createOnnxDrafter(
     );
   }
   const H = cfg.hiddenSize, V = cfg.vocabSize;
+  const vocab = weights.draftVocab ?? null; // log_probs columns are these token ids (all V when null)
+  const Vd = vocab ? vocab.length : V;
   const ort = await loadOrt(opts);
   const gpu = opts.provider === "onnx-webgpu";
   const packed = packedReadback(opts.provider, V);
@@ -97,12 +105,12 @@ export async function createOnnxDrafter(
     let state: OrtTensor = new T("float32", new Float32Array(N * H), [N, H]); // zero initial state
     release(live);
     live = state;
-    const rows: Float32Array[] = []; // per step: [N * V] log-prob rows
+    const rows: Float32Array[] = []; // per step: [N * Vd] log-prob rows
 
     async function step(tokens: Int32Array, parents: Int32Array, k: number): Promise<DraftTopK> {
       if (disposed) throw new Error("drafter: used after dispose()");
       if (busy) throw new Error("drafter.step: another step is still running");
-      checkStepArgs(tokens, parents, k, N, V);
+      checkStepArgs(tokens, parents, k, N, Vd); // k can reach the draft vocabulary, no further
       const tok = new BigInt64Array(N), par = new BigInt64Array(N);
       for (let n = 0; n < N; n++) {
         const t = tokens[n], p = parents[n];
@@ -137,11 +145,11 @@ export async function createOnnxDrafter(
       release(state);
       state = live = out.next_state;
       if (packed) {
-        // [N*V] log-prob rows, then [N*k] top values and [N*k] top ids (build_drafter.ts).
+        // [N*Vd] log-prob rows, then [N*k] top values and [N*k] top ids (build_drafter.ts).
         const all = out.packed.data as Float32Array;
-        rows.push(all.subarray(0, N * V));
-        const ids = Int32Array.from(all.subarray(N * V + N * k, N * V + 2 * N * k));
-        return { ids, logProbs: all.slice(N * V, N * V + N * k) };
+        rows.push(all.subarray(0, N * Vd));
+        const ids = Int32Array.from(all.subarray(N * Vd + N * k, N * Vd + 2 * N * k));
+        return { ids, logProbs: all.slice(N * Vd, N * Vd + N * k) };
       }
       rows.push(out.log_probs.data as Float32Array);
       const ids = Int32Array.from(out.top_ids.data as BigInt64Array, Number);
@@ -156,7 +164,8 @@ export async function createOnnxDrafter(
         throw new Error(`drafter.logProbRow: row ${row} / beam ${beam} outside ${batch} x ${width}`);
       }
       const n = row * width + beam;
-      return rows[stepIndex].subarray(n * V, (n + 1) * V);
+      const lp = rows[stepIndex].subarray(n * Vd, (n + 1) * Vd);
+      return vocab ? expandLogProbRow(lp, vocab, V) : lp;
     }
 
     return { step, logProbRow };

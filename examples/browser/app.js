@@ -30,7 +30,11 @@ async function pair(spec) {
   const target = backend === "cpu"
     ? rd.createCpuModel(checkpoint, { threads })
     : await rd.createOnnxModel(checkpoint, { provider: backend, threads: 1 });
-  const drafter = await rd.loadDrafterFromUrl(DRAFTER, target, { threads, weights: "q8" });
+  const drafter = await rd.loadDrafterFromUrl(DRAFTER, target, {
+    threads,
+    weights: "q8",
+    draftVocab: "default",
+  });
   const p = { target, drafter };
   pairs.set(spec, p);
   return p;
