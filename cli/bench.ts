@@ -14,7 +14,7 @@ import { join } from "node:path";
 import type { SamplingOptions } from "../core/options.ts";
 import { checkBeamShape } from "../core/beam_search.ts";
 import { LOOKUP_MODES, type LookupMode } from "../core/lookup.ts";
-import { MAX_TREE_CHILDREN, MAX_TREE_NODES } from "../core/draft_tree.ts";
+import { defaultTreeChildren, MAX_TREE_CHILDREN, MAX_TREE_NODES } from "../core/draft_tree.ts";
 import {
   type FlagValues,
   intFlag,
@@ -283,9 +283,7 @@ async function benchBackend(
     beamLength: L,
     lookup: K,
     lookupMode: M,
-    draftTree: N > 0
-      ? { nodes: N, children: opts.treeChildren ?? Math.min(W, MAX_TREE_CHILDREN) }
-      : undefined,
+    draftTree: N > 0 ? { nodes: N, children: opts.treeChildren ?? defaultTreeChildren(W) } : undefined,
     tree: !values["no-tree"],
     sampling,
     stop: [],

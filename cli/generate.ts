@@ -8,7 +8,12 @@
 import type { SamplingOptions } from "../core/options.ts";
 import { resolveSampling } from "../core/options.ts";
 import { checkBeamShape } from "../core/beam_search.ts";
-import { type DraftTreeOptions, MAX_TREE_CHILDREN, MAX_TREE_NODES } from "../core/draft_tree.ts";
+import {
+  defaultTreeChildren,
+  type DraftTreeOptions,
+  MAX_TREE_CHILDREN,
+  MAX_TREE_NODES,
+} from "../core/draft_tree.ts";
 import { MIN_DRAFT_VOCAB } from "../drafter/vocab.ts";
 import {
   checkRange,
@@ -225,7 +230,7 @@ export function treeFlags(values: FlagValues, beamWidth: number): DraftTreeOptio
   }
   if (values["no-tree"]) throw new UsageError("--tree-nodes needs tree verification; drop --no-tree");
   const children = values["tree-children"] === undefined
-    ? Math.min(beamWidth, MAX_TREE_CHILDREN)
+    ? defaultTreeChildren(beamWidth)
     : intFlag(values, "tree-children", 1, { min: 1, max: MAX_TREE_CHILDREN });
   return { nodes, children };
 }

@@ -36,6 +36,14 @@ export const MAX_TREE_NODES = 256;
 /** Most children per expanded node: the drafter's top-50 warp leaves 50 tokens with a probability. */
 export const MAX_TREE_CHILDREN = 50;
 
+/**
+ * The children per node the CLIs use when not told: the beam width, at most MAX_TREE_CHILDREN (the library
+ * defaults to the beam width and refuses one above the maximum, naming the option).
+ */
+export function defaultTreeChildren(beamWidth: number): number {
+  return Math.min(beamWidth, MAX_TREE_CHILDREN);
+}
+
 /** A round's trees for B rows, as ragged beams. */
 export interface DraftTreeResult {
   /** B, the number of batch rows. */

@@ -28,6 +28,7 @@ export {
 } from "./beam_search.ts";
 export {
   checkDraftTree,
+  defaultTreeChildren,
   type DraftTreeOptions,
   type DraftTreeResult,
   MAX_TREE_CHILDREN,

@@ -96,7 +96,7 @@ Deno.test("serve: /v1/completions (greedy and sampled) equals the library's gene
   });
 });
 
-Deno.test("serve --tree-nodes: greedy and sampled completions equal autoregression; the reply names the tree", async () => {
+Deno.test("serve --tree-nodes: greedy and sampled completions equal autoregression; the reply names the tree and the draft vocabulary", async () => {
   await withServer(
     async (base, p) => {
       const ids = p.tokenizer!.encode(PROMPT);
@@ -117,6 +117,7 @@ Deno.test("serve --tree-nodes: greedy and sampled completions equal autoregressi
         const rd = json.redrafter as Record<string, unknown>;
         assert.equal(rd.tree_nodes, 8);
         assert.equal(rd.beam_length, 5);
+        assert.equal(rd.draft_vocab, 2048, "the embedded drafter's default draft vocabulary");
       }
     },
     1,

@@ -6,7 +6,12 @@
  */
 import assert from "node:assert/strict";
 import { fileURLToPath } from "node:url";
-import { checkDraftTree, type DraftTreeOptions, treeSearch } from "../core/draft_tree.ts";
+import {
+  checkDraftTree,
+  defaultTreeChildren,
+  type DraftTreeOptions,
+  treeSearch,
+} from "../core/draft_tree.ts";
 import { END, packBeams } from "../core/tree.ts";
 import { generate } from "../core/generate.ts";
 import { speculativeGenerate } from "../core/speculative.ts";
@@ -222,6 +227,10 @@ Deno.test("draft trees: bad options are named; the Apple rule and chain verifica
     () => checkDraftTree({ nodes: 4 }, 60),
     /draftTree.children \(default: beamWidth\) must be an integer in 1..50, got 60/,
   );
+  // The CLIs' default stays within the maximum.
+  assert.equal(defaultTreeChildren(60), 50);
+  assert.equal(defaultTreeChildren(3), 3);
+  checkDraftTree({ nodes: 4, children: defaultTreeChildren(60) }, 60);
   const t = new ToyTarget({ vocab: 6, eos: [1] });
   const d = new ToyDrafter(t, { kind: "random", salt: 3, scale: 4 });
   const base = { maxNewTokens: 4, beamWidth: 2, beamLength: 3, draftTree: { nodes: 4 } };
