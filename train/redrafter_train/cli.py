@@ -67,6 +67,10 @@ def parser() -> argparse.ArgumentParser:
                    help="bf16: target weights in bf16 and drafter under bf16 autocast (default on CUDA); fp32 "
                         "(default on CPU)")
     g.add_argument("--save-dtype", choices=["fp32", "bf16"], default="fp32", help="dtype of the final weights")
+    g.add_argument("--draft-vocab-coverage", type=float, default=0.95,
+                   help="draft_vocab.json's default_size: the fewest most frequent tokens (a multiple of 256) "
+                        "that cover this share of the training labels, when that is at most half the "
+                        "vocabulary; 0: rank the tokens but set no default")
     g.add_argument("--loss-chunk", type=int, default=8192, help="rows per head/cross-entropy chunk")
     g.add_argument("--no-head-checkpoint", dest="head_checkpoint", action="store_false",
                    help="keep head logits for backward instead of recomputing them (more memory)")

@@ -22,6 +22,7 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 
 from .data import load_rows
 from .model import IGNORE_INDEX, Drafter, DrafterConfig, grow_drafter, load_drafter, save_drafter
+from .vocab import DRAFT_VOCAB_FILE, write_draft_vocab
 
 
 def setup_distributed():
@@ -312,7 +313,10 @@ def train(args) -> dict:
         save_drafter(model, args.output, torch.bfloat16 if args.save_dtype == "bf16" else torch.float32)
         with open(os.path.join(args.output, "metrics.json"), "w") as f:
             json.dump({"step": step, "eval": last_metrics, "minutes": (time.time() - t_start) / 60}, f, indent=2)
-        log(f"wrote drafter to {args.output} (config.json, model.safetensors, metrics.json)")
+        dv = write_draft_vocab(torch.cat([labels, eval_labels]), vocab, args.output, args.draft_vocab_coverage)
+        log(f"wrote drafter to {args.output} (config.json, model.safetensors, metrics.json, {DRAFT_VOCAB_FILE}: "
+            f"default_size {dv['default_size'] or 'none (all tokens)'}, {dv['distinct_tokens_seen']} of {vocab} "
+            f"tokens among {dv['labels_counted']} labels)")
     if world > 1:
         dist.barrier()
     return {"step": step, "eval": last_metrics, "model": model}
