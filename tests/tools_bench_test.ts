@@ -1,10 +1,11 @@
 /**
  * tools/bench_onnx.ts as a subprocess on the tiny Llama fixture: every --weights format of every ONNX
  * provider is loaded, timed in interleaved rounds and compared with the CPU reference; a bad format is
- * refused by name.
+ * refused by name. tools/draft_vocab.ts and tools/bench_draft_vocab.ts on the tiny chat pair.
  */
 import assert from "node:assert/strict";
-import { LLAMA, runCli } from "./support/cli.ts";
+import { LLAMA, runCli, TINY, TINY_DRAFTER } from "./support/cli.ts";
+import { loadTokenizer } from "../loader/tokenizer.ts";
 
 Deno.test("tools/bench_onnx.ts: a --weights list in interleaved --rounds, each against the CPU reference", async () => {
   const r = await runCli("tools/bench_onnx.ts", [
@@ -40,4 +41,65 @@ Deno.test("tools/bench_onnx.ts: an unknown --weights format is refused by name",
   const r = await runCli("tools/bench_onnx.ts", ["--dir", LLAMA, "--providers", "cpu", "--weights", "int3"]);
   assert.notEqual(r.code, 0);
   assert.match(r.stderr, /--weights must be one of fp32, fp16, q4, q8, q4g128, q8g128, q4g128h4; got 'int3'/);
+});
+
+Deno.test("tools/draft_vocab.ts ranks a corpus' tokens; tools/bench_draft_vocab.ts times the cut heads", async () => {
+  const dir = Deno.makeTempDirSync({ prefix: "draft-vocab-tools-" });
+  // The tiny chat model's drafter, with a ranking made from a small corpus (jsonl, split filter, text).
+  for (const f of ["config.json", "model.safetensors"]) {
+    Deno.copyFileSync(`${TINY_DRAFTER}/${f}`, `${dir}/${f}`);
+  }
+  Deno.writeTextFileSync(
+    `${dir}/corpus.jsonl`,
+    [
+      { text: "the cat sat on the mat", split: "train" },
+      { text: "held out text", split: "heldout" },
+      { prompt: "the dog sat", split: "train" },
+    ].map((r) => JSON.stringify(r)).join("\n") + "\n",
+  );
+  Deno.writeTextFileSync(`${dir}/more.txt`, "the end\n\nthe the the\n");
+  const out = `${dir}/draft_vocab.json`;
+  const r = await runCli("tools/draft_vocab.ts", [
+    "--tokenizer",
+    TINY,
+    "--out",
+    out,
+    "--split",
+    "train",
+    "--default-size",
+    "64",
+    `${dir}/corpus.jsonl`,
+    `${dir}/more.txt`,
+  ]);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /wrote .*draft_vocab.json: 4 texts, \d+ tokens/);
+  const data = JSON.parse(Deno.readTextFileSync(out));
+  const V = JSON.parse(Deno.readTextFileSync(`${TINY}/config.json`)).vocab_size;
+  assert.equal(data.default_size, 64);
+  assert.deepEqual(
+    [...data.ranked_ids].sort((a: number, b: number) => a - b),
+    Array.from({ length: V }, (_, i) => i),
+  );
+  const tok = await loadTokenizer(TINY);
+  const the = tok.encode("the", { addSpecialTokens: false });
+  assert.equal(data.ranked_ids[0], the[0], "the most frequent token first");
+  // "held out" appears only in the held-out line: its tokens were not counted, so they rank among the unseen.
+  assert.ok(data.distinct_tokens_seen < V);
+
+  const b = await runCli("tools/bench_draft_vocab.ts", [
+    "--target",
+    TINY,
+    "--drafter",
+    dir,
+    "--sizes",
+    "all,64",
+    "--widths",
+    "2",
+    "--backends",
+    "cpu,onnx-node",
+  ]);
+  assert.equal(b.code, 0, b.stderr);
+  assert.match(b.stdout, /^cpu +2 +[\d.]+ +[\d.]+ \([\d.]+x\)$/m);
+  assert.match(b.stdout, /^onnx-node +2 +[\d.]+ +[\d.]+ \([\d.]+x\)$/m);
+  Deno.removeSync(dir, { recursive: true });
 });
