@@ -42,9 +42,9 @@ import { type RunMode, type RunSettings, runToEnd, streamFor } from "./run.ts";
 import { fmt, summarize, type Summary } from "./report.ts";
 import { progressBar, renderTable } from "./term.ts";
 import { heatmapSvg, histogramSvg } from "./svg.ts";
-import { draftVocabFlag } from "./generate.ts";
+import { MIN_DRAFT_VOCAB } from "../drafter/vocab.ts";
 import { AR_MODELS, runArSuite } from "./bench_ar.ts";
-import { checkBackend, type LoadTargetOptions } from "../backends/mod.ts";
+import { checkBackend, loadDraftModel, type LoadTargetOptions } from "../backends/mod.ts";
 import { defaultThreads } from "../kernels/mod.ts";
 import type { RunMetrics } from "../core/metrics.ts";
 
@@ -64,8 +64,9 @@ Sweeps beam width x beam length for ReDrafter against the autoregressive baselin
                           and acceptance)
   --drafter-backend B     where the drafter runs: cpu, or the --backend itself (default: cpu next to
                           onnx-webgpu, whose every session run waits on a GPU read-back; --backend elsewhere)
-  --draft-vocab N|all     draft only the N most frequent tokens (ranked by the drafter's draft_vocab.json;
-                          default: its default_size, 2048 for the embedded drafter, else all)
+  --draft-vocab LIST      draft vocabularies: N (the N most frequent tokens of the drafter's
+                          draft_vocab.json) or all; each value is one more sweep dimension (default: the
+                          file's default_size, 2048 for the embedded drafter, else all)
   --prompts FILE          prompt set (default models/default/prompts.jsonl); MT-bench, JSONL or text
   --num-prompts N         first N prompts (default 4)
   --max-new-tokens N      new tokens per prompt (default 64)
@@ -148,6 +149,8 @@ export interface ShapeResult {
   lookupMode: LookupMode;
   /** Nodes of the dynamic draft tree (--tree-nodes; 0: beam search). */
   treeNodes: number;
+  /** Tokens the drafter drafts from (--draft-vocab; the vocabulary size when all). */
+  draftVocab: number;
   tau: number;
   tokensPerSecond: number;
   /** Median over the repeats of the sweep (--repeats; one repeat: the speedup of that run). */
@@ -225,6 +228,7 @@ async function benchBackend(
     seed: number;
     promptsFile: string;
     repeats: number;
+    draftVocabs: DraftVocabChoice[];
   },
 ): Promise<{ pair: Pair; results: ShapeResult[]; baselines: Baseline[] }> {
   const threads = values.threads === undefined ? undefined : intFlag(values, "threads", 1, { min: 1 });
@@ -239,9 +243,27 @@ async function benchBackend(
     drafterThreads: values["drafter-threads"] === undefined
       ? undefined
       : intFlag(values, "drafter-threads", 1, { min: 1 }),
-    draftVocab: draftVocabFlag(values),
+    draftVocab: opts.draftVocabs[0],
   });
   if (!pair.drafter) throw new UsageError("bench needs a drafter (--drafter DIR|org/name)");
+  // One drafter per --draft-vocab value: the pair's for the first, the others loaded next to it.
+  const V = pair.target.config.vocabSize;
+  const drafters = [{ drafter: pair.drafter, size: pair.draftVocab ?? V }];
+  for (const v of opts.draftVocabs.slice(1)) {
+    const size = v === "all" || v === undefined ? V : Math.min(v, V);
+    const drafter = await asUsage("--draft-vocab", () =>
+      loadDraftModel(pair.drafterDir!, pair.target, {
+        backend,
+        threads,
+        drafterThreads: values["drafter-threads"] === undefined
+          ? undefined
+          : intFlag(values, "drafter-threads", 1, { min: 1 }),
+        drafterWeights: pair.drafterWeights as LoadTargetOptions["drafterWeights"],
+        drafterBackend: pair.drafterBackend ?? undefined,
+        draftVocab: size < V ? size : undefined,
+      }));
+    drafters.push({ drafter, size });
+  }
   const tok = pair.tokenizer;
   if (!tok) throw new UsageError("bench needs a tokenizer; this model has no tokenizer.json");
   const cfg = pair.target.config;
@@ -275,9 +297,10 @@ async function benchBackend(
     K = 0,
     M: LookupMode = "branch",
     N = 0,
+    D = 0,
   ): RunSettings => ({
     target: pair.target,
-    drafter: pair.drafter,
+    drafter: drafters[D].drafter,
     mode,
     beamWidth: W,
     beamLength: L,
@@ -311,8 +334,12 @@ async function benchBackend(
 
   const results: ShapeResult[] = [];
   const baselines: Baseline[] = [];
-  const grid = opts.lookups.flatMap(([K, M]) =>
-    opts.trees.flatMap((N) => opts.widths.flatMap((W) => opts.lengths.map((L) => [W, L, K, M, N] as const)))
+  const grid = drafters.flatMap((_, D) =>
+    opts.lookups.flatMap(([K, M]) =>
+      opts.trees.flatMap((N) =>
+        opts.widths.flatMap((W) => opts.lengths.map((L) => [W, L, K, M, N, D] as const))
+      )
+    )
   );
   const promptBatches = [...batches(prompts, opts.batchSize)];
   const total = opts.repeats * opts.modes.length * promptBatches.length * (grid.length + 1);
@@ -328,8 +355,8 @@ async function benchBackend(
       for (const batch of promptBatches) {
         await runBatch(base("autoregressive", sampling), batch, maxNew, arRep);
         bar.tick();
-        for (const [j, [W, L, K, M, N]] of grid.entries()) {
-          await runBatch(base("redrafter", sampling, W, L, K, M, N), batch, maxNew, shapeRuns[j]);
+        for (const [j, [W, L, K, M, N, D]] of grid.entries()) {
+          await runBatch(base("redrafter", sampling, W, L, K, M, N, D), batch, maxNew, shapeRuns[j]);
           bar.tick();
         }
       }
@@ -351,7 +378,7 @@ async function benchBackend(
       firstHalf: summarize(ar.metrics.slice(0, half)).tokensPerSecond,
       secondHalf: summarize(ar.metrics.length > 1 ? ar.metrics.slice(half) : ar.metrics).tokensPerSecond,
     });
-    for (const [j, [W, L, K, M, N]] of grid.entries()) {
+    for (const [j, [W, L, K, M, N, D]] of grid.entries()) {
       const r: Summary = summarize(runs[j].metrics);
       results.push({
         backend: pair.target.backend,
@@ -361,6 +388,7 @@ async function benchBackend(
         lookup: K,
         lookupMode: M,
         treeNodes: N,
+        draftVocab: drafters[D].size,
         tau: r.tau,
         tokensPerSecond: r.tokensPerSecond,
         speedup: median(speedups[j]),
@@ -374,6 +402,7 @@ async function benchBackend(
     }
   }
   bar.finish();
+  for (const d of drafters.slice(1)) d.drafter.dispose();
   return { pair, results, baselines };
 }
 
@@ -409,6 +438,23 @@ function median(a: number[]): number {
 
 function samplingFor(mode: BenchMode, o: { temperature: number; seed: number }): SamplingOptions | undefined {
   return mode === "greedy" ? undefined : { mode: "exact", temperature: o.temperature, seed: o.seed };
+}
+
+/** A --draft-vocab value: a size, "all", or undefined (the drafter's own default). */
+type DraftVocabChoice = number | "all" | undefined;
+
+/** --draft-vocab LIST: sizes (>= MIN_DRAFT_VOCAB) or "all", deduplicated; [undefined] when absent. */
+export function draftVocabList(values: FlagValues): DraftVocabChoice[] {
+  const v = values["draft-vocab"];
+  if (v === undefined) return [undefined];
+  const out: DraftVocabChoice[] = [];
+  for (const item of String(v).split(",").map((x) => x.trim())) {
+    const choice = item === "all"
+      ? "all"
+      : intFlag({ "draft-vocab": item }, "draft-vocab", 0, { min: MIN_DRAFT_VOCAB });
+    if (!out.includes(choice)) out.push(choice);
+  }
+  return out;
 }
 
 /** A lookup setting of the sweep: K drafts per round (0: off) and how they join the round. */
@@ -496,6 +542,7 @@ async function main(argv: string[]): Promise<number> {
     throw new UsageError("--tree-nodes needs tree verification; drop --no-tree");
   }
   const opts = {
+    draftVocabs: draftVocabList(values),
     widths: [...new Set(intListFlag(values, "beam-widths", [1, 2, 4, 8], { min: 1, max: 1024 }))],
     lengths: [...new Set(intListFlag(values, "beam-lengths", [2, 3, 4, 5], { min: 2, max: 64 }))],
     lookups: lookupKs.flatMap((K): LookupSetting[] =>
@@ -539,6 +586,7 @@ async function main(argv: string[]): Promise<number> {
       lookup: g?.lookup,
       lookupMode: g?.lookupMode,
       treeNodes: g?.treeNodes,
+      draftVocab: g?.draftVocab,
       speedup: g?.speedup,
     };
   });
@@ -569,7 +617,9 @@ async function main(argv: string[]): Promise<number> {
       drafterWeights: values["drafter-weights"] ??
         drafterBackends.map((d) => defaultDrafterWeights(d)).join(","),
       drafterBackend: drafterBackends.join(","),
-      draftVocab: draftVocab ?? "all",
+      draftVocab: opts.draftVocabs.length > 1
+        ? [...new Set(results.map((r) => r.draftVocab))]
+        : draftVocab ?? "all",
     },
     baselines,
     results,
@@ -580,25 +630,35 @@ async function main(argv: string[]): Promise<number> {
   const charts: string[] = [];
   for (const b of backends) {
     for (const mode of opts.modes) {
-      for (const [K, M, N] of opts.lookups.flatMap(([K, M]) => opts.trees.map((N) => [K, M, N] as const))) {
-        // One heatmap per lookup and tree setting (named _treeN, _lookupK, _lookupK_first, past 0).
+      const sizes = [...new Set(results.filter((r) => r.backend === b).map((r) => r.draftVocab))];
+      for (
+        const [K, M, N, DV] of sizes.flatMap((DV) =>
+          opts.lookups.flatMap(([K, M]) => opts.trees.map((N) => [K, M, N, DV] as const))
+        )
+      ) {
+        // One heatmap per lookup, tree and draft vocabulary setting (named _treeN, _lookupK, _lookupK_first,
+        // _vocabN past the first).
         const rs = results.filter((r) =>
-          r.backend === b && r.mode === mode && r.lookup === K && r.lookupMode === M && r.treeNodes === N
+          r.backend === b && r.mode === mode && r.lookup === K && r.lookupMode === M && r.treeNodes === N &&
+          r.draftVocab === DV
         );
+        const vocabTag = sizes.length > 1 ? `_vocab${DV}` : "";
         const cell = (W: number, L: number) =>
           rs.find((r) => r.beamWidth === W && r.beamLength === L)?.speedup ?? null;
         const heat = join(
           out,
           `speedup_${b}_${mode}${N ? `_tree${N}` : ""}${
             K ? `_lookup${K}${M === "first" ? "_first" : ""}` : ""
-          }.svg`,
+          }${vocabTag}.svg`,
         );
         await Deno.writeTextFile(
           heat,
           heatmapSvg({
             title: `ReDrafter speedup over autoregressive (${b}, ${mode}${
               N ? `, draft tree of ${N} nodes` : ""
-            }${K ? `, lookup ${lookupLabel({ lookup: K, lookupMode: M })}` : ""})`,
+            }${K ? `, lookup ${lookupLabel({ lookup: K, lookupMode: M })}` : ""}${
+              vocabTag ? `, draft vocabulary ${DV}` : ""
+            })`,
             xLabel: "beam length L (incl. init token)",
             yLabel: "beam width W",
             xTicks: opts.lengths,
@@ -635,11 +695,13 @@ async function main(argv: string[]): Promise<number> {
   }
   const withLookup = opts.lookups.some(([K]) => K > 0);
   const withTrees = opts.trees.some((N) => N > 0);
+  const withVocabs = opts.draftVocabs.length > 1;
   const rows = results.map((r) => [
     r.backend,
     r.mode,
     r.beamWidth,
     r.beamLength,
+    ...(withVocabs ? [r.draftVocab] : []),
     ...(withTrees ? [r.treeNodes || "-"] : []),
     ...(withLookup ? [lookupLabel(r)] : []),
     fmt(r.tau, 2),
@@ -654,6 +716,7 @@ async function main(argv: string[]): Promise<number> {
     "mode",
     "W",
     "L",
+    ...(withVocabs ? ["vocab"] : []),
     ...(withTrees ? ["tree"] : []),
     ...(withLookup ? ["lookup"] : []),
     "tau",
@@ -706,7 +769,9 @@ async function main(argv: string[]): Promise<number> {
         : `recommended on this machine for ${r.backend} (${r.mode}): --beam-width ${r.beamWidth} ` +
           `--beam-length ${r.beamLength}${
             treeFlags(r.treeNodes, r.treeNodes ? opts.treeChildren : undefined)
-          }${lookupFlags(r.lookup, r.lookupMode)} (${fmt(r.speedup, 2)}x)`,
+          }${lookupFlags(r.lookup, r.lookupMode)}${
+            withVocabs && r.draftVocab !== undefined ? ` --draft-vocab ${r.draftVocab}` : ""
+          } (${fmt(r.speedup, 2)}x)`,
     );
   }
   for (const w of driftWarnings(baselines, opts.repeats)) console.log(w);

@@ -142,6 +142,28 @@ Deno.test("bench --tree-nodes: draft trees as a sweep dimension, identical outpu
   Deno.removeSync(out, { recursive: true });
 });
 
+Deno.test("bench --draft-vocab: draft vocabularies as a sweep dimension on the default pair", async () => {
+  const out = Deno.makeTempDirSync({ prefix: "redrafter-bench-vocab-" });
+  const r = await runCli("cli/bench.ts", [
+    ...["--num-prompts", "1", "--max-new-tokens", "8", "--modes", "greedy", "--threads", "1"],
+    ...["--beam-widths", "1", "--beam-lengths", "2,3", "--draft-vocab", "all,2048", "--out", out],
+  ]);
+  assert.equal(r.code, 0, r.stderr);
+  const report = JSON.parse(await Deno.readTextFile(join(out, "bench.json")));
+  type Row = { beamLength: number; draftVocab: number; identical: boolean };
+  const shapes = report.results.map((x: Row) => `L=${x.beamLength} V=${x.draftVocab}`);
+  assert.deepEqual(shapes.sort(), ["L=2 V=2048", "L=2 V=8192", "L=3 V=2048", "L=3 V=8192"]);
+  for (const x of report.results) assert.equal(x.identical, true, JSON.stringify(x));
+  assert.deepEqual(report.settings.draftVocab.sort(), [2048, 8192]);
+  assert.match(r.stdout, /W +L +vocab +tau/);
+  assert.match(r.stdout, new RegExp(`--draft-vocab ${report.recommended[0].draftVocab} \\(`));
+  assert.match(
+    await Deno.readTextFile(join(out, "speedup_cpu_greedy_vocab2048.svg")),
+    /draft vocabulary 2048/,
+  );
+  Deno.removeSync(out, { recursive: true });
+});
+
 Deno.test("bench with several backends: autoregression and ReDrafter against the CPU reference", async () => {
   const out = Deno.makeTempDirSync({ prefix: "redrafter-bench-vs-cpu-" });
   const r = await runCli("cli/bench.ts", [
@@ -211,6 +233,11 @@ Deno.test("bench: bad flags give one line and exit code 2", async () => {
       [["--tree-children", "2"], /--tree-children needs --tree-nodes with a value of 1 or more/],
       [["--tree-nodes", "0,4", "--no-tree"], /--tree-nodes needs tree verification; drop --no-tree/],
       [["--tree-nodes", "300"], /--tree-nodes must be/],
+      [["--draft-vocab", "all,10"], /--draft-vocab must be at least 50, got 10/],
+      [
+        ["--model", TINY, "--drafter", TINY_DRAFTER, "--draft-vocab", "64"],
+        /--draft-vocab: .*draft_vocab.json: not found/,
+      ],
       [
         ["--suite", "ar", "--ar-models", "default,gpt2"],
         /--ar-models must list values from stories260k, random-25m/,
