@@ -264,6 +264,13 @@ async function benchBackend(
       }));
     drafters.push({ drafter, size });
   }
+  const widest = Math.max(...opts.widths), smallest = Math.min(...drafters.map((d) => d.size));
+  if (widest > smallest) {
+    throw new UsageError(
+      `--beam-widths ${widest} is more than the draft vocabulary of ${smallest} tokens (--draft-vocab): ` +
+        `each beam step picks W tokens from it`,
+    );
+  }
   const tok = pair.tokenizer;
   if (!tok) throw new UsageError("bench needs a tokenizer; this model has no tokenizer.json");
   const cfg = pair.target.config;

@@ -271,6 +271,12 @@ export function settingsFrom(values: FlagValues, pair: Pair, mode: RunMode): Run
   const tok = pair.tokenizer;
   const lookup = lookupFlag(values);
   const shape = beamShape(values, vocab);
+  if (pair.draftVocab !== null && shape.beamWidth > pair.draftVocab) {
+    throw new UsageError(
+      `--beam-width ${shape.beamWidth} is more than the draft vocabulary of ${pair.draftVocab} tokens ` +
+        `(--draft-vocab): each beam step picks W tokens from it`,
+    );
+  }
   return {
     target: pair.target,
     drafter: pair.drafter,

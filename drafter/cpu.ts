@@ -149,6 +149,8 @@ export function checkStepArgs(
   k: number,
   N: number,
   V: number,
+  /** Whether V is a draft vocabulary (drafter/vocab.ts), for the message. */
+  draftVocab = false,
 ): void {
   if (tokens.length !== N) {
     throw new Error(`drafter.step: tokens has ${tokens.length} entries, expected B*W = ${N}`);
@@ -157,7 +159,8 @@ export function checkStepArgs(
     throw new Error(`drafter.step: parents has ${parents.length} entries, expected B*W = ${N}`);
   }
   if (!Number.isInteger(k) || k < 1 || k > V) {
-    throw new Error(`drafter.step: k must be in 1..${V}, got ${k}`);
+    const why = draftVocab ? ` (the draft vocabulary holds ${V} tokens)` : "";
+    throw new Error(`drafter.step: k must be in 1..${V}${why}, got ${k}`);
   }
 }
 
@@ -373,7 +376,7 @@ export function cpuDrafter(
     async function step(tokens: Int32Array, parents: Int32Array, k: number): Promise<DraftTopK> {
       if (disposed) throw new Error("drafter: used after dispose()");
       await Promise.resolve(); // keep the async contract honest without a real await point
-      checkStepArgs(tokens, parents, k, N, Vd); // k can reach the draft vocabulary, no further
+      checkStepArgs(tokens, parents, k, N, Vd, vocab !== null); // k can reach the draft vocabulary, no further
       let U = 0;
       for (let n = 0; n < N; n++) {
         const t = tokens[n], p = parents[n];

@@ -503,6 +503,11 @@ const BAD: [string, string[], RegExp][] = [
     /--draft-vocab: .*draft_vocab.json: not found.*tools\/draft_vocab.ts/,
   ],
   [
+    "--beam-width above the draft vocabulary",
+    ["--prompt", "x", "--draft-vocab", "50", "--beam-width", "64"],
+    /--beam-width 64 is more than the draft vocabulary of 50 tokens \(--draft-vocab\)/,
+  ],
+  [
     "unknown --drafter-weights",
     [...LLAMA_PAIR, "--prompt-ids", "1", "--drafter-weights", "int3"],
     /--drafter-weights must be one of fp32, fp16, q4, q8, q4g128, q8g128, q4g128h4; got 'int3'/,

@@ -196,7 +196,10 @@ for (const provider of ["onnx-node", "onnx-wasm", "onnx-webgpu"] as ProviderName
         }
       }
     }
-    await assert.rejects(() => ro.step(exp.tokens[1], exp.parents[1], 71), /k must be in 1..70/);
+    await assert.rejects(
+      () => ro.step(exp.tokens[1], exp.parents[1], 71),
+      /k must be in 1..70 \(the draft vocabulary holds 70 tokens\)/,
+    );
     onnx.dispose();
     cpu.dispose();
   });
@@ -234,6 +237,44 @@ Deno.test("draft vocabulary: ReDrafter stays token-identical to AR (greedy and e
       }
     }
   }
+});
+
+Deno.test("draft vocabulary: the Apple rule runs on a cut head, deterministic per seed, drafts accepted", async () => {
+  const model = createCpuModel(target, { threads: 1 });
+  const full = readDrafterDir(FIX + "drafter", lender);
+  const drafter = cpuDrafter(restrictDraftVocab(full, fixtureSubset(60, 9)), embedding, { threads: 1 });
+  const opts = {
+    maxNewTokens: 20,
+    eosIds: [] as number[],
+    beamWidth: 3,
+    beamLength: 4,
+    sampling: { mode: "apple" as const, temperature: 1, seed: 5 },
+  };
+  const prompts = [[1, 17, 42, 9], [1, 5, 60]];
+  const a = await speculativeGenerate(model, drafter, prompts, opts);
+  const b = await speculativeGenerate(model, drafter, prompts, opts);
+  assert.deepEqual(a.ids, b.ids);
+  for (const ids of a.ids) {
+    assert.equal(ids.length, 20);
+    for (const t of ids) assert.ok(t >= 0 && t < V);
+  }
+  drafter.dispose();
+});
+
+Deno.test("draft vocabulary: a top-k wider than the draft vocabulary is refused, naming both", async () => {
+  const drafter = cpuDrafter(
+    restrictDraftVocab(readDrafterDir(FIX + "drafter", lender), fixtureSubset(50, 1)),
+    embedding,
+    {
+      threads: 1,
+    },
+  );
+  const r = drafter.beginRound(exp.ctx, exp.batch, exp.width);
+  await assert.rejects(
+    () => r.step(exp.tokens[0], exp.parents[0], 51),
+    /k must be in 1..50 \(the draft vocabulary holds 50 tokens\), got 51/,
+  );
+  drafter.dispose();
 });
 
 Deno.test("draft vocabulary on the default pair: its ranking file, identical output, a cheaper head at little cost in tau", async () => {

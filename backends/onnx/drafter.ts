@@ -110,7 +110,7 @@ export async function createOnnxDrafter(
     async function step(tokens: Int32Array, parents: Int32Array, k: number): Promise<DraftTopK> {
       if (disposed) throw new Error("drafter: used after dispose()");
       if (busy) throw new Error("drafter.step: another step is still running");
-      checkStepArgs(tokens, parents, k, N, Vd); // k can reach the draft vocabulary, no further
+      checkStepArgs(tokens, parents, k, N, Vd, vocab !== null); // k can reach the draft vocabulary, no further
       const tok = new BigInt64Array(N), par = new BigInt64Array(N);
       for (let n = 0; n < N; n++) {
         const t = tokens[n], p = parents[n];
