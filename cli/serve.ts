@@ -34,7 +34,7 @@ Server:
                            at a time). Sampled requests always run alone
 
 Model and drafting: the flags of \`deno task generate\` (--model, --drafter, --backend, --threads,
---onnx-weights, --drafter-*, --beam-width, --beam-length, --tree-nodes, --tree-children, --no-tree, --lookup,
+--onnx-weights, --drafter-*, --draft-vocab, --beam-width, --beam-length, --tree-nodes, --tree-children, --no-tree, --lookup,
 --lookup-mode,
 --autoregressive, --chat / --raw, --system) set the server's pair and defaults.`;
 
