@@ -19,11 +19,13 @@ export const USAGE = `usage: deno task serve [flags]
 
 An OpenAI-compatible HTTP server with ReDrafter speculative decoding:
   POST /v1/completions        {"prompt": "text" or [token ids], "max_tokens", "temperature", "top_p",
-                              "top_k", "seed", "stop", "stream"}
+                              "top_k", "seed", "stop", "stream", "speculative"}
   POST /v1/chat/completions   {"messages": [{"role", "content"}], ...the same options}
   GET  /v1/models, GET /health
 Requests without "temperature" (or with 0) decode greedily; above 0 they sample exactly (the same text as
-autoregressive sampling with that seed). Each response adds "redrafter": {mode, tau, tokens_per_second, ...}.
+autoregressive sampling with that seed). "speculative": false decodes that request autoregressively (true:
+with the drafter, which the server must have). Each response adds "redrafter": {mode, tau, tokens_per_second,
+...}.
 
 Server:
   --port N                 port (default 8080; 0 picks a free one)
@@ -58,6 +60,8 @@ interface Request {
   sampling: SamplingOptions | undefined;
   stop: string[];
   stream: boolean;
+  /** "speculative": false runs this request autoregressively; undefined: the server's mode. */
+  speculative: boolean | undefined;
 }
 
 export interface ServeOptions {
@@ -164,7 +168,11 @@ function parseRequest(body: unknown, chat: boolean, pair: Pair, opts: ServeOptio
   }
   if (stop.length > 0 && !tok) throw new BadRequest("'stop' needs a tokenizer; this model has none");
   const stream = (field(b, "stream", "boolean") as boolean | undefined) ?? false;
-  return { chat, ids, maxTokens, sampling, stop, stream };
+  const speculative = field(b, "speculative", "boolean") as boolean | undefined;
+  if (speculative === true && !pair.drafter) {
+    throw new BadRequest("'speculative': true needs a drafter; this server decodes autoregressively");
+  }
+  return { chat, ids, maxTokens, sampling, stop, stream, speculative };
 }
 
 const FINISH: Record<FinishReason, string> = { eos: "stop", stop: "stop", length: "length" };
@@ -305,9 +313,11 @@ export function startServer(
     } catch (e) {
       throw new BadRequest((e as Error).message);
     }
-    const settings: RunSettings = { ...base, sampling: req.sampling, stop: req.stop };
-    // Sampled requests run alone: a row's random draws depend on its index in the batch.
-    const key = req.sampling === undefined ? JSON.stringify(req.stop) : null;
+    const mode = req.speculative === undefined ? base.mode : req.speculative ? "redrafter" : "autoregressive";
+    const settings: RunSettings = { ...base, mode, sampling: req.sampling, stop: req.stop };
+    // Sampled requests run alone: a row's random draws depend on its index in the batch. Greedy ones batch
+    // with those of the same mode and stop strings.
+    const key = req.sampling === undefined ? JSON.stringify([mode, req.stop]) : null;
     const id = `${req.chat ? "chatcmpl" : "cmpl"}-${crypto.randomUUID()}`;
     const created = Math.floor(Date.now() / 1000);
     const model = opts.modelId;

@@ -203,6 +203,43 @@ Deno.test("serve: concurrent requests all finish with their own text; a cancelle
   });
 });
 
+Deno.test('serve: "speculative": false decodes a request autoregressively, with the same tokens', async () => {
+  await withServer(async (base, p) => {
+    const ids = p.tokenizer!.encode(PROMPT);
+    const ref = await generate(p.target, [ids], { maxNewTokens: 16 });
+    for (const speculative of [false, true, undefined]) {
+      const { status, json } = await post(`${base}/v1/completions`, {
+        prompt: ids,
+        max_tokens: 16,
+        speculative,
+      });
+      assert.equal(status, 200);
+      assert.deepEqual((json.choices as Record<string, unknown>[])[0].token_ids, ref.ids[0]);
+      const rd = json.redrafter as Record<string, unknown>;
+      assert.equal(rd.mode, speculative === false ? "autoregressive" : "redrafter", String(speculative));
+      if (speculative === false) assert.equal(rd.tau, 1);
+    }
+  });
+  // A server without a drafter refuses "speculative": true, naming the field.
+  const ar = await loadPair({ threads: 1, noDrafter: true, log: () => {} });
+  const server = startServer(ar, settingsFrom({}, ar, "autoregressive"), {
+    port: 0,
+    chatStyle: "raw",
+    modelId: "default",
+  });
+  try {
+    const { status, json } = await post(`http://127.0.0.1:${server.addr.port}/v1/completions`, {
+      prompt: "hi",
+      speculative: true,
+    });
+    assert.equal(status, 400);
+    assert.match((json.error as { message: string }).message, /'speculative': true needs a drafter/);
+  } finally {
+    await server.shutdown();
+    ar.dispose();
+  }
+});
+
 Deno.test("serve: bad requests get a 400 naming the field; unknown routes 404, wrong methods 405", async () => {
   await withServer(async (base) => {
     const cases: [string, unknown, RegExp][] = [
@@ -215,6 +252,7 @@ Deno.test("serve: bad requests get a 400 naming the field; unknown routes 404, w
       ["/v1/completions", { prompt: "hi", temperature: 1, top_p: 2 }, /top_p/],
       ["/v1/completions", { prompt: "hi", stop: [""] }, /'stop' must be a non-empty string/],
       ["/v1/completions", { prompt: "hi", stream: "yes" }, /'stream' must be a boolean/],
+      ["/v1/completions", { prompt: "hi", speculative: 1 }, /'speculative' must be a boolean/],
       ["/v1/chat/completions", { messages: [] }, /'messages' is required/],
       [
         "/v1/chat/completions",
