@@ -8,6 +8,7 @@
 import type { DraftModel, TargetModel } from "../core/types.ts";
 import type { Checkpoint } from "../loader/types.ts";
 import { loadDrafter } from "../drafter/load.ts";
+import type { DraftVocabOption } from "../drafter/vocab.ts";
 import { createCpuModel } from "./cpu/mod.ts";
 import { WEIGHT_FORMATS, type WeightFormat } from "./onnx/formats.ts";
 
@@ -48,10 +49,11 @@ export interface LoadTargetOptions {
   drafterBackend?: string;
   /**
    * Draft vocabulary (loadDraftModel): the drafter's head keeps the rows of this many most frequent tokens,
-   * ranked by `<drafter dir>/draft_vocab.json` (drafter/vocab.ts); each drafter step gets that much cheaper.
-   * Default: the whole vocabulary. Outputs stay exact; only acceptance can change.
+   * ranked by `<drafter dir>/draft_vocab.json` (drafter/vocab.ts), or "default": that file's default_size,
+   * else all. Each drafter step gets that much cheaper. Default: the whole vocabulary. Outputs stay exact;
+   * only acceptance can change.
    */
-  draftVocab?: number;
+  draftVocab?: DraftVocabOption;
 }
 
 /**
@@ -105,7 +107,7 @@ interface OnnxModule {
       provider: string;
       threads?: number;
       weights?: LoadTargetOptions["drafterWeights"];
-      draftVocab?: number;
+      draftVocab?: DraftVocabOption;
     },
   ): Promise<DraftModel>;
 }

@@ -250,7 +250,6 @@ async function benchBackend(
   const V = pair.target.config.vocabSize;
   const drafters = [{ drafter: pair.drafter, size: pair.draftVocab ?? V }];
   for (const v of opts.draftVocabs.slice(1)) {
-    const size = v === "all" || v === undefined ? V : Math.min(v, V);
     const drafter = await asUsage("--draft-vocab", () =>
       loadDraftModel(pair.drafterDir!, pair.target, {
         backend,
@@ -260,9 +259,9 @@ async function benchBackend(
           : intFlag(values, "drafter-threads", 1, { min: 1 }),
         drafterWeights: pair.drafterWeights as LoadTargetOptions["drafterWeights"],
         drafterBackend: pair.drafterBackend ?? undefined,
-        draftVocab: size < V ? size : undefined,
+        draftVocab: v === "all" ? undefined : v,
       }));
-    drafters.push({ drafter, size });
+    drafters.push({ drafter, size: drafter.draftVocab ?? V });
   }
   const widest = Math.max(...opts.widths), smallest = Math.min(...drafters.map((d) => d.size));
   if (widest > smallest) {

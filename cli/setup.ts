@@ -27,7 +27,6 @@ import {
 import { choiceFlag, type FlagValues, UsageError } from "./args.ts";
 import { LOOKUP_MODES, type LookupMode } from "../core/lookup.ts";
 import { progressBar } from "./term.ts";
-import { draftVocabDefault } from "../drafter/load.ts";
 
 /** The embedded default pair, next to this module's parent directory. */
 export const DEFAULT_TARGET = fileURLToPath(new URL("../models/default/target", import.meta.url));
@@ -164,7 +163,6 @@ export async function loadPair(opts: PairOptions): Promise<Pair> {
   );
   let drafter: DraftModel | null = null;
   let drafterDir: string | null = null;
-  let draftVocab: number | null = null;
   if (!opts.noDrafter) {
     if (opts.drafter !== undefined) drafterDir = await resolveDir("--drafter", opts.drafter);
     else if (isDefault && existsSync(DEFAULT_DRAFTER)) drafterDir = DEFAULT_DRAFTER;
@@ -177,12 +175,8 @@ export async function loadPair(opts: PairOptions): Promise<Pair> {
     }
     if (drafterDir !== null) {
       const dir = drafterDir;
-      const V = target.config.vocabSize;
-      draftVocab = opts.draftVocab === "all"
-        ? null
-        : opts.draftVocab ?? await asUsage("--drafter", () => draftVocabDefault(dir, V));
-      if (draftVocab !== null && draftVocab >= V) draftVocab = null;
-      const size = draftVocab ?? undefined;
+      // --draft-vocab N, "all", or by default the drafter's draft_vocab.json default_size.
+      const want = opts.draftVocab === "all" ? undefined : opts.draftVocab ?? "default";
       drafter = await asUsage(
         opts.draftVocab === undefined ? "--drafter" : "--draft-vocab",
         () =>
@@ -192,7 +186,7 @@ export async function loadPair(opts: PairOptions): Promise<Pair> {
             drafterThreads: opts.drafterThreads,
             drafterWeights,
             drafterBackend,
-            draftVocab: size,
+            draftVocab: want,
           }),
       );
     }
@@ -214,7 +208,7 @@ export async function loadPair(opts: PairOptions): Promise<Pair> {
     drafterDir,
     drafterWeights: drafter ? drafterWeights ?? null : null,
     drafterBackend: drafter ? drafterBackend : null,
-    draftVocab: drafter ? draftVocab : null,
+    draftVocab: drafter?.draftVocab ?? null,
     dispose() {
       drafter?.dispose();
       target.dispose();

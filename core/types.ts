@@ -195,6 +195,8 @@ export interface DraftRound {
 export interface DraftModel {
   /** The drafter's normalized config.json. */
   readonly config: DrafterConfig;
+  /** Tokens it drafts from when its head is cut to a draft vocabulary (drafter/vocab.ts); absent: all V. */
+  readonly draftVocab?: number;
   /** Start a round: ctx is [B * H] (the target's final-norm hidden at each row's last committed token). */
   beginRound(ctx: Float32Array, batch: number, width: number): DraftRound;
   /** Release the weights and backend resources. */

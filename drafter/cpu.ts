@@ -479,6 +479,7 @@ export function cpuDrafter(
 
   return {
     config: cfg,
+    draftVocab: vocab ? Vd : undefined,
     beginRound,
     dispose() {
       disposed = true;

@@ -11,13 +11,7 @@ import type { TensorStore } from "../loader/types.ts";
 import { openSafetensors } from "../loader/safetensors.ts";
 import { readDrafterConfig } from "./config.ts";
 import { cpuDrafter, type CpuDrafterOptions, type DrafterWeights } from "./cpu.ts";
-import {
-  DRAFT_VOCAB_FILE,
-  parseDraftVocabDefault,
-  parseDraftVocabRanking,
-  pickDraftVocab,
-  restrictDraftVocab,
-} from "./vocab.ts";
+import { DRAFT_VOCAB_FILE, type DraftVocabOption, resolveDraftVocab, restrictDraftVocab } from "./vocab.ts";
 
 /** What the drafter needs from its target: sizes to check against, and the input embedding table. */
 export interface DrafterTarget {
@@ -81,23 +75,26 @@ export function checkDrafterFits(config: DrafterConfig, target: DrafterTarget, c
 
 /**
  * Read `<dir>/config.json` + `<dir>/model.safetensors` (Apple's format), refusing a drafter whose hidden size
- * or vocabulary does not match the target's, with both sizes in the message. With `draftVocab` below the
- * vocabulary size, the head keeps the rows of the `draftVocab` most frequent tokens of
+ * or vocabulary does not match the target's, with both sizes in the message. With `draftVocab` (a size, or
+ * "default": `default_size`), the head keeps the rows of that many most frequent tokens of
  * `<dir>/draft_vocab.json` (drafter/vocab.ts).
  */
-export function readDrafterDir(dir: string, target: DrafterTarget, draftVocab?: number): DrafterWeights {
+export function readDrafterDir(
+  dir: string,
+  target: DrafterTarget,
+  draftVocab?: DraftVocabOption,
+): DrafterWeights {
   const configPath = pathIn(dir, "config.json");
   const config = readDrafterConfig(configPath);
   checkDrafterFits(config, target, configPath);
-  const V = config.vocabSize;
-  let vocab: Int32Array | null = null;
-  if (draftVocab !== undefined) {
-    const where = "the draft vocabulary size (--draft-vocab, draftVocab)";
-    if (!Number.isInteger(draftVocab) || draftVocab > V) {
-      throw new Error(`${where} must be an integer <= the vocabulary size ${V}, got ${draftVocab}`);
-    }
-    if (draftVocab < V) vocab = pickDraftVocab(readDraftVocabFile(dir, V), draftVocab, where);
-  }
+  const rankPath = pathIn(dir, DRAFT_VOCAB_FILE);
+  const vocab = resolveDraftVocab(
+    draftVocab,
+    draftVocab === undefined ? null : readTextOrNull(rankPath),
+    config.vocabSize,
+    rankPath,
+    "the draft vocabulary size (--draft-vocab, draftVocab)",
+  );
   const store = openSafetensors(pathIn(dir, "model.safetensors"));
   try {
     const weights = readDrafterWeights(store, config);
@@ -107,43 +104,23 @@ export function readDrafterDir(dir: string, target: DrafterTarget, draftVocab?: 
   }
 }
 
-/** The token ranking of `<dir>/draft_vocab.json`, or an error saying how to make one. */
-export function readDraftVocabFile(dir: string, V: number): Int32Array {
-  const path = pathIn(dir, DRAFT_VOCAB_FILE);
-  let text: string;
+/** A text file's contents, or null when it does not exist. */
+function readTextOrNull(path: string): string | null {
   try {
-    text = Deno.readTextFileSync(path);
-  } catch (e) {
-    if (!(e instanceof Deno.errors.NotFound)) throw e;
-    throw new Error(
-      `${path}: not found. A draft vocabulary needs a token ranking next to the drafter; make one with ` +
-        `deno run -A tools/draft_vocab.ts --tokenizer TARGET_DIR --out ${path} CORPUS_FILES...`,
-    );
-  }
-  return parseDraftVocabRanking(text, V, path);
-}
-
-/**
- * The `default_size` of `<dir>/draft_vocab.json` (the draft vocabulary the CLIs use when not told), or null
- * when the file or the field is absent.
- */
-export function draftVocabDefault(dir: string, V: number): number | null {
-  const path = pathIn(dir, DRAFT_VOCAB_FILE);
-  let text: string;
-  try {
-    text = Deno.readTextFileSync(path);
+    return Deno.readTextFileSync(path);
   } catch (e) {
     if (e instanceof Deno.errors.NotFound) return null;
     throw e;
   }
-  parseDraftVocabRanking(text, V, path);
-  return parseDraftVocabDefault(text, V, path);
 }
 
-/** Options of loadDrafter(): cpuDrafter's, and a draft vocabulary size (see readDrafterDir). */
+/** Options of loadDrafter(): cpuDrafter's, and a draft vocabulary (see readDrafterDir). */
 export interface LoadDrafterOptions extends CpuDrafterOptions {
-  /** Keep the head rows of this many most frequent tokens (`<dir>/draft_vocab.json`); default all. */
-  draftVocab?: number;
+  /**
+   * Keep the head rows of this many most frequent tokens (`<dir>/draft_vocab.json`), or "default" (its
+   * default_size, else all). Default: all.
+   */
+  draftVocab?: DraftVocabOption;
 }
 
 /** Load `<dir>/config.json` + `<dir>/model.safetensors` as a CPU DraftModel over the target's embeddings. */

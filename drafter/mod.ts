@@ -11,19 +11,14 @@ export {
   type DrafterWeights,
   WARP_TOP_K,
 } from "./cpu.ts";
-export {
-  type DrafterTarget,
-  draftVocabDefault,
-  loadDrafter,
-  type LoadDrafterOptions,
-  readDrafterWeights,
-  readDraftVocabFile,
-} from "./load.ts";
+export { type DrafterTarget, loadDrafter, type LoadDrafterOptions, readDrafterWeights } from "./load.ts";
 export {
   DRAFT_VOCAB_FILE,
+  type DraftVocabOption,
   MIN_DRAFT_VOCAB,
   parseDraftVocabDefault,
   parseDraftVocabRanking,
   pickDraftVocab,
+  resolveDraftVocab,
   restrictDraftVocab,
 } from "./vocab.ts";

@@ -75,6 +75,37 @@ export function pickDraftVocab(ranked: Int32Array, n: number, where: string): In
   return ranked.slice(0, n).sort();
 }
 
+/** A draft vocabulary request: a size, or "default" (the ranking file's default_size, else all). */
+export type DraftVocabOption = number | "default";
+
+/**
+ * The draft vocabulary (ascending token ids) that `want` asks of a drafter whose ranking file at `path`
+ * holds `ranking` (null: no such file), or null for the whole vocabulary of V. A size needs the file;
+ * "default" takes its default_size and falls back to all. Errors name the file, field or `where`.
+ */
+export function resolveDraftVocab(
+  want: DraftVocabOption | undefined,
+  ranking: string | null,
+  V: number,
+  path: string,
+  where: string,
+): Int32Array | null {
+  if (want === undefined) return null;
+  if (want !== "default" && (!Number.isInteger(want) || want > V)) {
+    throw new Error(`${where} must be an integer <= the vocabulary size ${V}, got ${want}`);
+  }
+  if (ranking === null) {
+    if (want === "default" || want === V) return null;
+    throw new Error(
+      `${path}: not found. A draft vocabulary needs a token ranking next to the drafter; make one with ` +
+        `deno run -A tools/draft_vocab.ts --tokenizer TARGET_DIR --out ${path} CORPUS_FILES...`,
+    );
+  }
+  const ranked = parseDraftVocabRanking(ranking, V, path);
+  const n = want === "default" ? parseDraftVocabDefault(ranking, V, path) : want;
+  return n === null || n >= V ? null : pickDraftVocab(ranked, n, where);
+}
+
 /**
  * The weights with the head cut to the rows of `vocab` (ascending token ids, no repeats): every drafter
  * backend then computes Vd = vocab.length logits per beam and maps the winners back to token ids.

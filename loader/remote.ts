@@ -15,9 +15,8 @@ import { checkDrafterFits, type DrafterTarget, readDrafterWeights } from "../dra
 import { cpuDrafter, type CpuDrafterOptions, type DrafterWeights } from "../drafter/cpu.ts";
 import {
   DRAFT_VOCAB_FILE,
-  parseDraftVocabDefault,
-  parseDraftVocabRanking,
-  pickDraftVocab,
+  type DraftVocabOption,
+  resolveDraftVocab,
   restrictDraftVocab,
 } from "../drafter/vocab.ts";
 
@@ -194,21 +193,13 @@ export async function readDrafterFromUrl(
   if (text === null) throw new ConfigError(configUrl, "drafter config.json not found (HTTP 404)");
   const config = parseDrafterConfig(parseJson(text, configUrl), configUrl);
   checkDrafterFits(config, target, configUrl);
-  const V = config.vocabSize;
-  let vocab: Int32Array | null = null;
-  if (opts.draftVocab !== undefined) {
-    const rankUrl = fileUrl(base, DRAFT_VOCAB_FILE);
-    const ranking = await fetchText(rankUrl, opts);
-    const want = opts.draftVocab;
-    if (ranking === null) {
-      if (want !== "default") throw new ConfigError(rankUrl, "draft vocabulary ranking not found (HTTP 404)");
-    } else {
-      const n = want === "default" ? parseDraftVocabDefault(ranking, V, rankUrl) : want;
-      if (n !== null && n < V) {
-        vocab = pickDraftVocab(parseDraftVocabRanking(ranking, V, rankUrl), n, "draftVocab");
-      }
-    }
+  const rankUrl = fileUrl(base, DRAFT_VOCAB_FILE);
+  const want = opts.draftVocab;
+  const ranking = want === undefined ? null : await fetchText(rankUrl, opts);
+  if (ranking === null && want !== undefined && want !== "default" && want < config.vocabSize) {
+    throw new ConfigError(rankUrl, "draft vocabulary ranking not found (HTTP 404)");
   }
+  const vocab = resolveDraftVocab(want, ranking, config.vocabSize, rankUrl, "draftVocab");
   const url = fileUrl(base, "model.safetensors");
   const bytes = await fetchBytes(url, opts);
   if (bytes === null) throw new ConfigError(url, "drafter model.safetensors not found (HTTP 404)");
@@ -227,7 +218,7 @@ export interface DraftVocabUrlOption {
    * Keep the head rows of this many most frequent tokens of `<base>/draft_vocab.json` (drafter/vocab.ts);
    * "default": its default_size when the file and the field exist, else all. Default: all.
    */
-  draftVocab?: number | "default";
+  draftVocab?: DraftVocabOption;
 }
 
 /** A CPU drafter under a base URL, next to its target (see readDrafterFromUrl). */

@@ -123,7 +123,33 @@ Deno.test("draft vocabulary: a missing ranking file or a size above the vocabula
   assert.deepEqual([...w.draftVocab!], ranked.slice(0, 64).sort((a, b) => a - b));
   assert.equal(w.headWeight.length, 64 * w.config.exitDim);
   const d = await loadDrafter(dir, lender, { draftVocab: 64, threads: 1 });
+  assert.equal(d.draftVocab, 64, "the drafter says how many tokens it drafts from");
   d.dispose();
+  // "default": the file's default_size, else the whole vocabulary.
+  assert.equal(readDrafterDir(dir, lender, "default").draftVocab, undefined);
+  Deno.writeTextFileSync(
+    `${dir}/${DRAFT_VOCAB_FILE}`,
+    JSON.stringify({ ranked_ids: ranked, default_size: 70 }),
+  );
+  assert.equal(readDrafterDir(dir, lender, "default").draftVocab?.length, 70);
+  const o = await createOnnxDrafter(dir, lender, {
+    provider: "onnx-node",
+    threads: 1,
+    draftVocab: "default",
+  });
+  assert.equal(o.draftVocab, 70);
+  o.dispose();
+  Deno.writeTextFileSync(
+    `${dir}/${DRAFT_VOCAB_FILE}`,
+    JSON.stringify({ ranked_ids: ranked, default_size: 20 }),
+  );
+  assert.throws(
+    () => readDrafterDir(dir, lender, "default"),
+    /'default_size' must be an integer in 50..104, got 20/,
+  );
+  const whole = await loadDrafter(FIX + "drafter", lender, { threads: 1 });
+  assert.equal(whole.draftVocab, undefined);
+  whole.dispose();
   Deno.removeSync(dir, { recursive: true });
 });
 

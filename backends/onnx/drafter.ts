@@ -9,7 +9,7 @@
 import type { DrafterConfig, DraftModel, DraftRound, DraftTopK } from "../../core/types.ts";
 import { checkRoundArgs, checkStepArgs, type DrafterWeights } from "../../drafter/cpu.ts";
 import { type DrafterTarget, readDrafterDir } from "../../drafter/load.ts";
-import { expandLogProbRow } from "../../drafter/vocab.ts";
+import { type DraftVocabOption, expandLogProbRow } from "../../drafter/vocab.ts";
 import { buildDrafterGraph } from "./build_drafter.ts";
 import { checkWeightFormat, type WeightFormat } from "./formats.ts";
 import { packedReadback } from "./build_target.ts";
@@ -36,10 +36,10 @@ export interface OnnxDrafterOptions {
   /** onnxruntime-web's `.wasm` folder (see RuntimeOptions.wasmPaths). */
   wasmPaths?: string;
   /**
-   * Keep the head rows of this many most frequent tokens (`<dir>/draft_vocab.json`; drafter/vocab.ts) when
-   * `src` is a directory. Default: all.
+   * Keep the head rows of this many most frequent tokens (`<dir>/draft_vocab.json`; drafter/vocab.ts), or
+   * "default" (its default_size, else all), when `src` is a directory. Default: all.
    */
-  draftVocab?: number;
+  draftVocab?: DraftVocabOption;
 }
 
 /**
@@ -173,6 +173,7 @@ export async function createOnnxDrafter(
 
   return {
     config: cfg,
+    draftVocab: vocab ? Vd : undefined,
     beginRound,
     dispose() {
       if (disposed) return;
