@@ -5,7 +5,6 @@
  * with lookup drafts, rows ending on EOS), verifies 1 + nodes tokens per round, and refuses what it can't do.
  */
 import assert from "node:assert/strict";
-import { fileURLToPath } from "node:url";
 import {
   checkDraftTree,
   defaultTreeChildren,
@@ -17,10 +16,8 @@ import { generate } from "../core/generate.ts";
 import { speculativeGenerate } from "../core/speculative.ts";
 import type { SpeculativeOptions } from "../core/options.ts";
 import type { DraftModel } from "../core/types.ts";
-import { createCpuModel } from "../backends/cpu/mod.ts";
-import { loadDrafter } from "../drafter/load.ts";
-import { loadCheckpoint } from "../loader/checkpoint.ts";
 import { ToyDrafter, ToyTarget } from "./support/toy_target.ts";
+import { defaultDrafter, defaultTarget } from "./support/default_pair.ts";
 
 interface RefNode {
   path: number[]; // drafted tokens from the root's child down to this node
@@ -250,11 +247,8 @@ Deno.test("draft trees: bad options are named; the Apple rule and chain verifica
 });
 
 Deno.test("draft trees on the default pair: identical to AR, more tokens accepted per round than beams of as many nodes", async () => {
-  const root = fileURLToPath(new URL("../models/default/", import.meta.url));
-  const ckpt = await loadCheckpoint(root + "target");
-  const target = createCpuModel(ckpt, { threads: 1 });
-  ckpt.tensors.close();
-  const drafter = await loadDrafter(root + "drafter", target, { threads: 1, weights: "q8" });
+  const target = await defaultTarget();
+  const drafter = await defaultDrafter(target);
   const prompt = [[1, 464, 1001, 12, 300, 52, 9], [1, 1220, 88, 7, 640, 31]];
   const opts = { maxNewTokens: 48, eosIds: [] as number[] };
   const ar = await generate(target, prompt, opts);

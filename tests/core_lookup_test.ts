@@ -6,7 +6,6 @@
  * default pair it raises tau, and lookup-first rounds skip the drafter.
  */
 import assert from "node:assert/strict";
-import { fileURLToPath } from "node:url";
 import { checkLookupOptions, lookupBeams, lookupDraft } from "../core/lookup.ts";
 import { chainBeams, END, packBeams } from "../core/tree.ts";
 import { walkTree } from "../core/verify.ts";
@@ -14,10 +13,8 @@ import { generate } from "../core/generate.ts";
 import { speculativeGenerate } from "../core/speculative.ts";
 import type { SpeculativeOptions } from "../core/options.ts";
 import type { DraftModel } from "../core/types.ts";
-import { createCpuModel } from "../backends/cpu/mod.ts";
-import { loadDrafter } from "../drafter/load.ts";
-import { loadCheckpoint } from "../loader/checkpoint.ts";
 import { ToyDrafter, ToyTarget } from "./support/toy_target.ts";
+import { defaultDrafter, defaultTarget } from "./support/default_pair.ts";
 
 const ids = (a: ArrayLike<number>) => Array.from(a);
 
@@ -201,11 +198,8 @@ Deno.test("lookup drafts: refused with the Apple rule and with bad options", asy
 });
 
 Deno.test("lookup drafts on the default pair: tau rises, lookup first skips the drafter, outputs stay identical", async () => {
-  const root = fileURLToPath(new URL("../models/default/", import.meta.url));
-  const ckpt = await loadCheckpoint(root + "target");
-  const target = createCpuModel(ckpt, { threads: 1 });
-  ckpt.tensors.close();
-  const drafter = await loadDrafter(root + "drafter", target, { threads: 1, weights: "q8" });
+  const target = await defaultTarget();
+  const drafter = await defaultDrafter(target);
   // A held-out prompt (models/default/prompts.jsonl line 1) in the default tokenizer's ids is not needed:
   // any prompt works, since greedy decoding of this small model falls into loops that lookup drafts follow.
   const prompt = [[1, 464, 1001, 12, 300, 52, 9]];

@@ -7,6 +7,7 @@
 import assert from "node:assert/strict";
 import { fileURLToPath } from "node:url";
 import { readExpected } from "./support/drafter_fixture.ts";
+import { defaultDrafter, defaultTarget } from "./support/default_pair.ts";
 import { loadCheckpoint } from "../loader/checkpoint.ts";
 import {
   cpuDrafter,
@@ -304,12 +305,9 @@ Deno.test("draft vocabulary: a top-k wider than the draft vocabulary is refused,
 });
 
 Deno.test("draft vocabulary on the default pair: its ranking file, identical output, a cheaper head at little cost in tau", async () => {
-  const root = fileURLToPath(new URL("../models/default/", import.meta.url));
-  const ckpt = await loadCheckpoint(root + "target");
-  const model = createCpuModel(ckpt, { threads: 1 });
-  ckpt.tensors.close();
-  const full = await loadDrafter(root + "drafter", model, { threads: 1, weights: "q8" });
-  const cut = await loadDrafter(root + "drafter", model, { threads: 1, weights: "q8", draftVocab: 2048 });
+  const model = await defaultTarget();
+  const full = await defaultDrafter(model);
+  const cut = await defaultDrafter(model, { draftVocab: 2048 });
   const prompt = [[1, 464, 1001, 12, 300, 52, 9], [1, 1220, 88, 7, 640, 31]];
   const opts = { maxNewTokens: 48, eosIds: [] as number[], beamWidth: 2, beamLength: 4 };
   const ar = await generate(model, prompt, opts);
