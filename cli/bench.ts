@@ -42,7 +42,7 @@ import { type RunMode, type RunSettings, runToEnd, streamFor } from "./run.ts";
 import { fmt, summarize, type Summary } from "./report.ts";
 import { progressBar, renderTable } from "./term.ts";
 import { heatmapSvg, histogramSvg } from "./svg.ts";
-import { MIN_DRAFT_VOCAB } from "../drafter/vocab.ts";
+import { draftVocabFlag } from "./generate.ts";
 import { AR_MODELS, runArSuite } from "./bench_ar.ts";
 import { checkBackend, loadDraftModel, type LoadTargetOptions } from "../backends/mod.ts";
 import { defaultThreads } from "../kernels/mod.ts";
@@ -449,15 +449,13 @@ function samplingFor(mode: BenchMode, o: { temperature: number; seed: number }):
 /** A --draft-vocab value: a size, "all", or undefined (the drafter's own default). */
 type DraftVocabChoice = number | "all" | undefined;
 
-/** --draft-vocab LIST: sizes (>= MIN_DRAFT_VOCAB) or "all", deduplicated; [undefined] when absent. */
+/** --draft-vocab LIST: each value as generate's --draft-vocab, deduplicated; [undefined] when absent. */
 export function draftVocabList(values: FlagValues): DraftVocabChoice[] {
   const v = values["draft-vocab"];
   if (v === undefined) return [undefined];
   const out: DraftVocabChoice[] = [];
   for (const item of String(v).split(",").map((x) => x.trim())) {
-    const choice = item === "all"
-      ? "all"
-      : intFlag({ "draft-vocab": item }, "draft-vocab", 0, { min: MIN_DRAFT_VOCAB });
+    const choice = draftVocabFlag({ "draft-vocab": item });
     if (!out.includes(choice)) out.push(choice);
   }
   return out;

@@ -89,6 +89,12 @@ export function resolveDraftVocab(
   V: number,
   path: string,
   where: string,
+  /** The error for a size without a ranking file (default: how to make one at `path`). */
+  notFound: () => Error = () =>
+    new Error(
+      `${path}: not found. A draft vocabulary needs a token ranking next to the drafter; make one with ` +
+        `deno run -A tools/draft_vocab.ts --tokenizer TARGET_DIR --out ${path} CORPUS_FILES...`,
+    ),
 ): Int32Array | null {
   if (want === undefined) return null;
   if (want !== "default" && (!Number.isInteger(want) || want > V)) {
@@ -96,10 +102,7 @@ export function resolveDraftVocab(
   }
   if (ranking === null) {
     if (want === "default" || want === V) return null;
-    throw new Error(
-      `${path}: not found. A draft vocabulary needs a token ranking next to the drafter; make one with ` +
-        `deno run -A tools/draft_vocab.ts --tokenizer TARGET_DIR --out ${path} CORPUS_FILES...`,
-    );
+    throw notFound();
   }
   const ranked = parseDraftVocabRanking(ranking, V, path);
   const n = want === "default" ? parseDraftVocabDefault(ranking, V, path) : want;

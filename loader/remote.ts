@@ -196,10 +196,14 @@ export async function readDrafterFromUrl(
   const rankUrl = fileUrl(base, DRAFT_VOCAB_FILE);
   const want = opts.draftVocab;
   const ranking = want === undefined ? null : await fetchText(rankUrl, opts);
-  if (ranking === null && want !== undefined && want !== "default" && want < config.vocabSize) {
-    throw new ConfigError(rankUrl, "draft vocabulary ranking not found (HTTP 404)");
-  }
-  const vocab = resolveDraftVocab(want, ranking, config.vocabSize, rankUrl, "draftVocab");
+  const vocab = resolveDraftVocab(
+    want,
+    ranking,
+    config.vocabSize,
+    rankUrl,
+    "draftVocab",
+    () => new ConfigError(rankUrl, "draft vocabulary ranking not found (HTTP 404)"),
+  );
   const url = fileUrl(base, "model.safetensors");
   const bytes = await fetchBytes(url, opts);
   if (bytes === null) throw new ConfigError(url, "drafter model.safetensors not found (HTTP 404)");
