@@ -1,10 +1,11 @@
 /**
  * Timing of the CPU backend (no assertions; prints numbers): the per-token cost of one T-token call (a
  * verification-shaped chain, full logits for every token) against T single-token calls, for
- * T = 1, 2, 4, 8, 16, 32, and single-token decode tok/s.
+ * T = 1, 2, 4, 8, 16, 32 (or --calls LIST), and single-token decode tok/s.
  *
  *   deno run -A tools/bench_cpu.ts [--dir <ckpt>] [--kernels auto|wasm|js] [--prompt 64] [--decode 32]
  *                                  [--trials 3] [--seconds 0.4] [--keep-bf16 auto|true|false] [--threads N]
+ *                                  [--calls 1,2,3,4,5,8]
  *
  * Without --dir it writes a random ~20M-parameter float32 Llama (hidden 512, 8 layers, 8 heads / 4 kv
  * heads, intermediate 1408, vocab 4096) to a temp dir. Each number is the best of --trials timings of
@@ -28,6 +29,7 @@ const { values } = parseArgs({
     seconds: { type: "string", default: "0.4" },
     "keep-bf16": { type: "string", default: "auto" },
     threads: { type: "string" },
+    calls: { type: "string", default: "1,2,4,8,16,32" },
   },
 });
 let dir = values.dir;
@@ -101,7 +103,11 @@ try {
   };
   const rows: string[] = [];
   let one = 0;
-  for (const T of [1, 2, 4, 8, 16, 32]) {
+  const sizes = values.calls.split(",").map(Number);
+  if (sizes[0] !== 1 || !sizes.every((T) => Number.isInteger(T) && T >= 1)) {
+    throw new Error(`--calls must be a list of token counts starting with 1, got '${values.calls}'`);
+  }
+  for (const T of sizes) {
     const ms = await best(call(T));
     if (T === 1) one = ms;
     rows.push(

@@ -34,6 +34,13 @@ export interface CpuModelOptions {
    * are bitwise the same either way.
    */
   keepBf16?: "auto" | boolean;
+  /**
+   * Top-k logits (greedy decoding and verification) screened by an int8 copy of the LM head, with only the
+   * tokens that could be in the top-k recomputed in float32 (backends/cpu/head_screen.ts): bitwise the
+   * full head's result, at a fraction of its cost. Default true; false computes the full head (and saves
+   * the int8 copy's V x H bytes).
+   */
+  screenHead?: boolean;
 }
 
 /** Load the checkpoint's weights as float32 (tensor by tensor) and return a TargetModel. */
@@ -45,6 +52,7 @@ export function createCpuModel(ckpt: Checkpoint, opts: CpuModelOptions = {}): Ta
     opts.tokenBlock ?? 8,
     opts.threads ?? defaultThreads(),
     opts.keepBf16 ?? "auto",
+    opts.screenHead ?? true,
   );
   let weights: Weights | null = loaded.weights;
   const kernels = loaded.kernels;

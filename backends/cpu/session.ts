@@ -14,6 +14,7 @@
 import type { ForwardOutput, ForwardRequest, ModelConfig, TargetSession } from "../../core/types.ts";
 import { rmsnorm, rope, ropeTable } from "./kernels.ts";
 import { topK } from "../../kernels/topk.ts";
+import { screenedTopK } from "./head_screen.ts";
 import { matmulAny, type Weights } from "./weights.ts";
 import { type Kernels, padFloats } from "../../kernels/mod.ts";
 import { type AttentionKernels, createAttentionKernels } from "../../kernels/attention.ts";
@@ -311,9 +312,13 @@ export class CpuSession implements TargetSession {
           matmulAny(this.#k, logits, s.logitRows, w.lmHead, null, m, H, V);
           out.logits!.push(logits);
         } else {
-          matmulAny(this.#k, s.logits, s.logitRows, w.lmHead, null, m, H, V);
           const ids = new Int32Array(m * mode.k), vals = new Float32Array(m * mode.k);
-          for (let j = 0; j < m; j++) topK(s.logits, j * V, V, mode.k, ids, vals, j * mode.k);
+          const screened = w.headScreen !== null &&
+            screenedTopK(this.#k, w.headScreen, w.lmHead, s.logitRows, m, H, V, mode.k, s.logits, ids, vals);
+          if (!screened) {
+            matmulAny(this.#k, s.logits, s.logitRows, w.lmHead, null, m, H, V);
+            for (let j = 0; j < m; j++) topK(s.logits, j * V, V, mode.k, ids, vals, j * mode.k);
+          }
           out.topIds!.push(ids);
           out.topValues!.push(vals);
         }

@@ -17,6 +17,7 @@ import {
   padFloats,
   wasmSimdSupported,
 } from "../../kernels/mod.ts";
+import { buildHeadScreen, type HeadScreen, headScreenFloats } from "./head_screen.ts";
 
 /** A weight matrix: float32, or bf16 bits (the top halves of float32s) as the checkpoint stored it. */
 export type Matrix = Float32Array | Uint16Array;
@@ -45,6 +46,7 @@ export interface Weights {
   layers: LayerWeights[];
   finalNorm: Float32Array; // [H]
   lmHead: Matrix; // [V, H], packed when float32; the same array as embed when tied
+  headScreen: HeadScreen | null; // int8 screen for exact top-k logits (head_screen.ts), or null
 }
 
 /** The checkpoint's tensors we read, with their shapes (the tied lm_head is not a tensor of its own). */
@@ -87,13 +89,17 @@ function tensorShapes(c: ModelConfig): [string, number[]][] {
  */
 export type KeepBf16 = "auto" | boolean;
 
-/** Reserve kernel memory for every tensor of the checkpoint, then read each one into place. */
+/**
+ * Reserve kernel memory for every tensor of the checkpoint, then read each one into place; with
+ * `screenHead`, also an int8 copy of the LM head that top-k requests screen with (head_screen.ts).
+ */
 export function loadWeights(
   ckpt: Checkpoint,
   kernels: KernelChoice = "auto",
   tokenBlock = 8,
   threads = 1,
   keepBf16: KeepBf16 = "auto",
+  screenHead = true,
 ): { weights: Weights; kernels: Kernels } {
   const c: ModelConfig = ckpt.config;
   const t = ckpt.tensors;
@@ -113,7 +119,7 @@ export function loadWeights(
     )
     : f32Floats;
   const k = createKernels({
-    weightFloats,
+    weightFloats: weightFloats + (screenHead ? headScreenFloats(V, H) : 0),
     maxIn: Math.max(H, I, qDim),
     maxOut: Math.max(H, I, qDim, V),
     kernels,
@@ -173,7 +179,8 @@ export function loadWeights(
     pack(L.wDown, H, I);
   }
   pack(lmHead, V, H);
-  return { weights: { embed, layers, finalNorm, lmHead }, kernels: k };
+  const headScreen = screenHead ? buildHeadScreen(k, lmHead, V, H) : null;
+  return { weights: { embed, layers, finalNorm, lmHead, headScreen }, kernels: k };
 }
 
 /** w as a plain row-major float32 array ([rows, cols]): itself when it is one already. */

@@ -1,0 +1,192 @@
+/**
+ * The exact top-k of the LM head, found without the full float32 head ("screening").
+ *
+ * A greedy step (and a greedy verification) needs only the argmax of each logit row, yet the float32 head
+ * is the model's largest matrix (V x H: 12.6 MB on the default pair, a fifth of a token's multiply-adds).
+ * So an int8 copy of the head (kernels/q8.ts) scores every token first, and a rigorous bound on its error
+ * says which tokens could still be in the exact top-k. Only those rows are then computed with the float32
+ * kernel, whose per-output order never depends on the rows around it (kernels/matmul.wat), so their values
+ * are bitwise those of the full head. The result (ids, values, ties to the lower id) is therefore exactly
+ * that of the full head: screening changes the cost, never a token.
+ *
+ * The bound, for token row r and activation row x (the int8 path quantizes x to int16 codes x̂ with scale
+ * s_x, and w_r to codes ŵ with scale s_r; δ = w_r - s_r ŵ, η = x - s_x x̂, |η_i| <= s_x / 2):
+ *
+ *   x · w_r - s_x s_r (x̂ · ŵ) = x · δ + η · (s_r ŵ)
+ *   |x · δ| <= ||x||₂ ||δ||₂                          (Cauchy-Schwarz; ||δ||₂ measured at load)
+ *   |η · (s_r ŵ)| <= (s_x / 2) s_r Σ|ŵ|
+ *
+ * plus the float32 kernel's own rounding (at most (H + 16) u Σ|x_i w_i| <= (H + 16) u ||x||₂ ||w_r||₂, u =
+ * 2^-24) and the rounding of the int8 result's two scalings (3u of its magnitude). With lower_r / upper_r
+ * the approximate score minus / plus that bound: the k rows of largest approximate score give a value L
+ * that at least k exact logits reach (the least of their lower bounds), and a row whose upper bound is
+ * below L is beaten by k rows, so it cannot be in the top-k. Every other row is a candidate.
+ *
+ * @module
+ */
+import type { Kernels } from "../../kernels/mod.ts";
+import { padFloats, padQ8 } from "../../kernels/mod.ts";
+import { type Q8Weight, quantizeQ8Into } from "../../kernels/q8.ts";
+import { pushTopK } from "../../kernels/topk.ts";
+import type { Matrix } from "./weights.ts";
+
+/** Candidate rows one logit row may recompute in float32; more, and that call uses the full head. */
+export const MAX_CANDIDATES = 256;
+/** Top-k sizes screening serves; larger k use the full head. */
+export const MAX_SCREEN_K = 64;
+/**
+ * Logit rows per call screening serves. The int8 kernel takes tokens in pairs (one pass over the codes per
+ * pair) while the float32 row-pair tiles take up to 5 tokens in one pass, so from 3 rows on the screen cost
+ * about what it saves (tools/bench_head_screen.ts: 1.01-1.16x at 1-2 rows, 0.91-1.06x at 3-4 rows).
+ */
+export const MAX_SCREEN_ROWS = 2;
+
+const U = 2 ** -24;
+
+/** The int8 head and the per-row constants of the bound. */
+export interface HeadScreen {
+  readonly q: Q8Weight;
+  /** [V] ||δ_r||₂ + (H + 16) u ||w_r||₂, rounded up. */
+  readonly rowSlope: Float64Array;
+  /** [V] s_r Σ|ŵ_r| / 2, rounded up. */
+  readonly rowCodeHalf: Float64Array;
+  /** The largest rowSlope and rowCodeHalf (the prefilter's bound for every row at once). */
+  readonly maxSlope: number;
+  readonly maxCodeHalf: number;
+  /** [MAX_CANDIDATES, H] float32 rows gathered from the head (kernel memory). */
+  readonly gathered: Float32Array;
+  /** Calls served, candidates recomputed, calls that fell back to the full head (for tools). */
+  readonly stats: { rows: number; candidates: number; fallbacks: number };
+}
+
+/** Float32 elements of kernel memory a screen for a [V, H] head reserves. */
+export function headScreenFloats(V: number, H: number): number {
+  return padQ8(V, H) + padFloats(MAX_CANDIDATES * H);
+}
+
+/**
+ * The screen of `head` ([V, H], packed or not, float32 or bf16; read through k.row), in memory from `k`
+ * (reserve headScreenFloats(V, H)); null when a weight is not finite (then the full head is used).
+ */
+export function buildHeadScreen(k: Kernels, head: Matrix, V: number, H: number): HeadScreen | null {
+  const plain = new Float32Array(V * H);
+  for (let r = 0; r < V; r++) k.row(head, r, H, plain, r * H);
+  for (let i = 0; i < plain.length; i++) if (!Number.isFinite(plain[i])) return null;
+  const q = k.allocQ8(V, H);
+  quantizeQ8Into(plain, q);
+  const rowSlope = new Float64Array(V), rowCodeHalf = new Float64Array(V);
+  const up = 1 + 1e-9; // float64 sums of float32 terms: far below this relative error
+  for (let r = 0; r < V; r++) {
+    const s = q.scales[r];
+    let d2 = 0, w2 = 0, codes = 0;
+    for (let i = 0; i < H; i++) {
+      const w = plain[r * H + i], c = q.codes[r * q.stride + i];
+      const d = w - s * c; // exact in float64 (a float32 product of a float32 and an int8, minus a float32)
+      d2 += d * d;
+      w2 += w * w;
+      codes += Math.abs(c);
+    }
+    rowSlope[r] = (Math.sqrt(d2) + (H + 16) * U * Math.sqrt(w2)) * up;
+    rowCodeHalf[r] = 0.5 * s * codes * up;
+  }
+  let maxSlope = 0, maxCodeHalf = 0;
+  for (let r = 0; r < V; r++) {
+    maxSlope = Math.max(maxSlope, rowSlope[r]);
+    maxCodeHalf = Math.max(maxCodeHalf, rowCodeHalf[r]);
+  }
+  return {
+    q,
+    rowSlope,
+    rowCodeHalf,
+    maxSlope,
+    maxCodeHalf,
+    gathered: k.alloc(MAX_CANDIDATES * H),
+    stats: { rows: 0, candidates: 0, fallbacks: 0 },
+  };
+}
+
+/**
+ * The exact top-k of x · headᵀ for the m rows of x ([m, H]) into ids / vals ([m, k]), as topK() over the
+ * full float32 logits would give them. `approx` is scratch of at least m * V floats. Returns false, having
+ * written nothing, when screening cannot serve the call (k or m too large, a non-finite activation, too
+ * many candidates): the caller then computes the full head.
+ */
+export function screenedTopK(
+  kern: Kernels,
+  screen: HeadScreen,
+  head: Matrix,
+  x: Float32Array,
+  m: number,
+  H: number,
+  V: number,
+  k: number,
+  approx: Float32Array,
+  ids: Int32Array,
+  vals: Float32Array,
+): boolean {
+  if (k > MAX_SCREEN_K || m > MAX_SCREEN_ROWS) return false;
+  // per row: ||x||₂ and the int16 scale kernels/q8.ts quantizeRowsI16 uses
+  const norm = new Float64Array(m), sx = new Float64Array(m);
+  for (let j = 0; j < m; j++) {
+    let ss = 0, max = 0;
+    for (let i = 0; i < H; i++) {
+      const v = x[j * H + i];
+      ss += v * v;
+      const a = Math.abs(v);
+      if (a > max) max = a;
+    }
+    if (!Number.isFinite(ss)) return false;
+    norm[j] = Math.sqrt(ss) * (1 + 1e-12);
+    sx[j] = max > 0 ? Math.fround(max / 32767) : 0;
+  }
+  kern.matmulQ8(approx, x, screen.q, null, m, H, V);
+  const { rowSlope, rowCodeHalf, gathered } = screen;
+  const bound = (j: number, r: number, a: number) =>
+    norm[j] * rowSlope[r] + sx[j] * rowCodeHalf[r] * (1 + 1e-9) + 3 * U * Math.abs(a) + 1e-37;
+  const candidates = new Int32Array(MAX_CANDIDATES);
+  const topIds = new Int32Array(k), topVals = new Float32Array(k);
+  const exact = new Float32Array(MAX_CANDIDATES);
+  const plan: Int32Array[] = [];
+  let total = 0;
+  for (let j = 0; j < m; j++) {
+    const off = j * V;
+    // L: the least lower bound among the k best approximate scores
+    let filled = 0;
+    for (let r = 0; r < V; r++) {
+      const a = approx[off + r];
+      if (filled === k && !(a > topVals[k - 1])) continue;
+      filled = pushTopK(a, r, k, filled, topIds, topVals, 0);
+    }
+    let L = Infinity;
+    for (let i = 0; i < k; i++) {
+      const r = topIds[i], a = approx[off + r];
+      L = Math.min(L, a - bound(j, r, a));
+    }
+    // candidates: a + bound >= L; every row's bound is at most c + 3u|a|, so most rows fail a cheap test
+    const c = norm[j] * screen.maxSlope + sx[j] * screen.maxCodeHalf * (1 + 1e-9) + 1e-37;
+    let n = 0;
+    for (let r = 0; r < V; r++) {
+      const a = approx[off + r];
+      if (a + c + 3 * U * Math.abs(a) < L) continue;
+      if (a + bound(j, r, a) < L) continue;
+      if (n === MAX_CANDIDATES) {
+        screen.stats.fallbacks++;
+        return false;
+      }
+      candidates[n++] = r;
+    }
+    plan.push(candidates.slice(0, n));
+    total += n;
+  }
+  // every row is served: recompute the candidates in float32 and take their top-k
+  for (let j = 0; j < m; j++) {
+    const rows = plan[j], n = rows.length;
+    for (let c = 0; c < n; c++) kern.row(head, rows[c], H, gathered, c * H);
+    kern.matmul(exact, x.subarray(j * H, (j + 1) * H), gathered, null, 1, H, n);
+    let filled = 0;
+    for (let c = 0; c < n; c++) filled = pushTopK(exact[c], rows[c], k, filled, ids, vals, j * k);
+  }
+  screen.stats.rows += m;
+  screen.stats.candidates += total;
+  return true;
+}
