@@ -162,13 +162,16 @@ Deno.test({
 Deno.test("cpu: bf16 matrices kept as bf16 give bitwise the float32-widened checkpoint's outputs", async () => {
   const bf16Dir = join(MODELS, "llama_bf16");
   const ckpt = await loadCheckpoint(bf16Dir);
-  assert.ok(loadWeights(ckpt).weights.layers[0].wq instanceof Uint16Array, "auto keeps bf16 (WASM kernels)");
   assert.ok(
-    loadWeights(ckpt, "js").weights.layers[0].wq instanceof Float32Array,
+    loadWeights(ckpt).weights.layers[0].wqkv instanceof Uint16Array,
+    "auto keeps bf16 (WASM kernels)",
+  );
+  assert.ok(
+    loadWeights(ckpt, "js").weights.layers[0].wqkv instanceof Float32Array,
     "auto widens for JS kernels",
   );
   const { weights } = loadWeights(ckpt, "auto", 8, 1, true);
-  assert.ok(weights.layers[0].wq instanceof Uint16Array, "q_proj kept as bf16 bits");
+  assert.ok(weights.layers[0].wqkv instanceof Uint16Array, "q/k/v_proj kept as bf16 bits");
   assert.ok(weights.embed instanceof Uint16Array && weights.lmHead instanceof Uint16Array);
   assert.ok(weights.layers[0].inputNorm instanceof Float32Array, "norm vectors are float32");
   // the same checkpoint with every tensor widened to float32 (exact), in a temp dir

@@ -29,6 +29,8 @@ class Scratch {
   v = new Float32Array(0); // [N, kvHeads*hd]
   att = new Float32Array(0); // [N, heads*hd] attention output
   proj = new Float32Array(0); // [N, H] o_proj / down_proj output
+  qkv = new Float32Array(0); // [N, heads*hd + 2*kvHeads*hd] the stacked projection's output
+  gateUp = new Float32Array(0); // [N, 2I] the stacked gate/up projection's output
   gate = new Float32Array(0); // [N, I]
   up = new Float32Array(0); // [N, I]
   tokRow = new Int32Array(0); // [N] batch row of each flattened token
@@ -51,6 +53,8 @@ class Scratch {
     this.v = new Float32Array(N * kvDim);
     this.att = new Float32Array(N * qDim);
     this.proj = new Float32Array(N * c.hiddenSize);
+    this.qkv = new Float32Array(N * (qDim + 2 * kvDim));
+    this.gateUp = new Float32Array(N * 2 * c.intermediateSize);
     this.gate = new Float32Array(N * c.intermediateSize);
     this.up = new Float32Array(N * c.intermediateSize);
     this.tokRow = new Int32Array(N);
@@ -228,7 +232,7 @@ export class CpuSession implements TargetSession {
     const c = this.#c;
     const N = this.#validate(req);
     const H = c.hiddenSize, I = c.intermediateSize, V = c.vocabSize, hd = c.headDim;
-    const qDim = c.numHeads * hd, kvDim = c.numKvHeads * hd;
+    const qDim = c.numHeads * hd, kvDim = c.numKvHeads * hd, qkvDim = qDim + 2 * kvDim;
     const cap = this.capacity;
     const s = this.#s;
     s.ensure(N, c);
@@ -255,9 +259,13 @@ export class CpuSession implements TargetSession {
       const kc = this.#kCache[l], vc = this.#vCache[l];
       // attention block
       rmsnorm(s.xb, s.x, L.inputNorm, N, H, c.rmsNormEps);
-      matmulAny(this.#k, s.q, s.xb, L.wq, L.bq, N, H, qDim);
-      matmulAny(this.#k, s.k, s.xb, L.wk, L.bk, N, H, kvDim);
-      matmulAny(this.#k, s.v, s.xb, L.wv, L.bv, N, H, kvDim);
+      matmulAny(this.#k, s.qkv, s.xb, L.wqkv, L.bqkv, N, H, qkvDim);
+      for (let t = 0; t < N; t++) {
+        const from = t * qkvDim;
+        s.q.set(s.qkv.subarray(from, from + qDim), t * qDim);
+        s.k.set(s.qkv.subarray(from + qDim, from + qDim + kvDim), t * kvDim);
+        s.v.set(s.qkv.subarray(from + qDim + kvDim, from + qkvDim), t * kvDim);
+      }
       for (let t = 0; t < N; t++) {
         rope(s.q, t * qDim, c.numHeads, hd, s.cos, s.sin, t * (hd / 2));
         rope(s.k, t * kvDim, c.numKvHeads, hd, s.cos, s.sin, t * (hd / 2));
@@ -278,8 +286,11 @@ export class CpuSession implements TargetSession {
       for (let i = 0; i < N * H; i++) s.x[i] += s.proj[i];
       // feed-forward block
       rmsnorm(s.xb, s.x, L.postNorm, N, H, c.rmsNormEps);
-      matmulAny(this.#k, s.gate, s.xb, L.wGate, L.bGate, N, H, I);
-      matmulAny(this.#k, s.up, s.xb, L.wUp, L.bUp, N, H, I);
+      matmulAny(this.#k, s.gateUp, s.xb, L.wGateUp, L.bGateUp, N, H, 2 * I);
+      for (let t = 0; t < N; t++) {
+        s.gate.set(s.gateUp.subarray(2 * t * I, (2 * t + 1) * I), t * I);
+        s.up.set(s.gateUp.subarray((2 * t + 1) * I, (2 * t + 2) * I), t * I);
+      }
       this.#k.swiglu(s.gate, s.gate, s.up, N * I);
       matmulAny(this.#k, s.proj, s.gate, L.wDown, L.bDown, N, I, H);
       for (let i = 0; i < N * H; i++) s.x[i] += s.proj[i];

@@ -24,20 +24,16 @@ export type Matrix = Float32Array | Uint16Array;
 
 export interface LayerWeights {
   inputNorm: Float32Array; // [H]
-  wq: Matrix; // [heads*hd, H]
-  wk: Matrix; // [kvHeads*hd, H]
-  wv: Matrix; // [kvHeads*hd, H]
+  // q_proj, k_proj and v_proj stacked: [heads*hd + 2*kvHeads*hd, H], one matmul for the three (every
+  // output row is still its own fixed-order sum, so the bits are those of three separate matmuls)
+  wqkv: Matrix;
+  bqkv: Float32Array | null; // their biases stacked the same way (Qwen2), or null
   wo: Matrix; // [H, heads*hd]
-  bq: Float32Array | null;
-  bk: Float32Array | null;
-  bv: Float32Array | null;
   bo: Float32Array | null;
   postNorm: Float32Array; // [H]
-  wGate: Matrix; // [I, H]
-  wUp: Matrix; // [I, H]
+  wGateUp: Matrix; // gate_proj and up_proj stacked: [2I, H]
+  bGateUp: Float32Array | null;
   wDown: Matrix; // [H, I]
-  bGate: Float32Array | null;
-  bUp: Float32Array | null;
   bDown: Float32Array | null;
 }
 
@@ -82,6 +78,27 @@ function tensorShapes(c: ModelConfig): [string, number[]][] {
 }
 
 /**
+ * The matrices stored stacked, per layer (or of every layer without `layer`): [q, k, v] and [gate, up],
+ * as [name, shape] in stacking order.
+ */
+function stackedGroups(c: ModelConfig, layer?: number): [string, number[]][][] {
+  const H = c.hiddenSize, I = c.intermediateSize;
+  const qDim = c.numHeads * c.headDim, kvDim = c.numKvHeads * c.headDim;
+  const groups: [string, number[]][][] = [];
+  for (let l = layer ?? 0; l < (layer === undefined ? c.numLayers : layer + 1); l++) {
+    const a = `model.layers.${l}.self_attn.`, m = `model.layers.${l}.mlp.`;
+    groups.push(
+      [[a + "q_proj.weight", [qDim, H]], [a + "k_proj.weight", [kvDim, H]], [a + "v_proj.weight", [
+        kvDim,
+        H,
+      ]]],
+      [[m + "gate_proj.weight", [I, H]], [m + "up_proj.weight", [I, H]]],
+    );
+  }
+  return groups;
+}
+
+/**
  * Whether bf16 matrices stay bf16 in memory: "auto" (default) keeps them with the WASM kernels, whose bf16
  * row pairs read half the bytes (one token 1.3-1.5x faster than float32 on the 16M / 100M models; 2-8
  * tokens within 9% either way), and widens them for the JS kernels; true / false force it. The results
@@ -108,16 +125,22 @@ export function loadWeights(
   // Matrices stored as bf16 may stay bf16 (exactly widened by the kernels); vectors, other dtypes: float32.
   const count = (shape: number[]) => shape.reduce((a, b) => a * b, 1);
   const shapes = tensorShapes(c);
-  const f32Floats = shapes.reduce((sum, [, shape]) => sum + padFloats(count(shape)), 0);
   const keep = keepBf16 === "auto" ? kernels !== "js" && wasmSimdSupported() : keepBf16;
   const isBf16 = (name: string, shape: number[]) =>
     keep && shape.length === 2 && t.info(name).dtype === "BF16";
-  const weightFloats = keep
-    ? shapes.reduce(
-      (sum, [name, shape]) => sum + (isBf16(name, shape) ? padBf16 : padFloats)(count(shape)),
-      0,
-    )
-    : f32Floats;
+  // Matrices stacked into one (q/k/v, gate/up) stay bf16 only if all of them are, and are padded as one.
+  const groups = stackedGroups(c);
+  const grouped = new Set(groups.flatMap((g) => g.map(([name]) => name)));
+  const groupBf16 = (g: [string, number[]][]) => g.every(([name, shape]) => isBf16(name, shape));
+  const groupFloats = (g: [string, number[]][]) => {
+    const n = g.reduce((sum, [, shape]) => sum + count(shape), 0);
+    return groupBf16(g) ? padBf16(n) : padFloats(n);
+  };
+  const weightFloats = shapes.reduce(
+    (sum, [name, shape]) =>
+      grouped.has(name) ? sum : sum + (isBf16(name, shape) ? padBf16 : padFloats)(count(shape)),
+    0,
+  ) + groups.reduce((sum, g) => sum + groupFloats(g), 0);
   const k = createKernels({
     weightFloats: weightFloats + (screenHead ? headScreenFloats(V, H) : 0),
     maxIn: Math.max(H, I, qDim),
@@ -140,27 +163,63 @@ export function loadWeights(
     t.readRaw(name, new Uint8Array(h.buffer, h.byteOffset, 2 * n)); // little-endian bits, straight in place
     return h;
   };
+  /** The group's matrices read into one stacked [Σ rows, cols] matrix, in order. */
+  const readStacked = (g: [string, number[]][]): Matrix => {
+    const total = g.reduce((sum, [, shape]) => sum + count(shape), 0);
+    if (groupBf16(g)) {
+      const h = k.allocBf16(total);
+      let at = 0;
+      for (const [name, shape] of g) {
+        const info = t.info(name), n = count(shape);
+        if (info.shape.join(",") !== shape.join(",")) {
+          throw new Error(
+            `${info.file}: tensor ${name} has shape [${info.shape.join(", ")}], expected [${
+              shape.join(", ")
+            }]`,
+          );
+        }
+        t.readRaw(name, new Uint8Array(h.buffer, h.byteOffset + 2 * at, 2 * n));
+        at += n;
+      }
+      return h;
+    }
+    const f = k.alloc(total);
+    let at = 0;
+    for (const [name, shape] of g) {
+      const n = count(shape);
+      t.readF32(name, shape, f.subarray(at, at + n));
+      at += n;
+    }
+    return f;
+  };
+  /** Bias vectors stacked like their matrices (float32). */
+  const readBiases = (names: string[], sizes: number[]): Float32Array => {
+    const b = k.alloc(sizes.reduce((a, n) => a + n, 0));
+    let at = 0;
+    names.forEach((name, i) => {
+      t.readF32(name, [sizes[i]], b.subarray(at, at + sizes[i]));
+      at += sizes[i];
+    });
+    return b;
+  };
   const embed = readMatrix("model.embed_tokens.weight", [V, H]);
   const layers: LayerWeights[] = [];
   for (let l = 0; l < c.numLayers; l++) {
     const p = `model.layers.${l}.`;
     const a = p + "self_attn.", m = p + "mlp.";
+    const [qkv, gateUp] = stackedGroups(c, l);
     layers.push({
       inputNorm: read(p + "input_layernorm.weight", [H]),
-      wq: readMatrix(a + "q_proj.weight", [qDim, H]),
-      wk: readMatrix(a + "k_proj.weight", [kvDim, H]),
-      wv: readMatrix(a + "v_proj.weight", [kvDim, H]),
+      wqkv: readStacked(qkv),
+      bqkv: c.attentionBias
+        ? readBiases([a + "q_proj.bias", a + "k_proj.bias", a + "v_proj.bias"], [qDim, kvDim, kvDim])
+        : null,
       wo: readMatrix(a + "o_proj.weight", [H, qDim]),
-      bq: c.attentionBias ? read(a + "q_proj.bias", [qDim]) : null,
-      bk: c.attentionBias ? read(a + "k_proj.bias", [kvDim]) : null,
-      bv: c.attentionBias ? read(a + "v_proj.bias", [kvDim]) : null,
       bo: c.outputBias ? read(a + "o_proj.bias", [H]) : null,
       postNorm: read(p + "post_attention_layernorm.weight", [H]),
-      wGate: readMatrix(m + "gate_proj.weight", [I, H]),
-      wUp: readMatrix(m + "up_proj.weight", [I, H]),
+      wGateUp: readStacked(gateUp),
+      bGateUp: c.mlpBias ? readBiases([m + "gate_proj.bias", m + "up_proj.bias"], [I, I]) : null,
       wDown: readMatrix(m + "down_proj.weight", [H, I]),
-      bGate: c.mlpBias ? read(m + "gate_proj.bias", [I]) : null,
-      bUp: c.mlpBias ? read(m + "up_proj.bias", [I]) : null,
       bDown: c.mlpBias ? read(m + "down_proj.bias", [H]) : null,
     });
   }
@@ -170,12 +229,9 @@ export function loadWeights(
   // embedding table then too when it is the tied lm_head, so token rows are read through k.row().
   const pack = (w: Matrix, rows: number, cols: number) => k.pack(w, rows, cols);
   for (const L of layers) {
-    pack(L.wq, qDim, H);
-    pack(L.wk, kvDim, H);
-    pack(L.wv, kvDim, H);
+    pack(L.wqkv, qDim + 2 * kvDim, H);
     pack(L.wo, H, qDim);
-    pack(L.wGate, I, H);
-    pack(L.wUp, I, H);
+    pack(L.wGateUp, 2 * I, H);
     pack(L.wDown, H, I);
   }
   pack(lmHead, V, H);
