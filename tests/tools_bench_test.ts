@@ -7,12 +7,12 @@ import assert from "node:assert/strict";
 import { LLAMA, runCli, TINY, TINY_DRAFTER } from "./support/cli.ts";
 import { loadTokenizer } from "../loader/tokenizer.ts";
 
-Deno.test("tools/bench_onnx.ts: a --weights list in interleaved --rounds, each against the CPU reference", async () => {
+Deno.test("tools/bench_onnx.ts: a --weights list in interleaved --rounds, each against the CPU reference's kernels", async () => {
   const r = await runCli("tools/bench_onnx.ts", [
     "--dir",
     LLAMA,
     "--providers",
-    "onnx-node,cpu",
+    "onnx-node,cpu,cpu:js",
     "--weights",
     "fp32,q4g128",
     "--rounds",
@@ -30,11 +30,19 @@ Deno.test("tools/bench_onnx.ts: a --weights list in interleaved --rounds, each a
     assert.match(
       r.stdout,
       new RegExp(
-        `onnx-node ${weights} +prefill +[\\d.]+ ms +decode +[\\d.]+ tok/s \\([\\d.]+-[\\d.]+\\) +[\\d.]+x the CPU`,
+        `onnx-node ${weights} +prefill +[\\d.]+ ms +decode +[\\d.]+ tok/s \\([\\d.]+-[\\d.]+\\) +[\\d.]+x cpu, +[\\d.]+x cpu:js$`,
+        "m",
       ),
     );
   }
-  assert.match(r.stdout, /^cpu +prefill +[\d.]+ ms +decode +[\d.]+ tok\/s/m);
+  assert.match(
+    r.stdout,
+    /^cpu +prefill +[\d.]+ ms +decode +[\d.]+ tok\/s \([\d.]+-[\d.]+\) +[\d.]+x cpu:js$/m,
+  );
+  assert.match(
+    r.stdout,
+    /^cpu:js +prefill +[\d.]+ ms +decode +[\d.]+ tok\/s \([\d.]+-[\d.]+\) +[\d.]+x cpu$/m,
+  );
 });
 
 Deno.test("tools/bench_onnx.ts: an unknown --weights format is refused by name", async () => {

@@ -6,6 +6,8 @@
  *     [--prompt 32] [--threads N] [--weights fp32,q4,...] [--rounds 3] [--dir .cache/bench-llama-100m]
  *     [--batch 1]
  *
+ * `cpu` is the CPU reference with its default kernels (WebAssembly SIMD), `cpu:js` the same backend on its
+ * scalar TypeScript kernels (the same bits, no WebAssembly); ratios are printed against each one present.
  * A provider may name its attention graph: `onnx-node:gqa`, `onnx-node:standard` (default: auto). Each ONNX
  * provider runs once per --weights format (one of backends/onnx/formats.ts WEIGHT_FORMATS). All models are
  * loaded first; then --rounds rounds run each in turn, and the medians are compared, so that the drift of a
@@ -152,13 +154,14 @@ if (import.meta.main) {
   // Every model is loaded first, then the rounds run them in turn: the machine's drift hits all alike.
   const models: { label: string; model: TargetModel }[] = [];
   for (const name of values.providers!.split(",")) {
-    for (const weights of name === "cpu" ? ["fp32" as const] : weightList) {
+    const isCpu = name === "cpu" || name === "cpu:js";
+    for (const weights of isCpu ? ["fp32" as const] : weightList) {
       const t0 = performance.now();
       let model: TargetModel;
-      if (name === "cpu") {
+      if (isCpu) {
         const spec = "../backends/cpu/mod.ts"; // not a literal: the CPU backend may be absent in this checkout
         const cpu = await import(spec);
-        model = cpu.createCpuModel(ckpt, { threads });
+        model = cpu.createCpuModel(ckpt, { threads, kernels: name === "cpu:js" ? "js" : "auto" });
       } else if ((PROVIDERS as string[]).includes(name.split(":")[0])) {
         const [provider, attention] = name.split(":");
         if (attention !== undefined && !["auto", "gqa", "standard"].includes(attention)) {
@@ -171,9 +174,9 @@ if (import.meta.main) {
           attention: attention as "auto" | "gqa" | "standard" | undefined,
         });
       } else {
-        throw new Error(`--providers: unknown backend ${name} (use cpu or ${PROVIDERS.join(", ")})`);
+        throw new Error(`--providers: unknown backend ${name} (use cpu, cpu:js or ${PROVIDERS.join(", ")})`);
       }
-      const label = name === "cpu" ? "cpu" : `${name} ${weights}`;
+      const label = isCpu ? name : `${name} ${weights}`;
       console.log(`${label.padEnd(28)} load ${(performance.now() - t0).toFixed(0).padStart(6)} ms`);
       models.push({ label, model });
     }
@@ -188,15 +191,15 @@ if (import.meta.main) {
     }
   }
   const median = (a: number[]) => a.slice().sort((x, y) => x - y)[a.length >> 1];
-  const cpuAt = models.findIndex((m) => m.label === "cpu");
+  const refs = ["cpu", "cpu:js"].map((l) => models.findIndex((m) => m.label === l));
   console.log(
     `\ndecode ${opts.tokens} tokens after a ${opts.prompt}-token prompt, median of ${rounds} interleaved rounds`,
   );
   for (const [i, { label, model }] of models.entries()) {
     const lo = Math.min(...tps[i]), hi = Math.max(...tps[i]);
-    const vsCpu = cpuAt >= 0 && i !== cpuAt
-      ? `  ${(median(tps[i]) / median(tps[cpuAt])).toFixed(2)}x the CPU reference`
-      : "";
+    const vsCpu = refs.filter((at) => at >= 0 && at !== i).map((at) =>
+      `  ${(median(tps[i]) / median(tps[at])).toFixed(2)}x ${models[at].label}`
+    ).join(",");
     console.log(
       `${label.padEnd(28)} prefill ${median(prefill[i]).toFixed(1).padStart(8)} ms  decode ` +
         `${median(tps[i]).toFixed(1).padStart(7)} tok/s (${lo.toFixed(1)}-${hi.toFixed(1)})${vsCpu}`,
