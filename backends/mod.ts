@@ -37,9 +37,10 @@ export interface LoadTargetOptions {
    */
   drafterWeights?: OnnxWeights;
   /**
-   * Drafter threads (loadDraftModel). Default: `threads` for the cpu drafter; 1 intra-op thread for the
-   * onnx-node / onnx-cuda drafter, whose steps are small and whose thread pool would otherwise compete with
-   * the target's (backends/onnx/drafter.ts).
+   * Drafter threads (loadDraftModel). Default: `threads` for the cpu drafter next to a cpu target, 1 next to
+   * onnx-node and onnx-wasm (their intra-op threads spin on the other cores after each run), the machine's
+   * cores next to onnx-webgpu; 1 intra-op thread for the onnx-node / onnx-cuda drafter, whose steps are
+   * small and whose thread pool would otherwise compete with the target's (backends/onnx/drafter.ts).
    */
   drafterThreads?: number;
   /**
@@ -57,15 +58,20 @@ export interface LoadTargetOptions {
 }
 
 /**
- * Where the drafter runs when not told: on the CPU next to an onnx-webgpu target, on the target's backend
- * otherwise. Every ORT WebGPU session run ends in a GPU -> CPU read-back, and Deno resolves each one
- * about 11 ms later however little the GPU did (its mapAsync polls); on an H200 a step of the default pair
- * took about 80 ms, the same as the ~107M model's. A drafter step on the GPU paid that too, while the q8
- * CPU drafter takes well under a millisecond, so ReDrafter on WebGPU only gains with the drafter on the CPU.
+ * Where the drafter runs when not told: on the CPU (the q8 WASM drafter, kernels/) next to every target
+ * but onnx-cuda, whose drafter graph stays on the GPU.
+ * - onnx-webgpu: every ORT WebGPU session run ends in a GPU -> CPU read-back, and Deno resolves each one
+ *   about 11 ms later however little the GPU did (its mapAsync polls); on an H200 a step of the default
+ *   pair took about 80 ms. A drafter step on the GPU paid that too, while the CPU drafter takes well under
+ *   a millisecond, so ReDrafter on WebGPU only gains with the drafter on the CPU.
+ * - onnx-node, onnx-wasm: a drafter step is a few small matmuls, and ONNX Runtime's per-run cost is much of
+ *   it. With the default pair, in one process (tools/profile_default.ts, session 12), the CPU drafter on one
+ *   thread cut the draft from 0.37-0.97 to 0.25-0.67 ms per round next to onnx-node (speedup 1.22-1.34x
+ *   -> 1.29-1.38x) and from 0.73-1.17 to 0.26-0.45 ms next to onnx-wasm (1.00-1.17x -> 1.09-1.24x).
  */
 export function defaultDrafterBackend(backend: string | undefined): BackendName {
   const b = checkBackend(backend ?? "cpu");
-  return b === "onnx-webgpu" ? "cpu" : b;
+  return b === "onnx-cuda" ? b : "cpu";
 }
 
 /** A --drafter-backend the target's backend can pair with: "cpu", or that backend itself. */
@@ -164,10 +170,12 @@ export async function loadDraftModel(
   if (weights !== undefined) checkDrafterWeights(weights, on);
   if (on === "cpu") {
     // checkDrafterWeights let only fp32 or q8 through for cpu. `threads` counts ORT's threads when the
-    // target is on ONNX Runtime, so it sets the cpu drafter's only next to a cpu target.
+    // target is on ONNX Runtime, so it sets the cpu drafter's only next to a cpu target; next to ORT's CPU
+    // providers, whose idle intra-op threads spin on the other cores, the drafter keeps to one thread.
     const cpuWeights = weights as "fp32" | "q8" | undefined;
+    const spinning = backend === "onnx-node" || backend === "onnx-wasm";
     return await loadDrafter(dir, target, {
-      threads: opts.drafterThreads ?? (backend === "cpu" ? opts.threads : undefined),
+      threads: opts.drafterThreads ?? (backend === "cpu" ? opts.threads : spinning ? 1 : undefined),
       weights: cpuWeights,
       draftVocab: opts.draftVocab,
     });

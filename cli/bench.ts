@@ -62,8 +62,8 @@ Sweeps beam width x beam length for ReDrafter against the autoregressive baselin
   --drafter-weights W     drafter weights: q8 (default for a cpu or onnx-node drafter) or fp32 (default
                           elsewhere); fp16, q4, q4g128, q8g128, q4g128h4 too on onnx-* (never changes the text, only speed
                           and acceptance)
-  --drafter-backend B     where the drafter runs: cpu, or the --backend itself (default: cpu next to
-                          onnx-webgpu, whose every session run waits on a GPU read-back; --backend elsewhere)
+  --drafter-backend B     where the drafter runs: cpu, or the --backend itself (default: cpu, on one
+                          thread next to onnx-node / onnx-wasm; onnx-cuda next to onnx-cuda)
   --draft-vocab LIST      draft vocabularies: N (the N most frequent tokens of the drafter's
                           draft_vocab.json) or all; each value is one more sweep dimension (default: the
                           file's default_size, 2048 for the embedded drafter, else all)

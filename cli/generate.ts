@@ -66,8 +66,8 @@ Model:
   --drafter-weights W      drafter weights: q8 (default for a cpu or onnx-node drafter) or fp32 (default
                            elsewhere); fp16, q4, q4g128, q8g128, q4g128h4 too on onnx-*. The target verifies every
                            draft: speed and acceptance change, never the text
-  --drafter-backend B      where the drafter runs: cpu, or the --backend itself (default: cpu next to
-                           onnx-webgpu, whose every session run waits on a GPU read-back; --backend elsewhere)
+  --drafter-backend B      where the drafter runs: cpu, or the --backend itself (default: cpu, on one
+                           thread next to onnx-node / onnx-wasm; onnx-cuda next to onnx-cuda)
   --draft-vocab N|all      draft only the N most frequent tokens (ranked by the drafter's draft_vocab.json;
                            default: its default_size, 2048 for the embedded drafter, else all): each drafter
                            step gets cheaper, the text stays the same

@@ -14,7 +14,9 @@
  *                                        [--drafter-threads N]
  *
  * A --drafter-weights entry FORMAT@N cuts the drafter's head to the N most frequent tokens
- * (`--draft-vocab N`; drafter/vocab.ts), e.g. `--drafter-weights q8,q8@2048`.
+ * (`--draft-vocab N`; drafter/vocab.ts), e.g. `--drafter-weights q8,q8@2048`; FORMAT[@N]/BACKEND[:THREADS]
+ * runs that drafter on another backend or thread count, e.g. `--drafter-weights q8@2048,q8@2048/cpu:1`
+ * next to `--backend onnx-node`.
  *
  * A shape WxLtN drafts a dynamic tree of N nodes (WxLtN/C: C children per expanded node; default W) instead
  * of W beams (core/draft_tree.ts). A shape WxL+bK adds up to K prompt lookup drafts as a branch next to the beams; WxL+fK verifies them
@@ -77,13 +79,17 @@ const drafterThreads = values["drafter-threads"] ? Number(values["drafter-thread
 const formats = (values["drafter-weights"] ?? "fp32").split(",");
 const drafters = [];
 for (const f of formats) {
-  const [weights, vocab] = f.split("@");
+  // FORMAT[@N][/BACKEND[:THREADS]]: a drafter on another backend (or thread count) than --drafter-backend's
+  const [format, placement] = f.split("/");
+  const [weights, vocab] = format.split("@");
+  const [dBackend, dThreads] = placement ? placement.split(":") : [drafterBackend, undefined];
+  if (placement && !dBackend) throw new Error(`--drafter-weights: '${f}' names no backend after '/'`);
   drafters.push(
     await loadDraftModel(root + "drafter", target, {
       backend,
       threads,
-      drafterBackend,
-      drafterThreads,
+      drafterBackend: dBackend as BackendName,
+      drafterThreads: dThreads ? Number(dThreads) : drafterThreads,
       drafterWeights: weights as LoadTargetOptions["drafterWeights"],
       draftVocab: vocab ? Number(vocab) : undefined,
     }),
