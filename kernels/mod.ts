@@ -248,6 +248,8 @@ function jsKernels(opts: KernelsOptions): Kernels {
   };
 }
 
+/** Int8 matrices of at least this many bytes are streamed two tokens per kernel call (see matmulQ8). */
+const Q8_STREAM_BYTES = 8 << 20;
 /** Tokens per kernel call: the x / y scratch holds this many rows. */
 const CHUNK_TOKENS = 64;
 /** Output columns per kernel call at most (the y scratch is CHUNK_TOKENS x this). */
@@ -399,14 +401,21 @@ function wasmKernels(opts: KernelsOptions): Kernels {
       const S = w.stride;
       const wPtr = where(w.codes, "the int8 weight"), sPtr = where(w.scales, "the int8 scales");
       const xq = new Int16Array(buf, xPtr, CHUNK_TOKENS * S);
+      // From 4 tokens on, a matrix too big to stay cached goes to the kernel two tokens at a time: each
+      // call streams the codes once, where the kernel's own order (4 rows kept in L1 for every token pair)
+      // left the prefetcher behind (32000 x 768: 4 tokens 5.6 -> 4.0 ms). Integer sums: the same bits.
+      const perPass = n >= 4 && w.rows * S >= Q8_STREAM_BYTES ? 2 : CHUNK_TOKENS;
       for (let t0 = 0; t0 < n; t0 += CHUNK_TOKENS) {
         const T = Math.min(CHUNK_TOKENS, n - t0);
         quantizeRowsI16(x, t0 * inDim, T, inDim, S, xq, sx);
         for (let o0 = 0; o0 < outDim; o0 += outChunk) {
           const m = Math.min(outChunk, outDim - o0);
           const wAt = wPtr + o0 * S, sAt = sPtr + o0 * 4;
-          if (pool) pool.run(kernels, KIND_Q8, xPtr, wAt, sAt, yPtr, T, S, m, m, S);
-          else kernels[KIND_Q8](xPtr, wAt, sAt, yPtr, T, S, m, m);
+          for (let t = 0; t < T; t += perPass) {
+            const tn = Math.min(perPass, T - t), xAt = xPtr + t * S * 2, yAt = yPtr + t * m * 4;
+            if (pool) pool.run(kernels, KIND_Q8, xAt, wAt, sAt, yAt, tn, S, m, m, S);
+            else kernels[KIND_Q8](xAt, wAt, sAt, yAt, tn, S, m, m);
+          }
           finishQ8(
             out,
             t0 * outDim + o0,
