@@ -8,9 +8,11 @@ import { join } from "node:path";
 import { loadCheckpoint } from "../loader/checkpoint.ts";
 import {
   buildHeadScreen,
+  LARGE_HEAD_BYTES,
   MAX_CANDIDATES,
   MAX_SCREEN_K,
   MAX_SCREEN_ROWS,
+  MAX_SCREEN_ROWS_LARGE,
   screenedTopK,
 } from "../backends/cpu/head_screen.ts";
 import { createKernels, type Kernels, padFloats, wasmSimdSupported } from "../kernels/mod.ts";
@@ -235,4 +237,52 @@ Deno.test("cpu head screen: calls it cannot serve return false and write nothing
   inf.set(head);
   inf[5] = Infinity;
   assert.equal(buildHeadScreen(k, inf, V, H), null, "a non-finite weight: no screen");
+});
+
+Deno.test({
+  name: "cpu head screen: a head too large to stay cached is screened for up to 8 rows per call",
+  ignore: !wasmSimdSupported(),
+}, () => {
+  const H = 1024, V = LARGE_HEAD_BYTES / 4 / H; // exactly the threshold
+  const k = kernelsFor("wasm", V, H, 2);
+  const head = k.alloc(V * H);
+  const r = rng(11);
+  for (let i = 0; i < head.length; i++) head[i] = (r() - 0.5) * 0.1;
+  k.pack(head, V, H);
+  const screen = buildHeadScreen(k, head, V, H)!;
+  assert.equal(screen.maxRows, MAX_SCREEN_ROWS_LARGE);
+  const m = MAX_SCREEN_ROWS_LARGE, topk = 2;
+  const x = activations(k.unpacked(head, V, H), V, H, m, 12);
+  const ids = new Int32Array(m * topk), vals = new Float32Array(m * topk), scratch = new Float32Array(m * V);
+  assert.ok(screenedTopK(k, screen, head, x, m, H, V, topk, scratch, ids, vals), "served");
+  const full = new Float32Array(m * V),
+    want = new Int32Array(m * topk),
+    wantVals = new Float32Array(m * topk);
+  k.matmul(full, x, head, null, m, H, V);
+  for (let j = 0; j < m; j++) topK(full, j * V, V, topk, want, wantVals, j * topk);
+  assert.deepEqual(Array.from(ids), Array.from(want));
+  assert.deepEqual(bits(vals), bits(wantVals));
+  assert.equal(
+    screenedTopK(
+      k,
+      screen,
+      head,
+      new Float32Array(9 * H).fill(0.1),
+      9,
+      H,
+      V,
+      1,
+      new Float32Array(9 * V),
+      ids,
+      vals,
+    ),
+    false,
+    "9 rows",
+  );
+  // a smaller head keeps to MAX_SCREEN_ROWS
+  const k2 = kernelsFor("js", 512, 64, 1);
+  const small = k2.alloc(512 * 64);
+  small.set(adversarialHead(512, 64, 3));
+  assert.equal(buildHeadScreen(k2, small, 512, 64)!.maxRows, MAX_SCREEN_ROWS);
+  k.dispose();
 });

@@ -35,11 +35,19 @@ export const MAX_CANDIDATES = 256;
 /** Top-k sizes screening serves; larger k use the full head. */
 export const MAX_SCREEN_K = 64;
 /**
- * Logit rows per call screening serves. The int8 kernel takes tokens in pairs (one pass over the codes per
- * pair) while the float32 row-pair tiles take up to 5 tokens in one pass, so from 3 rows on the screen cost
- * about what it saves (tools/bench_head_screen.ts: 1.01-1.16x at 1-2 rows, 0.91-1.06x at 3-4 rows).
+ * Logit rows per call screening serves on a head that fits in cache. There the float32 head is compute-bound
+ * from 2-3 rows on, and the int8 kernel's compute is not much cheaper (it takes tokens in pairs, the float32
+ * row-pair tiles up to 5 in one pass): tools/bench_head_screen.ts on the 16M default model gave 1.01-1.07x at
+ * 1-2 rows and 0.99-1.02x at 3-4.
  */
 export const MAX_SCREEN_ROWS = 2;
+/**
+ * Logit rows per call screening serves on a head of at least LARGE_HEAD_BYTES of float32, which streams from
+ * memory whatever the row count: on the random 100M Llama (32000 x 768, 98 MB) the screen saved 1.4-1.8 ms
+ * of a 3-4 row call (4.7 -> 3.0 ms and 6.0 -> 4.2 ms for the head and its top-1).
+ */
+export const MAX_SCREEN_ROWS_LARGE = 8;
+export const LARGE_HEAD_BYTES = 32 << 20;
 
 const U = 2 ** -24;
 
@@ -55,6 +63,8 @@ export interface HeadScreen {
   readonly maxCodeHalf: number;
   /** [MAX_CANDIDATES, H] float32 rows gathered from the head (kernel memory). */
   readonly gathered: Float32Array;
+  /** Logit rows per call this screen serves (MAX_SCREEN_ROWS, or MAX_SCREEN_ROWS_LARGE for a large head). */
+  readonly maxRows: number;
   /** Calls served, candidates recomputed, calls that fell back to the full head (for tools). */
   readonly stats: { rows: number; candidates: number; fallbacks: number };
 }
@@ -101,6 +111,7 @@ export function buildHeadScreen(k: Kernels, head: Matrix, V: number, H: number):
     maxSlope,
     maxCodeHalf,
     gathered: k.alloc(MAX_CANDIDATES * H),
+    maxRows: V * H * 4 >= LARGE_HEAD_BYTES ? MAX_SCREEN_ROWS_LARGE : MAX_SCREEN_ROWS,
     stats: { rows: 0, candidates: 0, fallbacks: 0 },
   };
 }
@@ -124,7 +135,7 @@ export function screenedTopK(
   ids: Int32Array,
   vals: Float32Array,
 ): boolean {
-  if (k > MAX_SCREEN_K || m > MAX_SCREEN_ROWS) return false;
+  if (k > MAX_SCREEN_K || m > screen.maxRows) return false;
   // per row: ||x||₂ and the int16 scale kernels/q8.ts quantizeRowsI16 uses
   const norm = new Float64Array(m), sx = new Float64Array(m);
   for (let j = 0; j < m; j++) {
