@@ -79,24 +79,35 @@ export function headScreenFloats(V: number, H: number): number {
  * (reserve headScreenFloats(V, H)); null when a weight is not finite (then the full head is used).
  */
 export function buildHeadScreen(k: Kernels, head: Matrix, V: number, H: number): HeadScreen | null {
-  const plain = new Float32Array(V * H);
-  for (let r = 0; r < V; r++) k.row(head, r, H, plain, r * H);
-  for (let i = 0; i < plain.length; i++) if (!Number.isFinite(plain[i])) return null;
+  // one row at a time, so that a large head is never held twice
+  const row = new Float32Array(H);
+  for (let r = 0; r < V; r++) {
+    k.row(head, r, H, row, 0);
+    for (let i = 0; i < H; i++) if (!Number.isFinite(row[i])) return null;
+  }
   const q = k.allocQ8(V, H);
-  quantizeQ8Into(plain, q);
   const rowSlope = new Float64Array(V), rowCodeHalf = new Float64Array(V);
   const up = 1 + 1e-9; // float64 sums of float32 terms: far below this relative error
   for (let r = 0; r < V; r++) {
+    k.row(head, r, H, row, 0);
+    const codesOf = q.codes.subarray(r * q.stride, (r + 1) * q.stride);
+    quantizeQ8Into(row, {
+      rows: 1,
+      cols: H,
+      stride: q.stride,
+      codes: codesOf,
+      scales: q.scales.subarray(r, r + 1),
+    });
     const s = q.scales[r];
     let d2 = 0, w2 = 0, codes = 0;
     for (let i = 0; i < H; i++) {
-      const w = plain[r * H + i], c = q.codes[r * q.stride + i];
+      const w = row[i], c = codesOf[i];
       const d = w - s * c; // exact in float64 (a float32 product of a float32 and an int8, minus a float32)
       d2 += d * d;
       w2 += w * w;
       codes += Math.abs(c);
     }
-    rowSlope[r] = (Math.sqrt(d2) + (H + 16) * U * Math.sqrt(w2)) * up;
+    rowSlope[r] = (Math.sqrt(d2) + 1.01 * (H + 16) * U * Math.sqrt(w2)) * up; // 1.01: γ_n = nu / (1 - nu)
     rowCodeHalf[r] = 0.5 * s * codes * up;
   }
   let maxSlope = 0, maxCodeHalf = 0;
