@@ -157,6 +157,11 @@ export interface ShapeResult {
   speedup: number;
   /** Per repeat of the sweep: ReDrafter tokens/s over that repeat's interleaved baseline. */
   speedups: number[];
+  /**
+   * The same ratio for decoding alone (Summary.decodeTokensPerSecond: the prompts' prefill, identical in
+   * both, left out of the time), median over the repeats.
+   */
+  decodeSpeedup: number;
   /** ReDrafter ids equal the baseline's for every prompt. */
   identical: boolean;
   acceptanceByPosition: number[];
@@ -355,6 +360,7 @@ async function benchBackend(
     const ar: Runs = { metrics: [], ids: [] };
     const runs: Runs[] = grid.map(() => ({ metrics: [], ids: [] }));
     const speedups: number[][] = grid.map(() => []);
+    const decodeSpeedups: number[][] = grid.map(() => []);
     for (let rep = 0; rep < opts.repeats; rep++) {
       const arRep: Runs = { metrics: [], ids: [] };
       const shapeRuns: Runs[] = grid.map(() => ({ metrics: [], ids: [] }));
@@ -366,9 +372,12 @@ async function benchBackend(
           bar.tick();
         }
       }
-      const repTps = summarize(arRep.metrics).tokensPerSecond;
+      const arSummary = summarize(arRep.metrics);
+      const repTps = arSummary.tokensPerSecond, repDecode = arSummary.decodeTokensPerSecond;
       for (const j of grid.keys()) {
-        speedups[j].push(repTps > 0 ? summarize(shapeRuns[j].metrics).tokensPerSecond / repTps : 0);
+        const shape = summarize(shapeRuns[j].metrics);
+        speedups[j].push(repTps > 0 ? shape.tokensPerSecond / repTps : 0);
+        decodeSpeedups[j].push(repDecode > 0 ? shape.decodeTokensPerSecond / repDecode : 0);
         runs[j].metrics.push(...shapeRuns[j].metrics);
         runs[j].ids.push(...shapeRuns[j].ids);
       }
@@ -399,6 +408,7 @@ async function benchBackend(
         tokensPerSecond: r.tokensPerSecond,
         speedup: median(speedups[j]),
         speedups: speedups[j],
+        decodeSpeedup: median(decodeSpeedups[j]),
         identical: same(runs[j].ids, ar.ids),
         acceptanceByPosition: r.acceptanceByPosition,
         histogram: r.histogram,
@@ -713,6 +723,7 @@ async function main(argv: string[]): Promise<number> {
     r.speedups.length > 1
       ? `${fmt(r.speedup, 2)}x (${fmt(Math.min(...r.speedups), 2)}-${fmt(Math.max(...r.speedups), 2)})`
       : `${fmt(r.speedup, 2)}x`,
+    `${fmt(r.decodeSpeedup, 2)}x`,
     r.identical ? "yes" : "NO",
   ]);
   const headers = [
@@ -726,6 +737,7 @@ async function main(argv: string[]): Promise<number> {
     "tau",
     "tok/s",
     "speedup",
+    "decode only",
   ];
   headers.push("same as AR");
   console.log(renderTable(headers, rows, { align: headers.map((_, j) => j < 2 ? "left" : "right") }));

@@ -13,6 +13,11 @@ export interface Summary extends Omit<RunMetrics, "batch" | "beamLength" | "prom
   calls: number;
   /** Prompts over all calls. */
   prompts: number;
+  /**
+   * New tokens per second of decoding alone: the prompts' prefill (the same forward with or without a
+   * drafter) left out of the time.
+   */
+  decodeTokensPerSecond: number;
 }
 
 /** Merges the metrics of several calls made with the same beam length. */
@@ -57,6 +62,7 @@ export function summarize(runs: RunMetrics[]): Summary {
     meanVerifyMs: steps ? verify / steps : 0,
     meanAcceptMs: steps ? accept / steps : 0,
     tokensPerSecond: s.totalMs > 0 ? s.newTokens / (s.totalMs / 1000) : 0,
+    decodeTokensPerSecond: s.totalMs > s.promptMs ? s.newTokens / ((s.totalMs - s.promptMs) / 1000) : 0,
   };
 }
 

@@ -37,7 +37,9 @@ Deno.test("bench: sweep, recommendation, bench.json and SVG charts", async () =>
     assert.ok(x.tau >= 1 && x.tau <= x.beamLength);
     assert.ok(x.speedup > 0);
     assert.deepEqual(x.speedups, [x.speedup], "one repeat: its own speedup");
+    assert.ok(Number.isFinite(x.decodeSpeedup) && x.decodeSpeedup > 0, `decode speedup ${x.decodeSpeedup}`);
   }
+  assert.match(r.stdout, /tok\/s +speedup +decode only +same as AR/);
   // The oracle drafter: greedy with one beam of length 5 accepts nearly every draft.
   const g = report.results.find((x: { mode: string; beamWidth: number; beamLength: number }) =>
     x.mode === "greedy" && x.beamWidth === 1 && x.beamLength === 5

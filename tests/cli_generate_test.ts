@@ -138,7 +138,10 @@ Deno.test("generate --eval --compare: same prompts, identical outputs, tables an
   ]);
   assert.equal(r.code, 0, r.stderr);
   assert.match(r.stdout, /identical outputs: 3\/3/);
-  assert.match(r.stdout, /speedup \(autoregressive time \/ ReDrafter time\): [\d.]+x/);
+  assert.match(
+    r.stdout,
+    /speedup \(autoregressive time \/ ReDrafter time\): [\d.]+x; decoding alone \(prefill left out\): [\d.]+x/,
+  );
   assert.match(r.stdout, /tau \(tokens per step\)/);
   assert.match(r.stdout, /acceptance at draft 3/);
   assert.match(r.stdout, /draft ms\/step/);

@@ -35,6 +35,9 @@ Deno.test("summarize: tau, acceptance and histogram over every (prompt, round) o
   // Step times weighted by steps: 2 steps of 10 ms and 3 of 20 ms.
   assert.equal(s.meanVerifyMs, (2 * 8 + 3 * 18) / 5);
   assert.equal(s.promptMs, 10);
+  // decoding alone: the prefill's 10 ms out of the time
+  assert.equal(s.decodeTokensPerSecond, s.newTokens / ((s.totalMs - 10) / 1000));
+  assert.ok(s.decodeTokensPerSecond > s.tokensPerSecond);
   assert.equal(s.referenceAcceptancePct, (100 * (11 / 7)) / 4);
 });
 
@@ -42,6 +45,7 @@ Deno.test("summarize: no calls gives a neutral summary", () => {
   const s = summarize([]);
   assert.equal(s.tau, 1);
   assert.equal(s.tokensPerSecond, 0);
+  assert.equal(s.decodeTokensPerSecond, 0);
   assert.deepEqual(s.acceptanceByPosition, []);
 });
 
