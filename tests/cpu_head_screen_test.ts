@@ -17,6 +17,7 @@ import {
 } from "../backends/cpu/head_screen.ts";
 import { createKernels, type Kernels, padFloats, wasmSimdSupported } from "../kernels/mod.ts";
 import { topK } from "../kernels/topk.ts";
+import { randomFloats } from "./support/random.ts";
 import { headScreenFloats } from "../backends/cpu/head_screen.ts";
 import { loadWeights } from "../backends/cpu/weights.ts";
 import { CpuSession } from "../backends/cpu/session.ts";
@@ -26,18 +27,6 @@ const MODELS = new URL("./fixtures/models/", import.meta.url).pathname;
 const bits = (a: Float32Array) => Array.from(new Uint32Array(a.buffer, a.byteOffset, a.length));
 const KERNELS = ["wasm", "js"] as const;
 const range = (start: number, n: number) => Int32Array.from({ length: n }, (_, i) => start + i);
-
-/** A seeded uniform [0, 1) generator (mulberry32). */
-function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32;
-  };
-}
 
 for (const kernels of KERNELS) {
   for (const name of ["llama", "qwen2", "mistral", "llama_bf16", "tiny_chat"]) {
@@ -111,9 +100,7 @@ Deno.test("cpu head screen: greedy forwards go through the screen, and screenHea
  * rows that differ only below the int8 step, rows of very different scales, and a zero row.
  */
 function adversarialHead(V: number, H: number, seed: number): Float32Array {
-  const r = rng(seed);
-  const w = new Float32Array(V * H);
-  for (let i = 0; i < w.length; i++) w[i] = (r() - 0.5) * 0.2;
+  const w = randomFloats(V * H, seed).map((v) => v * 0.1);
   const copy = (to: number, from: number) => w.copyWithin(to * H, from * H, (from + 1) * H);
   for (let g = 0; g + 8 <= V; g += 16) {
     copy(g + 1, g); // exact tie with the row before
@@ -143,7 +130,9 @@ function nextUp(x: number): number {
 
 /** Activation rows that sit on the head's near-ties: a row of the head plus noise, some with outliers. */
 function activations(head: Float32Array, V: number, H: number, n: number, seed: number): Float32Array {
-  const r = rng(seed);
+  const stream = randomFloats(n * (H + 2), seed);
+  let at = 0;
+  const r = () => (stream[at++] + 1) / 2; // [0, 1)
   const x = new Float32Array(n * H);
   for (let j = 0; j < n; j++) {
     const row = 16 * Math.floor(r() * (V / 16));
@@ -246,8 +235,7 @@ Deno.test({
   const H = 1024, V = LARGE_HEAD_BYTES / 4 / H; // exactly the threshold
   const k = kernelsFor("wasm", V, H, 2);
   const head = k.alloc(V * H);
-  const r = rng(11);
-  for (let i = 0; i < head.length; i++) head[i] = (r() - 0.5) * 0.1;
+  head.set(randomFloats(V * H, 11).map((v) => v * 0.05));
   k.pack(head, V, H);
   const screen = buildHeadScreen(k, head, V, H)!;
   assert.equal(screen.maxRows, MAX_SCREEN_ROWS_LARGE);
