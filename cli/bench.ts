@@ -58,7 +58,8 @@ Sweeps beam width x beam length for ReDrafter against the autoregressive baselin
                           onnx-node, onnx-cuda
   --threads N             threads: the CPU backend's matmuls (default: cores, at most 8) or ONNX intra-op
   --onnx-weights W        ONNX target weights: fp32 (default), fp16, q4, q8, q4g128, q8g128 or q4g128h4
-  --drafter-threads N     the drafter's threads (default: --threads on cpu, 1 on onnx-node / onnx-cuda)
+  --drafter-threads N     the drafter's threads (default: --threads next to a cpu target, 1 next to
+                          onnx-node / onnx-wasm and for a drafter graph)
   --drafter-weights W     drafter weights: q8 (default for a cpu or onnx-node drafter) or fp32 (default
                           elsewhere); fp16, q4, q4g128, q8g128, q4g128h4 too on onnx-* (never changes the text, only speed
                           and acceptance)

@@ -61,8 +61,9 @@ Model:
                            bit-exact: greedy tokens agree with fp32 about 99% (q8) / 89-91% (q4) of the time),
                            q4g128 / q8g128 (blocks of 128 instead of 32: smaller, faster, a little less exact),
                            q4g128h4 (q4g128 with a 4-bit LM head: faster again, about 86% agreement)
-  --drafter-threads N      the drafter's threads (default: --threads on cpu; one intra-op thread on
-                           onnx-node / onnx-cuda, whose drafter steps are small; raise it for big batches)
+  --drafter-threads N      the drafter's threads (default: --threads next to a cpu target; 1 next to
+                           onnx-node / onnx-wasm and for a drafter graph, whose steps are small; raise it for
+                           big batches)
   --drafter-weights W      drafter weights: q8 (default for a cpu or onnx-node drafter) or fp32 (default
                            elsewhere); fp16, q4, q4g128, q8g128, q4g128h4 too on onnx-*. The target verifies every
                            draft: speed and acceptance change, never the text
