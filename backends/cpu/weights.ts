@@ -83,15 +83,13 @@ function tensorShapes(c: ModelConfig): [string, number[]][] {
  */
 function stackedGroups(c: ModelConfig, layer?: number): [string, number[]][][] {
   const H = c.hiddenSize, I = c.intermediateSize;
-  const qDim = c.numHeads * c.headDim, kvDim = c.numKvHeads * c.headDim;
+  const q: number[] = [c.numHeads * c.headDim, H], kv: number[] = [c.numKvHeads * c.headDim, H];
   const groups: [string, number[]][][] = [];
-  for (let l = layer ?? 0; l < (layer === undefined ? c.numLayers : layer + 1); l++) {
+  const [from, to] = layer === undefined ? [0, c.numLayers] : [layer, layer + 1];
+  for (let l = from; l < to; l++) {
     const a = `model.layers.${l}.self_attn.`, m = `model.layers.${l}.mlp.`;
     groups.push(
-      [[a + "q_proj.weight", [qDim, H]], [a + "k_proj.weight", [kvDim, H]], [a + "v_proj.weight", [
-        kvDim,
-        H,
-      ]]],
+      [[a + "q_proj.weight", q], [a + "k_proj.weight", kv], [a + "v_proj.weight", kv]],
       [[m + "gate_proj.weight", [I, H]], [m + "up_proj.weight", [I, H]]],
     );
   }
@@ -151,46 +149,35 @@ export function loadWeights(
     label: `the checkpoint ${ckpt.dir}`,
   });
   const read = (name: string, shape: number[]) => t.readF32(name, shape, k.alloc(count(shape)));
-  const readMatrix = (name: string, shape: number[]): Matrix => {
-    if (!isBf16(name, shape)) return read(name, shape);
+  /** The bf16 matrix `name` ([shape], checked) as raw bits into h from element `at`. */
+  const readBf16Into = (name: string, shape: number[], h: Uint16Array, at: number) => {
     const info = t.info(name), n = count(shape);
     if (info.shape.join(",") !== shape.join(",")) {
       throw new Error(
         `${info.file}: tensor ${name} has shape [${info.shape.join(", ")}], expected [${shape.join(", ")}]`,
       );
     }
-    const h = k.allocBf16(n);
-    t.readRaw(name, new Uint8Array(h.buffer, h.byteOffset, 2 * n)); // little-endian bits, straight in place
+    t.readRaw(name, new Uint8Array(h.buffer, h.byteOffset + 2 * at, 2 * n)); // little-endian bits, in place
+  };
+  const readMatrix = (name: string, shape: number[]): Matrix => {
+    if (!isBf16(name, shape)) return read(name, shape);
+    const h = k.allocBf16(count(shape));
+    readBf16Into(name, shape, h, 0);
     return h;
   };
   /** The group's matrices read into one stacked [Σ rows, cols] matrix, in order. */
   const readStacked = (g: [string, number[]][]): Matrix => {
     const total = g.reduce((sum, [, shape]) => sum + count(shape), 0);
-    if (groupBf16(g)) {
-      const h = k.allocBf16(total);
-      let at = 0;
-      for (const [name, shape] of g) {
-        const info = t.info(name), n = count(shape);
-        if (info.shape.join(",") !== shape.join(",")) {
-          throw new Error(
-            `${info.file}: tensor ${name} has shape [${info.shape.join(", ")}], expected [${
-              shape.join(", ")
-            }]`,
-          );
-        }
-        t.readRaw(name, new Uint8Array(h.buffer, h.byteOffset + 2 * at, 2 * n));
-        at += n;
-      }
-      return h;
-    }
-    const f = k.alloc(total);
+    const bf16 = groupBf16(g);
+    const stacked = bf16 ? k.allocBf16(total) : k.alloc(total);
     let at = 0;
     for (const [name, shape] of g) {
       const n = count(shape);
-      t.readF32(name, shape, f.subarray(at, at + n));
+      if (bf16) readBf16Into(name, shape, stacked as Uint16Array, at);
+      else t.readF32(name, shape, (stacked as Float32Array).subarray(at, at + n));
       at += n;
     }
-    return f;
+    return stacked;
   };
   /** Bias vectors stacked like their matrices (float32). */
   const readBiases = (names: string[], sizes: number[]): Float32Array => {
