@@ -1,7 +1,8 @@
 /**
  * tools/bench_onnx.ts as a subprocess on the tiny Llama fixture: every --weights format of every ONNX
  * provider is loaded, timed in interleaved rounds and compared with the CPU reference; a bad format is
- * refused by name. tools/draft_vocab.ts and tools/bench_draft_vocab.ts on the tiny chat pair.
+ * refused by name. tools/draft_vocab.ts and tools/bench_draft_vocab.ts on the tiny chat pair;
+ * tools/bench_head_screen.ts and tools/ab_cpu_checkouts.ts on the tiny Llama.
  */
 import assert from "node:assert/strict";
 import { LLAMA, runCli, TINY, TINY_DRAFTER } from "./support/cli.ts";
@@ -110,4 +111,26 @@ Deno.test("tools/draft_vocab.ts ranks a corpus' tokens; tools/bench_draft_vocab.
   assert.match(b.stdout, /^cpu +2 +[\d.]+ +[\d.]+ \([\d.]+x\)$/m);
   assert.match(b.stdout, /^onnx-node +2 +[\d.]+ +[\d.]+ \([\d.]+x\)$/m);
   Deno.removeSync(dir, { recursive: true });
+});
+
+Deno.test("tools/bench_head_screen.ts and tools/ab_cpu_checkouts.ts time top-1 calls, ids checked equal", async () => {
+  const root = new URL("..", import.meta.url).pathname;
+  const screen = await runCli("tools/bench_head_screen.ts", [
+    ...["--dir", LLAMA, "--calls", "1,3", "--rounds", "1", "--reps", "2", "--prompt", "4"],
+  ]);
+  assert.equal(screen.code, 0, screen.stderr);
+  assert.match(screen.stdout, /^\| +1 \| +[\d.]+ \| +[\d.]+ \| [\d.]+x \|$/m);
+  assert.match(screen.stdout, /screened rows: \d+, mean candidates recomputed per row: [\d.]+/);
+  const ab = await runCli("tools/ab_cpu_checkouts.ts", [
+    ...["--a", root, "--b", root, "--dir", LLAMA, "--calls", "1,2", "--rounds", "1", "--reps", "2"],
+    ...["--prompt", "4"],
+  ]);
+  assert.equal(ab.code, 0, ab.stderr);
+  assert.match(ab.stdout, /^\| +2 \| [\d.]+ \| [\d.]+ \| [\d.]+ \|$/m);
+  const bad = await runCli("tools/ab_cpu_checkouts.ts", ["--a", root, "--b", "/nonexistent"]);
+  assert.notEqual(bad.code, 0);
+  assert.match(
+    bad.stderr,
+    /\/nonexistent: no loader\/checkpoint\.ts \(is it a checkout of this repository\?\)/,
+  );
 });
