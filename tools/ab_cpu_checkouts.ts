@@ -13,6 +13,7 @@
 import { parseArgs } from "node:util";
 import { resolve } from "node:path";
 import type { TargetSession } from "../core/types.ts";
+import { positiveFlag, prefillPrompt, timeTop1Calls } from "./top1_calls.ts";
 
 const { values } = parseArgs({
   args: Deno.args,
@@ -27,18 +28,14 @@ const { values } = parseArgs({
     reps: { type: "string", default: "15" },
   },
 });
-const positive = (flag: string, v: string): number => {
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < 1) throw new Error(`--${flag} must be a positive integer, got '${v}'`);
-  return n;
-};
 if (!values.a || !values.b) throw new Error("--a and --b name the two checkouts (repository roots)");
-const calls = values.calls.split(",").map((v) => positive("calls", v));
-const P = positive("prompt", values.prompt), rounds = positive("rounds", values.rounds);
-const reps = positive("reps", values.reps);
-const threads = values.threads ? positive("threads", values.threads) : undefined;
+const calls = values.calls.split(",").map((v) => positiveFlag("calls", v));
+const P = positiveFlag("prompt", values.prompt), rounds = positiveFlag("rounds", values.rounds);
+const reps = positiveFlag("reps", values.reps);
+const threads = values.threads ? positiveFlag("threads", values.threads) : undefined;
 
-const sessions: { s: TargetSession; V: number }[] = [];
+const sessions: TargetSession[] = [];
+let V = 0;
 for (const root of [values.a, values.b]) {
   const base = `file://${resolve(root)}/`;
   for (const f of ["loader/checkpoint.ts", "backends/cpu/mod.ts"]) {
@@ -54,47 +51,19 @@ for (const root of [values.a, values.b]) {
   const m = createCpuModel(ckpt, { threads });
   ckpt.tensors.close();
   const s: TargetSession = m.createSession(1, P + Math.max(...calls));
-  const V: number = m.config.vocabSize;
-  const prompt = Int32Array.from({ length: P }, (_, i) => (i * 7919 + 3) % V);
-  await s.forward({
-    rows: [{ tokens: prompt, positions: Int32Array.from(prompt.keys()), logitIndices: Int32Array.of(P - 1) }],
-    logits: { kind: "topk", k: 1 },
-  });
-  s.commit([null]);
-  sessions.push({ s, V });
+  V = m.config.vocabSize;
+  await prefillPrompt(s, V, P);
+  sessions.push(s);
 }
 
-const times = calls.map(() => [[] as number[], [] as number[]]);
-let mismatches = 0;
-for (let round = 0; round < rounds + 2; round++) {
-  for (const [ci, T] of calls.entries()) {
-    const ids: string[] = [];
-    for (const [mi, { s, V }] of sessions.entries()) {
-      const t0 = performance.now();
-      for (let i = 0; i < reps; i++) {
-        const o = await s.forward({
-          rows: [{
-            tokens: Int32Array.from({ length: T }, (_, j) => (j * 31 + 5 + i * 7 + round) % V),
-            positions: Int32Array.from({ length: T }, (_, j) => P + j),
-          }],
-          logits: { kind: "topk", k: 1 },
-        });
-        s.commit([new Int32Array(0)]);
-        if (i === 0) ids.push(o.topIds![0].join());
-      }
-      if (round >= 2) times[ci][mi].push((performance.now() - t0) / reps); // 2 warm-up rounds
-    }
-    if (ids[0] !== ids[1]) mismatches++;
-  }
-}
-const median = (a: number[]) => a.slice().sort((x, y) => x - y)[a.length >> 1];
+const { medians, mismatches } = await timeTop1Calls(sessions, V, P, calls, rounds, reps);
 console.log(
   `a: ${values.a}, b: ${values.b}; ${values.dir}, threads ${threads ?? "default"}, context ${P}; ` +
     `median of ${rounds} rounds x ${reps} calls`,
 );
 console.log("|  T | a ms | b ms | b / a |\n|---:|---:|---:|---:|");
 calls.forEach((T, ci) => {
-  const a = median(times[ci][0]), b = median(times[ci][1]);
+  const [a, b] = medians[ci];
   console.log(`| ${String(T).padStart(2)} | ${a.toFixed(3)} | ${b.toFixed(3)} | ${(b / a).toFixed(3)} |`);
 });
 if (mismatches > 0) {
