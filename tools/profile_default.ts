@@ -11,9 +11,10 @@
  *                                        [--shapes 1x4,4x4,1x2+f2,1x2+b4,4x7t16] [--kernels auto|wasm|js]
  *                                        [--backend cpu|onnx-node|...] [--drafter-backend cpu|...] [--threads N]
  *                                        [--onnx-weights fp32|fp16|q4|q8] [--drafter-weights fp32,q8,..]
- *                                        [--drafter-threads N]
+ *                                        [--drafter-threads N] [--drafter DIR[,DIR...]]
  *
- * A --drafter-weights entry FORMAT@N cuts the drafter's head to the N most frequent tokens
+ * --drafter lists drafter checkpoints (default models/default/drafter); each is timed with each
+ * --drafter-weights entry. A --drafter-weights entry FORMAT@N cuts the drafter's head to the N most frequent tokens
  * (`--draft-vocab N`; drafter/vocab.ts), e.g. `--drafter-weights q8,q8@2048`; FORMAT[@N]/BACKEND[:THREADS]
  * runs that drafter on another backend or thread count, e.g. `--drafter-weights q8@2048,q8@2048/cpu:1`
  * next to `--backend onnx-node`.
@@ -59,6 +60,7 @@ const { values } = parseArgs({
     "onnx-weights": { type: "string" },
     "drafter-weights": { type: "string" },
     "drafter-threads": { type: "string" },
+    drafter: { type: "string" },
   },
 });
 const root = new URL("../models/default/", import.meta.url).pathname;
@@ -77,23 +79,30 @@ const drafterThreads = values["drafter-threads"] ? Number(values["drafter-thread
 // --drafter-weights a,b: one drafter per format, each shape timed with each (interleaved, same baseline);
 // FORMAT@N restricts its head to a draft vocabulary of the N most frequent tokens (drafter/vocab.ts).
 const formats = (values["drafter-weights"] ?? "fp32").split(",");
+const drafterDirs = (values.drafter ?? root + "drafter").split(",");
+// one row label per drafter: its format, prefixed by its folder's name where several are compared
+const labels = drafterDirs.flatMap((dir) =>
+  formats.map((f) => drafterDirs.length > 1 ? `${dir.replace(/\/+$/, "").split("/").pop()}:${f}` : f)
+);
 const drafters = [];
-for (const f of formats) {
-  // FORMAT[@N][/BACKEND[:THREADS]]: a drafter on another backend (or thread count) than --drafter-backend's
-  const [format, placement] = f.split("/");
-  const [weights, vocab] = format.split("@");
-  const [dBackend, dThreads] = placement ? placement.split(":") : [drafterBackend, undefined];
-  if (placement && !dBackend) throw new Error(`--drafter-weights: '${f}' names no backend after '/'`);
-  drafters.push(
-    await loadDraftModel(root + "drafter", target, {
-      backend,
-      threads,
-      drafterBackend: dBackend as BackendName,
-      drafterThreads: dThreads ? Number(dThreads) : drafterThreads,
-      drafterWeights: weights as LoadTargetOptions["drafterWeights"],
-      draftVocab: vocab ? Number(vocab) : undefined,
-    }),
-  );
+for (const dir of drafterDirs) {
+  for (const f of formats) {
+    // FORMAT[@N][/BACKEND[:THREADS]]: a drafter on another backend (or thread count) than --drafter-backend's
+    const [format, placement] = f.split("/");
+    const [weights, vocab] = format.split("@");
+    const [dBackend, dThreads] = placement ? placement.split(":") : [drafterBackend, undefined];
+    if (placement && !dBackend) throw new Error(`--drafter-weights: '${f}' names no backend after '/'`);
+    drafters.push(
+      await loadDraftModel(dir, target, {
+        backend,
+        threads,
+        drafterBackend: dBackend as BackendName,
+        drafterThreads: dThreads ? Number(dThreads) : drafterThreads,
+        drafterWeights: weights as LoadTargetOptions["drafterWeights"],
+        draftVocab: vocab ? Number(vocab) : undefined,
+      }),
+    );
+  }
 }
 if (backend === "cpu") ckpt.tensors.close();
 const tok = await loadTokenizer(root + "target");
@@ -109,7 +118,7 @@ const shapes = values.shapes.split(",").flatMap((s) => {
   const lookup = m[5]
     ? { maxDrafts: Number(m[6]), mode: m[5] === "f" ? "first" as const : "branch" as const }
     : undefined;
-  return formats.map((_, d) => ({ W: Number(m[1]), L: Number(m[2]), d, lookup, draftTree, label: s }));
+  return labels.map((_, d) => ({ W: Number(m[1]), L: Number(m[2]), d, lookup, draftTree, label: s }));
 });
 
 interface Sum {
@@ -189,7 +198,7 @@ console.log(
     `AR ${arMed.toFixed(1)} tok/s (${(1000 / arMed).toFixed(2)} ms/token)`,
 );
 const w = Math.max(6, ...shapes.map((s) => s.label.length));
-const dw = Math.max(7, ...formats.map((f) => f.length));
+const dw = Math.max(7, ...labels.map((f) => f.length));
 console.log(
   `${"shape".padEnd(w)} | ${
     "drafter".padEnd(dw)
@@ -198,7 +207,7 @@ console.log(
 shapes.forEach(({ d, label }, j) => {
   const s = res[j].last, tps = median(res[j].tps);
   console.log(
-    `${label.padEnd(w)} | ${formats[d].padEnd(dw)} | ${(s.tauSum / s.steps).toFixed(2)} | ${
+    `${label.padEnd(w)} | ${labels[d].padEnd(dw)} | ${(s.tauSum / s.steps).toFixed(2)} | ${
       (s.draftMs / s.steps).toFixed(2).padStart(8)
     } | ` +
       `${(s.verifyMs / s.steps).toFixed(2).padStart(9)} | ${
