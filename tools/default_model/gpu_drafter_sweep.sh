@@ -9,13 +9,16 @@
 #   MINUTES    training budget of each variant; the cosine schedule ends there (default 3.5)
 # Variants run side by side on the one GPU (each gets a share of it; VARIANTS picks some), all K=5 unless
 # named, batch 256 rows of 64 context + 96 continuation tokens:
-#   a   the shipped architecture (1 ResBlock, exit_dim 256), from scratch
+#   a   the stage-1/2 architecture (1 ResBlock, exit_dim 256), from scratch
 #   b   2 ResBlocks, exit_dim 384 (about 1.4x the drafter's per-step compute)
-#   c   the shipped architecture trained on K=3 steps only (the depths W=1 L<=4 beams use)
+#   c   the stage-1/2 architecture trained on K=3 steps only (the depths W=1 L<=4 beams use)
 #   d   the shipped drafter fine-tuned on the new rows
-#   e   the shipped drafter deepened to 3 ResBlocks (--grow-layers: the 2 new ones start as the identity, so it
-#       starts exactly at the shipped drafter's acceptance) and fine-tuned; per step it adds 2 x 256 x 256
-#       multiply-adds to the head's 256 x 8192, about 3%
+#   e   the shipped drafter deepened to GROW_LAYERS ResBlocks (default 3; --grow-layers: the new ones start
+#       as the identity, so it starts exactly at the shipped drafter's acceptance) and fine-tuned; each
+#       block adds 256 x 256 multiply-adds per step (stage 3 came from growing stage 2's 1 block to 3)
+# SEED (default 0) seeds the distillation and training: another seed gives fresh rows (stage 3 saw seed 0's
+# 120000 contexts about 4 times). ACC_PROMPTS=0 skips the acceptance step (drafter_acceptance.py runs on a
+# CPU too). Next, with the GPU to one variant: SEED=1 ACC_PROMPTS=0 VARIANTS=d ... docs.jsonl 240000 8
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 SRC=$1; CTX=${2:-120000}; MIN=${3:-3.5}
@@ -39,7 +42,8 @@ else
 fi
 TGT=models/default/target
 common=(--target $TGT --data $W/train.txt --distill-contexts "$CTX" --distill-prompts both --distill-context 64
-  --distill-length 96 --distill-batch 4096 --distill-cache $W/rows.pt --save-dtype bf16 --log-every 200)
+  --distill-length 96 --distill-batch 4096 --distill-cache $W/rows.pt --save-dtype bf16 --log-every 200
+  --seed "${SEED:-0}")
 
 stamp "distilling $CTX contexts"
 python3 -m redrafter_train "${common[@]}" --output $W/distill --layers 1 --exit-dim 256 --max-steps 1 \
@@ -57,7 +61,7 @@ for v in $VARIANTS; do
     b) train b --layers 2 --exit-dim 384 --lr 2e-3 & ;;
     c) train c --layers 1 --exit-dim 256 --predict-n 3 --lr 2e-3 & ;;
     d) train d --init models/default/drafter --lr 6e-4 & ;;
-    e) train e --init models/default/drafter --grow-layers 3 --lr 6e-4 & ;;
+    e) train e --init models/default/drafter --grow-layers "${GROW_LAYERS:-3}" --lr 6e-4 & ;;
     *) echo "unknown variant $v (a, b, c, d or e)"; exit 2 ;;
   esac
 done
@@ -71,7 +75,6 @@ for v in a b c d e; do
 done
 # Keep the target and the drafters on this machine for a follow-up call (ignored paths survive while warm).
 mkdir -p .devkeep && cp -r $TGT .devkeep/ && for v in a b c d e; do cp -r $W/$v .devkeep/drafter-$v 2>/dev/null; done
-# ACC_PROMPTS=0 skips this step (drafter_acceptance.py runs on a CPU too, off the device's clock).
 [ "${ACC_PROMPTS:-100}" = 0 ] && { stamp "done"; ls -la $OUT; exit 0; }
 stamp "held-out acceptance (${ACC_PROMPTS:-100} prompts)"
 list=models/default/drafter
