@@ -2,7 +2,8 @@
  * tools/bench_onnx.ts as a subprocess on the tiny Llama fixture: every --weights format of every ONNX
  * provider is loaded, timed in interleaved rounds and compared with the CPU reference; a bad format is
  * refused by name. tools/draft_vocab.ts and tools/bench_draft_vocab.ts on the tiny chat pair;
- * tools/bench_head_screen.ts and tools/ab_cpu_checkouts.ts on the tiny Llama.
+ * tools/bench_head_screen.ts and tools/ab_cpu_checkouts.ts on the tiny Llama; tools/profile_default.ts on the
+ * default pair.
  */
 import assert from "node:assert/strict";
 import { LLAMA, runCli, TINY, TINY_DRAFTER } from "./support/cli.ts";
@@ -133,4 +134,30 @@ Deno.test("tools/bench_head_screen.ts and tools/ab_cpu_checkouts.ts time top-1 c
     bad.stderr,
     /\/nonexistent: no loader\/checkpoint\.ts \(is it a checkout of this repository\?\)/,
   );
+});
+
+Deno.test("tools/profile_default.ts: --drafter times two checkpoints against one interleaved baseline", async () => {
+  const d = "models/default/drafter";
+  const r = await runCli("tools/profile_default.ts", [
+    "--prompts",
+    "1",
+    "--tokens",
+    "6",
+    "--reps",
+    "1",
+    "--shapes",
+    "1x2",
+    "--threads",
+    "1",
+    "--drafter-weights",
+    "q8@2048",
+    "--drafter",
+    `${d},${d}/`,
+  ]);
+  assert.equal(r.code, 0, r.stderr);
+  // one row per checkpoint, labelled by its folder's name, with the same tau (the same drafter twice)
+  const rows = [...r.stdout.matchAll(/^1x2 +\| drafter:q8@2048 \| ([\d.]+) \|/gm)];
+  assert.equal(rows.length, 2, r.stdout);
+  assert.equal(rows[0][1], rows[1][1]);
+  assert.match(r.stdout, /all ReDrafter outputs equal autoregression/);
 });
