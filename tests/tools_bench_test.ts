@@ -3,11 +3,12 @@
  * provider is loaded, timed in interleaved rounds and compared with the CPU reference; a bad format is
  * refused by name. tools/draft_vocab.ts and tools/bench_draft_vocab.ts on the tiny chat pair;
  * tools/bench_head_screen.ts and tools/ab_cpu_checkouts.ts on the tiny Llama; tools/profile_default.ts on the
- * default pair.
+ * default pair; tools/tool_args.ts (--help and bad flags).
  */
 import assert from "node:assert/strict";
 import { LLAMA, runCli, TINY, TINY_DRAFTER } from "./support/cli.ts";
 import { loadTokenizer } from "../loader/tokenizer.ts";
+import { headerComment } from "../tools/tool_args.ts";
 
 Deno.test("tools/bench_onnx.ts: a --weights list in interleaved --rounds, each against the CPU reference's kernels", async () => {
   const r = await runCli("tools/bench_onnx.ts", [
@@ -160,4 +161,26 @@ Deno.test("tools/profile_default.ts: --drafter times two checkpoints against one
   assert.equal(rows.length, 2, r.stdout);
   assert.equal(rows[0][1], rows[1][1]);
   assert.match(r.stdout, /all ReDrafter outputs equal autoregression/);
+});
+
+Deno.test("tools: --help prints the tool's header comment; a bad flag is one line naming it, exit code 2", async () => {
+  assert.equal(
+    headerComment("/**\n * Line one.\n *\n *   usage --x\n *\n * @module\n */\ncode"),
+    "Line one.\n\n  usage --x",
+  );
+  assert.equal(headerComment("const x = 1; /** not a header */"), "");
+  const help = await runCli("tools/bench_onnx.ts", ["--help"]);
+  assert.equal(help.code, 0, help.stderr);
+  assert.match(help.stdout, /^Autoregressive decode speed per ONNX provider/);
+  assert.match(help.stdout, /deno run -A --unstable-webgpu tools\/bench_onnx.ts \[--providers/);
+  assert.doesNotMatch(help.stdout, /@module|^\s*\*/m);
+  const bad = await runCli("tools/profile_default.ts", ["--bogus", "1"]);
+  assert.equal(bad.code, 2);
+  assert.match(
+    bad.stderr,
+    /^error: unknown flag --bogus \(known flags: .*--drafter, .*\) \(--help for usage\)\n$/,
+  );
+  const missing = await runCli("tools/bench_cpu.ts", ["--calls"]);
+  assert.equal(missing.code, 2);
+  assert.equal(missing.stderr, "error: --calls needs a value (--help for usage)\n");
 });

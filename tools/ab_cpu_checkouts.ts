@@ -10,12 +10,12 @@
  *
  * @module
  */
-import { parseArgs } from "node:util";
+import { toolArgs } from "./tool_args.ts";
 import { resolve } from "node:path";
 import type { TargetSession } from "../core/types.ts";
 import { positiveFlag, prefillPrompt, timeTop1Calls } from "./top1_calls.ts";
 
-const { values } = parseArgs({
+const { values } = toolArgs(import.meta.url, {
   args: Deno.args,
   options: {
     a: { type: "string" },

@@ -13,12 +13,12 @@
  *
  * @module
  */
-import { parseArgs } from "node:util";
+import { toolArgs } from "./tool_args.ts";
 import { loadCheckpoint } from "../loader/checkpoint.ts";
 import { type CpuModelOptions, createCpuModel } from "../backends/cpu/mod.ts";
 import { writeRandomLlama } from "./measure_load_memory.ts";
 
-const { values } = parseArgs({
+const { values } = toolArgs(import.meta.url, {
   args: Deno.args,
   options: {
     dir: { type: "string" },

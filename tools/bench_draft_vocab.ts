@@ -11,7 +11,7 @@
  *
  * @module
  */
-import { parseArgs } from "node:util";
+import { toolArgs } from "./tool_args.ts";
 import { loadCheckpoint } from "../loader/checkpoint.ts";
 import { readDrafterDir } from "../drafter/load.ts";
 import { cpuDrafter, type CpuDrafterWeights } from "../drafter/cpu.ts";
@@ -20,7 +20,7 @@ import { createOnnxDrafter } from "../backends/onnx/drafter.ts";
 import { checkWeightFormat } from "../backends/onnx/formats.ts";
 import type { DraftModel } from "../core/types.ts";
 
-const { values } = parseArgs({
+const { values } = toolArgs(import.meta.url, {
   args: Deno.args,
   options: {
     target: { type: "string" },

@@ -10,7 +10,7 @@
  *
  * @module
  */
-import { parseArgs } from "node:util";
+import { toolArgs } from "./tool_args.ts";
 import { loadCheckpoint } from "../loader/checkpoint.ts";
 import { loadWeights } from "../backends/cpu/weights.ts";
 import { CpuSession } from "../backends/cpu/session.ts";
@@ -19,7 +19,7 @@ import type { KernelChoice } from "../kernels/mod.ts";
 import { defaultThreads } from "../kernels/mod.ts";
 import { positiveFlag, prefillPrompt, timeTop1Calls } from "./top1_calls.ts";
 
-const { values } = parseArgs({
+const { values } = toolArgs(import.meta.url, {
   args: Deno.args,
   options: {
     dir: { type: "string", default: new URL("../models/default/target", import.meta.url).pathname },

@@ -17,7 +17,7 @@
  *
  * @module
  */
-import { parseArgs } from "node:util";
+import { toolArgs } from "./tool_args.ts";
 import type { TargetModel } from "../core/types.ts";
 import { writeSafetensors } from "../loader/safetensors.ts";
 import { loadCheckpoint } from "../loader/checkpoint.ts";
@@ -123,7 +123,7 @@ export function writeRandomLlama(dir: string): void {
 }
 
 if (import.meta.main) {
-  const { values } = parseArgs({
+  const { values } = toolArgs(import.meta.url, {
     args: Deno.args,
     options: {
       providers: { type: "string", default: "onnx-node,onnx-wasm,cpu" },

@@ -13,7 +13,7 @@
  *
  * @module
  */
-import { parseArgs } from "node:util";
+import { toolArgs } from "./tool_args.ts";
 import { fileURLToPath } from "node:url";
 import type { DraftModel, TargetModel } from "../core/types.ts";
 import { generate } from "../core/generate.ts";
@@ -23,7 +23,7 @@ import { loadTokenizer } from "../loader/tokenizer.ts";
 import { createOnnxDrafter, createOnnxModel, type ProviderName } from "../backends/onnx/mod.ts";
 
 const root = (p: string) => fileURLToPath(new URL(`../${p}`, import.meta.url));
-const { values: a } = parseArgs({
+const { values: a } = toolArgs(import.meta.url, {
   options: {
     providers: { type: "string", default: "onnx-node:1,onnx-node:2,onnx-wasm:1" },
     widths: { type: "string", default: "1,2,4,8" },

@@ -10,7 +10,7 @@
  *
  * @module
  */
-import { parseArgs } from "node:util";
+import { toolArgs } from "./tool_args.ts";
 
 /** The onnxruntime-web runtime the bundled `onnxruntime-web/webgpu` entry loads (WASM and WebGPU EPs). */
 export const ORT_WASM = "ort-wasm-simd-threaded.asyncify.wasm";
@@ -69,7 +69,7 @@ export async function buildWeb(outDir: string, log: (line: string) => void = () 
 }
 
 if (import.meta.main) {
-  const { values } = parseArgs({
+  const { values } = toolArgs(import.meta.url, {
     args: Deno.args,
     options: { out: { type: "string", default: "dist/web" } },
   });

@@ -13,7 +13,7 @@
  *
  * @module
  */
-import { parseArgs } from "node:util";
+import { toolArgs } from "./tool_args.ts";
 import { loadTokenizer } from "../loader/tokenizer.ts";
 
 /** Token ids of a vocabulary of V, most frequent first (ties and unseen ids in id order). */
@@ -45,7 +45,7 @@ export function* corpusTexts(path: string, split?: string): Generator<string> {
 }
 
 if (import.meta.main) {
-  const { values, positionals } = parseArgs({
+  const { values, positionals } = toolArgs(import.meta.url, {
     args: Deno.args,
     allowPositionals: true,
     options: {

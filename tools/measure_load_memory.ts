@@ -10,7 +10,7 @@
  *
  * @module
  */
-import { parseArgs } from "node:util";
+import { toolArgs } from "./tool_args.ts";
 import { join } from "node:path";
 import { loadCheckpoint } from "../loader/checkpoint.ts";
 import { createCpuModel } from "../backends/cpu/mod.ts";
@@ -119,7 +119,7 @@ async function child(dir: string): Promise<void> {
 }
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({
+  const { values } = toolArgs(import.meta.url, {
     args: Deno.args,
     options: { dir: { type: "string" }, child: { type: "string" } },
   });

@@ -28,7 +28,7 @@
  *
  * @module
  */
-import { parseArgs } from "node:util";
+import { toolArgs } from "./tool_args.ts";
 import {
   createCpuModel,
   generate,
@@ -46,7 +46,7 @@ import {
   type LoadTargetOptions,
 } from "../backends/mod.ts";
 
-const { values } = parseArgs({
+const { values } = toolArgs(import.meta.url, {
   args: Deno.args,
   options: {
     prompts: { type: "string", default: "8" },

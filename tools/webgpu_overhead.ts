@@ -15,14 +15,14 @@
  *
  * @module
  */
-import { parseArgs } from "node:util";
+import { toolArgs } from "./tool_args.ts";
 import { GraphBuilder } from "../backends/onnx/graph.ts";
 import { DataType, toBytes } from "../backends/onnx/proto.ts";
 import { loadOrt, openSession } from "../backends/onnx/runtime.ts";
 import { buildTargetGraph } from "../backends/onnx/build_target.ts";
 import { loadCheckpoint } from "../loader/checkpoint.ts";
 
-const { values } = parseArgs({
+const { values } = toolArgs(import.meta.url, {
   options: {
     reps: { type: "string", default: "40" },
     dir: { type: "string" },
