@@ -9,6 +9,10 @@ import assert from "node:assert/strict";
 import { LLAMA, runCli, TINY, TINY_DRAFTER } from "./support/cli.ts";
 import { loadTokenizer } from "../loader/tokenizer.ts";
 import { headerComment } from "../tools/tool_args.ts";
+import { rankByCount, sampleWindows } from "../tools/draft_vocab.ts";
+import { createCpuModel } from "../backends/cpu/mod.ts";
+import { loadCheckpoint } from "../loader/checkpoint.ts";
+import { generate } from "../core/generate.ts";
 
 Deno.test("tools/bench_onnx.ts: a --weights list in interleaved --rounds, each against the CPU reference's kernels", async () => {
   const r = await runCli("tools/bench_onnx.ts", [
@@ -83,7 +87,7 @@ Deno.test("tools/draft_vocab.ts ranks a corpus' tokens; tools/bench_draft_vocab.
     `${dir}/more.txt`,
   ]);
   assert.equal(r.code, 0, r.stderr);
-  assert.match(r.stdout, /wrote .*draft_vocab.json: 4 texts, \d+ tokens/);
+  assert.match(r.stdout, /wrote .*draft_vocab.json: 4 texts, \d+ corpus tokens/);
   const data = JSON.parse(Deno.readTextFileSync(out));
   const V = JSON.parse(Deno.readTextFileSync(`${TINY}/config.json`)).vocab_size;
   assert.equal(data.default_size, 64);
@@ -112,6 +116,66 @@ Deno.test("tools/draft_vocab.ts ranks a corpus' tokens; tools/bench_draft_vocab.
   assert.equal(b.code, 0, b.stderr);
   assert.match(b.stdout, /^cpu +2 +[\d.]+ +[\d.]+ \([\d.]+x\)$/m);
   assert.match(b.stdout, /^onnx-node +2 +[\d.]+ +[\d.]+ \([\d.]+x\)$/m);
+  Deno.removeSync(dir, { recursive: true });
+});
+
+Deno.test("tools/draft_vocab.ts --target --contexts ranks by the target's own greedy continuations", async () => {
+  // rankByCount: the generated count first, then the corpus count, then the id
+  const gen = new Float64Array([0, 2, 5, 2, 0]), corpus = new Float64Array([9, 1, 0, 3, 0]);
+  assert.deepEqual(rankByCount(gen, corpus), [2, 3, 1, 0, 4]);
+  assert.deepEqual(rankByCount(corpus), [0, 3, 1, 2, 4]);
+  // sampleWindows: seeded, windows lie inside texts long enough
+  const texts = [Int32Array.from([1, 2]), Int32Array.from([10, 11, 12, 13, 14, 15])];
+  const w = sampleWindows(texts, 8, 3, 5);
+  assert.deepEqual(w, sampleWindows(texts, 8, 3, 5));
+  for (const x of w) assert.ok(x.length === 3 && x[0] >= 10 && x[2] === x[0] + 2);
+  assert.throws(() => sampleWindows(texts, 1, 7, 0), /no corpus text holds the 7 tokens/);
+
+  const dir = Deno.makeTempDirSync({ prefix: "draft-vocab-gen-" });
+  Deno.writeTextFileSync(
+    `${dir}/corpus.txt`,
+    "the cat sat on the mat and the dog sat too\n\nonce upon a time\n",
+  );
+  const run = (out: string) =>
+    runCli("tools/draft_vocab.ts", [
+      ...["--target", TINY, "--contexts", "6", "--context-len", "3", "--new-tokens", "4", "--batch", "4"],
+      ...["--seed", "1", "--out", out, `${dir}/corpus.txt`],
+    ]);
+  const r = await run(`${dir}/a.json`);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /the top 512 cover [\d.]+% of the generated tokens$/m);
+  const data = JSON.parse(Deno.readTextFileSync(`${dir}/a.json`));
+  assert.deepEqual(
+    { contexts: data.generated.contexts, tokens: data.generated.tokens, seed: data.generated.seed },
+    { contexts: 6, tokens: 24, seed: 1 },
+  );
+  // The same windows continued in-process give the counts the ranking must follow.
+  const tok = await loadTokenizer(TINY);
+  const ids = ["the cat sat on the mat and the dog sat too", "once upon a time"].map((t) =>
+    Int32Array.from(tok.encode(t, { addSpecialTokens: false }))
+  );
+  const model = createCpuModel(await loadCheckpoint(TINY), { threads: 1 });
+  const out = await generate(model, sampleWindows(ids, 6, 3, 1), { maxNewTokens: 4, eosIds: [] });
+  const counts = new Float64Array(tok.vocabSize);
+  for (const row of out.ids) for (const id of row) counts[id]++;
+  const ranked: number[] = data.ranked_ids;
+  assert.equal(ranked.length, tok.vocabSize);
+  for (let i = 1; i < ranked.length; i++) assert.ok(counts[ranked[i - 1]] >= counts[ranked[i]], `rank ${i}`);
+  assert.equal(counts[ranked[0]], Math.max(...counts));
+  // same seed, same file
+  assert.equal((await run(`${dir}/b.json`)).code, 0);
+  assert.equal(Deno.readTextFileSync(`${dir}/b.json`), Deno.readTextFileSync(`${dir}/a.json`));
+  const bad = await runCli("tools/draft_vocab.ts", [
+    "--tokenizer",
+    TINY,
+    "--contexts",
+    "2",
+    "--out",
+    "x",
+    "f",
+  ]);
+  assert.equal(bad.code, 2);
+  assert.match(bad.stderr, /--contexts needs --target DIR/);
   Deno.removeSync(dir, { recursive: true });
 });
 
