@@ -315,11 +315,11 @@ Deno.test("draft vocabulary on the default pair: its ranking file, identical out
   const b = await speculativeGenerate(model, cut, prompt, opts);
   assert.deepEqual(a.ids, ar.ids);
   assert.deepEqual(b.ids, ar.ids);
-  // The 2048 most frequent tokens cost the stage-3 drafter 2-5% of tau (16 bench prompts: 0.04 at 1 x 3, 0.12
-  // at 2 x 4, which drafts deeper into rarer tokens); a wrong ranking or a broken id map costs far more (512
-  // tokens: 29% here).
+  // The ranking follows the target's own greedy text (tools/draft_vocab.ts --target), so its top 2048 cost
+  // the drafter 1-2% of tau (16 bench prompts: 0.02-0.03). The corpus-count ranking shipped before cost 2-6%
+  // (0.04-0.12) and fails here (5.7%); a broken ranking or id map costs far more (512 tokens: 29%).
   assert.ok(
-    b.metrics.tau >= 0.92 * a.metrics.tau,
+    b.metrics.tau >= 0.97 * a.metrics.tau,
     `tau ${b.metrics.tau} (2048 tokens) vs ${a.metrics.tau} (all)`,
   );
   full.dispose();
