@@ -16,7 +16,6 @@ import type { TargetSession } from "../core/types.ts";
 import { positiveFlag, prefillPrompt, timeTop1Calls } from "./top1_calls.ts";
 
 const { values } = toolArgs(import.meta.url, {
-  args: Deno.args,
   options: {
     a: { type: "string" },
     b: { type: "string" },

@@ -19,7 +19,6 @@ import { type CpuModelOptions, createCpuModel } from "../backends/cpu/mod.ts";
 import { writeRandomLlama } from "./measure_load_memory.ts";
 
 const { values } = toolArgs(import.meta.url, {
-  args: Deno.args,
   options: {
     dir: { type: "string" },
     kernels: { type: "string", default: "auto" },

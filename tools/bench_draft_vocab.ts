@@ -21,7 +21,6 @@ import { checkWeightFormat } from "../backends/onnx/formats.ts";
 import type { DraftModel } from "../core/types.ts";
 
 const { values } = toolArgs(import.meta.url, {
-  args: Deno.args,
   options: {
     target: { type: "string" },
     drafter: { type: "string" },

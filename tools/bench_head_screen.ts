@@ -20,7 +20,6 @@ import { defaultThreads } from "../kernels/mod.ts";
 import { positiveFlag, prefillPrompt, timeTop1Calls } from "./top1_calls.ts";
 
 const { values } = toolArgs(import.meta.url, {
-  args: Deno.args,
   options: {
     dir: { type: "string", default: new URL("../models/default/target", import.meta.url).pathname },
     calls: { type: "string", default: "1,2,3,4" },

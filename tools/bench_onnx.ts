@@ -124,7 +124,6 @@ export function writeRandomLlama(dir: string): void {
 
 if (import.meta.main) {
   const { values } = toolArgs(import.meta.url, {
-    args: Deno.args,
     options: {
       providers: { type: "string", default: "onnx-node,onnx-wasm,cpu" },
       tokens: { type: "string", default: "32" },

@@ -70,7 +70,6 @@ export async function buildWeb(outDir: string, log: (line: string) => void = () 
 
 if (import.meta.main) {
   const { values } = toolArgs(import.meta.url, {
-    args: Deno.args,
     options: { out: { type: "string", default: "dist/web" } },
   });
   await buildWeb(values.out!, console.log);

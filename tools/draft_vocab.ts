@@ -80,7 +80,6 @@ export function* corpusTexts(path: string, split?: string): Generator<string> {
 
 if (import.meta.main) {
   const { values, positionals } = toolArgs(import.meta.url, {
-    args: Deno.args,
     allowPositionals: true,
     options: {
       tokenizer: { type: "string" },

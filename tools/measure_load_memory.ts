@@ -120,7 +120,6 @@ async function child(dir: string): Promise<void> {
 
 async function main(): Promise<void> {
   const { values } = toolArgs(import.meta.url, {
-    args: Deno.args,
     options: { dir: { type: "string" }, child: { type: "string" } },
   });
   if (values.child) return await child(values.child);

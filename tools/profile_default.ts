@@ -47,7 +47,6 @@ import {
 } from "../backends/mod.ts";
 
 const { values } = toolArgs(import.meta.url, {
-  args: Deno.args,
   options: {
     prompts: { type: "string", default: "8" },
     tokens: { type: "string", default: "64" },
