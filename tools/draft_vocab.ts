@@ -17,12 +17,13 @@
  * has to predict: N windows of --context-len tokens cut at seeded random places from the corpus texts are
  * continued greedily by --new-tokens, and the ids generated are counted. Ids rank by that count, then by
  * their count in the corpus, then by id. On the default pair the top 2048 of such a ranking (4096 contexts of
- * the training split) cover 99.0% of the target's greedy continuations of the held-out prompts, against
+ * the training split) cover 98.8% of the target's greedy continuations of the held-out prompts, against
  * 95.4% for the corpus' own counts.
  *
  * @module
  */
-import { toolArgs } from "./tool_args.ts";
+import { toolArgs, toolFlag } from "./tool_args.ts";
+import { intFlag } from "../cli/args.ts";
 import { loadTokenizer } from "../loader/tokenizer.ts";
 import { loadCheckpoint } from "../loader/checkpoint.ts";
 import { loadTarget } from "../backends/mod.ts";
@@ -87,11 +88,11 @@ if (import.meta.main) {
       out: { type: "string" },
       split: { type: "string" },
       "default-size": { type: "string" },
-      contexts: { type: "string", default: "0" },
-      "context-len": { type: "string", default: "64" },
-      "new-tokens": { type: "string", default: "96" },
-      batch: { type: "string", default: "16" },
-      seed: { type: "string", default: "0" },
+      contexts: { type: "string" },
+      "context-len": { type: "string" },
+      "new-tokens": { type: "string" },
+      batch: { type: "string" },
+      seed: { type: "string" },
       backend: { type: "string", default: "cpu" },
     },
   });
@@ -102,23 +103,15 @@ if (import.meta.main) {
     );
     Deno.exit(2);
   }
-  const int = (flag: string, min: number, max = Number.MAX_SAFE_INTEGER): number => {
-    const v = Number(values[flag as keyof typeof values]);
-    if (!Number.isInteger(v) || v < min || v > max) {
-      console.error(
-        `error: --${flag} must be an integer in ${min}..${max}, got '${values[flag as keyof typeof values]}'`,
-      );
-      Deno.exit(2);
-    }
-    return v;
-  };
-  const contexts = int("contexts", 0);
+  const int = (flag: string, fallback: number, min: number, max?: number) =>
+    toolFlag(() => intFlag(values, flag, fallback, { min, max }));
+  const contexts = int("contexts", 0, 0);
   if (contexts > 0 && !values.target) {
     console.error("error: --contexts needs --target DIR (the model that continues them)");
     Deno.exit(2);
   }
   const tok = await loadTokenizer(tokDir);
-  const defaultSize = values["default-size"] === undefined ? null : int("default-size", 50, tok.vocabSize);
+  const defaultSize = values["default-size"] === undefined ? null : int("default-size", 0, 50, tok.vocabSize);
   const counts = new Float64Array(tok.vocabSize);
   const texts: Int32Array[] = []; // every text's ids, for --contexts
   let nTexts = 0;
@@ -141,8 +134,10 @@ if (import.meta.main) {
   let generated: Float64Array | null = null;
   let provenance = {};
   if (contexts > 0) {
-    const ctxLen = int("context-len", 1), newTokens = int("new-tokens", 1), batch = int("batch", 1);
-    const seed = int("seed", 0);
+    const ctxLen = int("context-len", 64, 1),
+      newTokens = int("new-tokens", 96, 1),
+      batch = int("batch", 16, 1);
+    const seed = int("seed", 0, 0);
     const target = await loadTarget(await loadCheckpoint(values.target!), { backend: values.backend });
     const windows = sampleWindows(texts, contexts, ctxLen, seed);
     generated = new Float64Array(tok.vocabSize);

@@ -33,8 +33,18 @@ export function toolArgs<const T extends ParseArgsConfig>(moduleUrl: string, con
     console.log(usage || `see the header comment of ${moduleUrl}`);
     Deno.exit(0);
   }
+  return toolFlag(() =>
+    parseFlags(args, config.options ?? {}, config.allowPositionals ?? false) as unknown as Parsed<T>
+  );
+}
+
+/**
+ * read() with a UsageError (cli/args.ts' intFlag, choiceFlag, ...) reported as `error: ...` and exit code 2,
+ * as toolArgs reports a bad flag.
+ */
+export function toolFlag<V>(read: () => V): V {
   try {
-    return parseFlags(args, config.options ?? {}, config.allowPositionals ?? false) as unknown as Parsed<T>;
+    return read();
   } catch (e) {
     if (!(e instanceof UsageError)) throw e;
     console.error(`error: ${e.message} (--help for usage)`);
