@@ -13,7 +13,7 @@
 import { join } from "node:path";
 import type { SamplingOptions } from "../core/options.ts";
 import { checkBeamShape } from "../core/beam_search.ts";
-import { LOOKUP_MODES, type LookupMode } from "../core/lookup.ts";
+import { LOOKUP_LENGTHS, LOOKUP_MODES, type LookupLength, type LookupMode } from "../core/lookup.ts";
 import { defaultTreeChildren, MAX_TREE_CHILDREN, MAX_TREE_NODES } from "../core/draft_tree.ts";
 import {
   type FlagValues,
@@ -80,6 +80,9 @@ Sweeps beam width x beam length for ReDrafter against the autoregressive baselin
   --lookup-mode LIST      branch (default), first, or both: first verifies a round's lookup drafts alone
                           and skips the drafter where it finds some (see \`generate --help\`); each value
                           is one more sweep dimension for every --lookup value above 0
+  --lookup-length LIST    fixed (default), match, or both: match scales a round's lookup drafts to the
+                          matched context (n/2 tokens for a match of n, at most --lookup); one more sweep
+                          dimension for every --lookup value above 0
   --tree-nodes LIST       dynamic draft trees of N nodes instead of W beams (0 = beams; default 0): each
                           value is one more sweep dimension; a tree of shape W x L drafts L-1 steps, each
                           expanding the W likeliest nodes (see \`generate --help\`)
@@ -121,6 +124,7 @@ const FLAGS = {
   "beam-lengths": { type: "string" },
   lookup: { type: "string" },
   "lookup-mode": { type: "string" },
+  "lookup-length": { type: "string" },
   "tree-nodes": { type: "string" },
   "tree-children": { type: "string" },
   modes: { type: "string" },
@@ -148,6 +152,8 @@ export interface ShapeResult {
   lookup: number;
   /** How they joined each round (--lookup-mode). */
   lookupMode: LookupMode;
+  /** How many drafts a match proposed (--lookup-length). */
+  lookupLength: LookupLength;
   /** Nodes of the dynamic draft tree (--tree-nodes; 0: beam search). */
   treeNodes: number;
   /** Tokens the drafter drafts from (--draft-vocab; the vocabulary size when all). */
@@ -221,7 +227,10 @@ async function benchBackend(
   opts: {
     widths: number[];
     lengths: number[];
-    /** Lookup settings swept: [K, mode], K = 0 (off) once, each K above 0 in each --lookup-mode. */
+    /**
+     * Lookup settings swept: [K, mode, length], K = 0 (off) once, each K above 0 in each --lookup-mode and
+     * --lookup-length.
+     */
     lookups: LookupSetting[];
     /** Draft tree sizes swept (0: beam search), and the children per expanded node (undefined: W). */
     trees: number[];
@@ -308,6 +317,7 @@ async function benchBackend(
     L = 2,
     K = 0,
     M: LookupMode = "branch",
+    G: LookupLength = "fixed",
     N = 0,
     D = 0,
   ): RunSettings => ({
@@ -318,6 +328,7 @@ async function benchBackend(
     beamLength: L,
     lookup: K,
     lookupMode: M,
+    lookupLength: G,
     draftTree: N > 0 ? { nodes: N, children: opts.treeChildren ?? defaultTreeChildren(W) } : undefined,
     tree: !values["no-tree"],
     sampling,
@@ -347,9 +358,9 @@ async function benchBackend(
   const results: ShapeResult[] = [];
   const baselines: Baseline[] = [];
   const grid = drafters.flatMap((_, D) =>
-    opts.lookups.flatMap(([K, M]) =>
+    opts.lookups.flatMap(([K, M, G]) =>
       opts.trees.flatMap((N) =>
-        opts.widths.flatMap((W) => opts.lengths.map((L) => [W, L, K, M, N, D] as const))
+        opts.widths.flatMap((W) => opts.lengths.map((L) => [W, L, K, M, G, N, D] as const))
       )
     )
   );
@@ -368,8 +379,8 @@ async function benchBackend(
       for (const batch of promptBatches) {
         await runBatch(base("autoregressive", sampling), batch, maxNew, arRep);
         bar.tick();
-        for (const [j, [W, L, K, M, N, D]] of grid.entries()) {
-          await runBatch(base("redrafter", sampling, W, L, K, M, N, D), batch, maxNew, shapeRuns[j]);
+        for (const [j, [W, L, K, M, G, N, D]] of grid.entries()) {
+          await runBatch(base("redrafter", sampling, W, L, K, M, G, N, D), batch, maxNew, shapeRuns[j]);
           bar.tick();
         }
       }
@@ -394,7 +405,7 @@ async function benchBackend(
       firstHalf: summarize(ar.metrics.slice(0, half)).tokensPerSecond,
       secondHalf: summarize(ar.metrics.length > 1 ? ar.metrics.slice(half) : ar.metrics).tokensPerSecond,
     });
-    for (const [j, [W, L, K, M, N, D]] of grid.entries()) {
+    for (const [j, [W, L, K, M, G, N, D]] of grid.entries()) {
       const r: Summary = summarize(runs[j].metrics);
       results.push({
         backend: pair.target.backend,
@@ -403,6 +414,7 @@ async function benchBackend(
         beamLength: L,
         lookup: K,
         lookupMode: M,
+        lookupLength: G,
         treeNodes: N,
         draftVocab: drafters[D].size,
         tau: r.tau,
@@ -472,18 +484,30 @@ export function draftVocabList(values: FlagValues): DraftVocabChoice[] {
   return out;
 }
 
-/** A lookup setting of the sweep: K drafts per round (0: off) and how they join the round. */
-type LookupSetting = [number, LookupMode];
+/**
+ * A lookup setting of the sweep: K drafts per round (0: off), how they join the round, and how many a match
+ * proposes.
+ */
+type LookupSetting = [number, LookupMode, LookupLength];
 
-/** A result's lookup setting as the table shows it: K, or "K first". */
-function lookupLabel(r: { lookup: number; lookupMode: LookupMode }): string {
-  return r.lookup && r.lookupMode === "first" ? `${r.lookup} first` : String(r.lookup);
+/** A result's lookup setting as the table shows it: K, "K first", "K match" or "K first match". */
+function lookupLabel(r: { lookup: number; lookupMode: LookupMode; lookupLength?: LookupLength }): string {
+  if (!r.lookup) return "0";
+  return `${r.lookup}${r.lookupMode === "first" ? " first" : ""}${
+    r.lookupLength === "match" ? " match" : ""
+  }`;
 }
 
 /** The generate flags of a lookup setting ("" without lookup drafts). */
-function lookupFlags(lookup: number | undefined, mode: LookupMode | undefined): string {
+function lookupFlags(
+  lookup: number | undefined,
+  mode: LookupMode | undefined,
+  length: LookupLength | undefined,
+): string {
   if (!lookup) return "";
-  return ` --lookup ${lookup}${mode === "first" ? " --lookup-mode first" : ""}`;
+  return ` --lookup ${lookup}${mode === "first" ? " --lookup-mode first" : ""}${
+    length === "match" ? " --lookup-length match" : ""
+  }`;
 }
 
 /** The generate flags of a draft tree setting ("" for beams). */
@@ -493,7 +517,9 @@ function treeFlags(nodes: number | undefined, children: number | undefined): str
 }
 
 /** A result's drafting as titles show it: " lookup K", " tree N", both, or "". */
-function draftingLabel(r: { lookup: number; lookupMode: LookupMode; treeNodes: number }): string {
+function draftingLabel(
+  r: { lookup: number; lookupMode: LookupMode; lookupLength?: LookupLength; treeNodes: number },
+): string {
   return (r.treeNodes ? ` tree ${r.treeNodes}` : "") + (r.lookup ? ` lookup ${lookupLabel(r)}` : "");
 }
 
@@ -549,6 +575,10 @@ async function main(argv: string[]): Promise<number> {
     throw new UsageError("--lookup-mode needs --lookup with a value of 1 or more");
   }
   const lookupModes = listFlag(values, "lookup-mode", LOOKUP_MODES, ["branch"]) as LookupMode[];
+  if (values["lookup-length"] !== undefined && !lookupKs.some((k) => k > 0)) {
+    throw new UsageError("--lookup-length needs --lookup with a value of 1 or more");
+  }
+  const lookupLengths = listFlag(values, "lookup-length", LOOKUP_LENGTHS, ["fixed"]) as LookupLength[];
   const trees = [...new Set(intListFlag(values, "tree-nodes", [0], { min: 0, max: MAX_TREE_NODES }))];
   if (values["tree-children"] !== undefined && !trees.some((n) => n > 0)) {
     throw new UsageError("--tree-children needs --tree-nodes with a value of 1 or more");
@@ -561,7 +591,9 @@ async function main(argv: string[]): Promise<number> {
     widths: [...new Set(intListFlag(values, "beam-widths", [1, 2, 4, 8], { min: 1, max: 1024 }))],
     lengths: [...new Set(intListFlag(values, "beam-lengths", [2, 3, 4, 5], { min: 2, max: 64 }))],
     lookups: lookupKs.flatMap((K): LookupSetting[] =>
-      K === 0 ? [[0, "branch"]] : lookupModes.map((M) => [K, M])
+      K === 0
+        ? [[0, "branch", "fixed"]]
+        : lookupModes.flatMap((M) => lookupLengths.map((G): LookupSetting => [K, M, G]))
     ),
     trees,
     treeChildren: values["tree-children"] === undefined
@@ -600,6 +632,7 @@ async function main(argv: string[]): Promise<number> {
       beamLength: g?.beamLength,
       lookup: g?.lookup,
       lookupMode: g?.lookupMode,
+      lookupLength: g?.lookupLength,
       treeNodes: g?.treeNodes,
       draftVocab: g?.draftVocab,
       speedup: g?.speedup,
@@ -647,14 +680,16 @@ async function main(argv: string[]): Promise<number> {
     for (const mode of opts.modes) {
       const sizes = [...new Set(results.filter((r) => r.backend === b).map((r) => r.draftVocab))];
       for (
-        const [K, M, N, DV] of sizes.flatMap((DV) =>
-          opts.lookups.flatMap(([K, M]) => opts.trees.map((N) => [K, M, N, DV] as const))
+        const [K, M, G, N, DV] of sizes.flatMap((DV) =>
+          opts.lookups.flatMap(([K, M, G]) => opts.trees.map((N) => [K, M, G, N, DV] as const))
         )
       ) {
         // One heatmap per lookup, tree and draft vocabulary setting (named _treeN, _lookupK, _lookupK_first,
-        // _vocabN past the first).
+        // _lookupK[_first]_match, _vocabN past the first).
         const rs = results.filter((r) =>
-          r.backend === b && r.mode === mode && r.lookup === K && r.lookupMode === M && r.treeNodes === N &&
+          r.backend === b && r.mode === mode && r.lookup === K && r.lookupMode === M &&
+          r.lookupLength === G &&
+          r.treeNodes === N &&
           r.draftVocab === DV
         );
         const vocabTag = sizes.length > 1 ? `_vocab${DV}` : "";
@@ -663,7 +698,7 @@ async function main(argv: string[]): Promise<number> {
         const heat = join(
           out,
           `speedup_${b}_${mode}${N ? `_tree${N}` : ""}${
-            K ? `_lookup${K}${M === "first" ? "_first" : ""}` : ""
+            K ? `_lookup${K}${M === "first" ? "_first" : ""}${G === "match" ? "_match" : ""}` : ""
           }${vocabTag}.svg`,
         );
         await Deno.writeTextFile(
@@ -671,7 +706,7 @@ async function main(argv: string[]): Promise<number> {
           heatmapSvg({
             title: `ReDrafter speedup over autoregressive (${b}, ${mode}${
               N ? `, draft tree of ${N} nodes` : ""
-            }${K ? `, lookup ${lookupLabel({ lookup: K, lookupMode: M })}` : ""}${
+            }${K ? `, lookup ${lookupLabel({ lookup: K, lookupMode: M, lookupLength: G })}` : ""}${
               vocabTag ? `, draft vocabulary ${DV}` : ""
             })`,
             xLabel: "beam length L (incl. init token)",
@@ -786,7 +821,7 @@ async function main(argv: string[]): Promise<number> {
         : `recommended on this machine for ${r.backend} (${r.mode}): --beam-width ${r.beamWidth} ` +
           `--beam-length ${r.beamLength}${
             treeFlags(r.treeNodes, r.treeNodes ? opts.treeChildren : undefined)
-          }${lookupFlags(r.lookup, r.lookupMode)}${
+          }${lookupFlags(r.lookup, r.lookupMode, r.lookupLength)}${
             withVocabs && r.draftVocab !== undefined ? ` --draft-vocab ${r.draftVocab}` : ""
           } (${fmt(r.speedup, 2)}x)`,
     );

@@ -234,7 +234,13 @@ export async function runEval(
         s.draftTree
           ? `, dynamic draft tree of ${s.draftTree.nodes} nodes (${s.draftTree.children} children)`
           : ""
-      }${s.lookup ? `, up to ${s.lookup} lookup drafts (${s.lookupMode ?? "branch"})` : ""}, ` +
+      }${
+        s.lookup
+          ? `, up to ${s.lookup} lookup drafts (${s.lookupMode ?? "branch"}${
+            s.lookupLength === "match" ? ", scaled to the match" : ""
+          })`
+          : ""
+      }, ` +
         `${s.tree ? "tree" : "chain"} verification, ${pair.target.backend} backend, ` +
         `${pair.drafterWeights ?? "no"} drafter weights${
           pair.draftVocab ? ` (draft vocabulary ${pair.draftVocab})` : ""

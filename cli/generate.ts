@@ -29,6 +29,7 @@ import {
   encodeConversation,
   fitContext,
   loadPair,
+  lookupLengthFlag,
   lookupModeFlag,
   type Pair,
   type PairOptions,
@@ -97,6 +98,10 @@ Generation:
   --lookup-mode M          branch (default): lookup drafts join the drafter's beams; first: a round that
                            finds some verifies them alone and skips the drafter (pays where a drafter
                            step is dear next to a target step, as with the default pair)
+  --lookup-length fixed|match
+                           fixed (default): every match proposes N drafts; match: a match of the last n
+                           tokens proposes n/2 of them, at most N (long matches are loops and quotes, short
+                           ones often chance; pays where each verified token costs, as on the cpu backend)
   --autoregressive         plain decoding, one token per target call (the baseline)
   --stop TEXT              stop when TEXT appears (repeatable; needs a tokenizer)
   --chat / --raw           apply the model's chat template, or use the text as is (default: --chat when
@@ -142,6 +147,7 @@ export const FLAGS = {
   "no-tree": { type: "boolean" },
   lookup: { type: "string" },
   "lookup-mode": { type: "string" },
+  "lookup-length": { type: "string" },
   "tree-nodes": { type: "string" },
   "tree-children": { type: "string" },
   autoregressive: { type: "boolean" },
@@ -287,6 +293,7 @@ export function settingsFrom(values: FlagValues, pair: Pair, mode: RunMode): Run
     draftTree: treeFlags(values, shape.beamWidth),
     lookup,
     lookupMode: lookupModeFlag(values, lookup > 0),
+    lookupLength: lookupLengthFlag(values, lookup > 0),
     sampling: samplingFromFlags(values),
     stop,
     decode: tok ? (ids) => tok.decode(ids, { skipSpecialTokens: true }) : undefined,
@@ -387,6 +394,7 @@ async function runSingle(
         beam_length: s.beamLength,
         lookup: s.lookup ?? 0,
         lookup_mode: s.lookupMode ?? "branch",
+        lookup_length: s.lookupLength ?? "fixed",
         tree_nodes: s.draftTree?.nodes ?? 0,
         draft_vocab: pair.draftVocab ?? pair.target.config.vocabSize,
       });

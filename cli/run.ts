@@ -11,7 +11,7 @@ import { drain, generateStream } from "../core/generate.ts";
 import { speculativeStream } from "../core/speculative.ts";
 import type { RunMetrics } from "../core/metrics.ts";
 import type { PromptCache } from "../core/prompt_cache.ts";
-import type { LookupMode } from "../core/lookup.ts";
+import type { LookupLength, LookupMode } from "../core/lookup.ts";
 import type { DraftTreeOptions } from "../core/draft_tree.ts";
 
 export type RunMode = "redrafter" | "autoregressive";
@@ -30,6 +30,8 @@ export interface RunSettings {
   lookup?: number;
   /** How lookup drafts join a round: next to the drafter's beams (default) or first (core/lookup.ts). */
   lookupMode?: LookupMode;
+  /** How many drafts a lookup match proposes: always `lookup` (default) or scaled to the match. */
+  lookupLength?: LookupLength;
   /** A dynamic draft tree instead of beam search (SpeculativeOptions.draftTree); undefined: beams. */
   draftTree?: DraftTreeOptions;
   /** undefined: greedy. */
@@ -58,7 +60,7 @@ export function streamFor(
       ...common,
       beamWidth: s.beamWidth,
       beamLength: s.beamLength,
-      lookup: s.lookup ? { maxDrafts: s.lookup, mode: s.lookupMode } : undefined,
+      lookup: s.lookup ? { maxDrafts: s.lookup, mode: s.lookupMode, length: s.lookupLength } : undefined,
       draftTree: s.draftTree,
       tree: s.tree,
     });

@@ -25,7 +25,7 @@ import {
   ONNX_WEIGHTS,
 } from "../backends/mod.ts";
 import { choiceFlag, type FlagValues, UsageError } from "./args.ts";
-import { LOOKUP_MODES, type LookupMode } from "../core/lookup.ts";
+import { LOOKUP_LENGTHS, LOOKUP_MODES, type LookupLength, type LookupMode } from "../core/lookup.ts";
 import { progressBar } from "./term.ts";
 
 /** The embedded default pair, next to this module's parent directory. */
@@ -306,4 +306,13 @@ export function lookupModeFlag(values: FlagValues, lookupOn: boolean): LookupMod
     throw new UsageError("--lookup-mode needs --lookup N with N >= 1");
   }
   return mode;
+}
+
+/** --lookup-length fixed|match (default fixed); refused unless lookup drafts are on (`lookupOn`). */
+export function lookupLengthFlag(values: FlagValues, lookupOn: boolean): LookupLength {
+  const length = choiceFlag(values, "lookup-length", LOOKUP_LENGTHS, "fixed");
+  if (values["lookup-length"] !== undefined && !lookupOn) {
+    throw new UsageError("--lookup-length needs --lookup N with N >= 1");
+  }
+  return length;
 }

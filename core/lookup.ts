@@ -18,15 +18,28 @@ export type LookupMode = "branch" | "first";
 /** Every LookupMode, for flag checks. */
 export const LOOKUP_MODES: readonly LookupMode[] = ["branch", "first"];
 
+/** How many drafts a match proposes (LookupOptions.length). */
+export type LookupLength = "fixed" | "match";
+
+/** Every LookupLength, for flag checks. */
+export const LOOKUP_LENGTHS: readonly LookupLength[] = ["fixed", "match"];
+
 /** Options of lookup drafting (SpeculativeOptions.lookup). */
 export interface LookupOptions {
   /** Most tokens proposed per round (>= 1). */
   maxDrafts: number;
   /** "branch" (default): next to the drafter's beams; "first": instead of them when found. */
   mode?: LookupMode;
-  /** Longest suffix n-gram matched first (default 3). */
+  /**
+   * "fixed" (default): every match proposes maxDrafts tokens. "match": a match of the context's last n
+   * tokens proposes floor(n / 2) of them (at least 1, at most maxDrafts). A long match is a loop or a quoted
+   * passage whose continuation the target tends to repeat; a short one is often chance, and every draft the
+   * target rejects still costs a verified token.
+   */
+  length?: LookupLength;
+  /** Longest suffix n-gram matched first (default 3; 16 with length "match"). */
   maxNgram?: number;
-  /** Shortest suffix n-gram tried (default 2). */
+  /** Shortest suffix n-gram tried (default 2; 3 with length "match"). */
   minNgram?: number;
 }
 
@@ -35,22 +48,28 @@ export interface LookupOptions {
  * after the latest earlier occurrence of its longest matching suffix n-gram; empty when none matches.
  */
 export function lookupDraft(context: ArrayLike<number>, opts: LookupOptions): Int32Array {
-  const maxN = opts.maxNgram ?? 3, minN = opts.minNgram ?? 2;
+  const byMatch = opts.length === "match";
+  const maxN = opts.maxNgram ?? (byMatch ? 16 : 3), minN = opts.minNgram ?? (byMatch ? 3 : 2);
   const end = context.length - 1; // index of the init token
-  for (let n = Math.min(maxN, end); n >= minN; n--) {
-    // Latest j < end with context[j - n + 1 .. j] == context[end - n + 1 .. end].
-    for (let j = end - 1; j >= n - 1; j--) {
-      let k = 0;
-      while (k < n && context[j - k] === context[end - k]) k++;
-      if (k === n) {
-        const count = Math.min(opts.maxDrafts, end - j);
-        const out = new Int32Array(count);
-        for (let i = 0; i < count; i++) out[i] = context[j + 1 + i];
-        return out;
-      }
+  const cap = Math.min(maxN, end);
+  // One pass from the latest position back: the match extent at j is how many tokens before and at j equal
+  // the context's suffix (at most cap). The longest wins, the latest among equals: the latest occurrence
+  // of the longest matching suffix n-gram.
+  let best = -1, bestN = minN - 1;
+  for (let j = end - 1; j >= 0 && bestN < cap; j--) {
+    let n = 0;
+    while (n < cap && n <= j && context[j - n] === context[end - n]) n++;
+    if (n > bestN) {
+      bestN = n;
+      best = j;
     }
   }
-  return new Int32Array(0);
+  if (best < 0) return new Int32Array(0);
+  const wanted = byMatch ? Math.max(1, Math.min(opts.maxDrafts, bestN >> 1)) : opts.maxDrafts;
+  const count = Math.min(wanted, end - best);
+  const out = new Int32Array(count);
+  for (let i = 0; i < count; i++) out[i] = context[best + 1 + i];
+  return out;
 }
 
 /** Checks LookupOptions, naming the field at fault. */
@@ -61,7 +80,11 @@ export function checkLookupOptions(o: LookupOptions): void {
   if (o.mode !== undefined && !LOOKUP_MODES.includes(o.mode)) {
     throw new Error(`lookup.mode must be one of ${LOOKUP_MODES.join(", ")}, got '${o.mode}'`);
   }
-  const maxN = o.maxNgram ?? 3, minN = o.minNgram ?? 2;
+  if (o.length !== undefined && !LOOKUP_LENGTHS.includes(o.length)) {
+    throw new Error(`lookup.length must be one of ${LOOKUP_LENGTHS.join(", ")}, got '${o.length}'`);
+  }
+  const byMatch = o.length === "match";
+  const maxN = o.maxNgram ?? (byMatch ? 16 : 3), minN = o.minNgram ?? (byMatch ? 3 : 2);
   if (!Number.isInteger(minN) || minN < 1 || !Number.isInteger(maxN) || maxN < minN || maxN > 16) {
     throw new Error(`lookup n-grams must satisfy 1 <= minNgram <= maxNgram <= 16, got ${minN}..${maxN}`);
   }

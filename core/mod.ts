@@ -37,8 +37,10 @@ export {
 } from "./draft_tree.ts";
 export {
   checkLookupOptions,
+  LOOKUP_LENGTHS,
   LOOKUP_MODES,
   lookupDraft,
+  type LookupLength,
   type LookupMode,
   type LookupOptions,
 } from "./lookup.ts";

@@ -116,6 +116,32 @@ for (const modes of [["branch"], ["first"], ["branch", "first"]]) {
   });
 }
 
+Deno.test("bench --lookup-length fixed,match: one more sweep dimension, identical outputs, flags and charts", async () => {
+  const out = Deno.makeTempDirSync({ prefix: "redrafter-bench-lookup-length-" });
+  const r = await runCli("cli/bench.ts", [
+    ...["--model", TINY, "--drafter", TINY_DRAFTER, "--prompts", join(PROMPTS, "prompts.jsonl")],
+    ...["--num-prompts", "2", "--max-new-tokens", "12", "--beam-widths", "1", "--beam-lengths", "2"],
+    ...["--modes", "greedy", "--lookup", "0,3", "--lookup-mode", "first", "--lookup-length", "fixed,match"],
+    ...["--out", out],
+  ]);
+  assert.equal(r.code, 0, r.stderr);
+  const report = JSON.parse(await Deno.readTextFile(join(out, "bench.json")));
+  type Row = { lookup: number; lookupMode: string; lookupLength: string; identical: boolean };
+  const settings = report.results.map((x: Row) => `${x.lookup} ${x.lookupMode} ${x.lookupLength}`);
+  assert.deepEqual(settings.sort(), ["0 branch fixed", "3 first fixed", "3 first match"]);
+  for (const x of report.results) assert.equal(x.identical, true, JSON.stringify(x));
+  assert.match(r.stdout, /\b3 first match\b/);
+  const top = report.recommended[0];
+  const flags = top.lookup
+    ? ` --lookup 3 --lookup-mode first${top.lookupLength === "match" ? " --lookup-length match" : ""}`
+    : "";
+  assert.match(r.stdout, new RegExp(`--beam-length 2${flags} \\(`));
+  for (const name of ["speedup_cpu_greedy_lookup3_first.svg", "speedup_cpu_greedy_lookup3_first_match.svg"]) {
+    assert.match(await Deno.readTextFile(join(out, name)), /<svg[\s\S]*<\/svg>\s*$/);
+  }
+  Deno.removeSync(out, { recursive: true });
+});
+
 Deno.test("bench --tree-nodes: draft trees as a sweep dimension, identical outputs, recommended with flags", async () => {
   const out = Deno.makeTempDirSync({ prefix: "redrafter-bench-tree-" });
   const r = await runCli("cli/bench.ts", [
@@ -232,6 +258,11 @@ Deno.test("bench: bad flags give one line and exit code 2", async () => {
         /--lookup-mode must list values from branch, first/,
       ],
       [["--lookup-mode", "first"], /--lookup-mode needs --lookup with a value of 1 or more/],
+      [["--lookup-length", "match"], /--lookup-length needs --lookup with a value of 1 or more/],
+      [
+        ["--lookup", "2", "--lookup-length", "fixed,long"],
+        /--lookup-length must list values from fixed, match/,
+      ],
       [["--tree-children", "2"], /--tree-children needs --tree-nodes with a value of 1 or more/],
       [["--tree-nodes", "0,4", "--no-tree"], /--tree-nodes needs tree verification; drop --no-tree/],
       [["--tree-nodes", "300"], /--tree-nodes must be/],

@@ -466,6 +466,16 @@ const BAD: [string, string[], RegExp][] = [
     /--lookup-mode needs --lookup N with N >= 1/,
   ],
   [
+    "unknown --lookup-length",
+    [...LLAMA_PAIR, "--prompt-ids", "1", "--lookup", "2", "--lookup-length", "long"],
+    /--lookup-length must be one of fixed, match; got 'long'/,
+  ],
+  [
+    "--lookup-length without --lookup",
+    [...LLAMA_PAIR, "--prompt-ids", "1", "--lookup-length", "match"],
+    /--lookup-length needs --lookup N with N >= 1/,
+  ],
+  [
     "--tree-nodes with the apple rule",
     [...LLAMA_PAIR, "--prompt-ids", "1", "--tree-nodes", "4", "--sampling", "apple", "--temperature", "1"],
     /--tree-nodes needs greedy or --sampling exact: the apple rule reads beam search's Q/,

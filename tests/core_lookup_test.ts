@@ -12,9 +12,10 @@ import { walkTree } from "../core/verify.ts";
 import { generate } from "../core/generate.ts";
 import { speculativeGenerate } from "../core/speculative.ts";
 import type { SpeculativeOptions } from "../core/options.ts";
-import type { DraftModel } from "../core/types.ts";
+import type { DraftModel, TargetModel } from "../core/types.ts";
 import { ToyDrafter, ToyTarget } from "./support/toy_target.ts";
-import { defaultDrafter, defaultTarget } from "./support/default_pair.ts";
+import { DEFAULT_ROOT, defaultDrafter, defaultTarget } from "./support/default_pair.ts";
+import { loadTokenizer } from "../loader/tokenizer.ts";
 
 const ids = (a: ArrayLike<number>) => Array.from(a);
 
@@ -36,6 +37,91 @@ Deno.test("lookupDraft: what followed the latest earlier match of the longest su
   assert.deepEqual(ids(lookupDraft([4, 5, 6, 4], { ...o, minNgram: 1 })), [5, 6, 4]);
 });
 
+Deno.test("lookupDraft, length match: floor(n / 2) drafts for an n-token suffix match, at most maxDrafts", () => {
+  const m = { maxDrafts: 8, length: "match" as const };
+  // A 10-token passage repeated: the suffix matches 10 tokens back (the whole passage), so 5 drafts.
+  const passage = [11, 12, 13, 14, 15, 16, 17, 18, 19, 20];
+  assert.deepEqual(ids(lookupDraft([1, ...passage, 30, 31, 32, 33, 34, 35, ...passage], m)), [
+    30,
+    31,
+    32,
+    33,
+    34,
+  ]);
+  // maxDrafts caps it.
+  assert.deepEqual(
+    ids(lookupDraft([1, ...passage, 30, 31, 32, 33, 34, 35, ...passage], { ...m, maxDrafts: 3 })),
+    [
+      30,
+      31,
+      32,
+    ],
+  );
+  // A 3-token match (the shortest that counts with length match) proposes 1; a 2-token match nothing.
+  assert.deepEqual(ids(lookupDraft([7, 8, 9, 4, 5, 6, 7, 8, 9], m)), [4]);
+  assert.deepEqual(ids(lookupDraft([8, 9, 4, 5, 6, 7, 8, 9], m)), []);
+  // The longest match wins over a later shorter one: (2, 7, 8, 9) at 0..3 against (7, 8, 9) at 5..7.
+  assert.deepEqual(ids(lookupDraft([2, 7, 8, 9, 5, 7, 8, 9, 6, 2, 7, 8, 9], m)), [5, 7]);
+  // A 16-token cap on the match: 8 drafts at most from the match length, fewer where the context ends.
+  const loop = Array.from({ length: 40 }, (_, i) => 50 + (i % 5));
+  assert.deepEqual(ids(lookupDraft(loop, { ...m, maxDrafts: 64 })), [50, 51, 52, 53, 54]);
+  assert.deepEqual(ids(lookupDraft([...passage, ...passage, ...passage], { ...m, maxDrafts: 64 })), [
+    ...passage.slice(0, 8),
+  ]);
+});
+
+/** lookupDraft as first written: for n from maxN down to minN, the latest earlier match of the n-gram. */
+function lookupDraftByNgram(
+  context: number[],
+  maxDrafts: number,
+  maxN: number,
+  minN: number,
+  byMatch: boolean,
+) {
+  const end = context.length - 1;
+  for (let n = Math.min(maxN, end); n >= minN; n--) {
+    for (let j = end - 1; j >= n - 1; j--) {
+      let k = 0;
+      while (k < n && context[j - k] === context[end - k]) k++;
+      if (k === n) {
+        const want = byMatch ? Math.max(1, Math.min(maxDrafts, n >> 1)) : maxDrafts;
+        return context.slice(j + 1, j + 1 + Math.min(want, end - j));
+      }
+    }
+  }
+  return [];
+}
+
+Deno.test("lookupDraft: the one-pass scan equals an n-gram by n-gram search on random contexts", () => {
+  let seed = 7;
+  const rand = (n: number) => {
+    seed = (seed * 1103515245 + 12345) >>> 0;
+    return (seed >>> 8) % n;
+  };
+  let found = 0;
+  for (let trial = 0; trial < 3000; trial++) {
+    const vocab = 2 + rand(6), len = 1 + rand(60);
+    // Random text, sometimes with a copied stretch so that long matches occur.
+    const ctx = Array.from({ length: len }, () => rand(vocab));
+    if (len > 20 && rand(2)) {
+      const from = rand(len - 10), span = 3 + rand(8);
+      ctx.push(...ctx.slice(from, from + span));
+    }
+    const minN = 1 + rand(4), maxN = minN + rand(16 - minN + 1), maxDrafts = 1 + rand(10);
+    const byMatch = rand(2) === 1;
+    const got = ids(lookupDraft(ctx, {
+      maxDrafts,
+      maxNgram: maxN,
+      minNgram: minN,
+      length: byMatch ? "match" : "fixed",
+    }));
+    const want = lookupDraftByNgram(ctx, maxDrafts, maxN, minN, byMatch);
+    assert.deepEqual(got, want, `context ${ctx} maxDrafts ${maxDrafts} n ${minN}..${maxN} match ${byMatch}`);
+    if (want.length) found++;
+  }
+  assert.ok(found > 1000, `${found} of 3000 contexts found drafts`);
+});
+
 Deno.test("checkLookupOptions: bad fields are named", () => {
   assert.throws(() => checkLookupOptions({ maxDrafts: 0 }), /lookup.maxDrafts must be an integer in 1..64/);
   assert.throws(() => checkLookupOptions({ maxDrafts: 2.5 }), /lookup.maxDrafts/);
@@ -47,6 +133,13 @@ Deno.test("checkLookupOptions: bad fields are named", () => {
     () => checkLookupOptions({ maxDrafts: 2, mode: "instead" as "first" }),
     /lookup.mode must be one of branch, first, got 'instead'/,
   );
+  assert.throws(
+    () => checkLookupOptions({ maxDrafts: 2, length: "long" as "match" }),
+    /lookup.length must be one of fixed, match, got 'long'/,
+  );
+  // length match raises the defaults to n-grams of 3..16, so a minNgram above 3 alone is valid there.
+  checkLookupOptions({ maxDrafts: 2, length: "match", minNgram: 8 });
+  assert.throws(() => checkLookupOptions({ maxDrafts: 2, minNgram: 8 }), /got 8..3/);
 });
 
 Deno.test("ragged beams: a longer lookup branch shares the drafter beam's prefix and is END-padded", () => {
@@ -111,7 +204,9 @@ Deno.test("lookup drafts: token-identical to AR, greedy and exact sampling, batc
             beamLength: L,
             tree,
             sampling,
-            lookup: { maxDrafts: K, mode },
+            // Drafts scaled to the match on some shapes (minNgram 2, so that the 8-token vocabulary's
+            // short matches count).
+            lookup: K === 6 ? { maxDrafts: K, mode, length: "match", minNgram: 2 } : { maxDrafts: K, mode },
           };
           const d = () => new ToyDrafter(t, { kind: "random", salt: 3, scale: 4 });
           const res = await speculativeGenerate(t, d(), prompts, opts);
@@ -234,6 +329,54 @@ Deno.test("lookup drafts on the default pair: tau rises, lookup first skips the 
   assert.ok(
     drafterRounds < first.metrics.steps * 0.9,
     `${drafterRounds} drafter rounds in ${first.metrics.steps} rounds`,
+  );
+  // Drafts scaled to the match: the same text, and fewer verified tokens per new token than a fixed 4.
+  const verified = { n: 0 };
+  const counting: TargetModel = {
+    config: target.config,
+    backend: target.backend,
+    embeddingTable: () => target.embeddingTable(),
+    createSession(batch, capacity) {
+      const s = target.createSession(batch, capacity);
+      return {
+        batch: s.batch,
+        capacity: s.capacity,
+        lengths: () => s.lengths(),
+        forward(req) {
+          for (const row of req.rows) verified.n += row.tokens.length;
+          return s.forward(req);
+        },
+        commit: (keep) => s.commit(keep),
+        truncate: (row, length) => s.truncate(row, length),
+        dispose: () => s.dispose(),
+      };
+    },
+    dispose() {},
+  };
+  // Over the first 4 held-out prompts, 160 tokens each: the rejected lookup drafts are what match saves.
+  const tok = await loadTokenizer(DEFAULT_ROOT + "target");
+  const held = Deno.readTextFileSync(DEFAULT_ROOT + "prompts.jsonl").trim().split("\n").slice(0, 4)
+    .map((l) => Array.from(tok.encode(JSON.parse(l).prompt)));
+  const perToken: Record<string, number> = {};
+  for (const length of ["fixed", "match"] as const) {
+    verified.n = 0;
+    let newTokens = 0;
+    for (const p of held) {
+      const want = await generate(target, [p], { maxNewTokens: 160 });
+      const r = await speculativeGenerate(counting, drafter, [p], {
+        maxNewTokens: 160,
+        beamWidth: 1,
+        beamLength: 3,
+        lookup: { maxDrafts: 4, mode: "first", length },
+      });
+      assert.deepEqual(r.ids, want.ids, length);
+      newTokens += r.metrics.newTokens;
+    }
+    perToken[length] = verified.n / newTokens;
+  }
+  assert.ok(
+    perToken.match < perToken.fixed * 0.95,
+    `verified tokens per new token: ${JSON.stringify(perToken)}`,
   );
   drafter.dispose();
   target.dispose();

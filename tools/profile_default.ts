@@ -21,7 +21,8 @@
  *
  * A shape WxLtN drafts a dynamic tree of N nodes (WxLtN/C: C children per expanded node; default W) instead
  * of W beams (core/draft_tree.ts). A shape WxL+bK adds up to K prompt lookup drafts as a branch next to the beams; WxL+fK verifies them
- * instead of running the drafter in rounds where they are found (core/lookup.ts).
+ * instead of running the drafter in rounds where they are found (core/lookup.ts); a trailing m (+f4m)
+scales the drafts to the match (lookup length "match": floor(n / 2) for an n-token match, at most K).
  *
  * Tokens/s here is decode only: new tokens over (total - prompt) time, so the prefill (identical for both)
  * does not dilute the ratio.
@@ -111,11 +112,15 @@ const prompts = lines.slice(0, nPrompts).map((l) => tok.encode(JSON.parse(l).pro
 // A shape is WxL, optionally a dynamic draft tree of N nodes (WxLtN, or WxLtN/C with C children per node;
 // core/draft_tree.ts), and optionally lookup drafts: +bK (K drafts next to the beams) or +fK (lookup first).
 const shapes = values.shapes.split(",").flatMap((s) => {
-  const m = /^(\d+)x(\d+)(?:t(\d+)(?:\/(\d+))?)?(?:\+([bf])(\d+))?$/.exec(s);
-  if (!m) throw new Error(`--shapes: '${s}' is not WxL[tN[/C]][+bK|+fK]`);
+  const m = /^(\d+)x(\d+)(?:t(\d+)(?:\/(\d+))?)?(?:\+([bf])(\d+)(m?))?$/.exec(s);
+  if (!m) throw new Error(`--shapes: '${s}' is not WxL[tN[/C]][+bK|+fK][m]`);
   const draftTree = m[3] ? { nodes: Number(m[3]), children: m[4] ? Number(m[4]) : undefined } : undefined;
   const lookup = m[5]
-    ? { maxDrafts: Number(m[6]), mode: m[5] === "f" ? "first" as const : "branch" as const }
+    ? {
+      maxDrafts: Number(m[6]),
+      mode: m[5] === "f" ? "first" as const : "branch" as const,
+      length: m[7] ? "match" as const : "fixed" as const,
+    }
     : undefined;
   return labels.map((_, d) => ({ W: Number(m[1]), L: Number(m[2]), d, lookup, draftTree, label: s }));
 });

@@ -24,7 +24,7 @@ export function headerComment(source: string): string {
  * prints `error: ...` naming the flag and exits 2.
  */
 export function toolArgs<const T extends ParseArgsConfig>(moduleUrl: string, config: T): Parsed<T> {
-  const args = config.args ?? Deno.args;
+  const args = [...(config.args ?? Deno.args)];
   if (args.includes("--help") || args.includes("-h")) {
     let usage = "";
     try {
