@@ -438,6 +438,39 @@ async function benchBackend(
 /** Drift between the halves of a baseline above which a single sweep's speedups deserve repeats. */
 const DRIFT_WARN = 0.1;
 
+/** A backend's best shape as the generate flags that run it, or a note that autoregression was faster. */
+export interface Recommendation {
+  backend: string;
+  mode: BenchMode;
+  beamWidth?: number;
+  beamLength?: number;
+  lookup?: number;
+  lookupMode?: LookupMode;
+  lookupLength?: LookupLength;
+  treeNodes?: number;
+  draftVocab?: number;
+  speedup?: number;
+}
+
+/** The "recommended on this machine" line of one backend. */
+export function recommendedLine(
+  r: Recommendation,
+  treeChildren: number | undefined,
+  withVocabs: boolean,
+): string {
+  if (r.beamWidth === undefined) return `${r.backend}: no result`;
+  return `recommended on this machine for ${r.backend} (${r.mode}): --beam-width ${r.beamWidth} ` +
+    `--beam-length ${r.beamLength}${treeFlags(r.treeNodes, r.treeNodes ? treeChildren : undefined)}${
+      lookupFlags(r.lookup, r.lookupMode, r.lookupLength)
+    }${withVocabs && r.draftVocab !== undefined ? ` --draft-vocab ${r.draftVocab}` : ""} (${
+      fmt(r.speedup, 2)
+    }x)${
+      r.speedup !== undefined && r.speedup < 1
+        ? "; every shape was slower than autoregression here: --autoregressive is faster"
+        : ""
+    }`;
+}
+
 /**
  * Warnings for baselines whose two halves differ by more than 10%: the machine changed speed during the
  * sweep (a shared VM), so speedups of one sweep can be off by that much. None with repeats (their
@@ -623,7 +656,7 @@ async function main(argv: string[]): Promise<number> {
     r.pair.dispose();
   }
 
-  const recommended = backends.map((b) => {
+  const recommended = backends.map((b): Recommendation => {
     const g = best(results, b, opts.modes[0]);
     return {
       backend: b,
@@ -814,18 +847,7 @@ async function main(argv: string[]): Promise<number> {
     { align: ["left", "left", "right", "right", "right", "right", "right", "right"] },
   ));
   console.log();
-  for (const r of recommended) {
-    console.log(
-      r.beamWidth === undefined
-        ? `${r.backend}: no result`
-        : `recommended on this machine for ${r.backend} (${r.mode}): --beam-width ${r.beamWidth} ` +
-          `--beam-length ${r.beamLength}${
-            treeFlags(r.treeNodes, r.treeNodes ? opts.treeChildren : undefined)
-          }${lookupFlags(r.lookup, r.lookupMode, r.lookupLength)}${
-            withVocabs && r.draftVocab !== undefined ? ` --draft-vocab ${r.draftVocab}` : ""
-          } (${fmt(r.speedup, 2)}x)`,
-    );
-  }
+  for (const r of recommended) console.log(recommendedLine(r, opts.treeChildren, withVocabs));
   for (const w of driftWarnings(baselines, opts.repeats)) console.log(w);
   if (results.some((r) => !r.identical)) {
     console.log(

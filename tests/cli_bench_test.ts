@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { PROMPTS, runCli, TINY, TINY_DRAFTER } from "./support/cli.ts";
-import { driftWarnings } from "../cli/bench.ts";
+import { driftWarnings, recommendedLine } from "../cli/bench.ts";
 
 Deno.test("bench: sweep, recommendation, bench.json and SVG charts", async () => {
   const out = Deno.makeTempDirSync({ prefix: "redrafter-bench-" });
@@ -311,4 +311,34 @@ Deno.test("bench: a baseline whose halves differ by more than 10% gets a warning
   assert.deepEqual(driftWarnings([b(266.6, 201.8)], 1).length, 1, "either direction");
   assert.deepEqual(driftWarnings([b(351.6, 376.7)], 1), [], "7% is within the noise");
   assert.deepEqual(driftWarnings([b(201.8, 266.6)], 3), [], "repeats show their range instead");
+});
+
+Deno.test("recommendedLine: the best shape's generate flags, and a note when autoregression was faster", () => {
+  const r = {
+    backend: "cpu",
+    mode: "greedy" as const,
+    beamWidth: 1,
+    beamLength: 2,
+    lookup: 4,
+    lookupMode: "first" as const,
+    lookupLength: "match" as const,
+    treeNodes: 0,
+    draftVocab: 2048,
+    speedup: 1.44,
+  };
+  assert.equal(
+    recommendedLine(r, undefined, false),
+    "recommended on this machine for cpu (greedy): --beam-width 1 --beam-length 2 --lookup 4 " +
+      "--lookup-mode first --lookup-length match (1.44x)",
+  );
+  assert.equal(
+    recommendedLine({ ...r, mode: "exact", lookup: 0, treeNodes: 4, speedup: 0.92 }, 2, true),
+    "recommended on this machine for cpu (exact): --beam-width 1 --beam-length 2 --tree-nodes 4 " +
+      "--tree-children 2 --draft-vocab 2048 (0.92x); every shape was slower than autoregression here: " +
+      "--autoregressive is faster",
+  );
+  assert.equal(
+    recommendedLine({ backend: "onnx-node", mode: "greedy" }, undefined, false),
+    "onnx-node: no result",
+  );
 });
