@@ -335,6 +335,13 @@ export function startServer(
         beam_width: settings.mode === "redrafter" ? settings.beamWidth : null,
         beam_length: settings.mode === "redrafter" ? settings.beamLength : null,
         tree_nodes: settings.mode === "redrafter" ? settings.draftTree?.nodes ?? 0 : null,
+        lookup: settings.mode === "redrafter" ? settings.lookup ?? 0 : null,
+        lookup_mode: settings.mode === "redrafter" && settings.lookup
+          ? settings.lookupMode ?? "branch"
+          : null,
+        lookup_length: settings.mode === "redrafter" && settings.lookup
+          ? settings.lookupLength ?? "fixed"
+          : null,
         draft_vocab: settings.mode === "redrafter" ? pair.draftVocab ?? pair.target.config.vocabSize : null,
         backend: pair.target.backend,
       },
@@ -496,6 +503,12 @@ async function main(argv: string[]): Promise<number> {
       mode === "redrafter"
         ? ` ${settings.beamWidth}x${settings.beamLength}${
           settings.draftTree ? `, draft tree of ${settings.draftTree.nodes} nodes` : ""
+        }${
+          settings.lookup
+            ? `, up to ${settings.lookup} lookup drafts (${settings.lookupMode ?? "branch"}${
+              settings.lookupLength === "match" ? ", scaled to the match" : ""
+            })`
+            : ""
         }`
         : ""
     }) on http://${server.addr.hostname}:${server.addr.port}/v1 (Ctrl-C stops)`,

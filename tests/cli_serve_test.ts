@@ -125,6 +125,33 @@ Deno.test("serve --tree-nodes: greedy and sampled completions equal autoregressi
   );
 });
 
+Deno.test("serve --lookup 4 --lookup-mode first --lookup-length match: greedy and sampled completions equal autoregression; the reply names the lookup", async () => {
+  await withServer(
+    async (base, p) => {
+      // A prompt that repeats itself, so lookup drafts are found.
+      const ids = p.tokenizer!.encode(`${PROMPT} ${PROMPT} ${PROMPT}`);
+      for (const s of [undefined, { mode: "exact" as const, temperature: 0.8, seed: 5 }]) {
+        const ref = await generate(p.target, [ids], { maxNewTokens: 32, sampling: s });
+        const { status, json } = await post(`${base}/v1/completions`, {
+          prompt: ids,
+          max_tokens: 32,
+          ...(s ? { temperature: 0.8, seed: 5 } : {}),
+        });
+        assert.equal(status, 200);
+        assert.deepEqual(
+          (json.choices as Record<string, unknown>[])[0].token_ids,
+          ref.ids[0],
+          s?.mode ?? "greedy",
+        );
+        const rd = json.redrafter as Record<string, unknown>;
+        assert.deepEqual([rd.lookup, rd.lookup_mode, rd.lookup_length], [4, "first", "match"]);
+      }
+    },
+    1,
+    { "lookup": "4", "lookup-mode": "first", "lookup-length": "match" },
+  );
+});
+
 Deno.test("serve: streamed deltas join into the non-streamed text; chat streams a role, content and a finish", async () => {
   await withServer(async (base) => {
     const whole = await post(`${base}/v1/completions`, { prompt: PROMPT, max_tokens: 24 });
