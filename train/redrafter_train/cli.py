@@ -71,6 +71,11 @@ def parser() -> argparse.ArgumentParser:
                    help="draft_vocab.json's default_size: the fewest most frequent tokens (a multiple of 256) "
                         "that cover this share of the training labels, when that is at most half the "
                         "vocabulary; 0: rank the tokens but set no default")
+    g.add_argument("--soft-weight", type=float, default=0.0,
+                   help="weight w of soft targets: each row's loss is (1 - w) x CE on the label + w x T^2 x CE "
+                        "on the target's own distribution at temperature T (knowledge distillation; fits the "
+                        "whole distribution, which exact sampling accepts from); 0: the reference loss")
+    g.add_argument("--soft-temperature", type=float, default=1.0, help="T of --soft-weight")
     g.add_argument("--loss-chunk", type=int, default=8192, help="rows per head/cross-entropy chunk")
     g.add_argument("--no-head-checkpoint", dest="head_checkpoint", action="store_false",
                    help="keep head logits for backward instead of recomputing them (more memory)")
@@ -93,6 +98,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.data is None and not (args.distill_contexts > 0 and args.distill_prompts == "sampled"):
         print("error: --data is required (unless --distill-contexts N with --distill-prompts sampled)",
               file=sys.stderr)
+        return 2
+    if not 0 <= args.soft_weight <= 1:
+        print(f"error: --soft-weight must be in [0, 1], got {args.soft_weight}", file=sys.stderr)
+        return 2
+    if not args.soft_temperature > 0:
+        print(f"error: --soft-temperature must be > 0, got {args.soft_temperature}", file=sys.stderr)
         return 2
     if args.grow_layers and not args.init:
         print("error: --grow-layers needs --init (the drafter to deepen)", file=sys.stderr)

@@ -122,10 +122,13 @@ class Drafter(nn.Module):
         return out
 
     def forward(self, hidden: torch.Tensor, embs: torch.Tensor, labels: torch.Tensor, next_n: int,
-                top_k: int = 5, chunk: int = 8192, checkpoint: bool = True):
-        """Training forward: per-step cross-entropy sums and top-k hit counts (see loss.drafter_loss_sums)."""
+                top_k: int = 5, chunk: int = 8192, checkpoint: bool = True, teacher_head=None,
+                soft_weight: float = 0.0, soft_temperature: float = 1.0):
+        """Training forward: per-step cross-entropy sums and top-k hit counts (see loss.drafter_loss_sums);
+        with soft_weight > 0, mixed with soft targets from teacher_head on `hidden`."""
         from .loss import drafter_loss_sums
-        return drafter_loss_sums(self, self.step_inputs(hidden, embs, next_n), labels, top_k, chunk, checkpoint)
+        return drafter_loss_sums(self, self.step_inputs(hidden, embs, next_n), labels, top_k, chunk, checkpoint,
+                                 teacher_head, hidden if soft_weight > 0 else None, soft_weight, soft_temperature)
 
     # --- inference (the reference's beam search; used for fixtures and parity) ---------------------------
     def log_probs(self, ctx: torch.Tensor, state: torch.Tensor) -> torch.Tensor:

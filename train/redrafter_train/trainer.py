@@ -233,6 +233,11 @@ def train(args) -> dict:
         return torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_autocast)
 
     K = args.predict_n
+    # Soft targets: the target's LM head (frozen) turns its hidden states into the distribution to fit.
+    teacher_head = target.get_output_embeddings() if args.soft_weight > 0 else None
+    if teacher_head is not None:
+        log(f"loss: (1 - {args.soft_weight}) x CE + {args.soft_weight} x soft targets at temperature "
+            f"{args.soft_temperature} (the target's own distribution; held-out loss stays plain CE)")
     stop_at = min(args.max_steps, args.stop_at_step or args.max_steps)
     t_start = time.time()
     t_log, tok_log = time.time(), 0
@@ -257,7 +262,8 @@ def train(args) -> dict:
             with ctx:
                 with autocast():
                     ce, _, hits = ddp(hidden, embs, y, K, top_k=5, chunk=args.loss_chunk,
-                                      checkpoint=args.head_checkpoint)
+                                      checkpoint=args.head_checkpoint, teacher_head=teacher_head,
+                                      soft_weight=args.soft_weight, soft_temperature=args.soft_temperature)
                 loss = (ce / denom).sum() * world  # DDP averages gradients over ranks
                 loss.backward()
             ce_tot += ce.detach()

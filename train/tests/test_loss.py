@@ -70,3 +70,67 @@ def test_lean_sums_match_reference_formula():
     ref2.backward()
     for a, p in zip(g1, model.parameters()):
         assert torch.allclose(a, p.grad, atol=1e-6)
+
+
+def _soft_setup():
+    torch.manual_seed(1)
+    cfg = DrafterConfig(hidden_size=8, vocab_size=30, exit_dim=12, num_draft_layers=1, rnn=True)
+    model = Drafter(cfg)
+    teacher = torch.nn.Linear(8, 30, bias=False)
+    B, T, K = 2, 9, 3
+    hidden, embs = torch.randn(B, T, 8), torch.randn(B, T, 8)
+    labels = torch.randint(0, 30, (B, T))
+    labels[1, 6:] = -100
+    return model, teacher, hidden, embs, labels, K
+
+
+def _soft_by_hand(model, teacher, hidden, embs, labels, K, w, temp):
+    """Per step j: sum over kept rows of (1 - w) CE + w T^2 CE(softmax(teacher / T), student / T)."""
+    out = []
+    T_ = hidden.shape[1]
+    for j, x in enumerate(model.step_inputs(hidden, embs, K)):
+        y = labels[:, j + 2:]
+        keep = y.ne(-100)
+        s = model.head(x[:, : -(j + 2)][keep])
+        t = teacher(hidden[:, j + 1: T_ - 1][keep]).detach()
+        ce = torch.nn.functional.cross_entropy(s, y[keep], reduction="sum")
+        soft = -((t / temp).softmax(-1) * (s / temp).log_softmax(-1)).sum() * temp ** 2
+        out.append((1 - w) * ce + w * soft)
+    return torch.stack(out)
+
+
+def test_soft_targets_match_the_formula_and_its_gradient():
+    model, teacher, hidden, embs, labels, K = _soft_setup()
+    for w, temp in ((0.5, 1.0), (1.0, 2.0)):
+        want = _soft_by_hand(model, teacher, hidden, embs, labels, K, w, temp)
+        model.zero_grad()
+        want.sum().backward()
+        g_want = [p.grad.clone() for p in model.parameters()]
+        model.zero_grad()
+        got, cnt, _ = model(hidden, embs, labels, K, chunk=4, checkpoint=True, teacher_head=teacher,
+                            soft_weight=w, soft_temperature=temp)
+        assert torch.allclose(got, want, atol=1e-4), (w, temp, got, want)
+        got.sum().backward()
+        for a, p in zip(g_want, model.parameters()):
+            assert torch.allclose(a, p.grad, atol=1e-5), (w, temp)
+        assert teacher.weight.grad is None, "the teacher stays frozen"
+    # The soft term moved the loss: w = 1 is not the plain CE.
+    plain, _, _ = model(hidden, embs, labels, K, chunk=4)
+    assert not torch.allclose(got, plain)
+
+
+def test_soft_weight_zero_is_the_reference_loss():
+    model, teacher, hidden, embs, labels, K = _soft_setup()
+    a, _, ha = model(hidden, embs, labels, K, chunk=4)
+    b, _, hb = model(hidden, embs, labels, K, chunk=4, teacher_head=teacher, soft_weight=0.0)
+    assert torch.equal(a, b) and torch.equal(ha, hb)
+
+
+def test_soft_targets_need_the_teacher():
+    model, _, hidden, embs, labels, K = _soft_setup()
+    try:
+        drafter_loss_sums(model, model.step_inputs(hidden, embs, K), labels, soft_weight=0.5)
+    except ValueError as e:
+        assert "teacher_head and teacher_hidden" in str(e)
+    else:
+        raise AssertionError("soft_weight without a teacher was accepted")
