@@ -8,7 +8,13 @@ of positions whose first k drafts all equal the target's tokens) and the implied
 length L = 2..depth+1 (1 + the sum of the chained acceptances). This is what `deno task bench` measures at
 W=1, without the timing.
 
+For sampling it also reports, at depth 1 and --temperature T: the exact mode's acceptance (the target's
+probability of the drafter's argmax: a draft is kept when the target's own draw equals it) and the sum over
+tokens of min(p, q), the most any draft drawn from the drafter's distribution q could be accepted with
+(what soft-target training, train/ --soft-weight, aims to raise).
+
   python3 tools/default_model/drafter_acceptance.py [--drafter models/default/drafter[,other...]] [--prompts 32]
+                                                   [--temperature 1]
 """
 import argparse
 import json
@@ -32,6 +38,7 @@ def main() -> None:
     ap.add_argument("--prompts", type=int, default=32)
     ap.add_argument("--tokens", type=int, default=64)
     ap.add_argument("--depth", type=int, default=4)
+    ap.add_argument("--temperature", type=float, default=1.0, help="temperature of the sampling metrics")
     args = ap.parse_args()
     from transformers import AutoModelForCausalLM, AutoTokenizer
     tok = AutoTokenizer.from_pretrained(args.target)
@@ -48,6 +55,7 @@ def main() -> None:
         drafter = load_drafter(path).eval()
         hits = torch.zeros(args.depth)
         total = 0
+        p_argmax, overlap = 0.0, 0.0
         with torch.no_grad():
             for n, seq, hidden, emb in rows:
                 # Every position t of the continuation at once: a round whose last verified token is t.
@@ -56,13 +64,22 @@ def main() -> None:
                 ok = torch.ones(len(t), dtype=torch.bool)
                 for j in range(args.depth):
                     state = drafter.update_state(state, emb[t + 1 + j])
-                    ok &= drafter.head(torch.cat((hidden[t], state), -1)).argmax(-1) == seq[t + 2 + j]
+                    logits = drafter.head(torch.cat((hidden[t], state), -1))
+                    ok &= logits.argmax(-1) == seq[t + 2 + j]
                     hits[j] += ok.sum()
+                    if j == 0:
+                        # The target's distribution over token t+2 comes from its hidden state at t+1.
+                        p = (target.get_output_embeddings()(hidden[t + 1]) / args.temperature).softmax(-1)
+                        q = (logits / args.temperature).softmax(-1)
+                        p_argmax += float(p.gather(-1, logits.argmax(-1, keepdim=True)).sum())
+                        overlap += float(torch.minimum(p, q).sum())
                 total += len(t)
         chained = (hits / total).tolist()
         print(f"{path}: {len(prompts)} held-out prompts, {total} positions")
         print("chained acceptance by depth: " + " ".join(f"{a:.3f}" for a in chained))
         print("tau estimate, W=1: " + " ".join(f"L={k + 2}: {1 + sum(chained[:k + 1]):.2f}" for k in range(args.depth)))
+        print(f"depth 1 at temperature {args.temperature:g}: exact-mode acceptance {p_argmax / total:.3f}, "
+              f"sum of min(p, q) {overlap / total:.3f}")
 
 
 if __name__ == "__main__":

@@ -16,6 +16,9 @@
 #   e   the shipped drafter deepened to GROW_LAYERS ResBlocks (default 3; --grow-layers: the new ones start
 #       as the identity, so it starts exactly at the shipped drafter's acceptance) and fine-tuned; each
 #       block adds 256 x 256 multiply-adds per step (stage 3 came from growing stage 2's 1 block to 3)
+#   f   the shipped drafter fine-tuned with soft targets (--soft-weight ${SOFT_WEIGHT:-0.5}): the target's whole
+#       distribution next to its greedy labels (compare with d; on the CPU it raised drafter_acceptance.py's
+#       sum of min(p, q) and lowered greedy acceptance, see train/README.md)
 # SEED (default 0) seeds the distillation and training: another seed gives fresh rows (stage 3 saw seed 0's
 # 120000 contexts about 4 times). ACC_PROMPTS=0 skips the acceptance step (drafter_acceptance.py runs on a
 # CPU too). Next, with the GPU to one variant: SEED=1 ACC_PROMPTS=0 VARIANTS=d ... docs.jsonl 240000 8
@@ -23,7 +26,7 @@ set -uo pipefail
 cd "$(dirname "$0")/../.."
 SRC=$1; CTX=${2:-120000}; MIN=${3:-3.5}
 OUT=${OUT:-/tmp/sweep-out}; W=/tmp/sweep; mkdir -p "$OUT" "$W"
-rm -rf $W/a $W/b $W/c $W/d $W/e  # earlier variants; the distilled rows ($W/rows.pt) are reused when settings match
+rm -rf $W/a $W/b $W/c $W/d $W/e $W/f  # earlier variants; the distilled rows ($W/rows.pt) are reused when settings match
 export PYTHONUNBUFFERED=1 PYTHONPATH=$PWD/train
 T0=$(date +%s)
 stamp() { echo "[$(($(date +%s) - T0))s] $*"; }
@@ -62,7 +65,8 @@ for v in $VARIANTS; do
     c) train c --layers 1 --exit-dim 256 --predict-n 3 --lr 2e-3 & ;;
     d) train d --init models/default/drafter --lr 6e-4 & ;;
     e) train e --init models/default/drafter --grow-layers "${GROW_LAYERS:-3}" --lr 6e-4 & ;;
-    *) echo "unknown variant $v (a, b, c, d or e)"; exit 2 ;;
+    f) train f --init models/default/drafter --lr 6e-4 --soft-weight "${SOFT_WEIGHT:-0.5}" & ;;
+    *) echo "unknown variant $v (a, b, c, d, e or f)"; exit 2 ;;
   esac
 done
 wait
@@ -70,11 +74,11 @@ stamp "trained"
 for v in $VARIANTS; do
   echo "== $v"; grep -E "^step|^drafter:|^  step [1-3]|^eval|error|Error" $OUT/$v.log | tail -7
 done
-for v in a b c d e; do
+for v in a b c d e f; do
   [ -f $W/$v/model.safetensors ] && tar -C $W -cf $OUT/drafter-$v.tar $v/config.json $v/model.safetensors $v/metrics.json
 done
 # Keep the target and the drafters on this machine for a follow-up call (ignored paths survive while warm).
-mkdir -p .devkeep && cp -r $TGT .devkeep/ && for v in a b c d e; do cp -r $W/$v .devkeep/drafter-$v 2>/dev/null; done
+mkdir -p .devkeep && cp -r $TGT .devkeep/ && for v in a b c d e f; do cp -r $W/$v .devkeep/drafter-$v 2>/dev/null; done
 [ "${ACC_PROMPTS:-100}" = 0 ] && { stamp "done"; ls -la $OUT; exit 0; }
 stamp "held-out acceptance (${ACC_PROMPTS:-100} prompts)"
 list=models/default/drafter
