@@ -12,7 +12,7 @@ import type { PromptMetrics, RunMetrics } from "../core/metrics.ts";
 import { batches, parsePrompts, type Prompt, readPrompts } from "./prompts.ts";
 import { type FlagValues, intFlag, UsageError } from "./args.ts";
 import { asUsage, encodeConversation, fitContext, type Pair, promptStyle } from "./setup.ts";
-import { type RunMode, type RunSettings, runToEnd, streamFor } from "./run.ts";
+import { lookupDescription, type RunMode, type RunSettings, runToEnd, streamFor } from "./run.ts";
 import { fetchMtBench } from "./mt_bench.ts";
 import { PromptCache } from "../core/prompt_cache.ts";
 import { fmt, summarize, summaryTable } from "./report.ts";
@@ -234,13 +234,7 @@ export async function runEval(
         s.draftTree
           ? `, dynamic draft tree of ${s.draftTree.nodes} nodes (${s.draftTree.children} children)`
           : ""
-      }${
-        s.lookup
-          ? `, up to ${s.lookup} lookup drafts (${s.lookupMode ?? "branch"}${
-            s.lookupLength === "match" ? ", scaled to the match" : ""
-          })`
-          : ""
-      }, ` +
+      }${lookupDescription(s)}, ` +
         `${s.tree ? "tree" : "chain"} verification, ${pair.target.backend} backend, ` +
         `${pair.drafterWeights ?? "no"} drafter weights${
           pair.draftVocab ? ` (draft vocabulary ${pair.draftVocab})` : ""

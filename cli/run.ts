@@ -40,6 +40,13 @@ export interface RunSettings {
   decode?: (ids: number[]) => string;
 }
 
+/** ", up to K lookup drafts (mode[, scaled to the match])" for a run with lookup drafts, else "". */
+export function lookupDescription(s: Pick<RunSettings, "lookup" | "lookupMode" | "lookupLength">): string {
+  if (!s.lookup) return "";
+  const scaled = s.lookupLength === "match" ? ", scaled to the match" : "";
+  return `, up to ${s.lookup} lookup drafts (${s.lookupMode ?? "branch"}${scaled})`;
+}
+
 /** The token stream of one call over a batch of prompts. */
 export function streamFor(
   s: RunSettings,

@@ -12,7 +12,7 @@ import { resolveSampling } from "../core/options.ts";
 import { createStreamDecoder } from "../loader/stream_decoder.ts";
 import { intFlag, parseFlags, runMain, UsageError } from "./args.ts";
 import { encodeConversation, fitContext, loadPair, type Pair, promptStyle } from "./setup.ts";
-import { type RunMode, type RunSettings, streamFor } from "./run.ts";
+import { lookupDescription, type RunMode, type RunSettings, streamFor } from "./run.ts";
 import { FLAGS as GENERATE_FLAGS, pairOptionsFromFlags, settingsFrom } from "./generate.ts";
 
 export const USAGE = `usage: deno task serve [flags]
@@ -503,13 +503,7 @@ async function main(argv: string[]): Promise<number> {
       mode === "redrafter"
         ? ` ${settings.beamWidth}x${settings.beamLength}${
           settings.draftTree ? `, draft tree of ${settings.draftTree.nodes} nodes` : ""
-        }${
-          settings.lookup
-            ? `, up to ${settings.lookup} lookup drafts (${settings.lookupMode ?? "branch"}${
-              settings.lookupLength === "match" ? ", scaled to the match" : ""
-            })`
-            : ""
-        }`
+        }${lookupDescription(settings)}`
         : ""
     }) on http://${server.addr.hostname}:${server.addr.port}/v1 (Ctrl-C stops)`,
   );

@@ -2,6 +2,7 @@
 import assert from "node:assert/strict";
 import { MetricsRecorder } from "../core/metrics.ts";
 import { fmt, summarize, summaryTable } from "../cli/report.ts";
+import { lookupDescription } from "../cli/run.ts";
 
 function fakeRun(accepted: number[][], stepMs: number, L = 4) {
   let t = 0;
@@ -62,4 +63,14 @@ Deno.test("summaryTable: a column per run kind, draft rows only for ReDrafter", 
   assert.deepEqual(row("draft ms/step"), ["draft ms/step", "-", "1"]);
   assert.equal(fmt(2.5, 1), "2.5");
   assert.equal(fmt(null), "-");
+});
+
+Deno.test("lookupDescription: the lookup settings as eval and serve print them", () => {
+  assert.equal(lookupDescription({ lookup: 0 }), "");
+  assert.equal(lookupDescription({}), "");
+  assert.equal(lookupDescription({ lookup: 4 }), ", up to 4 lookup drafts (branch)");
+  assert.equal(
+    lookupDescription({ lookup: 4, lookupMode: "first", lookupLength: "match" }),
+    ", up to 4 lookup drafts (first, scaled to the match)",
+  );
 });
