@@ -11,7 +11,7 @@
  * How many a match proposes (LookupOptions.length): "fixed" takes maxDrafts; "match" takes half the
  * matched n-gram's length (n up to 16), so a long loop gets long drafts and a chance 3-gram one. On the cpu
  * backend, where each verified token costs about a quarter of a step, that verifies 10% fewer tokens for
- * the same text and made lookup first 5-10% faster (docs/measurements.md, session 14).
+ * the same text and made lookup first 0-10% faster, never slower (docs/measurements.md, session 14).
  *
  * @module
  */
@@ -55,7 +55,7 @@ export interface LookupOptions {
  */
 export function lookupDraft(context: ArrayLike<number>, opts: LookupOptions): Int32Array {
   const byMatch = opts.length === "match";
-  const maxN = opts.maxNgram ?? (byMatch ? 16 : 3), minN = opts.minNgram ?? (byMatch ? 3 : 2);
+  const [minN, maxN] = ngramRange(opts);
   const end = context.length - 1; // index of the init token
   const cap = Math.min(maxN, end);
   // One pass from the latest position back: the match extent at j is how many tokens before and at j equal
@@ -78,6 +78,12 @@ export function lookupDraft(context: ArrayLike<number>, opts: LookupOptions): In
   return out;
 }
 
+/** [minNgram, maxNgram] with their defaults: 2..3, or 3..16 with length "match". */
+function ngramRange(o: LookupOptions): [number, number] {
+  const byMatch = o.length === "match";
+  return [o.minNgram ?? (byMatch ? 3 : 2), o.maxNgram ?? (byMatch ? 16 : 3)];
+}
+
 /** Checks LookupOptions, naming the field at fault. */
 export function checkLookupOptions(o: LookupOptions): void {
   if (!Number.isInteger(o.maxDrafts) || o.maxDrafts < 1 || o.maxDrafts > 64) {
@@ -89,8 +95,7 @@ export function checkLookupOptions(o: LookupOptions): void {
   if (o.length !== undefined && !LOOKUP_LENGTHS.includes(o.length)) {
     throw new Error(`lookup.length must be one of ${LOOKUP_LENGTHS.join(", ")}, got '${o.length}'`);
   }
-  const byMatch = o.length === "match";
-  const maxN = o.maxNgram ?? (byMatch ? 16 : 3), minN = o.minNgram ?? (byMatch ? 3 : 2);
+  const [minN, maxN] = ngramRange(o);
   if (!Number.isInteger(minN) || minN < 1 || !Number.isInteger(maxN) || maxN < minN || maxN > 16) {
     throw new Error(`lookup n-grams must satisfy 1 <= minNgram <= maxNgram <= 16, got ${minN}..${maxN}`);
   }
