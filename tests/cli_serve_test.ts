@@ -96,25 +96,40 @@ Deno.test("serve: /v1/completions (greedy and sampled) equals the library's gene
   });
 });
 
+/**
+ * Posts `ids` as a greedy completion, then as an exact-sampling one (temperature 0.8, `seed`), asserts each
+ * equals autoregression with the same settings, and returns the two replies' redrafter blocks.
+ */
+async function completionsEqualAutoregression(
+  base: string,
+  p: Pair,
+  ids: number[],
+  maxTokens: number,
+  seed: number,
+): Promise<Record<string, unknown>[]> {
+  const blocks = [];
+  for (const s of [undefined, { mode: "exact" as const, temperature: 0.8, seed }]) {
+    const ref = await generate(p.target, [ids], { maxNewTokens: maxTokens, sampling: s });
+    const { status, json } = await post(`${base}/v1/completions`, {
+      prompt: ids,
+      max_tokens: maxTokens,
+      ...(s ? { temperature: 0.8, seed } : {}),
+    });
+    assert.equal(status, 200);
+    assert.deepEqual(
+      (json.choices as Record<string, unknown>[])[0].token_ids,
+      ref.ids[0],
+      s?.mode ?? "greedy",
+    );
+    blocks.push(json.redrafter as Record<string, unknown>);
+  }
+  return blocks;
+}
+
 Deno.test("serve --tree-nodes: greedy and sampled completions equal autoregression; the reply names the tree and the draft vocabulary", async () => {
   await withServer(
     async (base, p) => {
-      const ids = p.tokenizer!.encode(PROMPT);
-      const sampling = { mode: "exact" as const, temperature: 0.8, seed: 3 };
-      for (const s of [undefined, sampling]) {
-        const ref = await generate(p.target, [ids], { maxNewTokens: 24, sampling: s });
-        const { status, json } = await post(`${base}/v1/completions`, {
-          prompt: ids,
-          max_tokens: 24,
-          ...(s ? { temperature: 0.8, seed: 3 } : {}),
-        });
-        assert.equal(status, 200);
-        assert.deepEqual(
-          (json.choices as Record<string, unknown>[])[0].token_ids,
-          ref.ids[0],
-          s?.mode ?? "greedy",
-        );
-        const rd = json.redrafter as Record<string, unknown>;
+      for (const rd of await completionsEqualAutoregression(base, p, p.tokenizer!.encode(PROMPT), 24, 3)) {
         assert.equal(rd.tree_nodes, 8);
         assert.equal(rd.beam_length, 5);
         assert.equal(rd.draft_vocab, 2048, "the embedded drafter's default draft vocabulary");
@@ -130,20 +145,7 @@ Deno.test("serve --lookup 4 --lookup-mode first --lookup-length match: greedy an
     async (base, p) => {
       // A prompt that repeats itself, so lookup drafts are found.
       const ids = p.tokenizer!.encode(`${PROMPT} ${PROMPT} ${PROMPT}`);
-      for (const s of [undefined, { mode: "exact" as const, temperature: 0.8, seed: 5 }]) {
-        const ref = await generate(p.target, [ids], { maxNewTokens: 32, sampling: s });
-        const { status, json } = await post(`${base}/v1/completions`, {
-          prompt: ids,
-          max_tokens: 32,
-          ...(s ? { temperature: 0.8, seed: 5 } : {}),
-        });
-        assert.equal(status, 200);
-        assert.deepEqual(
-          (json.choices as Record<string, unknown>[])[0].token_ids,
-          ref.ids[0],
-          s?.mode ?? "greedy",
-        );
-        const rd = json.redrafter as Record<string, unknown>;
+      for (const rd of await completionsEqualAutoregression(base, p, ids, 32, 5)) {
         assert.deepEqual([rd.lookup, rd.lookup_mode, rd.lookup_length], [4, "first", "match"]);
       }
     },
