@@ -207,3 +207,32 @@ Deno.test("cpu: bf16 matrices kept as bf16 give bitwise the float32-widened chec
     Deno.removeSync(dir, { recursive: true });
   }
 });
+
+Deno.test("cpu: the profile option times every stage of each forward and leaves the outputs bitwise alone", async () => {
+  const p = prompt("llama");
+  const req = {
+    rows: [{ tokens: Int32Array.from(p), positions: range(0, p.length) }],
+    logits: { kind: "full" } as const,
+  };
+  const profile: Record<string, number> = {};
+  const plain = await model("llama");
+  const timed = await model("llama", { profile });
+  const a = await plain.createSession(1, 32).forward(req);
+  const s = timed.createSession(1, 32);
+  const t0 = performance.now();
+  const b = await s.forward(req);
+  s.commit([null]);
+  await s.forward({
+    rows: [{ tokens: Int32Array.of(p[0]), positions: Int32Array.of(p.length) }],
+    logits: { kind: "topk", k: 1 },
+  });
+  const wall = performance.now() - t0;
+  assert.deepEqual(bits(b.logits![0]), bits(a.logits![0]));
+  assert.deepEqual(bits(b.hidden[0]), bits(a.hidden[0]));
+  assert.equal(profile.calls, 2);
+  const stages = ["embed", "norm", "qkv", "rope_kv", "attention", "o", "gate_up", "swiglu", "down", "head"];
+  assert.deepEqual(Object.keys(profile).filter((k) => k !== "calls").sort(), [...stages].sort());
+  const total = stages.reduce((sum, k) => sum + profile[k], 0);
+  for (const k of stages) assert.ok(profile[k] >= 0, k);
+  assert.ok(total > 0 && total <= wall, `stages ${total} ms within the calls' ${wall} ms`);
+});

@@ -3,7 +3,7 @@
  * provider is loaded, timed in interleaved rounds and compared with the CPU reference; a bad format is
  * refused by name. tools/draft_vocab.ts and tools/bench_draft_vocab.ts on the tiny chat pair;
  * tools/bench_head_screen.ts and tools/ab_cpu_checkouts.ts on the tiny Llama; tools/profile_default.ts on the
- * default pair; tools/tool_args.ts (--help and bad flags).
+ * default pair; tools/profile_forward.ts on the tiny Llama; tools/tool_args.ts (--help and bad flags).
  */
 import assert from "node:assert/strict";
 import { LLAMA, runCli, TINY, TINY_DRAFTER } from "./support/cli.ts";
@@ -247,4 +247,34 @@ Deno.test("tools: --help prints the tool's header comment; a bad flag is one lin
   const missing = await runCli("tools/bench_cpu.ts", ["--calls"]);
   assert.equal(missing.code, 2);
   assert.equal(missing.stderr, "error: --calls needs a value (--help for usage)\n");
+});
+
+Deno.test("tools/profile_forward.ts: a row of stage times per call size and thread count", async () => {
+  const r = await runCli("tools/profile_forward.ts", [
+    "--dir",
+    LLAMA,
+    "--threads",
+    "1,2",
+    "--calls",
+    "1,3",
+    "--context",
+    "5",
+    "--reps",
+    "3",
+    "--rounds",
+    "1",
+  ]);
+  assert.equal(r.code, 0, r.stderr);
+  const rows = r.stdout.split("\n").filter((l) => /^\d+ \| \d+ \|/.test(l)).map((l) =>
+    l.split(" | ").map(Number)
+  );
+  assert.deepEqual(rows.map((c) => c.slice(0, 2)), [[1, 1], [1, 2], [3, 1], [3, 2]]);
+  for (const c of rows) {
+    assert.equal(c.length, 13);
+    const stages = c.slice(2, 12).reduce((a, b) => a + b, 0);
+    assert.ok(stages > 0 && stages <= c[12] + 10, `stage µs ${stages} within the wall ${c[12]} (rounding)`);
+  }
+  const bad = await runCli("tools/profile_forward.ts", ["--dir", LLAMA, "--calls", "0"]);
+  assert.notEqual(bad.code, 0);
+  assert.match(bad.stderr, /--calls must be a positive integer/);
 });

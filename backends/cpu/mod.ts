@@ -4,4 +4,4 @@
  * @module
  */
 export { type CpuModelOptions, createCpuModel } from "./model.ts";
-export { CpuSession } from "./session.ts";
+export { CpuSession, type ForwardProfile } from "./session.ts";

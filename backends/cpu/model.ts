@@ -10,7 +10,7 @@
 import type { TargetModel, TargetSession } from "../../core/types.ts";
 import type { Checkpoint } from "../../loader/types.ts";
 import { ropeInvFreq } from "../rope.ts";
-import { CpuSession } from "./session.ts";
+import { CpuSession, type ForwardProfile } from "./session.ts";
 import { loadWeights, plainMatrix, type Weights } from "./weights.ts";
 import { defaultThreads, type KernelChoice } from "../../kernels/mod.ts";
 
@@ -41,6 +41,11 @@ export interface CpuModelOptions {
    * the int8 copy's V x H bytes).
    */
   screenHead?: boolean;
+  /**
+   * Where every session's forward passes add the milliseconds of their stages (qkv, attention, head, ...;
+   * see ForwardProfile), for tools/profile_forward.ts. Default none: no timing in the forward pass.
+   */
+  profile?: ForwardProfile;
 }
 
 /** Load the checkpoint's weights as float32 (tensor by tensor) and return a TargetModel. */
@@ -69,7 +74,15 @@ export function createCpuModel(ckpt: Checkpoint, opts: CpuModelOptions = {}): Ta
       batch: number,
       capacity: number,
     ): TargetSession & { forwardSync: CpuSession["forwardSync"] } {
-      return new CpuSession({ config, weights: live(), kernels, invFreq, batch, capacity });
+      return new CpuSession({
+        config,
+        weights: live(),
+        kernels,
+        invFreq,
+        batch,
+        capacity,
+        profile: opts.profile,
+      });
     },
     // A plain float32 copy when the table is bf16 or the packed, tied lm_head (made once, for a drafter).
     embeddingTable: () =>

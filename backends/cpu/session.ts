@@ -82,6 +82,28 @@ export interface SessionParams {
   invFreq: Float32Array;
   batch: number;
   capacity: number;
+  /** Where forwardSync adds its stages' milliseconds (CpuModelOptions.profile), or undefined. */
+  profile?: ForwardProfile;
+}
+
+/**
+ * Milliseconds spent per stage of the forward passes, summed over calls (createCpuModel's `profile`
+ * option): embed (embeddings, RoPE tables), norm (RMSNorms and residual adds), qkv, o, gate_up, down (the
+ * projections' matmuls), rope_kv (RoPE and the cache writes), attention (slot lists and the attention
+ * kernels), swiglu (splitting gate/up and the activation), head (final norm, LM head, top-k, outputs), and
+ * `calls`, the number of forward passes.
+ */
+export type ForwardProfile = Record<string, number>;
+
+/** A stopwatch over the stages of one forward pass: lap(stage) adds the time since the previous lap. */
+function stageTimer(profile: ForwardProfile): (stage: string) => void {
+  profile.calls = (profile.calls ?? 0) + 1;
+  let last = performance.now();
+  return (stage) => {
+    const now = performance.now();
+    profile[stage] = (profile[stage] ?? 0) + now - last;
+    last = now;
+  };
 }
 
 export class CpuSession implements TargetSession {
@@ -105,6 +127,7 @@ export class CpuSession implements TargetSession {
   #qTok: Float32Array; // [heads*hd] one token's queries
   #attTok: Float32Array; // [heads*hd] one token's attention output
   #isAncestor: Uint8Array;
+  #profile: ForwardProfile | undefined;
 
   constructor(p: SessionParams) {
     const c = p.config;
@@ -118,6 +141,7 @@ export class CpuSession implements TargetSession {
     this.#w = p.weights;
     this.#invFreq = p.invFreq;
     this.#k = p.kernels;
+    this.#profile = p.profile;
     const kvDim = c.numKvHeads * c.headDim, qDim = c.numHeads * c.headDim;
     const cacheFloats = p.batch * p.capacity * kvDim;
     const att = createAttentionKernels(
@@ -236,6 +260,8 @@ export class CpuSession implements TargetSession {
     const cap = this.capacity;
     const s = this.#s;
     s.ensure(N, c);
+    // Stage laps only when profiling (a few performance.now() calls per layer otherwise not made).
+    const lap = this.#profile ? stageTimer(this.#profile) : undefined;
 
     // Flatten the rows' new tokens; embed them; record their slots' positions and parents.
     let t = 0;
@@ -254,12 +280,15 @@ export class CpuSession implements TargetSession {
     }
 
     const scale = 1 / Math.sqrt(hd);
+    lap?.("embed");
     for (let l = 0; l < c.numLayers; l++) {
       const L = w.layers[l];
       const kc = this.#kCache[l], vc = this.#vCache[l];
       // attention block
       rmsnorm(s.xb, s.x, L.inputNorm, N, H, c.rmsNormEps);
+      lap?.("norm");
       matmulAny(this.#k, s.qkv, s.xb, L.wqkv, L.bqkv, N, H, qkvDim);
+      lap?.("qkv");
       for (let t = 0; t < N; t++) {
         const from = t * qkvDim;
         s.q.set(s.qkv.subarray(from, from + qDim), t * qDim);
@@ -278,22 +307,30 @@ export class CpuSession implements TargetSession {
           }
         }
       }
+      lap?.("rope_kv");
       for (let t = 0; t < N; t++) {
         const nCtx = this.#contextSlots(s.tokRow[t], s.tokIdx[t], s.tokPos[t], c.slidingWindow);
         this.#attendToken(kc, vc, s.q, s.att, t * qDim, nCtx, scale);
       }
+      lap?.("attention");
       matmulAny(this.#k, s.proj, s.att, L.wo, L.bo, N, qDim, H);
+      lap?.("o");
       for (let i = 0; i < N * H; i++) s.x[i] += s.proj[i];
       // feed-forward block
       rmsnorm(s.xb, s.x, L.postNorm, N, H, c.rmsNormEps);
+      lap?.("norm");
       matmulAny(this.#k, s.gateUp, s.xb, L.wGateUp, L.bGateUp, N, H, 2 * I);
+      lap?.("gate_up");
       for (let t = 0; t < N; t++) {
         s.gate.set(s.gateUp.subarray(2 * t * I, (2 * t + 1) * I), t * I);
         s.up.set(s.gateUp.subarray((2 * t + 1) * I, (2 * t + 2) * I), t * I);
       }
       this.#k.swiglu(s.gate, s.gate, s.up, N * I);
+      lap?.("swiglu");
       matmulAny(this.#k, s.proj, s.gate, L.wDown, L.bDown, N, I, H);
+      lap?.("down");
       for (let i = 0; i < N * H; i++) s.x[i] += s.proj[i];
+      lap?.("norm");
     }
     rmsnorm(s.x, s.x, w.finalNorm, N, H, c.rmsNormEps);
 
@@ -338,6 +375,7 @@ export class CpuSession implements TargetSession {
       rowStart += n;
     }
     this.#k.park(); // a drafter's threads may get the cores next
+    lap?.("head");
     return out;
   }
 
