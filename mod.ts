@@ -22,4 +22,5 @@ export {
   quantizeQ8Into,
   wasmSimdSupported,
 } from "./kernels/mod.ts";
+export type { AttentionKernels } from "./kernels/attention.ts";
 export { cudaLibraryProblem } from "./backends/onnx/mod.ts";

@@ -20,7 +20,7 @@ export {
   loadTokenizerFromUrl,
   readDrafterFromUrl,
 } from "./loader/remote.ts";
-export { type CpuModelOptions, createCpuModel } from "./backends/cpu/mod.ts";
+export { type CpuModelOptions, createCpuModel, type ForwardProfile } from "./backends/cpu/mod.ts";
 export {
   type DecodeOptions,
   type EncodeOptions,

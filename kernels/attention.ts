@@ -8,16 +8,24 @@
  * probabilities, output) must come from `alloc` / `allocI32`: with WASM they are views of the instance's
  * memory, reserved whole up front so that it never grows.
  *
+ * With matmul threads (kernels/mod.ts Kernels.attention), a session's arrays come instead from a block of
+ * the model's attention arena, a shared memory that the matmul worker threads also run these kernels
+ * over, and `attend` splits its query heads between the threads (whole kv-head groups per thread: each
+ * head's bits are those of one thread).
+ *
  * @module
  */
 import { decodeBase64 } from "./base64.ts";
 import { attendJs, checkAttendScratch, mixJs, scoresJs, softmaxJs } from "./attention_js.ts";
 import { type KernelChoice, padFloats, wasmSimdSupported } from "./mod.ts";
-import { ATTENTION_WASM } from "./wasm_modules.ts";
+import { ATTENTION_SHARED_WASM, ATTENTION_WASM } from "./wasm_modules.ts";
+import { type Kernel, KIND_ATTEND } from "./threads.ts";
 
 export { attendJs, mixJs, scoresJs, softmaxJs };
 
+/** The attention kernels of one CPU session, over the arrays it allocates from them (see the module doc). */
 export interface AttentionKernels {
+  /** Which implementation runs (both give the same bits). */
   readonly kind: "wasm-simd" | "js";
   /** A zeroed float32 array the kernels can read and write. */
   alloc(length: number): Float32Array;
@@ -119,10 +127,6 @@ export function createAttentionKernels(
   compiled ??= new WebAssembly.Module(decodeBase64(ATTENTION_WASM) as Uint8Array<ArrayBuffer>);
   const memory = new WebAssembly.Memory({ initial: pages, maximum: MAX_PAGES });
   const ex = new WebAssembly.Instance(compiled, { env: { memory } }).exports;
-  type Fn = (a: number, b: number, c: number, n: number, row: number, hd: number, out: number) => void;
-  const scores = ex.scores as Fn, mix = ex.mix as Fn;
-  const softmax = ex.softmax as (s: number, n: number, scale: number, p: number) => void;
-  const attend = ex.attend as (...args: number[]) => void;
   const buf = memory.buffer;
   let next = 16;
   const take = (n: number): number => {
@@ -142,6 +146,20 @@ export function createAttentionKernels(
     kind: "wasm-simd",
     alloc: (n) => new Float32Array(buf, take(n), n),
     allocI32: (n) => new Int32Array(buf, take(n), n),
+    ...wasmOps(ex, where),
+  };
+}
+
+/** scores, mix, softmax and attend of an attention instance's exports, on arrays `where` locates. */
+function wasmOps(
+  ex: WebAssembly.Exports,
+  where: (a: Float32Array | Int32Array, what: string) => number,
+): Pick<AttentionKernels, "scores" | "mix" | "softmax" | "attend"> {
+  type Fn = (a: number, b: number, c: number, n: number, row: number, hd: number, out: number) => void;
+  const scores = ex.scores as Fn, mix = ex.mix as Fn;
+  const softmax = ex.softmax as (s: number, n: number, scale: number, p: number) => void;
+  const attend = ex.attend as (...args: number[]) => void;
+  return {
     scores(out, q, qOff, k, kOff, ctx, n, row, hd) {
       scores(
         where(q, "q") + qOff * 4,
@@ -184,6 +202,180 @@ export function createAttentionKernels(
         where(sc, "the scores"),
         where(out, "the output"),
       );
+    },
+  };
+}
+
+/**
+ * A shared WebAssembly memory for the attention arrays of one model's sessions, which grows as sessions
+ * need it and takes back the blocks of disposed ones; the matmul worker threads instantiate
+ * `module` over it (kernels/threads.ts).
+ */
+export interface AttentionArena {
+  readonly module: WebAssembly.Module;
+  readonly memory: WebAssembly.Memory;
+  /** The byte offset of a free block of `bytes` (a multiple of 16), or null when the memory cannot grow. */
+  take(bytes: number): number | null;
+  /** Give back a block from take(). */
+  release(at: number, bytes: number): void;
+}
+
+let compiledShared: WebAssembly.Module | null | undefined;
+
+/** A new, empty arena, or null where shared WebAssembly memory is not available. */
+export function createAttentionArena(): AttentionArena | null {
+  if (compiledShared === undefined) {
+    try {
+      compiledShared = typeof SharedArrayBuffer === "function" && wasmSimdSupported()
+        ? new WebAssembly.Module(decodeBase64(ATTENTION_SHARED_WASM) as Uint8Array<ArrayBuffer>)
+        : null;
+    } catch {
+      compiledShared = null;
+    }
+  }
+  if (!compiledShared) return null;
+  let memory: WebAssembly.Memory;
+  try {
+    memory = new WebAssembly.Memory({ initial: 1, maximum: MAX_PAGES, shared: true });
+  } catch {
+    return null;
+  }
+  const free: { at: number; bytes: number }[] = [];
+  let top = 16; // address 0 is never handed out
+  return {
+    module: compiledShared,
+    memory,
+    take(bytes) {
+      // first fit among the freed blocks (sessions of one model mostly ask for the same sizes)
+      const i = free.findIndex((f) => f.bytes >= bytes);
+      if (i >= 0) {
+        const f = free[i], at = f.at;
+        if (f.bytes === bytes) free.splice(i, 1);
+        else {
+          f.at += bytes;
+          f.bytes -= bytes;
+        }
+        return at;
+      }
+      const need = Math.ceil((top + bytes) / PAGE) - memory.buffer.byteLength / PAGE;
+      if (need > 0) {
+        try {
+          memory.grow(need);
+        } catch {
+          return null;
+        }
+      }
+      const at = top;
+      top += bytes;
+      return at;
+    },
+    release(at, bytes) {
+      free.push({ at, bytes });
+    },
+  };
+}
+
+/** Multiply-adds of one token's attention below which its heads are not split between threads. */
+const MIN_ATTEND_SPLIT = 1 << 15;
+
+/** What arenaAttention needs of kernels/threads.ts' MatmulThreads. */
+export interface AttentionThreads {
+  readonly threads: number;
+  runParts(kernels: Kernel[], kind: number, jobs: number[][]): void;
+}
+
+/**
+ * Attention kernels over a block of `arena` with room for `floats` float32 and `ints` int32 elements (as
+ * createAttentionKernels), whose attend splits the query heads between `pool`'s threads, each with its own
+ * score scratch of `scoreFloats` (the largest `sc` the caller will pass). Null when the arena cannot grow.
+ * dispose() gives the block back (the arrays must not be used after it).
+ */
+export function arenaAttention(
+  arena: AttentionArena,
+  pool: AttentionThreads,
+  floats: number,
+  ints: number,
+  scoreFloats: number,
+): (AttentionKernels & { dispose(): void; readonly splits: number }) | null {
+  const extra = pool.threads - 1;
+  const descBytes = 64;
+  const bytes = 16 * Math.ceil(((floats + ints + extra * padFloats(scoreFloats)) * 4 + descBytes) / 16);
+  const base = arena.take(bytes);
+  if (base === null) return null;
+  // taken after any growth, so it covers the block; every array handed out views it
+  const buf = arena.memory.buffer;
+  const ex = new WebAssembly.Instance(arena.module, { env: { memory: arena.memory } }).exports;
+  const jobKernels: Kernel[] = [];
+  jobKernels[KIND_ATTEND] = ex.attend_job as Kernel;
+  const descAt = base;
+  const desc = new Int32Array(buf, descAt, 11), descScale = new Float32Array(buf, descAt + 40, 1);
+  let next = base + descBytes;
+  const end = base + bytes;
+  const take = (n: number): number => {
+    const b = padFloats(n) * 4;
+    if (next + b > end) {
+      throw new Error(`kernels: attention alloc(${n}) exceeds the reserved ${floats + ints} elements`);
+    }
+    const at = next;
+    next += b;
+    return at;
+  };
+  const scratch: number[] = [];
+  for (let i = 0; i < extra; i++) scratch.push(take(scoreFloats));
+  const where = (a: Float32Array | Int32Array, what: string): number => {
+    if (a.buffer !== buf || a.byteOffset < base || a.byteOffset >= end) {
+      throw new Error(`kernels: ${what} was not allocated by these attention kernels`);
+    }
+    return a.byteOffset;
+  };
+  let released = false, splits = 0;
+  const ops = wasmOps(ex, where);
+  return {
+    kind: "wasm-simd",
+    get splits() {
+      return splits;
+    },
+    alloc: (n) => new Float32Array(buf, take(n), n),
+    allocI32: (n) => new Int32Array(buf, take(n), n),
+    ...ops,
+    attend(q, k, v, ctx, n, row, headStride, hd, heads, group, scale, sc, out) {
+      checkAttendScratch(sc, n);
+      const groups = Math.floor(heads / group);
+      const parts = heads % group === 0 && 2 * n * heads * hd >= MIN_ATTEND_SPLIT && sc.length <= scoreFloats
+        ? Math.min(pool.threads, groups)
+        : 1;
+      const qAt = where(q, "q"), kAt = where(k, "the key cache"), vAt = where(v, "the value cache");
+      const ctxAt = where(ctx, "the slot list"),
+        scAt = where(sc, "the scores"),
+        outAt = where(out, "the output");
+      if (parts < 2) {
+        ops.attend(q, k, v, ctx, n, row, headStride, hd, heads, group, scale, sc, out);
+        return;
+      }
+      desc[0] = qAt;
+      desc[1] = kAt;
+      desc[2] = vAt;
+      desc[3] = ctxAt;
+      desc[4] = n;
+      desc[5] = row * 4;
+      desc[6] = headStride * 4;
+      desc[7] = hd;
+      desc[8] = group;
+      desc[9] = outAt;
+      descScale[0] = scale;
+      // whole kv-head groups per part, as even as they divide: part p takes groups [p G / P, (p + 1) G / P)
+      const jobs: number[][] = [];
+      for (let p = 0; p < parts; p++) {
+        const g0 = Math.floor((p * groups) / parts), g1 = Math.floor(((p + 1) * groups) / parts);
+        jobs.push([descAt, g0 * group, g1 * group, p === 0 ? scAt : scratch[p - 1], 0, 0, 0, 0]);
+      }
+      splits++;
+      pool.runParts(jobKernels, KIND_ATTEND, jobs);
+    },
+    dispose() {
+      if (released) return;
+      released = true;
+      arena.release(base, bytes);
     },
   };
 }

@@ -394,7 +394,30 @@
   (func (export "attend") (param $q i32) (param $k i32) (param $v i32) (param $ctx i32) (param $n i32)
     (param $row i32) (param $hstride i32) (param $hd i32) (param $heads i32) (param $group i32)
     (param $scale f32) (param $sc i32) (param $out i32)
+    (call $attend_heads (local.get $q) (local.get $k) (local.get $v) (local.get $ctx) (local.get $n)
+      (local.get $row) (local.get $hstride) (local.get $hd) (i32.const 0) (local.get $heads) (local.get $group)
+      (local.get $scale) (local.get $sc) (local.get $out)))
+
+  ;; attend for the query heads h0 <= h < h1 alone, as one of the parts kernels/threads.ts runs at once
+  ;; (each with its own score scratch sc): the other arguments come from the 44-byte block at desc,
+  ;; i32 q, k, v, ctx, n, row, hstride, hd, group, out, then f32 scale. The signature is the matmul
+  ;; kernels' (the worker threads' job slots hold 8 i32s); the last four are unused. h0 must start a kv
+  ;; head's group, so that the two-head pairs are attend's and each head's bits are the same.
+  (func (export "attend_job") (param $desc i32) (param $h0 i32) (param $h1 i32) (param $sc i32) (param i32)
+    (param i32) (param i32) (param i32)
+    (call $attend_heads
+      (i32.load offset=0 (local.get $desc)) (i32.load offset=4 (local.get $desc))
+      (i32.load offset=8 (local.get $desc)) (i32.load offset=12 (local.get $desc))
+      (i32.load offset=16 (local.get $desc)) (i32.load offset=20 (local.get $desc))
+      (i32.load offset=24 (local.get $desc)) (i32.load offset=28 (local.get $desc))
+      (local.get $h0) (local.get $h1) (i32.load offset=32 (local.get $desc))
+      (f32.load offset=40 (local.get $desc)) (local.get $sc) (i32.load offset=36 (local.get $desc))))
+
+  (func $attend_heads (param $q i32) (param $k i32) (param $v i32) (param $ctx i32) (param $n i32)
+    (param $row i32) (param $hstride i32) (param $hd i32) (param $h0 i32) (param $heads i32) (param $group i32)
+    (param $scale f32) (param $sc i32) (param $out i32)
     (local $h i32) (local $hdb i32) (local $kv i32) (local $sc2 i32)
+    (local.set $h (local.get $h0))
     (local.set $hdb (i32.shl (local.get $hd) (i32.const 2)))
     (local.set $sc2 (i32.add (local.get $sc) (i32.shl (local.get $n) (i32.const 2))))
     (block $done (loop $each

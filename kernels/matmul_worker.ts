@@ -4,7 +4,20 @@
  *
  * @module
  */
-import { ARGS, DONE, FAILED, type Kernel, KIND, PARK, POSTED, SEQ, STATE, STOP, TAKEN } from "./threads.ts";
+import {
+  ARGS,
+  DONE,
+  FAILED,
+  type Kernel,
+  KIND,
+  KIND_ATTEND,
+  PARK,
+  POSTED,
+  SEQ,
+  STATE,
+  STOP,
+  TAKEN,
+} from "./threads.ts";
 
 /** How long a worker keeps polling for the next job before it sleeps (the next matmul of a forward pass
  * follows within microseconds; between generation steps it sleeps). */
@@ -13,6 +26,9 @@ const SPIN_MS = 0.3;
 interface Job {
   module: WebAssembly.Module;
   memory: WebAssembly.Memory;
+  /** The shared-memory attention kernels and the arena they run over (kernels/attention.ts), if any. */
+  attentionModule?: WebAssembly.Module;
+  attentionMemory?: WebAssembly.Memory;
   ctrl: SharedArrayBuffer;
 }
 
@@ -34,6 +50,10 @@ onStart(
       inst.exports.matmul_p2 as Kernel,
       inst.exports.matmul_bf16p2 as Kernel,
     ];
+    if (d.attentionModule && d.attentionMemory) {
+      const att = new WebAssembly.Instance(d.attentionModule, { env: { memory: d.attentionMemory } });
+      kernels[KIND_ATTEND] = att.exports.attend_job as Kernel;
+    }
     const c = new Int32Array(d.ctrl);
     let seen = 0;
     for (;;) {

@@ -13,6 +13,7 @@
 import { decodeBase64 } from "./base64.ts";
 import { dotBf16, dotF32, matmulBf16Js, matmulJs, siluMulJs } from "./matmul_js.ts";
 import { MATMUL_SHARED_WASM, MATMUL_WASM } from "./wasm_modules.ts";
+import { arenaAttention, type AttentionKernels, createAttentionArena } from "./attention.ts";
 import {
   type Kernel,
   KIND_BF16,
@@ -69,6 +70,17 @@ export interface Kernels {
   dispose(): void;
   /** Send the worker threads (if any) to sleep until the next matmul: call when a burst of calls ends. */
   park(): void;
+  /**
+   * Attention kernels (as createAttentionKernels(floats, ints)) whose attend splits its query heads over
+   * these kernels' threads, each with a score scratch of `scoreFloats`; their arrays live in a shared
+   * arena the worker threads read. Null with one thread, the JS kernels, or no shared memory: then use
+   * createAttentionKernels. dispose() gives the arrays' memory back to the arena.
+   */
+  attention(
+    floats: number,
+    ints: number,
+    scoreFloats: number,
+  ): (AttentionKernels & { dispose(): void; readonly splits: number }) | null;
   /** A zeroed float32 array the kernels can read as a weight or bias. */
   alloc(length: number): Float32Array;
   /** A zeroed array of bf16 bits (the top halves of float32s) the kernels can read as a matmulBf16 weight. */
@@ -219,6 +231,7 @@ function jsKernels(opts: KernelsOptions): Kernels {
     threadedCalls: 0,
     dispose() {},
     park() {},
+    attention: () => null,
     alloc: (length) => new Float32Array(length),
     pack: () => false,
     swiglu: siluMulJs,
@@ -298,7 +311,16 @@ function wasmKernels(opts: KernelsOptions): Kernels {
   const siluMul = inst.exports.silu_mul as (g: number, y: number, n: number) => void;
   // Packed weights (pack()) and their shapes: matmul takes them whole only.
   const packed = new WeakMap<Float32Array | Uint16Array, { rows: number; cols: number }>();
-  let pool = shared ? new MatmulThreads(opts.threads!, shared, memory) : null;
+  // With threads, the sessions' attention arrays live in a shared arena, so the workers run heads too.
+  const arena = shared ? createAttentionArena() : null;
+  let pool = shared
+    ? new MatmulThreads(
+      opts.threads!,
+      shared,
+      memory,
+      arena ? { module: arena.module, memory: arena.memory } : undefined,
+    )
+    : null;
   let splitCalls = 0; // of disposed pools
   const buf = memory.buffer;
   const heap = new Float32Array(buf);
@@ -326,6 +348,9 @@ function wasmKernels(opts: KernelsOptions): Kernels {
     },
     park() {
       pool?.park();
+    },
+    attention(floats, ints, scoreFloats) {
+      return arena && pool ? arenaAttention(arena, pool, floats, ints, scoreFloats) : null;
     },
     alloc(length) {
       return new Float32Array(buf, reserve(padFloats(length) * 4, `alloc(${length})`), length);

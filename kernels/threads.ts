@@ -92,8 +92,11 @@ export const CTRL_INTS = 16;
 export const POSTED = 1, TAKEN = 2;
 /** SEQ value that stops a worker. */
 export const STOP = -1;
-/** KIND values: the kernel to run (float32 rows, bf16 rows, int8 rows, float32 row pairs, bf16 row pairs). */
-export const KIND_F32 = 0, KIND_BF16 = 1, KIND_Q8 = 2, KIND_P2 = 3, KIND_BF16P2 = 4;
+/**
+ * KIND values: the kernel to run (float32 rows, bf16 rows, int8 rows, float32 row pairs, bf16 row pairs;
+ * attention heads: kernels/attention.wat's attend_job, on the attention arena's memory).
+ */
+export const KIND_F32 = 0, KIND_BF16 = 1, KIND_Q8 = 2, KIND_P2 = 3, KIND_BF16P2 = 4, KIND_ATTEND = 5;
 
 /** (x, w, b, y, T, n, m, ys) byte offsets and sizes, as kernels/matmul.wat takes them. */
 export type Kernel = (
@@ -120,14 +123,21 @@ export class MatmulThreads {
   private seq = 0;
 
   /**
-   * `threads - 1` workers over `memory`, each instantiating `module` (the shared-memory matmul); they start
-   * with the first call big enough to split, so small models never pay for them.
+   * `threads - 1` workers over `memory`, each instantiating `module` (the shared-memory matmul) and, when
+   * given, `attention` (the shared-memory attention kernels over their own memory: kernels/attention.ts'
+   * arena); they start with the first call big enough to split, so small models never pay for them.
    */
   constructor(
     readonly threads: number,
     private readonly module: WebAssembly.Module,
     private readonly memory: WebAssembly.Memory,
+    private readonly attention?: { module: WebAssembly.Module; memory: WebAssembly.Memory },
   ) {}
+
+  /** Whether calls may be split (workers running or startable); false once they failed or cannot run. */
+  get usable(): boolean {
+    return !this.disabled;
+  }
 
   /** Start the workers; false when they cannot run (yet, or here). */
   private start(): boolean {
@@ -142,7 +152,13 @@ export class MatmulThreads {
         const w = makeWorker(WORKER_URL, () => {
           this.disabled = true; // a worker failed: from the next call on, one thread
         });
-        w.postMessage({ module: this.module, memory: this.memory, ctrl: ctrl.buffer });
+        w.postMessage({
+          module: this.module,
+          memory: this.memory,
+          attentionModule: this.attention?.module,
+          attentionMemory: this.attention?.memory,
+          ctrl: ctrl.buffer,
+        });
         this.ctrl.push(ctrl);
         this.workers.push(w);
       }
@@ -173,44 +189,68 @@ export class MatmulThreads {
     ys: number,
     wRow: number,
   ): void {
-    const kernel = kernels[kind];
     const parts = Math.min(this.threads, m >> 2);
-    if (
-      parts < 2 || T * n * m < MIN_SPLIT_MACS || this.disabled ||
-      (this.workers.length === 0 && !this.start())
-    ) {
-      kernel(x, w, b, y, T, n, m, ys);
+    if (parts < 2 || T * n * m < MIN_SPLIT_MACS || !this.ready()) {
+      kernels[kind](x, w, b, y, T, n, m, ys);
       return;
     }
     const per = ((Math.ceil(m / parts) + 3) >> 2) << 2;
+    const jobs: number[][] = [];
+    for (let o0 = 0; o0 < m; o0 += per) {
+      jobs.push([x, w + o0 * wRow, b === 0 ? 0 : b + o0 * 4, y + o0 * 4, T, n, Math.min(per, m - o0), ys]);
+    }
+    this.runParts(kernels, kind, jobs);
+  }
+
+  /** Whether a call may be split now: workers running, or started by this call. */
+  ready(): boolean {
+    return !this.disabled && (this.workers.length > 0 || this.start());
+  }
+
+  /**
+   * kernels[kind](...jobs[i]) for every i, at once: jobs[0] on the calling thread, the others (at most
+   * threads - 1) on the workers. Each job must write its own outputs, so that the order they run in
+   * changes nothing; a job a worker has not claimed when the caller is done is run by the caller.
+   */
+  runParts(kernels: Kernel[], kind: number, jobs: number[][]): void {
+    const kernel = kernels[kind];
+    if (jobs.length > this.threads) {
+      throw new Error(`threads: ${jobs.length} jobs for ${this.threads} threads`);
+    }
+    if (jobs.length < 2 || !this.ready()) {
+      for (const j of jobs) kernel(j[0], j[1], j[2], j[3], j[4], j[5], j[6], j[7]);
+      return;
+    }
     const seq = ++this.seq;
     this.splitCalls++;
     const posted: number[] = [];
-    for (let p = 1; p < parts; p++) {
-      const o0 = p * per;
-      if (o0 >= m) break;
-      const c = this.ctrl[p - 1];
+    for (let p = 1; p < jobs.length; p++) {
+      const c = this.ctrl[p - 1], j = jobs[p];
       c[KIND] = kind;
-      c[ARGS] = x;
-      c[ARGS + 1] = w + o0 * wRow;
-      c[ARGS + 2] = b === 0 ? 0 : b + o0 * 4;
-      c[ARGS + 3] = y + o0 * 4;
-      c[ARGS + 4] = T;
-      c[ARGS + 5] = n;
-      c[ARGS + 6] = Math.min(per, m - o0);
-      c[ARGS + 7] = ys;
+      for (let a = 0; a < 8; a++) c[ARGS + a] = j[a];
       // SEQ before STATE: a worker that claims the job (STATE) then reads SEQ sees this job's number.
       Atomics.store(c, SEQ, seq);
       Atomics.store(c, STATE, POSTED);
       Atomics.notify(c, SEQ);
       posted.push(p - 1);
     }
-    kernel(x, w, b, y, T, n, Math.min(per, m), ys);
+    const j0 = jobs[0];
+    kernel(j0[0], j0[1], j0[2], j0[3], j0[4], j0[5], j0[6], j0[7]);
+    const own = (c: Int32Array) =>
+      kernel(
+        c[ARGS],
+        c[ARGS + 1],
+        c[ARGS + 2],
+        c[ARGS + 3],
+        c[ARGS + 4],
+        c[ARGS + 5],
+        c[ARGS + 6],
+        c[ARGS + 7],
+      );
     for (const i of posted) {
       const c = this.ctrl[i];
       if (Atomics.compareExchange(c, STATE, POSTED, TAKEN) === POSTED) {
-        // Not claimed yet: do it here rather than wait for a worker that is not running.
-        kernel(c[ARGS], c[ARGS + 1], c[ARGS + 2], c[ARGS + 3], c[ARGS + 4], c[ARGS + 5], c[ARGS + 6], ys);
+        own(c); // not claimed yet: do it here rather than wait for a worker that is not running
         continue;
       }
       let spins = 0;
@@ -225,15 +265,15 @@ export class MatmulThreads {
           }
         }
         if (performance.now() - t0 > CLAIMED_JOB_TIMEOUT_MS) {
-          // The worker died holding the job: compute its rows here (same bits) and stop using workers.
+          // The worker died holding the job: compute it here (same bits) and stop using workers.
           this.disabled = true;
-          kernel(c[ARGS], c[ARGS + 1], c[ARGS + 2], c[ARGS + 3], c[ARGS + 4], c[ARGS + 5], c[ARGS + 6], ys);
+          own(c);
           break;
         }
       }
       if (Atomics.load(c, FAILED) === seq) {
         this.disabled = true;
-        kernel(c[ARGS], c[ARGS + 1], c[ARGS + 2], c[ARGS + 3], c[ARGS + 4], c[ARGS + 5], c[ARGS + 6], ys);
+        own(c);
       }
     }
   }
@@ -247,8 +287,9 @@ export class MatmulThreads {
     for (const c of this.ctrl) Atomics.store(c, PARK, 1);
   }
 
-  /** Stop the workers. */
+  /** Stop the workers; later calls run on the calling thread. */
   dispose(): void {
+    this.disabled = true;
     for (const c of this.ctrl) {
       Atomics.store(c, SEQ, STOP);
       Atomics.notify(c, SEQ);

@@ -236,3 +236,40 @@ Deno.test("cpu: the profile option times every stage of each forward and leaves 
   for (const k of stages) assert.ok(profile[k] >= 0, k);
   assert.ok(total > 0 && total <= wall, `stages ${total} ms within the calls' ${wall} ms`);
 });
+
+Deno.test({
+  name:
+    "cpu default model: after a long context, 1, 2 and 3 threads (attention heads split too) give bitwise the same tree logits",
+  ignore: !wasmSimdSupported(),
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    await workersReady();
+    const ckpt = await loadCheckpoint(new URL("../models/default/target", import.meta.url).pathname);
+    const P = 300;
+    const prompt = Int32Array.from({ length: P }, (_, i) => (i * 7919 + 3) % 8000);
+    const tree = {
+      rows: [{
+        tokens: Int32Array.of(450, 1330, 288, 264, 1120),
+        positions: Int32Array.of(P, P + 1, P + 2, P + 1, P + 2),
+        parents: Int32Array.of(-1, 0, 1, 0, 3),
+      }],
+      logits: { kind: "full" } as const,
+    };
+    const outs = [];
+    for (const threads of [1, 2, 3]) {
+      const m = createCpuModel(ckpt, { threads });
+      const s = m.createSession(1, P + 8);
+      await s.forward({ rows: [{ tokens: prompt, positions: range(0, P) }], logits: { kind: "none" } });
+      s.commit([null]);
+      outs.push(await s.forward(tree));
+      s.dispose();
+      m.dispose();
+    }
+    ckpt.tensors.close();
+    for (const o of outs.slice(1)) {
+      assert.deepEqual(bits(o.logits![0]), bits(outs[0].logits![0]));
+      assert.deepEqual(bits(o.hidden[0]), bits(outs[0].hidden[0]));
+    }
+  },
+});

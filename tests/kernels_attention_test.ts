@@ -2,11 +2,12 @@
  * kernels/attention: the WASM SIMD attention inner products equal their scalar-JS twin bit for bit (head
  * sizes that take every column block of mix, with and without a scalar tail; key counts that take the
  * 4-key and the single-key paths of scores; slot lists in any order), a key's score does not depend on the
- * other keys of the call, and both stay close to a float64 reference.
+ * other keys of the call, and both stay close to a float64 reference. With matmul threads, attend splits
+ * its heads over them and gives the same bits, and the arena takes back a disposed session's block.
  */
 import assert from "node:assert/strict";
 import { type AttentionKernels, createAttentionKernels } from "../kernels/attention.ts";
-import { wasmSimdSupported } from "../kernels/mod.ts";
+import { createKernels, wasmSimdSupported, workersReady } from "../kernels/mod.ts";
 
 const bits = (a: Float32Array) => Array.from(new Uint32Array(a.buffer, a.byteOffset, a.length));
 
@@ -165,6 +166,63 @@ Deno.test({
         }
         assert.deepEqual(got[0], got[1], `WASM equals JS, hd ${hd} group ${group} row ${row}`);
       }
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "kernels attention: with 2 and 3 threads attend splits its heads over them, bitwise the one-thread result",
+  ignore: !wasmSimdSupported(),
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    await workersReady();
+    // [hd, heads, group, n]: 4 kv heads of 2 (split 2 + 2, and 1 + 1 + 2 over 3 threads), 3 kv heads of 3
+    // with a lone last head, 6 kv heads without pairs; n large enough to split
+    for (const [hd, heads, group, n] of [[48, 8, 2, 300], [66, 9, 3, 129], [32, 6, 1, 401]]) {
+      const kvHeads = heads / group, slots = n + 3, row = hd, headStride = slots * hd;
+      const fill = (a: AttentionKernels) => {
+        const r = rand(hd * n);
+        const k = a.alloc(slots * kvHeads * hd), v = a.alloc(slots * kvHeads * hd), q = a.alloc(heads * hd);
+        for (const t of [k, v, q]) for (let i = 0; i < t.length; i++) t[i] = r() * 3;
+        const ctx = a.allocI32(n);
+        for (let j = 0; j < n; j++) ctx[j] = (j * 5 + 2) % slots;
+        return { k, v, q, ctx, sc: a.alloc(2 * slots), out: a.alloc(heads * hd) };
+      };
+      const one = createAttentionKernels(1 << 20, 1 << 10, "wasm");
+      const w = fill(one);
+      for (const threads of [2, 3]) {
+        one.attend(w.q, w.k, w.v, w.ctx, n, row, headStride, hd, heads, group, 0.2, w.sc, w.out);
+        const kern = createKernels({ weightFloats: 1024, maxIn: 64, maxOut: 64, threads });
+        const a = kern.attention(1 << 20, 1 << 10, 2 * slots);
+        assert.ok(a, "shared attention kernels with threads");
+        const g = fill(a);
+        a.attend(g.q, g.k, g.v, g.ctx, n, row, headStride, hd, heads, group, 0.2, g.sc, g.out);
+        const what = `threads ${threads} hd ${hd} heads ${heads} group ${group} n ${n}`;
+        assert.deepEqual(bits(g.out), bits(w.out), what);
+        assert.equal(a.splits, 1, what);
+        // a short context is not worth a hand-off: one thread, same bits
+        a.attend(g.q, g.k, g.v, g.ctx, 3, row, headStride, hd, heads, group, 0.2, g.sc, g.out);
+        one.attend(w.q, w.k, w.v, w.ctx, 3, row, headStride, hd, heads, group, 0.2, w.sc, w.out);
+        assert.deepEqual(bits(g.out), bits(w.out), `${what}, 3 keys`);
+        assert.equal(a.splits, 1, `${what}, 3 keys`);
+        assert.throws(
+          () => a.attend(w.q, g.k, g.v, g.ctx, n, row, headStride, hd, heads, group, 0.2, g.sc, g.out),
+          /q was not allocated by these attention kernels/,
+        );
+        // a disposed block is handed out again rather than the arena growing
+        const at = g.k.byteOffset;
+        a.dispose();
+        const b = kern.attention(1 << 20, 1 << 10, 2 * slots)!;
+        assert.equal(b.alloc(4).byteOffset <= at, true, "the freed block is reused");
+        b.dispose();
+        kern.dispose();
+      }
+      assert.equal(
+        createKernels({ weightFloats: 16, maxIn: 8, maxOut: 8, threads: 1 }).attention(64, 16, 8),
+        null,
+      );
     }
   },
 });

@@ -343,9 +343,9 @@ for (const name of modules) {
   ts += `/** kernels/${file} assembled (${buffer.length} bytes), base64. */\n` +
     `export const ${name.toUpperCase()}_WASM = "${encodeBase64(buffer)}";\n`;
 }
-// The matmul kernels again over a shared memory, for the worker threads of kernels/threads.ts.
-{
-  const file = "matmul.wat";
+// The matmul and attention kernels again over a shared memory, for the worker threads of kernels/threads.ts.
+for (const name of modules) {
+  const file = `${name}.wat`;
   const plain = source(file);
   const wat = plain.replace(
     '(import "env" "memory" (memory 1 65536))',
@@ -361,7 +361,7 @@ for (const name of modules) {
   const { buffer } = mod.toBinary({ log: false, write_debug_names: false });
   mod.destroy();
   ts += `/** kernels/${file} assembled over a shared memory (${buffer.length} bytes), base64. */\n` +
-    `export const MATMUL_SHARED_WASM = "${encodeBase64(buffer)}";\n`;
+    `export const ${name.toUpperCase()}_SHARED_WASM = "${encodeBase64(buffer)}";\n`;
 }
 if (Deno.args.includes("--check")) {
   const old = Deno.readTextFileSync(outPath);

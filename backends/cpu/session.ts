@@ -95,6 +95,9 @@ export interface SessionParams {
  */
 export type ForwardProfile = Record<string, number>;
 
+/** Sessions dropped without dispose() still give their attention arena block back, once collected. */
+const arenaBlocks = new FinalizationRegistry<() => void>((release) => release());
+
 /** A stopwatch over the stages of one forward pass: lap(stage) adds the time since the previous lap. */
 function stageTimer(profile: ForwardProfile): (stage: string) => void {
   profile.calls = (profile.calls ?? 0) + 1;
@@ -128,6 +131,8 @@ export class CpuSession implements TargetSession {
   #attTok: Float32Array; // [heads*hd] one token's attention output
   #isAncestor: Uint8Array;
   #profile: ForwardProfile | undefined;
+  /** Gives the attention arrays back to the kernels' arena (shared attention only). */
+  #release: (() => void) | null = null;
 
   constructor(p: SessionParams) {
     const c = p.config;
@@ -144,11 +149,19 @@ export class CpuSession implements TargetSession {
     this.#profile = p.profile;
     const kvDim = c.numKvHeads * c.headDim, qDim = c.numHeads * c.headDim;
     const cacheFloats = p.batch * p.capacity * kvDim;
-    const att = createAttentionKernels(
-      2 * c.numLayers * padFloats(cacheFloats) + padFloats(2 * p.capacity) + 2 * padFloats(qDim),
+    const floats = 2 * c.numLayers * padFloats(cacheFloats) + padFloats(2 * p.capacity) + 2 * padFloats(qDim);
+    // With matmul threads, the caches go in the kernels' shared arena and attention splits its heads over
+    // the threads too (a long context makes attention a large part of a step, and it was one thread's).
+    const shared = p.kernels.attention(floats, padFloats(p.capacity), 2 * p.capacity);
+    const att = shared ?? createAttentionKernels(
+      floats,
       padFloats(p.capacity),
       p.kernels.kind === "js" ? "js" : "auto", // "auto" falls back to the (bit-identical) JS twin past 4 GiB
     );
+    if (shared) {
+      this.#release = () => shared.dispose();
+      arenaBlocks.register(this, this.#release, this);
+    }
     this.#att = att;
     this.#kCache = [];
     this.#vCache = [];
@@ -494,5 +507,10 @@ export class CpuSession implements TargetSession {
     this.#w = null;
     this.#kCache = [];
     this.#vCache = [];
+    if (this.#release) {
+      arenaBlocks.unregister(this);
+      this.#release();
+      this.#release = null;
+    }
   }
 }
