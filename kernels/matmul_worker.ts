@@ -1,6 +1,7 @@
 /**
  * A matmul worker thread of kernels/threads.ts: instantiates the shared-memory matmul over the caller's
- * memory and runs the row ranges it is handed, until told to stop.
+ * memory (and the shared-memory attention kernels over the attention arena, when there is one) and runs the
+ * row ranges and attention head ranges it is handed, until told to stop.
  *
  * @module
  */
