@@ -13,7 +13,12 @@
 import { decodeBase64 } from "./base64.ts";
 import { dotBf16, dotF32, matmulBf16Js, matmulJs, siluMulJs } from "./matmul_js.ts";
 import { MATMUL_SHARED_WASM, MATMUL_WASM } from "./wasm_modules.ts";
-import { arenaAttention, type AttentionKernels, createAttentionArena } from "./attention.ts";
+import {
+  arenaAttention,
+  type AttentionArena,
+  type AttentionKernels,
+  createAttentionArena,
+} from "./attention.ts";
 import {
   type Kernel,
   KIND_BF16,
@@ -311,16 +316,10 @@ function wasmKernels(opts: KernelsOptions): Kernels {
   const siluMul = inst.exports.silu_mul as (g: number, y: number, n: number) => void;
   // Packed weights (pack()) and their shapes: matmul takes them whole only.
   const packed = new WeakMap<Float32Array | Uint16Array, { rows: number; cols: number }>();
-  // With threads, the sessions' attention arrays live in a shared arena, so the workers run heads too.
-  const arena = shared ? createAttentionArena() : null;
-  let pool = shared
-    ? new MatmulThreads(
-      opts.threads!,
-      shared,
-      memory,
-      arena ? { module: arena.module, memory: arena.memory } : undefined,
-    )
-    : null;
+  let pool = shared ? new MatmulThreads(opts.threads!, shared, memory) : null;
+  // With threads, the sessions' attention arrays live in a shared arena, so that the workers run heads too;
+  // made by the first attention() call (a drafter's kernels never make one), before the workers start.
+  let arena: AttentionArena | null | undefined;
   let splitCalls = 0; // of disposed pools
   const buf = memory.buffer;
   const heap = new Float32Array(buf);
@@ -350,7 +349,12 @@ function wasmKernels(opts: KernelsOptions): Kernels {
       pool?.park();
     },
     attention(floats, ints, scoreFloats) {
-      return arena && pool ? arenaAttention(arena, pool, floats, ints, scoreFloats) : null;
+      if (!pool) return null;
+      if (arena === undefined) {
+        arena = createAttentionArena();
+        if (arena && !pool.setAttention(arena.module, arena.memory)) arena = null;
+      }
+      return arena ? arenaAttention(arena, pool, floats, ints, scoreFloats) : null;
     },
     alloc(length) {
       return new Float32Array(buf, reserve(padFloats(length) * 4, `alloc(${length})`), length);

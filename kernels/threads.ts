@@ -122,17 +122,28 @@ export class MatmulThreads {
   splitCalls = 0;
   private seq = 0;
 
+  /** The shared-memory attention kernels and their arena, for the workers to instantiate (setAttention). */
+  private attention?: { module: WebAssembly.Module; memory: WebAssembly.Memory };
+
   /**
-   * `threads - 1` workers over `memory`, each instantiating `module` (the shared-memory matmul) and, when
-   * given, `attention` (the shared-memory attention kernels over their own memory: kernels/attention.ts'
-   * arena); they start with the first call big enough to split, so small models never pay for them.
+   * `threads - 1` workers over `memory`, each instantiating `module` (the shared-memory matmul); they start
+   * with the first call big enough to split, so small models never pay for them.
    */
   constructor(
     readonly threads: number,
     private readonly module: WebAssembly.Module,
     private readonly memory: WebAssembly.Memory,
-    private readonly attention?: { module: WebAssembly.Module; memory: WebAssembly.Memory },
   ) {}
+
+  /**
+   * Have the workers also instantiate the shared-memory attention `module` over `memory` (kernels/attention.ts'
+   * arena), for KIND_ATTEND jobs. Only before they start: false once they run (or cannot).
+   */
+  setAttention(module: WebAssembly.Module, memory: WebAssembly.Memory): boolean {
+    if (this.workers.length > 0 || this.disabled) return false;
+    this.attention = { module, memory };
+    return true;
+  }
 
   /** Whether calls may be split (workers running or startable); false once they failed or cannot run. */
   get usable(): boolean {
