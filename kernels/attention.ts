@@ -214,6 +214,8 @@ function wasmOps(
 export interface AttentionArena {
   readonly module: WebAssembly.Module;
   readonly memory: WebAssembly.Memory;
+  /** The calling thread's instance of `module` over `memory`. */
+  readonly exports: WebAssembly.Exports;
   /** The byte offset of a free block of `bytes` (a multiple of 16), or null when the memory cannot grow. */
   take(bytes: number): number | null;
   /** Give back a block from take(). */
@@ -245,6 +247,7 @@ export function createAttentionArena(): AttentionArena | null {
   return {
     module: compiledShared,
     memory,
+    exports: new WebAssembly.Instance(compiledShared, { env: { memory } }).exports,
     take(bytes) {
       // first fit among the freed blocks (sessions of one model mostly ask for the same sizes)
       const i = free.findIndex((f) => f.bytes >= bytes);
@@ -304,7 +307,7 @@ export function arenaAttention(
   if (base === null) return null;
   // taken after any growth, so it covers the block; every array handed out views it
   const buf = arena.memory.buffer;
-  const ex = new WebAssembly.Instance(arena.module, { env: { memory: arena.memory } }).exports;
+  const ex = arena.exports;
   const jobKernels: Kernel[] = [];
   jobKernels[KIND_ATTEND] = ex.attend_job as Kernel;
   const descAt = base;

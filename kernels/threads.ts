@@ -145,11 +145,6 @@ export class MatmulThreads {
     return true;
   }
 
-  /** Whether calls may be split (workers running or startable); false once they failed or cannot run. */
-  get usable(): boolean {
-    return !this.disabled;
-  }
-
   /** Start the workers; false when they cannot run (yet, or here). */
   private start(): boolean {
     if (makeWorker === undefined) return false; // still resolving: this call runs on one thread
