@@ -220,6 +220,10 @@ export interface AttentionArena {
   take(bytes: number): number | null;
   /** Give back a block from take(). */
   release(at: number, bytes: number): void;
+  /** Bytes in blocks taken and not given back. */
+  readonly used: number;
+  /** Bytes up to the end of the last block in use (used, plus the free blocks below it). */
+  readonly reserved: number;
 }
 
 let compiledShared: WebAssembly.Module | null | undefined;
@@ -242,6 +246,7 @@ export function createAttentionArena(): AttentionArena | null {
   } catch {
     return null;
   }
+  // Free blocks by address, never adjacent (release merges neighbours); the end of the last block in use.
   const free: { at: number; bytes: number }[] = [];
   let top = 16; // address 0 is never handed out
   return {
@@ -273,7 +278,31 @@ export function createAttentionArena(): AttentionArena | null {
       return at;
     },
     release(at, bytes) {
-      free.push({ at, bytes });
+      // keep the list sorted and merged, and give the tail back to `top`, so that sessions of changing
+      // sizes (a server's requests) reuse the memory instead of growing it
+      let i = 0;
+      while (i < free.length && free[i].at < at) i++;
+      free.splice(i, 0, { at, bytes });
+      if (i + 1 < free.length && free[i].at + free[i].bytes === free[i + 1].at) {
+        free[i].bytes += free[i + 1].bytes;
+        free.splice(i + 1, 1);
+      }
+      if (i > 0 && free[i - 1].at + free[i - 1].bytes === free[i].at) {
+        free[i - 1].bytes += free[i].bytes;
+        free.splice(i, 1);
+        i--;
+      }
+      const last = free[free.length - 1];
+      if (last.at + last.bytes === top) {
+        top = last.at;
+        free.pop();
+      }
+    },
+    get used() {
+      return top - 16 - free.reduce((sum, f) => sum + f.bytes, 0);
+    },
+    get reserved() {
+      return top - 16;
     },
   };
 }

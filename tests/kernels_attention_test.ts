@@ -6,7 +6,7 @@
  * its heads over them and gives the same bits, and the arena takes back a disposed session's block.
  */
 import assert from "node:assert/strict";
-import { type AttentionKernels, createAttentionKernels } from "../kernels/attention.ts";
+import { type AttentionKernels, createAttentionArena, createAttentionKernels } from "../kernels/attention.ts";
 import { createKernels, wasmSimdSupported, workersReady } from "../kernels/mod.ts";
 
 const bits = (a: Float32Array) => Array.from(new Uint32Array(a.buffer, a.byteOffset, a.length));
@@ -224,5 +224,40 @@ Deno.test({
         null,
       );
     }
+  },
+});
+
+Deno.test({
+  name:
+    "kernels attention: the arena merges freed neighbours and gives its tail back, so changing sizes reuse memory",
+  ignore: !wasmSimdSupported() || typeof SharedArrayBuffer !== "function",
+  fn() {
+    const arena = createAttentionArena()!;
+    assert.ok(arena);
+    const a = arena.take(1024)!, b = arena.take(2048)!, c = arena.take(512)!;
+    assert.deepEqual([a, b - a, c - b], [16, 1024, 2048]);
+    assert.equal(arena.used, 3584);
+    arena.release(a, 1024);
+    arena.release(b, 2048); // merges with a's block: 3072 free bytes at 16
+    assert.equal(arena.take(3000), 16, "a block spanning both freed ones");
+    arena.release(16, 3000);
+    arena.release(c, 512); // the tail: everything is free again
+    assert.deepEqual([arena.used, arena.reserved], [0, 0]);
+    // sessions of changing sizes, released out of order: the reservation stays at the peak in use
+    const r = rand(7);
+    const live: [number, number][] = [];
+    let peak = 0;
+    for (let i = 0; i < 400; i++) {
+      if (live.length > 3 || (live.length > 0 && r() < 0)) {
+        const [at, bytes] = live.splice(Math.floor((r() + 0.5) * live.length), 1)[0];
+        arena.release(at, bytes);
+      }
+      const bytes = 16 * Math.floor((r() + 0.5) * 4096 + 1);
+      live.push([arena.take(bytes)!, bytes]);
+      peak = Math.max(peak, arena.used);
+    }
+    assert.ok(arena.reserved <= 2 * peak, `reserved ${arena.reserved} against a peak of ${peak} in use`);
+    for (const [at, bytes] of live) arena.release(at, bytes);
+    assert.deepEqual([arena.used, arena.reserved], [0, 0]);
   },
 });
