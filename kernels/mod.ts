@@ -71,6 +71,11 @@ export interface Kernels {
   readonly threads: number;
   /** Matmul calls that were split over worker threads so far (0 with one thread, or before workers run). */
   readonly threadedCalls: number;
+  /**
+   * Parts of split calls (matmul rows, attention heads) that a worker thread ran so far; the caller runs a
+   * part itself when no worker has claimed it by the time its own part is done.
+   */
+  readonly workerJobs: number;
   /** Stop the worker threads (if any). The kernels keep working, on one thread. */
   dispose(): void;
   /** Send the worker threads (if any) to sleep until the next matmul: call when a burst of calls ends. */
@@ -234,6 +239,7 @@ function jsKernels(opts: KernelsOptions): Kernels {
     kind: "js",
     threads: 1,
     threadedCalls: 0,
+    workerJobs: 0,
     dispose() {},
     park() {},
     attention: () => null,
@@ -320,7 +326,7 @@ function wasmKernels(opts: KernelsOptions): Kernels {
   // With threads, the sessions' attention arrays live in a shared arena, so that the workers run heads too;
   // made by the first attention() call (a drafter's kernels never make one), before the workers start.
   let arena: AttentionArena | null | undefined;
-  let splitCalls = 0; // of disposed pools
+  let splitCalls = 0, workerJobs = 0; // of disposed pools
   const buf = memory.buffer;
   const heap = new Float32Array(buf);
   let next = 16; // bytes
@@ -340,8 +346,14 @@ function wasmKernels(opts: KernelsOptions): Kernels {
     get threadedCalls() {
       return splitCalls + (pool ? pool.splitCalls : 0);
     },
+    get workerJobs() {
+      return workerJobs + (pool ? pool.workerJobs : 0);
+    },
     dispose() {
-      if (pool) splitCalls += pool.splitCalls;
+      if (pool) {
+        splitCalls += pool.splitCalls;
+        workerJobs += pool.workerJobs;
+      }
       pool?.dispose();
       pool = null;
     },

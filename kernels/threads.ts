@@ -120,6 +120,8 @@ export class MatmulThreads {
   private disabled = false;
   /** Calls split over threads so far. */
   splitCalls = 0;
+  /** Jobs a worker ran (claimed before the caller could take them back) and finished without failing. */
+  workerJobs = 0;
   private seq = 0;
 
   /** The shared-memory attention kernels and their arena, for the workers to instantiate (setAttention). */
@@ -259,7 +261,7 @@ export class MatmulThreads {
         own(c); // not claimed yet: do it here rather than wait for a worker that is not running
         continue;
       }
-      let spins = 0;
+      let spins = 0, failed = false;
       const t0 = performance.now();
       while (Atomics.load(c, DONE) !== seq) {
         if (++spins <= 4096) continue;
@@ -274,13 +276,16 @@ export class MatmulThreads {
           // The worker died holding the job: compute it here (same bits) and stop using workers.
           this.disabled = true;
           own(c);
+          failed = true;
           break;
         }
       }
-      if (Atomics.load(c, FAILED) === seq) {
+      if (!failed && Atomics.load(c, FAILED) === seq) {
         this.disabled = true;
         own(c);
+        failed = true;
       }
+      if (!failed) this.workerJobs++;
     }
   }
 

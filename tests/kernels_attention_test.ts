@@ -3,7 +3,8 @@
  * sizes that take every column block of mix, with and without a scalar tail; key counts that take the
  * 4-key and the single-key paths of scores; slot lists in any order), a key's score does not depend on the
  * other keys of the call, and both stay close to a float64 reference. With matmul threads, attend splits
- * its heads over them and gives the same bits, and the arena takes back a disposed session's block.
+ * its heads over them (the workers run their parts: a job a worker failed would send every later call back
+ * to one thread) and gives the same bits, and the arena takes back a disposed session's block.
  */
 import assert from "node:assert/strict";
 import { type AttentionKernels, createAttentionArena, createAttentionKernels } from "../kernels/attention.ts";
@@ -170,6 +171,34 @@ Deno.test({
   },
 });
 
+/** A matmul big enough to split still goes to the threads: a worker that failed a job sends them all back to one. */
+function assertThreadsAlive(kern: ReturnType<typeof createKernels>, what: string): void {
+  const before = kern.threadedCalls;
+  bigMatmul(kern);
+  assert.equal(kern.threadedCalls, before + 1, `${what}: the worker threads still run`);
+}
+
+const weightOf = new WeakMap<object, Float32Array>();
+function bigMatmul(kern: ReturnType<typeof createKernels>): void {
+  let w = weightOf.get(kern);
+  if (!w) weightOf.set(kern, w = kern.alloc(256 * 64));
+  kern.matmul(new Float32Array(8 * 256), new Float32Array(8 * 64), w, null, 8, 64, 256);
+}
+
+/**
+ * Start the worker threads (until one has run a matmul part) and keep them spinning, so that the jobs that
+ * follow can be claimed by them rather than all taken back by the caller.
+ */
+async function warmThreads(kern: ReturnType<typeof createKernels>): Promise<void> {
+  const t0 = performance.now();
+  while (kern.workerJobs === 0 && performance.now() - t0 < 20_000) {
+    bigMatmul(kern);
+    await new Promise((r) => setTimeout(r, 5));
+  }
+  assert.ok(kern.workerJobs > 0, "the worker threads started");
+  for (let i = 0; i < 20; i++) bigMatmul(kern);
+}
+
 Deno.test({
   name:
     "kernels attention: with 2 and 3 threads attend splits its heads over them, bitwise the one-thread result",
@@ -194,19 +223,28 @@ Deno.test({
       const w = fill(one);
       for (const threads of [2, 3]) {
         one.attend(w.q, w.k, w.v, w.ctx, n, row, headStride, hd, heads, group, 0.2, w.sc, w.out);
-        const kern = createKernels({ weightFloats: 1024, maxIn: 64, maxOut: 64, threads });
+        const kern = createKernels({ weightFloats: 1 << 15, maxIn: 64, maxOut: 256, threads });
         const a = kern.attention(1 << 20, 1 << 10, 2 * slots);
         assert.ok(a, "shared attention kernels with threads");
         const g = fill(a);
-        a.attend(g.q, g.k, g.v, g.ctx, n, row, headStride, hd, heads, group, 0.2, g.sc, g.out);
+        // until a worker has run a part (the caller takes back parts no worker has claimed yet)
+        await warmThreads(kern);
+        const jobs = kern.workerJobs;
+        let calls = 0;
+        while (kern.workerJobs === jobs && calls < 5000) {
+          a.attend(g.q, g.k, g.v, g.ctx, n, row, headStride, hd, heads, group, 0.2, g.sc, g.out);
+          calls++;
+        }
+        assert.ok(kern.workerJobs > jobs, `a worker ran part of an attend in ${calls} calls`);
         const what = `threads ${threads} hd ${hd} heads ${heads} group ${group} n ${n}`;
         assert.deepEqual(bits(g.out), bits(w.out), what);
-        assert.equal(a.splits, 1, what);
+        assert.equal(a.splits, calls, what);
+        assertThreadsAlive(kern, what);
         // a short context is not worth a hand-off: one thread, same bits
         a.attend(g.q, g.k, g.v, g.ctx, 3, row, headStride, hd, heads, group, 0.2, g.sc, g.out);
         one.attend(w.q, w.k, w.v, w.ctx, 3, row, headStride, hd, heads, group, 0.2, w.sc, w.out);
         assert.deepEqual(bits(g.out), bits(w.out), `${what}, 3 keys`);
-        assert.equal(a.splits, 1, `${what}, 3 keys`);
+        assert.equal(a.splits, calls, `${what}, 3 keys`);
         assert.throws(
           () => a.attend(w.q, g.k, g.v, g.ctx, n, row, headStride, hd, heads, group, 0.2, g.sc, g.out),
           /q was not allocated by these attention kernels/,
