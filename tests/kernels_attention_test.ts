@@ -9,6 +9,7 @@
 import assert from "node:assert/strict";
 import { type AttentionKernels, createAttentionArena, createAttentionKernels } from "../kernels/attention.ts";
 import { createKernels, wasmSimdSupported, workersReady } from "../kernels/mod.ts";
+import { withWorkers } from "./support/workers.ts";
 
 const bits = (a: Float32Array) => Array.from(new Uint32Array(a.buffer, a.byteOffset, a.length));
 
@@ -185,20 +186,6 @@ function bigMatmul(kern: ReturnType<typeof createKernels>): void {
   kern.matmul(new Float32Array(8 * 256), new Float32Array(8 * 64), w, null, 8, 64, 256);
 }
 
-/**
- * Start the worker threads (until one has run a matmul part) and keep them spinning, so that the jobs that
- * follow can be claimed by them rather than all taken back by the caller.
- */
-async function warmThreads(kern: ReturnType<typeof createKernels>): Promise<void> {
-  const t0 = performance.now();
-  while (kern.workerJobs === 0 && performance.now() - t0 < 20_000) {
-    bigMatmul(kern);
-    await new Promise((r) => setTimeout(r, 5));
-  }
-  assert.ok(kern.workerJobs > 0, "the worker threads started");
-  for (let i = 0; i < 20; i++) bigMatmul(kern);
-}
-
 Deno.test({
   name:
     "kernels attention: with 2 and 3 threads attend splits its heads over them, bitwise the one-thread result",
@@ -227,15 +214,11 @@ Deno.test({
         const a = kern.attention(1 << 20, 1 << 10, 2 * slots);
         assert.ok(a, "shared attention kernels with threads");
         const g = fill(a);
-        // until a worker has run a part (the caller takes back parts no worker has claimed yet)
-        await warmThreads(kern);
-        const jobs = kern.workerJobs;
         let calls = 0;
-        while (kern.workerJobs === jobs && calls < 5000) {
+        await withWorkers(kern, () => {
           a.attend(g.q, g.k, g.v, g.ctx, n, row, headStride, hd, heads, group, 0.2, g.sc, g.out);
           calls++;
-        }
-        assert.ok(kern.workerJobs > jobs, `a worker ran part of an attend in ${calls} calls`);
+        });
         const what = `threads ${threads} hd ${hd} heads ${heads} group ${group} n ${n}`;
         assert.deepEqual(bits(g.out), bits(w.out), what);
         assert.equal(a.splits, calls, what);

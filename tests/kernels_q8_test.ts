@@ -14,11 +14,15 @@ import {
 } from "../kernels/mod.ts";
 import { randomFloats } from "./support/random.ts";
 import { q8Stride, quantizeRowsI16 } from "../kernels/q8.ts";
+import { withWorkers } from "./support/workers.ts";
 
 const rand = randomFloats;
 
-/** out = matmulQ8(x, quantized w) + b on the given kernels, with weights and bias in kernel memory. */
-function runQ8(
+/**
+ * out = matmulQ8(x, quantized w) + b on the given kernels, with weights and bias in kernel memory; with
+ * threads, a result the workers computed part of where the call splits.
+ */
+async function runQ8(
   kind: "wasm" | "js",
   threads: number,
   w: Float32Array,
@@ -27,7 +31,7 @@ function runQ8(
   T: number,
   n: number,
   m: number,
-): Float32Array {
+): Promise<Float32Array> {
   const k = createKernels({
     weightFloats: padQ8(m, n) + padFloats(m),
     maxIn: n,
@@ -43,7 +47,10 @@ function runQ8(
     bias.set(b);
   }
   const out = new Float32Array(T * m);
-  k.matmulQ8(out, x, q, bias, T, n, m);
+  // kernels/threads.ts splits calls of at least 2^16 multiply-adds over at least 8 rows
+  if (threads > 1 && T * q.stride * m >= 1 << 16 && m >= 8) {
+    await withWorkers(k, () => k.matmulQ8(out, x, q, bias, T, n, m));
+  } else k.matmulQ8(out, x, q, bias, T, n, m);
   k.dispose();
   return out;
 }
@@ -73,9 +80,9 @@ Deno.test({
   await workersReady();
   for (const [T, n, m] of SHAPES) {
     const w = rand(m * n, n * 7 + m), x = rand(T * n, T + n), b = rand(m, m + 3);
-    const js = runQ8("js", 1, w, b, x, T, n, m);
+    const js = await runQ8("js", 1, w, b, x, T, n, m);
     for (const threads of [1, 2]) {
-      const wasm = runQ8("wasm", threads, w, b, x, T, n, m);
+      const wasm = await runQ8("wasm", threads, w, b, x, T, n, m);
       // the first differing element, not a deepEqual diff (which takes minutes to print for 41000 values)
       const got = bits(wasm), want = bits(js), at = got.findIndex((v, i) => v !== want[i]);
       assert.equal(
@@ -105,14 +112,14 @@ Deno.test({
   }
 });
 
-Deno.test("kernels q8: without bias, zero rows and zero activations give exact zeros", () => {
+Deno.test("kernels q8: without bias, zero rows and zero activations give exact zeros", async () => {
   const n = 24, m = 5, T = 2;
   const w = rand(m * n, 11);
   w.fill(0, 2 * n, 3 * n); // row 2 all zero
   const x = rand(T * n, 5);
   x.fill(0, n, 2 * n); // token 1 all zero
   for (const kind of wasmSimdSupported() ? ["wasm", "js"] as const : ["js"] as const) {
-    const out = runQ8(kind, 1, w, null, x, T, n, m);
+    const out = await runQ8(kind, 1, w, null, x, T, n, m);
     assert.equal(out[2], 0, `${kind}: zero weight row`);
     for (let o = 0; o < m; o++) assert.equal(out[m + o], 0, `${kind}: zero token, row ${o}`);
     assert.ok(out[0] !== 0);

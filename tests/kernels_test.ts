@@ -15,6 +15,7 @@ import {
   workersReady,
 } from "../kernels/mod.ts";
 import { randomFloats } from "./support/random.ts";
+import { withWorkers } from "./support/workers.ts";
 
 const rand = randomFloats;
 
@@ -261,22 +262,6 @@ Deno.test("kernels: bf16 bad use is refused with clear messages", () => {
   assert.throws(() => k.allocBf16(2), /allocBf16\(2\) exceeds the reserved/);
 });
 
-/**
- * Run `call` until a worker thread ran part of one run of it (the caller runs the parts no worker has claimed
- * by the time its own part is done, and workers take a while to start), so that its result is partly a
- * worker's.
- */
-async function withWorkers(k: Kernels, call: () => void): Promise<void> {
-  const t0 = performance.now();
-  for (;;) {
-    const before = k.workerJobs;
-    call();
-    if (k.workerJobs > before) return;
-    if (performance.now() - t0 > 20_000) throw new Error("no worker thread ran a part of the call in 20 s");
-    await new Promise((r) => setTimeout(r, 1));
-  }
-}
-
 Deno.test({
   name: "kernels: matmul and matmulBf16 over 2 and 3 threads are bitwise the single-thread results",
   sanitizeResources: false,
@@ -394,6 +379,11 @@ for (const dtype of ["float32", "bf16"] as const) {
             );
           }
           if (w instanceof Float32Array) assert.deepEqual(bits(k.unpacked(w, outDim, inDim)), bits(wide));
+          if (threads > 1 && 70 * n >= 1 << 16 && outDim >= 8) {
+            // workers started and spinning, so that they take parts of the calls below
+            const X = rand(70 * inDim, 70);
+            await withWorkers(k, () => mm(w, b, X, 70));
+          }
           for (const T of [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 70]) {
             const X = rand(T * inDim, T);
             for (const bias of [b, null]) {
