@@ -69,7 +69,7 @@ export interface Kernels {
   readonly kind: "wasm-simd" | "js";
   /** Threads each matmul runs on. */
   readonly threads: number;
-  /** Matmul calls that were split over worker threads so far (0 with one thread, or before workers run). */
+  /** Calls (matmuls, attention) split over worker threads so far (0 with one thread, or before workers run). */
   readonly threadedCalls: number;
   /**
    * Parts of split calls (matmul rows, attention heads) that a worker thread ran so far; the caller runs a
