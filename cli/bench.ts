@@ -56,7 +56,8 @@ Sweeps beam width x beam length for ReDrafter against the autoregressive baselin
   --drafter DIR|org/name  drafter (default: models/default/drafter with the default model)
   --backend LIST          backends, comma-separated to compare (default cpu): cpu, onnx-wasm, onnx-webgpu,
                           onnx-node, onnx-cuda
-  --threads N             threads: the CPU backend's matmuls (default: cores, at most 8) or ONNX intra-op
+  --threads N             threads: the CPU backend's matmuls and attention (default: cores, at most 8) or
+                          ONNX intra-op threads
   --onnx-weights W        ONNX target weights: fp32 (default), fp16, q4, q8, q4g128, q8g128 or q4g128h4
   --drafter-threads N     the drafter's threads (default: --threads next to a cpu target, 1 next to
                           onnx-node / onnx-wasm and for a drafter graph)

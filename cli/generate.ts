@@ -57,7 +57,8 @@ Model:
   --drafter DIR|org/name   recurrent drafter (default: models/default/drafter with the default model; with
                            another model and no --drafter, generation is autoregressive)
   --backend NAME           cpu (default), onnx-wasm, onnx-webgpu, onnx-node, onnx-cuda
-  --threads N              threads: the CPU backend's matmuls (default: cores, at most 8) or ONNX intra-op
+  --threads N              threads: the CPU backend's matmuls and attention (default: cores, at most 8) or
+                           ONNX intra-op threads
   --onnx-weights W         ONNX target weights: fp32 (default), fp16, q4 or q8 (MatMulNBits; faster, not
                            bit-exact: greedy tokens agree with fp32 about 99% (q8) / 89-91% (q4) of the time),
                            q4g128 / q8g128 (blocks of 128 instead of 32: smaller, faster, a little less exact),
