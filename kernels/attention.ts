@@ -127,26 +127,35 @@ export function createAttentionKernels(
   compiled ??= new WebAssembly.Module(decodeBase64(ATTENTION_WASM) as Uint8Array<ArrayBuffer>);
   const memory = new WebAssembly.Memory({ initial: pages, maximum: MAX_PAGES });
   const ex = new WebAssembly.Instance(compiled, { env: { memory } }).exports;
-  const buf = memory.buffer;
-  let next = 16;
+  const block = blockOf(memory.buffer, 16, bytes, floats + ints);
+  return { kind: "wasm-simd", alloc: block.alloc, allocI32: block.allocI32, ...wasmOps(ex, block.where) };
+}
+
+/**
+ * Arrays handed out one after the other from bytes [start, end) of `buf`, and `where`, the byte offset of
+ * one of them (an error for any other array).
+ */
+function blockOf(buf: ArrayBufferLike, start: number, end: number, elements: number) {
+  let next = start;
   const take = (n: number): number => {
     const b = padFloats(n) * 4;
-    if (next + b > bytes) {
-      throw new Error(`kernels: attention alloc(${n}) exceeds the reserved ${floats + ints} elements`);
+    if (next + b > end) {
+      throw new Error(`kernels: attention alloc(${n}) exceeds the reserved ${elements} elements`);
     }
     const at = next;
     next += b;
     return at;
   };
-  const where = (a: Float32Array | Int32Array, what: string): number => {
-    if (a.buffer !== buf) throw new Error(`kernels: ${what} was not allocated by these attention kernels`);
-    return a.byteOffset;
-  };
   return {
-    kind: "wasm-simd",
-    alloc: (n) => new Float32Array(buf, take(n), n),
-    allocI32: (n) => new Int32Array(buf, take(n), n),
-    ...wasmOps(ex, where),
+    take,
+    alloc: (n: number) => new Float32Array(buf, take(n), n),
+    allocI32: (n: number) => new Int32Array(buf, take(n), n),
+    where(a: Float32Array | Int32Array, what: string): number {
+      if (a.buffer !== buf || a.byteOffset < start || a.byteOffset >= end) {
+        throw new Error(`kernels: ${what} was not allocated by these attention kernels`);
+      }
+      return a.byteOffset;
+    },
   };
 }
 
@@ -341,25 +350,9 @@ export function arenaAttention(
   jobKernels[KIND_ATTEND] = ex.attend_job as Kernel;
   const descAt = base;
   const desc = new Int32Array(buf, descAt, 11), descScale = new Float32Array(buf, descAt + 40, 1);
-  let next = base + descBytes;
-  const end = base + bytes;
-  const take = (n: number): number => {
-    const b = padFloats(n) * 4;
-    if (next + b > end) {
-      throw new Error(`kernels: attention alloc(${n}) exceeds the reserved ${floats + ints} elements`);
-    }
-    const at = next;
-    next += b;
-    return at;
-  };
+  const block = blockOf(buf, base + descBytes, base + bytes, floats + ints), where = block.where;
   const scratch: number[] = [];
-  for (let i = 0; i < extra; i++) scratch.push(take(scoreFloats));
-  const where = (a: Float32Array | Int32Array, what: string): number => {
-    if (a.buffer !== buf || a.byteOffset < base || a.byteOffset >= end) {
-      throw new Error(`kernels: ${what} was not allocated by these attention kernels`);
-    }
-    return a.byteOffset;
-  };
+  for (let i = 0; i < extra; i++) scratch.push(block.take(scoreFloats));
   let released = false, splits = 0;
   const ops = wasmOps(ex, where);
   return {
@@ -367,8 +360,8 @@ export function arenaAttention(
     get splits() {
       return splits;
     },
-    alloc: (n) => new Float32Array(buf, take(n), n),
-    allocI32: (n) => new Int32Array(buf, take(n), n),
+    alloc: block.alloc,
+    allocI32: block.allocI32,
     ...ops,
     attend(q, k, v, ctx, n, row, headStride, hd, heads, group, scale, sc, out) {
       checkAttendScratch(sc, n);

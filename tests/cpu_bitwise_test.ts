@@ -8,7 +8,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { loadCheckpoint } from "../loader/checkpoint.ts";
 import { type CpuModelOptions, createCpuModel } from "../backends/cpu/mod.ts";
-import type { TargetModel, TargetSession } from "../core/types.ts";
+import type { ForwardRequest, TargetModel, TargetSession } from "../core/types.ts";
 import { wasmSimdSupported, workersReady } from "../kernels/mod.ts";
 import { loadWeights } from "../backends/cpu/weights.ts";
 import { writeSafetensors } from "../loader/safetensors.ts";
@@ -127,6 +127,35 @@ Deno.test({
   },
 });
 
+/**
+ * The default model at 1, 2 and 3 threads gives bitwise the same logits and hidden states for `req` (after
+ * committing `prefix`, if any); closes the checkpoint.
+ */
+async function sameAtAnyThreads(
+  ckpt: Awaited<ReturnType<typeof loadCheckpoint>>,
+  prefix: Int32Array | null,
+  req: ForwardRequest,
+): Promise<void> {
+  const P = prefix?.length ?? 0;
+  const outs = [];
+  for (const threads of [1, 2, 3]) {
+    const m = createCpuModel(ckpt, { threads });
+    const s = m.createSession(1, P + 16);
+    if (prefix) {
+      await s.forward({ rows: [{ tokens: prefix, positions: range(0, P) }], logits: { kind: "none" } });
+      s.commit([null]);
+    }
+    outs.push(await s.forward(req));
+    s.dispose();
+    m.dispose();
+  }
+  ckpt.tensors.close();
+  for (const o of outs.slice(1)) {
+    assert.deepEqual(bits(o.logits![0]), bits(outs[0].logits![0]));
+    assert.deepEqual(bits(o.hidden[0]), bits(outs[0].hidden[0]));
+  }
+}
+
 Deno.test({
   name: "cpu default model: 1, 2 and 3 matmul threads give bitwise the same tree logits and hidden states",
   ignore: !wasmSimdSupported(),
@@ -143,19 +172,7 @@ Deno.test({
       }],
       logits: { kind: "full" } as const,
     };
-    const outs = [];
-    for (const threads of [1, 2, 3]) {
-      const m = createCpuModel(ckpt, { threads });
-      const s = m.createSession(1, 16);
-      outs.push(await s.forward(req));
-      s.dispose();
-      m.dispose();
-    }
-    ckpt.tensors.close();
-    for (const o of outs.slice(1)) {
-      assert.deepEqual(bits(o.logits![0]), bits(outs[0].logits![0]));
-      assert.deepEqual(bits(o.hidden[0]), bits(outs[0].hidden[0]));
-    }
+    await sameAtAnyThreads(ckpt, null, req);
   },
 });
 
@@ -256,20 +273,6 @@ Deno.test({
       }],
       logits: { kind: "full" } as const,
     };
-    const outs = [];
-    for (const threads of [1, 2, 3]) {
-      const m = createCpuModel(ckpt, { threads });
-      const s = m.createSession(1, P + 8);
-      await s.forward({ rows: [{ tokens: prompt, positions: range(0, P) }], logits: { kind: "none" } });
-      s.commit([null]);
-      outs.push(await s.forward(tree));
-      s.dispose();
-      m.dispose();
-    }
-    ckpt.tensors.close();
-    for (const o of outs.slice(1)) {
-      assert.deepEqual(bits(o.logits![0]), bits(outs[0].logits![0]));
-      assert.deepEqual(bits(o.hidden[0]), bits(outs[0].hidden[0]));
-    }
+    await sameAtAnyThreads(ckpt, prompt, tree);
   },
 });
