@@ -364,19 +364,19 @@ export function arenaAttention(
     allocI32: block.allocI32,
     ...ops,
     attend(q, k, v, ctx, n, row, headStride, hd, heads, group, scale, sc, out) {
-      checkAttendScratch(sc, n);
       const groups = Math.floor(heads / group);
       const parts = heads % group === 0 && 2 * n * heads * hd >= MIN_ATTEND_SPLIT && sc.length <= scoreFloats
         ? Math.min(pool.threads, groups)
         : 1;
-      const qAt = where(q, "q"), kAt = where(k, "the key cache"), vAt = where(v, "the value cache");
-      const ctxAt = where(ctx, "the slot list"),
-        scAt = where(sc, "the scores"),
-        outAt = where(out, "the output");
       if (parts < 2) {
         ops.attend(q, k, v, ctx, n, row, headStride, hd, heads, group, scale, sc, out);
         return;
       }
+      checkAttendScratch(sc, n);
+      const qAt = where(q, "q"), kAt = where(k, "the key cache"), vAt = where(v, "the value cache");
+      const ctxAt = where(ctx, "the slot list"),
+        scAt = where(sc, "the scores"),
+        outAt = where(out, "the output");
       desc[0] = qAt;
       desc[1] = kAt;
       desc[2] = vAt;

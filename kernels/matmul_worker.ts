@@ -6,7 +6,6 @@
  * @module
  */
 import {
-  ARGS,
   DONE,
   FAILED,
   type Kernel,
@@ -14,6 +13,7 @@ import {
   KIND_ATTEND,
   PARK,
   POSTED,
+  runPosted,
   SEQ,
   STATE,
   STOP,
@@ -75,16 +75,7 @@ onStart(
       // Claimed: the caller cannot post another job before this one is done, so SEQ is this job's number.
       seen = Atomics.load(c, SEQ);
       try {
-        kernels[c[KIND]](
-          c[ARGS],
-          c[ARGS + 1],
-          c[ARGS + 2],
-          c[ARGS + 3],
-          c[ARGS + 4],
-          c[ARGS + 5],
-          c[ARGS + 6],
-          c[ARGS + 7],
-        );
+        runPosted(kernels[c[KIND]], c);
       } catch {
         Atomics.store(c, FAILED, seen); // the caller computes these rows itself (and reports any error)
       }

@@ -110,6 +110,11 @@ export type Kernel = (
   ys: number,
 ) => void;
 
+/** kernel(...) on the 8 arguments a control block holds (the worker's job, or the caller taking it back). */
+export function runPosted(kernel: Kernel, c: Int32Array): void {
+  kernel(c[ARGS], c[ARGS + 1], c[ARGS + 2], c[ARGS + 3], c[ARGS + 4], c[ARGS + 5], c[ARGS + 6], c[ARGS + 7]);
+}
+
 /** Multiply-adds below which a call is not worth splitting (a hand-off costs a few microseconds). */
 const MIN_SPLIT_MACS = 1 << 16;
 
@@ -244,17 +249,7 @@ export class MatmulThreads {
     }
     const j0 = jobs[0];
     kernel(j0[0], j0[1], j0[2], j0[3], j0[4], j0[5], j0[6], j0[7]);
-    const own = (c: Int32Array) =>
-      kernel(
-        c[ARGS],
-        c[ARGS + 1],
-        c[ARGS + 2],
-        c[ARGS + 3],
-        c[ARGS + 4],
-        c[ARGS + 5],
-        c[ARGS + 6],
-        c[ARGS + 7],
-      );
+    const own = (c: Int32Array) => runPosted(kernel, c);
     for (const i of posted) {
       const c = this.ctrl[i];
       if (Atomics.compareExchange(c, STATE, POSTED, TAKEN) === POSTED) {
