@@ -17,9 +17,13 @@ export {
   type Kernels,
   type KernelsOptions,
   padFloats,
+  padQ7,
   padQ8,
+  type Q7Weight,
   type Q8Weight,
+  quantizeQ7Into,
   quantizeQ8Into,
+  wasmRelaxedSimdSupported,
   wasmSimdSupported,
 } from "./kernels/mod.ts";
 export type { AttentionKernels } from "./kernels/attention.ts";

@@ -11,6 +11,7 @@ import {
   type Kernel,
   KIND,
   KIND_ATTEND,
+  KIND_Q7,
   PARK,
   POSTED,
   runPosted,
@@ -27,6 +28,8 @@ const SPIN_MS = 0.3;
 interface Job {
   module: WebAssembly.Module;
   memory: WebAssembly.Memory;
+  /** The shared-memory matmul_q7 module (kernels/q7.wat), where the runtime has relaxed SIMD. */
+  q7Module?: WebAssembly.Module;
   /** The shared-memory attention kernels and the arena they run over (kernels/attention.ts), if any. */
   attentionModule?: WebAssembly.Module;
   attentionMemory?: WebAssembly.Memory;
@@ -51,6 +54,10 @@ onStart(
       inst.exports.matmul_p2 as Kernel,
       inst.exports.matmul_bf16p2 as Kernel,
     ];
+    if (d.q7Module) {
+      const q7 = new WebAssembly.Instance(d.q7Module, { env: { memory: d.memory } });
+      kernels[KIND_Q7] = q7.exports.matmul_q7 as Kernel;
+    }
     if (d.attentionModule && d.attentionMemory) {
       const att = new WebAssembly.Instance(d.attentionModule, { env: { memory: d.attentionMemory } });
       kernels[KIND_ATTEND] = att.exports.attend_job as Kernel;

@@ -12,7 +12,7 @@
  */
 import { decodeBase64 } from "./base64.ts";
 import { dotBf16, dotF32, matmulBf16Js, matmulJs, siluMulJs } from "./matmul_js.ts";
-import { MATMUL_SHARED_WASM, MATMUL_WASM } from "./wasm_modules.ts";
+import { MATMUL_SHARED_WASM, MATMUL_WASM, Q7_SHARED_WASM, Q7_WASM } from "./wasm_modules.ts";
 import {
   arenaAttention,
   type AttentionArena,
@@ -25,14 +25,17 @@ import {
   KIND_BF16P2,
   KIND_F32,
   KIND_P2,
+  KIND_Q7,
   KIND_Q8,
   MatmulThreads,
   workersReady,
 } from "./threads.ts";
 import { finishQ8, matmulQ8Js, q8Stride, type Q8Weight, quantizeQ8Into, quantizeRowsI16 } from "./q8.ts";
+import { matmulQ7Js, Q7_MAX_COLS, q7Stride, type Q7Weight, quantizeRowsU7 } from "./q7.ts";
 
 export { workersReady };
 export { type Q8Weight, quantizeQ8Into };
+export { type Q7Weight, quantizeQ7Into, quantizeRowsU7 } from "./q7.ts";
 
 export { dotBf16, dotF32, matmulBf16Js, matmulJs };
 
@@ -156,6 +159,19 @@ export interface Kernels {
     inDim: number,
     outDim: number,
   ): void;
+  /**
+   * Whether matmulQ7 runs here: WebAssembly relaxed SIMD (kernels/q7.wat), or the JS kernels' exact twin.
+   * Without it, use matmulQ8.
+   */
+  readonly q7: boolean;
+  /** A zeroed int8 matrix [rows, cols] the kernels can read as a matmulQ7 weight (fill: quantizeQ7Into). */
+  allocQ7(rows: number, cols: number): Q7Weight;
+  /**
+   * out ≈ x · wᵀ with `w` int8 and each x row quantized to 7 bits (kernels/q7.ts; quantizeRowsU7 gives
+   * the codes' error): exact integer dot products, so bitwise the same on both kernel kinds and any thread
+   * count. Approximate, for the LM head screen. Throws where `q7` is false.
+   */
+  matmulQ7(out: Float32Array, x: Float32Array, w: Q7Weight, n: number, inDim: number, outDim: number): void;
 }
 
 /** The default matmul thread count of the CPU backend and drafter: the machine's cores, at most 8. */
@@ -177,6 +193,20 @@ export function padBf16(length: number): number {
 /** allocQ8(rows, cols) uses this many floats of the reservation (codes, then scales). */
 export function padQ8(rows: number, cols: number): number {
   return padFloats(Math.ceil((rows * q8Stride(cols)) / 4)) + padFloats(rows);
+}
+
+/** Floats allocQ7(rows, cols) takes from the weight memory (codes, then the (scale, row sum) pairs). */
+export function padQ7(rows: number, cols: number): number {
+  return padFloats(Math.ceil((rows * q7Stride(cols)) / 4)) + padFloats(2 * rows);
+}
+
+function checkQ7(w: Q7Weight, inDim: number, outDim: number): void {
+  if (w.cols !== inDim || w.rows < outDim) {
+    throw new Error(`kernels: 7-bit int8 weight is [${w.rows}, ${w.cols}], need [${outDim}, ${inDim}]`);
+  }
+  if (inDim > Q7_MAX_COLS) {
+    throw new Error(`kernels: matmulQ7 takes at most ${Q7_MAX_COLS} inputs, got ${inDim}`);
+  }
 }
 
 function checkQ8(w: Q8Weight, inDim: number, outDim: number): void {
@@ -201,6 +231,32 @@ function sharedModule(): WebAssembly.Module | null {
     }
   }
   return compiledShared;
+}
+
+let q7Compiled: WebAssembly.Module | null | undefined;
+let q7CompiledShared: WebAssembly.Module | null | undefined;
+
+/**
+ * The matmul_q7 module (shared: over a shared memory), or null where this runtime lacks relaxed SIMD (or,
+ * for the shared one, WASM threads).
+ */
+function q7Module(shared: boolean): WebAssembly.Module | null {
+  const compile = (b64: string) => {
+    try {
+      return new WebAssembly.Module(decodeBase64(b64) as Uint8Array<ArrayBuffer>);
+    } catch {
+      return null;
+    }
+  };
+  if (shared) {
+    return q7CompiledShared === undefined ? (q7CompiledShared = compile(Q7_SHARED_WASM)) : q7CompiledShared;
+  }
+  return q7Compiled === undefined ? (q7Compiled = compile(Q7_WASM)) : q7Compiled;
+}
+
+/** Whether this runtime has WebAssembly relaxed SIMD, which the 7-bit int8 kernel (matmulQ7) needs. */
+export function wasmRelaxedSimdSupported(): boolean {
+  return q7Module(false) !== null;
 }
 
 /** Whether this runtime compiles the WASM SIMD kernels. */
@@ -269,6 +325,19 @@ function jsKernels(opts: KernelsOptions): Kernels {
       matmulQ8Js(y, xq, w, n, outDim, outDim);
       finishQ8(out, 0, y, sx, bias, n, outDim, outDim, outDim);
     },
+    q7: true,
+    allocQ7(rows, cols) {
+      const stride = q7Stride(cols);
+      return { rows, cols, stride, codes: new Int8Array(rows * stride), meta: new Float32Array(2 * rows) };
+    },
+    matmulQ7(out, x, w, n, inDim, outDim) {
+      checkQ7(w, inDim, outDim);
+      checkShapes(out, x, w.codes, null, n, inDim, outDim);
+      const xu = new Uint8Array(n * w.stride), sx = new Float32Array(n), y = new Float32Array(n * outDim);
+      quantizeRowsU7(x, 0, n, inDim, w.stride, xu, sx);
+      matmulQ7Js(y, xu, w, n, outDim, outDim);
+      finishQ8(out, 0, y, sx, null, n, outDim, outDim, outDim);
+    },
   };
 }
 
@@ -319,10 +388,15 @@ function wasmKernels(opts: KernelsOptions): Kernels {
     inst.exports.matmul_p2 as Kernel,
     inst.exports.matmul_bf16p2 as Kernel,
   ];
+  // matmul_q7 (relaxed SIMD) in its own module over the same memory, where the runtime has it
+  const q7mod = q7Module(shared !== null);
+  if (q7mod) {
+    kernels[KIND_Q7] = new WebAssembly.Instance(q7mod, { env: { memory } }).exports.matmul_q7 as Kernel;
+  }
   const siluMul = inst.exports.silu_mul as (g: number, y: number, n: number) => void;
   // Packed weights (pack()) and their shapes: matmul takes them whole only.
   const packed = new WeakMap<Float32Array | Uint16Array, { rows: number; cols: number }>();
-  let pool = shared ? new MatmulThreads(opts.threads!, shared, memory) : null;
+  let pool = shared ? new MatmulThreads(opts.threads!, shared, memory, q7mod) : null;
   // With threads, the sessions' attention arrays live in a shared arena, so that the workers run heads too;
   // made by the first attention() call (a drafter's kernels never make one), before the workers start.
   let arena: AttentionArena | null | undefined;
@@ -468,6 +542,41 @@ function wasmKernels(opts: KernelsOptions): Kernels {
             m,
             outDim,
           );
+        }
+      }
+    },
+    q7: q7mod !== null,
+    allocQ7(rows, cols) {
+      const stride = q7Stride(cols);
+      const codes = new Int8Array(
+        buf,
+        reserve(padFloats(Math.ceil((rows * stride) / 4)) * 4, "allocQ7"),
+        rows * stride,
+      );
+      const meta = new Float32Array(buf, reserve(padFloats(2 * rows) * 4, "allocQ7"), 2 * rows);
+      return { rows, cols, stride, codes, meta };
+    },
+    matmulQ7(out, x, w, n, inDim, outDim) {
+      if (!q7mod) {
+        throw new Error(
+          "kernels: matmulQ7 needs WebAssembly relaxed SIMD, which this runtime lacks (use matmulQ8)",
+        );
+      }
+      checkQ7(w, inDim, outDim);
+      checkShapes(out, x, w.codes, null, n, inDim, outDim);
+      if (inDim > opts.maxIn) throw new Error(`kernels: inDim ${inDim} exceeds maxIn ${opts.maxIn}`);
+      const S = w.stride;
+      const wPtr = where(w.codes, "the int8 weight"), mPtr = where(w.meta, "the int8 scales");
+      const xu = new Uint8Array(buf, xPtr, CHUNK_TOKENS * S);
+      for (let t0 = 0; t0 < n; t0 += CHUNK_TOKENS) {
+        const T = Math.min(CHUNK_TOKENS, n - t0);
+        quantizeRowsU7(x, t0 * inDim, T, inDim, S, xu, sx);
+        for (let o0 = 0; o0 < outDim; o0 += outChunk) {
+          const m = Math.min(outChunk, outDim - o0);
+          const wAt = wPtr + o0 * S, mAt = mPtr + o0 * 8;
+          if (pool) pool.run(kernels, KIND_Q7, xPtr, wAt, mAt, yPtr, T, S, m, m, S, 8);
+          else kernels[KIND_Q7](xPtr, wAt, mAt, yPtr, T, S, m, m);
+          finishQ8(out, t0 * outDim + o0, heap.subarray(yPtr >> 2), sx, null, T, m, m, outDim);
         }
       }
     },

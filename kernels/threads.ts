@@ -97,6 +97,8 @@ export const STOP = -1;
  * attention heads: kernels/attention.wat's attend_job, on the attention arena's memory).
  */
 export const KIND_F32 = 0, KIND_BF16 = 1, KIND_Q8 = 2, KIND_P2 = 3, KIND_BF16P2 = 4, KIND_ATTEND = 5;
+/** KIND value of kernels/q7.wat's matmul_q7 (a module of its own: relaxed SIMD), where the runtime has it. */
+export const KIND_Q7 = 6;
 
 /** (x, w, b, y, T, n, m, ys) byte offsets and sizes, as kernels/matmul.wat takes them. */
 export type Kernel = (
@@ -140,6 +142,8 @@ export class MatmulThreads {
     readonly threads: number,
     private readonly module: WebAssembly.Module,
     private readonly memory: WebAssembly.Memory,
+    /** The shared-memory matmul_q7 module (kernels/q7.wat), for KIND_Q7 jobs; null where relaxed SIMD is missing. */
+    private readonly q7Module: WebAssembly.Module | null = null,
   ) {}
 
   /**
@@ -168,6 +172,7 @@ export class MatmulThreads {
         w.postMessage({
           module: this.module,
           memory: this.memory,
+          q7Module: this.q7Module ?? undefined,
           attentionModule: this.attention?.module,
           attentionMemory: this.attention?.memory,
           ctrl: ctrl.buffer,
@@ -185,9 +190,9 @@ export class MatmulThreads {
 
   /**
    * kernels[kind](x, w, b, y, T, n, m, ys) with its m output rows split over up to `threads` threads, in
-   * ranges of a multiple of 4 rows (the kernels' register block); `wRow` is the bytes per weight row (bias
-   * elements are 4 bytes; b = 0 means no bias). The same arguments as the kernel, so a call that is not
-   * worth splitting is just the kernel.
+   * ranges of a multiple of 4 rows (the kernels' register block); `wRow` is the bytes per weight row, `bRow`
+   * the bytes per bias element (b = 0 means no bias). The same arguments as the kernel, so a call that is
+   * not worth splitting is just the kernel.
    */
   run(
     kernels: Kernel[],
@@ -201,6 +206,7 @@ export class MatmulThreads {
     m: number,
     ys: number,
     wRow: number,
+    bRow = 4,
   ): void {
     const parts = Math.min(this.threads, m >> 2);
     if (parts < 2 || T * n * m < MIN_SPLIT_MACS || !this.ready()) {
@@ -210,7 +216,7 @@ export class MatmulThreads {
     const per = ((Math.ceil(m / parts) + 3) >> 2) << 2;
     const jobs: number[][] = [];
     for (let o0 = 0; o0 < m; o0 += per) {
-      jobs.push([x, w + o0 * wRow, b === 0 ? 0 : b + o0 * 4, y + o0 * 4, T, n, Math.min(per, m - o0), ys]);
+      jobs.push([x, w + o0 * wRow, b === 0 ? 0 : b + o0 * bRow, y + o0 * 4, T, n, Math.min(per, m - o0), ys]);
     }
     this.runParts(kernels, kind, jobs);
   }

@@ -13,9 +13,16 @@ import {
   MAX_SCREEN_K,
   MAX_SCREEN_ROWS,
   MAX_SCREEN_ROWS_LARGE,
+  MAX_SCREEN_ROWS_Q7,
   screenedTopK,
 } from "../backends/cpu/head_screen.ts";
-import { createKernels, type Kernels, padFloats, wasmSimdSupported } from "../kernels/mod.ts";
+import {
+  createKernels,
+  type Kernels,
+  padFloats,
+  wasmRelaxedSimdSupported,
+  wasmSimdSupported,
+} from "../kernels/mod.ts";
 import { topK } from "../kernels/topk.ts";
 import { randomFloats } from "./support/random.ts";
 import { headScreenFloats } from "../backends/cpu/head_screen.ts";
@@ -31,7 +38,8 @@ const range = (start: number, n: number) => Int32Array.from({ length: n }, (_, i
 for (const kernels of KERNELS) {
   for (const name of ["llama", "qwen2", "mistral", "llama_bf16", "tiny_chat"]) {
     Deno.test({
-      name: `cpu head screen (${kernels}): top-k of 1- and 2-token calls equals the full head's (${name})`,
+      name:
+        `cpu head screen (${kernels}): top-k of 1-, 2- and 4-token calls equals the full head's (${name})`,
       ignore: kernels === "wasm" && !wasmSimdSupported(),
       fn: async () => {
         const ckpt = await loadCheckpoint(join(MODELS, name));
@@ -41,10 +49,11 @@ for (const kernels of KERNELS) {
         const session = (w: typeof on) =>
           new CpuSession({ ...w, config: c, invFreq: ropeInvFreq(c), batch: 1, capacity: 64 });
         const ks = [1, 3, Math.min(MAX_SCREEN_K, V), Math.min(MAX_SCREEN_K + 1, V)];
+        let servable = 0;
         for (const k of ks) {
           const a = session(on), b = session(off);
-          for (let pos = 0; pos + 2 <= 40; pos += 1 + (pos % 2)) {
-            const n = 1 + (pos % 2); // calls of 1 and 2 tokens, both with a logit row per token
+          for (let pos = 0, call = 0; pos + 4 <= 40; pos += [1, 2, 4][call++ % 3]) {
+            const n = [1, 2, 4][call % 3]; // calls of 1, 2 and 4 tokens, with a logit row per token
             const req = {
               rows: [{
                 tokens: Int32Array.from({ length: n }, (_, i) => ((pos + i) * 37 + 11) % V),
@@ -52,6 +61,8 @@ for (const kernels of KERNELS) {
               }],
               logits: { kind: "topk" as const, k },
             };
+            // 4-token calls go through the screen only where it serves 4 rows (the 7-bit screen)
+            if (k <= MAX_SCREEN_K && n <= on.weights.headScreen!.maxRows) servable += n;
             const oa = await a.forward(req), ob = await b.forward(req);
             a.commit([null]);
             b.commit([null]);
@@ -60,7 +71,7 @@ for (const kernels of KERNELS) {
           }
         }
         const st = on.weights.headScreen!.stats;
-        assert.ok(st.rows >= 3 * 40 * 0.9, `the screen served ${st.rows} rows`);
+        assert.ok(st.rows >= servable * 0.9, `the screen served ${st.rows} of ${servable} rows`);
         on.kernels.dispose();
         off.kernels.dispose();
       },
@@ -74,15 +85,23 @@ Deno.test("cpu head screen: greedy forwards go through the screen, and screenHea
   for (const screenHead of [true, false]) {
     const { weights, kernels } = loadWeights(ckpt, "auto", 8, 1, "auto", screenHead);
     assert.equal(weights.headScreen !== null, screenHead);
-    const s = new CpuSession({ config: c, weights, kernels, invFreq: ropeInvFreq(c), batch: 1, capacity: 8 });
+    const s = new CpuSession({
+      config: c,
+      weights,
+      kernels,
+      invFreq: ropeInvFreq(c),
+      batch: 1,
+      capacity: 16,
+    });
     await s.forward({
       rows: [{ tokens: Int32Array.of(3, 4), positions: Int32Array.of(0, 1) }],
       logits: { kind: "topk", k: 1 },
     });
     s.commit([null]);
-    // more logit rows than MAX_SCREEN_ROWS go through the full head
+    // more logit rows than the screen serves (MAX_SCREEN_ROWS_Q7, or MAX_SCREEN_ROWS) go through the full head
+    const over = (weights.headScreen?.maxRows ?? MAX_SCREEN_ROWS) + 1;
     await s.forward({
-      rows: [{ tokens: range(5, MAX_SCREEN_ROWS + 1), positions: range(2, MAX_SCREEN_ROWS + 1) }],
+      rows: [{ tokens: range(5, over), positions: range(2, over) }],
       logits: { kind: "topk", k: 1 },
     });
     if (screenHead) {
@@ -154,53 +173,59 @@ function kernelsFor(kind: "wasm" | "js", V: number, H: number, threads: number, 
 }
 
 for (const kernels of KERNELS) {
-  Deno.test({
-    name: `cpu head screen (${kernels}): exact on adversarial heads where the int8 argmax is wrong`,
-    ignore: kernels === "wasm" && !wasmSimdSupported(),
-    fn: () => {
-      const V = 512, H = 64, n = 40;
-      let int8Wrong = 0, served = 0, calls = 0;
-      for (const seed of [1, 2, 3]) {
-        const k = kernelsFor(kernels, V, H, 2);
-        const head = k.alloc(V * H);
-        head.set(adversarialHead(V, H, seed));
-        k.pack(head, V, H);
-        const screen = buildHeadScreen(k, head, V, H)!;
-        const x = activations(k.unpacked(head, V, H), V, H, n, seed + 100);
-        const full = new Float32Array(n * V), approx = new Float32Array(n * V);
-        k.matmul(full, x, head, null, n, H, V);
-        k.matmulQ8(approx, x, screen.q, null, n, H, V);
-        for (const topk of [1, 2, 5]) {
-          const want = { ids: new Int32Array(n * topk), vals: new Float32Array(n * topk) };
-          const int8 = { ids: new Int32Array(n * topk), vals: new Float32Array(n * topk) };
-          for (let j = 0; j < n; j++) {
-            topK(full, j * V, V, topk, want.ids, want.vals, j * topk);
-            topK(approx, j * V, V, topk, int8.ids, int8.vals, j * topk);
+  for (const acts of ["7-bit", "int16"] as const) {
+    Deno.test({
+      name:
+        `cpu head screen (${kernels}, ${acts} activations): exact on adversarial heads where the int8 argmax is wrong`,
+      ignore: kernels === "wasm" &&
+        (!wasmSimdSupported() || (acts === "7-bit" && !wasmRelaxedSimdSupported())),
+      fn: () => {
+        const V = 512, H = 64, n = 40;
+        let int8Wrong = 0, served = 0, calls = 0;
+        for (const seed of [1, 2, 3]) {
+          const k = kernelsFor(kernels, V, H, 2);
+          const head = k.alloc(V * H);
+          head.set(adversarialHead(V, H, seed));
+          k.pack(head, V, H);
+          const screen = buildHeadScreen(k, head, V, H, acts === "7-bit")!;
+          assert.equal(screen.q7 !== null, acts === "7-bit");
+          const x = activations(k.unpacked(head, V, H), V, H, n, seed + 100);
+          const full = new Float32Array(n * V), approx = new Float32Array(n * V);
+          k.matmul(full, x, head, null, n, H, V);
+          if (screen.q7) k.matmulQ7(approx, x, screen.q7, n, H, V);
+          else k.matmulQ8(approx, x, screen.q!, null, n, H, V);
+          for (const topk of [1, 2, 5]) {
+            const want = { ids: new Int32Array(n * topk), vals: new Float32Array(n * topk) };
+            const int8 = { ids: new Int32Array(n * topk), vals: new Float32Array(n * topk) };
+            for (let j = 0; j < n; j++) {
+              topK(full, j * V, V, topk, want.ids, want.vals, j * topk);
+              topK(approx, j * V, V, topk, int8.ids, int8.vals, j * topk);
+            }
+            // one row at a time, so that a row screening cannot serve does not hide the others
+            for (let j = 0; j < n; j++) {
+              const ids = new Int32Array(topk), vals = new Float32Array(topk);
+              const scratch = new Float32Array(V);
+              calls++;
+              const row = x.subarray(j * H, (j + 1) * H);
+              if (!screenedTopK(k, screen, head, row, 1, H, V, topk, scratch, ids, vals)) continue;
+              served++;
+              const at = j * topk;
+              assert.deepEqual(
+                Array.from(ids),
+                Array.from(want.ids.subarray(at, at + topk)),
+                `seed ${seed} row ${j}`,
+              );
+              assert.deepEqual(bits(vals), bits(want.vals.subarray(at, at + topk)), `seed ${seed} row ${j}`);
+              if (int8.ids.subarray(at, at + topk).join() !== ids.join()) int8Wrong++;
+            }
           }
-          // one row at a time, so that a row screening cannot serve does not hide the others
-          for (let j = 0; j < n; j++) {
-            const ids = new Int32Array(topk), vals = new Float32Array(topk);
-            const scratch = new Float32Array(V);
-            calls++;
-            const row = x.subarray(j * H, (j + 1) * H);
-            if (!screenedTopK(k, screen, head, row, 1, H, V, topk, scratch, ids, vals)) continue;
-            served++;
-            const at = j * topk;
-            assert.deepEqual(
-              Array.from(ids),
-              Array.from(want.ids.subarray(at, at + topk)),
-              `seed ${seed} row ${j}`,
-            );
-            assert.deepEqual(bits(vals), bits(want.vals.subarray(at, at + topk)), `seed ${seed} row ${j}`);
-            if (int8.ids.subarray(at, at + topk).join() !== ids.join()) int8Wrong++;
-          }
+          k.dispose();
         }
-        k.dispose();
-      }
-      assert.ok(int8Wrong >= 10, `the int8 scores alone must get some rows wrong here (got ${int8Wrong})`);
-      assert.ok(served >= calls * 0.9, `screening served ${served} of ${calls} calls`);
-    },
-  });
+        assert.ok(int8Wrong >= 10, `the int8 scores alone must get some rows wrong here (got ${int8Wrong})`);
+        assert.ok(served >= calls * 0.9, `screening served ${served} of ${calls} calls`);
+      },
+    });
+  }
 }
 
 Deno.test("cpu head screen: calls it cannot serve return false and write nothing", () => {
@@ -237,7 +262,7 @@ Deno.test({
   const head = k.alloc(V * H);
   head.set(randomFloats(V * H, 11).map((v) => v * 0.05));
   k.pack(head, V, H);
-  const screen = buildHeadScreen(k, head, V, H)!;
+  const screen = buildHeadScreen(k, head, V, H, false)!;
   assert.equal(screen.maxRows, MAX_SCREEN_ROWS_LARGE);
   const m = MAX_SCREEN_ROWS_LARGE, topk = 2;
   const x = activations(k.unpacked(head, V, H), V, H, m, 12);
@@ -271,6 +296,8 @@ Deno.test({
   const k2 = kernelsFor("js", 512, 64, 1);
   const small = k2.alloc(512 * 64);
   small.set(adversarialHead(512, 64, 3));
-  assert.equal(buildHeadScreen(k2, small, 512, 64)!.maxRows, MAX_SCREEN_ROWS);
+  assert.equal(buildHeadScreen(k2, small, 512, 64, false)!.maxRows, MAX_SCREEN_ROWS);
+  // the 7-bit screen (the JS kernels have its twin) serves up to MAX_SCREEN_ROWS_Q7 rows on any head
+  assert.equal(buildHeadScreen(k2, small, 512, 64)!.maxRows, MAX_SCREEN_ROWS_Q7);
   k.dispose();
 });

@@ -25,8 +25,9 @@
  * @module
  */
 import type { Kernels } from "../../kernels/mod.ts";
-import { padFloats, padQ8 } from "../../kernels/mod.ts";
+import { padFloats, padQ7, padQ8 } from "../../kernels/mod.ts";
 import { type Q8Weight, quantizeQ8Into } from "../../kernels/q8.ts";
+import { type Q7Weight, quantizeQ7Into, quantizeRowsU7 } from "../../kernels/q7.ts";
 import { pushTopK } from "../../kernels/topk.ts";
 import type { Matrix } from "./weights.ts";
 
@@ -35,94 +36,136 @@ export const MAX_CANDIDATES = 256;
 /** Top-k sizes screening serves; larger k use the full head. */
 export const MAX_SCREEN_K = 64;
 /**
- * Logit rows per call screening serves on a head that fits in cache. There the float32 head is compute-bound
- * from 2-3 rows on, and the int8 kernel's compute is not much cheaper (it takes tokens in pairs, the float32
- * row-pair tiles up to 5 in one pass): tools/bench_head_screen.ts on the 16M default model gave 1.01-1.07x at
- * 1-2 rows and 0.99-1.02x at 3-4.
+ * Logit rows per call the int16-activation screen serves on a head that fits in cache. There the float32
+ * head is compute-bound from 2-3 rows on, and that int8 kernel's compute is not much cheaper (it takes
+ * tokens in pairs, the float32 row-pair tiles up to 5 in one pass): tools/bench_head_screen.ts on the 16M
+ * default model gave 1.01-1.07x at 1-2 rows and 0.99-1.02x at 3-4 (AMD EPYC, session 12).
  */
 export const MAX_SCREEN_ROWS = 2;
 /**
- * Logit rows per call screening serves on a head of at least LARGE_HEAD_BYTES of float32, which streams from
- * memory whatever the row count: on the random 100M Llama (32000 x 768, 98 MB) the screen saved 1.4-1.8 ms
- * of a 3-4 row call (4.7 -> 3.0 ms and 6.0 -> 4.2 ms for the head and its top-1).
+ * Logit rows per call the int16-activation screen serves on a head of at least LARGE_HEAD_BYTES of float32,
+ * which streams from memory whatever the row count: on the random 100M Llama (32000 x 768, 98 MB) the
+ * screen saved 1.4-1.8 ms of a 3-4 row call (4.7 -> 3.0 ms and 6.0 -> 4.2 ms for the head and its top-1).
  */
 export const MAX_SCREEN_ROWS_LARGE = 8;
 export const LARGE_HEAD_BYTES = 32 << 20;
+/**
+ * Logit rows per call the 7-bit screen (kernels/q7.ts, where the runtime has relaxed SIMD) serves, whatever
+ * the head's size: its kernel does 16 multiply-adds per instruction, so it beats the float32 head at every
+ * row count a verification asks for (tools/bench_head_screen.ts; docs/kernels.md).
+ */
+export const MAX_SCREEN_ROWS_Q7 = 8;
 
 const U = 2 ** -24;
 
 /** The int8 head and the per-row constants of the bound. */
 export interface HeadScreen {
-  readonly q: Q8Weight;
+  /** The int8 head scored with 7-bit activations (Kernels.matmulQ7), where the kernels have it; else null. */
+  readonly q7: Q7Weight | null;
+  /** The int8 head scored with int16 activations (Kernels.matmulQ8), where there is no q7; else null. */
+  readonly q: Q8Weight | null;
   /** [V] ||δ_r||₂ + (H + 16) u ||w_r||₂, rounded up. */
   readonly rowSlope: Float64Array;
-  /** [V] s_r Σ|ŵ_r| / 2, rounded up. */
-  readonly rowCodeHalf: Float64Array;
-  /** The largest rowSlope and rowCodeHalf (the prefilter's bound for every row at once). */
+  /** [V] s_r Σ|ŵ_r|, rounded up (times the activation error's largest element). */
+  readonly rowCodeL1: Float64Array;
+  /** [V] s_r ||ŵ_r||₂, rounded up (times the activation error's norm; the 7-bit screen only). */
+  readonly rowCodeL2: Float64Array;
+  /** The largest rowSlope, rowCodeL1 and rowCodeL2 (the prefilter's bound for every row at once). */
   readonly maxSlope: number;
-  readonly maxCodeHalf: number;
+  readonly maxCodeL1: number;
+  readonly maxCodeL2: number;
   /** [MAX_CANDIDATES, H] float32 rows gathered from the head (kernel memory). */
   readonly gathered: Float32Array;
-  /** Logit rows per call this screen serves (MAX_SCREEN_ROWS, or MAX_SCREEN_ROWS_LARGE for a large head). */
+  /** Logit rows per call this screen serves (MAX_SCREEN_ROWS_Q7; else MAX_SCREEN_ROWS, or _LARGE for a large head). */
   readonly maxRows: number;
   /** Calls served, candidates recomputed, calls that fell back to the full head (for tools). */
   readonly stats: { rows: number; candidates: number; fallbacks: number };
 }
 
-/** Float32 elements of kernel memory a screen for a [V, H] head reserves. */
+/** Float32 elements of kernel memory a screen for a [V, H] head reserves (room for either int8 layout). */
 export function headScreenFloats(V: number, H: number): number {
-  return padQ8(V, H) + padFloats(MAX_CANDIDATES * H);
+  return Math.max(padQ8(V, H), padQ7(V, H)) + padFloats(MAX_CANDIDATES * H);
 }
 
 /**
  * The screen of `head` ([V, H], packed or not, float32 or bf16; read through k.row), in memory from `k`
- * (reserve headScreenFloats(V, H)); null when a weight is not finite (then the full head is used).
+ * (reserve headScreenFloats(V, H)); null when a weight is not finite (then the full head is used). It
+ * scores with 7-bit activations where `k.q7` (and `q7` is not false), else with int16 ones.
  */
-export function buildHeadScreen(k: Kernels, head: Matrix, V: number, H: number): HeadScreen | null {
+export function buildHeadScreen(
+  k: Kernels,
+  head: Matrix,
+  V: number,
+  H: number,
+  q7 = true,
+): HeadScreen | null {
   // one row at a time, so that a large head is never held twice
   const row = new Float32Array(H);
   for (let r = 0; r < V; r++) {
     k.row(head, r, H, row, 0);
     for (let i = 0; i < H; i++) if (!Number.isFinite(row[i])) return null;
   }
-  const q = k.allocQ8(V, H);
-  const rowSlope = new Float64Array(V), rowCodeHalf = new Float64Array(V);
+  const useQ7 = q7 && k.q7;
+  const w7 = useQ7 ? k.allocQ7(V, H) : null, w8 = useQ7 ? null : k.allocQ8(V, H);
+  const stride = (w7 ?? w8)!.stride;
+  const rowSlope = new Float64Array(V), rowCodeL1 = new Float64Array(V), rowCodeL2 = new Float64Array(V);
   const up = 1 + 1e-9; // float64 sums of float32 terms: far below this relative error
   for (let r = 0; r < V; r++) {
     k.row(head, r, H, row, 0);
-    const codesOf = q.codes.subarray(r * q.stride, (r + 1) * q.stride);
-    quantizeQ8Into(row, {
-      rows: 1,
-      cols: H,
-      stride: q.stride,
-      codes: codesOf,
-      scales: q.scales.subarray(r, r + 1),
-    });
-    const s = q.scales[r];
-    let d2 = 0, w2 = 0, codes = 0;
+    // both layouts quantize a row the same way (scale f32(max|w| / 127), codes round(w / scale))
+    const codesOf = (w7 ?? w8)!.codes.subarray(r * stride, (r + 1) * stride);
+    if (w7) {
+      quantizeQ7Into(row, {
+        rows: 1,
+        cols: H,
+        stride,
+        codes: codesOf,
+        meta: w7.meta.subarray(2 * r, 2 * r + 2),
+      });
+    } else {
+      quantizeQ8Into(row, {
+        rows: 1,
+        cols: H,
+        stride,
+        codes: codesOf,
+        scales: w8!.scales.subarray(r, r + 1),
+      });
+    }
+    const s = w7 ? w7.meta[2 * r] : w8!.scales[r];
+    let d2 = 0, w2 = 0, codes = 0, codes2 = 0;
     for (let i = 0; i < H; i++) {
       const w = row[i], c = codesOf[i];
       const d = w - s * c; // exact in float64 (a float32 product of a float32 and an int8, minus a float32)
       d2 += d * d;
       w2 += w * w;
       codes += Math.abs(c);
+      codes2 += c * c;
     }
     rowSlope[r] = (Math.sqrt(d2) + 1.01 * (H + 16) * U * Math.sqrt(w2)) * up; // 1.01: γ_n = nu / (1 - nu)
-    rowCodeHalf[r] = 0.5 * s * codes * up;
+    rowCodeL1[r] = s * codes * up;
+    rowCodeL2[r] = s * Math.sqrt(codes2) * up;
   }
-  let maxSlope = 0, maxCodeHalf = 0;
+  let maxSlope = 0, maxCodeL1 = 0, maxCodeL2 = 0;
   for (let r = 0; r < V; r++) {
     maxSlope = Math.max(maxSlope, rowSlope[r]);
-    maxCodeHalf = Math.max(maxCodeHalf, rowCodeHalf[r]);
+    maxCodeL1 = Math.max(maxCodeL1, rowCodeL1[r]);
+    maxCodeL2 = Math.max(maxCodeL2, rowCodeL2[r]);
   }
   return {
-    q,
+    q7: w7,
+    q: w8,
     rowSlope,
-    rowCodeHalf,
+    rowCodeL1,
+    rowCodeL2,
     maxSlope,
-    maxCodeHalf,
+    maxCodeL1,
+    maxCodeL2,
     gathered: k.alloc(MAX_CANDIDATES * H),
-    maxRows: V * H * 4 >= LARGE_HEAD_BYTES ? MAX_SCREEN_ROWS_LARGE : MAX_SCREEN_ROWS,
+    maxRows: w7
+      ? MAX_SCREEN_ROWS_Q7
+      : V * H * 4 >= LARGE_HEAD_BYTES
+      ? MAX_SCREEN_ROWS_LARGE
+      : MAX_SCREEN_ROWS,
     stats: { rows: 0, candidates: 0, fallbacks: 0 },
   };
 }
@@ -147,8 +190,8 @@ export function screenedTopK(
   vals: Float32Array,
 ): boolean {
   if (k > MAX_SCREEN_K || m > screen.maxRows) return false;
-  // per row: ||x||₂ and the int16 scale kernels/q8.ts quantizeRowsI16 uses
-  const norm = new Float64Array(m), sx = new Float64Array(m);
+  // per row: ||x||₂, and the activation codes' error: its largest element (e1) and its norm (e2)
+  const norm = new Float64Array(m), e1 = new Float64Array(m), e2 = new Float64Array(m);
   for (let j = 0; j < m; j++) {
     let ss = 0, max = 0;
     for (let i = 0; i < H; i++) {
@@ -159,12 +202,20 @@ export function screenedTopK(
     }
     if (!Number.isFinite(ss)) return false;
     norm[j] = Math.sqrt(ss) * (1 + 1e-12);
-    sx[j] = max > 0 ? Math.fround(max / 32767) : 0;
+    // int16 codes (kernels/q8.ts quantizeRowsI16): each within half a step; the norm form is not used
+    e1[j] = (max > 0 ? Math.fround(max / 32767) : 0) / 2;
+    e2[j] = Infinity;
   }
-  kern.matmulQ8(approx, x, screen.q, null, m, H, V);
-  const { rowSlope, rowCodeHalf, gathered } = screen;
+  if (screen.q7) {
+    const S = screen.q7.stride, err = new Float64Array(2 * m);
+    quantizeRowsU7(x, 0, m, H, S, new Uint8Array(m * S), new Float32Array(m), err); // the codes matmulQ7 makes
+    for (let j = 0; j < m; j++) [e1[j], e2[j]] = [err[2 * j], err[2 * j + 1]];
+    kern.matmulQ7(approx, x, screen.q7, m, H, V);
+  } else kern.matmulQ8(approx, x, screen.q!, null, m, H, V);
+  const { rowSlope, rowCodeL1, rowCodeL2, gathered } = screen;
   const bound = (j: number, r: number, a: number) =>
-    norm[j] * rowSlope[r] + sx[j] * rowCodeHalf[r] * (1 + 1e-9) + 3 * U * Math.abs(a) + 1e-37;
+    norm[j] * rowSlope[r] + Math.min(e1[j] * rowCodeL1[r], e2[j] * rowCodeL2[r]) * (1 + 1e-9) +
+    3 * U * Math.abs(a) + 1e-37;
   const candidates = new Int32Array(MAX_CANDIDATES);
   const topIds = new Int32Array(k), topVals = new Float32Array(k);
   const exact = new Float32Array(MAX_CANDIDATES);
@@ -185,7 +236,8 @@ export function screenedTopK(
       L = Math.min(L, a - bound(j, r, a));
     }
     // candidates: a + bound >= L; every row's bound is at most c + 3u|a|, so most rows fail a cheap test
-    const c = norm[j] * screen.maxSlope + sx[j] * screen.maxCodeHalf * (1 + 1e-9) + 1e-37;
+    const c = norm[j] * screen.maxSlope +
+      Math.min(e1[j] * screen.maxCodeL1, e2[j] * screen.maxCodeL2) * (1 + 1e-9) + 1e-37;
     let n = 0;
     for (let r = 0; r < V; r++) {
       const a = approx[off + r];
