@@ -3,20 +3,25 @@
  *
  * A greedy step (and a greedy verification) needs only the argmax of each logit row, yet the float32 head
  * is the model's largest matrix (V x H: 12.6 MB on the default pair, a fifth of a token's multiply-adds).
- * So an int8 copy of the head (kernels/q8.ts) scores every token first, and a rigorous bound on its error
- * says which tokens could still be in the exact top-k. Only those rows are then computed with the float32
- * kernel, whose per-output order never depends on the rows around it (kernels/matmul.wat), so their values
- * are bitwise those of the full head. The result (ids, values, ties to the lower id) is therefore exactly
- * that of the full head: screening changes the cost, never a token.
+ * So an int8 copy of the head scores every token first, and a rigorous bound on its error says which
+ * tokens could still be in the exact top-k. Only those rows are then computed with the float32 kernel,
+ * whose per-output order never depends on the rows around it (kernels/matmul.wat), so their values are
+ * bitwise those of the full head. The result (ids, values, ties to the lower id) is therefore exactly that
+ * of the full head: screening changes the cost, never a token.
  *
- * The bound, for token row r and activation row x (the int8 path quantizes x to int16 codes x̂ with scale
- * s_x, and w_r to codes ŵ with scale s_r; δ = w_r - s_r ŵ, η = x - s_x x̂, |η_i| <= s_x / 2):
+ * Where the runtime has WebAssembly relaxed SIMD the scores use 7-bit activation codes (kernels/q7.ts:
+ * 16 multiply-adds per instruction, so the screen beats the float32 head at every row count up to 8);
+ * elsewhere int16 ones (kernels/q8.ts; then it serves 1-2 rows, or up to 8 on a head too large to stay
+ * cached). The bound, for token row r and activation row x (x quantized to codes x̂ with scale s_x, w_r
+ * to codes ŵ with scale s_r; δ = w_r - s_r ŵ, η = x - s_x x̂):
  *
  *   x · w_r - s_x s_r (x̂ · ŵ) = x · δ + η · (s_r ŵ)
  *   |x · δ| <= ||x||₂ ||δ||₂                          (Cauchy-Schwarz; ||δ||₂ measured at load)
- *   |η · (s_r ŵ)| <= (s_x / 2) s_r Σ|ŵ|
+ *   |η · (s_r ŵ)| <= min(max|η_i| s_r Σ|ŵ|, ||η||₂ s_r ||ŵ||₂)
  *
- * plus the float32 kernel's own rounding (at most (H + 16) u Σ|x_i w_i| <= (H + 16) u ||x||₂ ||w_r||₂, u =
+ * (int16 codes use the first form with max|η_i| <= s_x / 2; 7-bit codes measure η per call, and the
+ * second form, about half the first on real hidden states, keeps the candidates to a few per row), plus
+ * the float32 kernel's own rounding (at most (H + 16) u Σ|x_i w_i| <= (H + 16) u ||x||₂ ||w_r||₂, u =
  * 2^-24) and the rounding of the int8 result's two scalings (3u of its magnitude). With lower_r / upper_r
  * the approximate score minus / plus that bound: the k rows of largest approximate score give a value L
  * that at least k exact logits reach (the least of their lower bounds), and a row whose upper bound is
