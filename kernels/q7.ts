@@ -18,6 +18,7 @@
  *
  * @module
  */
+import { quantizeRowInt8 } from "./q8.ts";
 
 /** An int8 weight matrix [rows, cols] for matmul_q7: codes padded to `stride` columns, (scale, row sum) pairs. */
 export interface Q7Weight {
@@ -51,23 +52,11 @@ export function quantizeQ7Into(w: Float32Array, dst: Q7Weight): void {
     throw new Error(`quantizeQ7Into: ${w.length} values, expected ${rows} x ${cols}`);
   }
   for (let o = 0; o < rows; o++) {
-    let max = 0;
-    for (let k = 0; k < cols; k++) {
-      const a = Math.abs(w[o * cols + k]);
-      if (a > max) max = a;
-    }
-    if (!Number.isFinite(max)) throw new Error(`quantizeQ7Into: row ${o} holds a non-finite weight`);
-    const scale = max > 0 ? Math.fround(max / 127) : 0;
+    meta[2 * o] = quantizeRowInt8(w, o * cols, cols, codes, o * stride, "quantizeQ7Into", o);
     let sum = 0;
-    for (let k = 0; k < cols; k++) {
-      const q = scale > 0 ? Math.round(w[o * cols + k] / scale) : 0;
-      const c = q > 127 ? 127 : q < -127 ? -127 : q;
-      codes[o * stride + k] = c;
-      sum += c;
-    }
-    codes.fill(0, o * stride + cols, (o + 1) * stride);
-    meta[2 * o] = scale;
+    for (let k = 0; k < cols; k++) sum += codes[o * stride + k];
     meta[2 * o + 1] = sum;
+    codes.fill(0, o * stride + cols, (o + 1) * stride);
   }
 }
 

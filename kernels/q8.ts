@@ -42,20 +42,37 @@ export function quantizeQ8Into(w: Float32Array, dst: Q8Weight): void {
     throw new Error(`quantizeQ8Into: ${w.length} values, expected ${rows} x ${cols}`);
   }
   for (let o = 0; o < rows; o++) {
-    let max = 0;
-    for (let k = 0; k < cols; k++) {
-      const a = Math.abs(w[o * cols + k]);
-      if (a > max) max = a;
-    }
-    if (!Number.isFinite(max)) throw new Error(`quantizeQ8Into: row ${o} holds a non-finite weight`);
-    const scale = max > 0 ? Math.fround(max / 127) : 0;
-    scales[o] = scale;
-    for (let k = 0; k < cols; k++) {
-      const q = scale > 0 ? Math.round(w[o * cols + k] / scale) : 0;
-      codes[o * stride + k] = q > 127 ? 127 : q < -127 ? -127 : q;
-    }
-    for (let k = cols; k < stride; k++) codes[o * stride + k] = 0;
+    scales[o] = quantizeRowInt8(w, o * cols, cols, codes, o * stride, "quantizeQ8Into", o);
+    codes.fill(0, o * stride + cols, (o + 1) * stride);
   }
+}
+
+/**
+ * Row `row` of a weight matrix (cols floats of w from wOff) as symmetric int8: codes[cOff + k] =
+ * round(w / scale) clamped to [-127, 127] with scale f32(max|w| / 127), which it returns (0 for a zero row).
+ * `who` names the caller in the error for a non-finite weight. Shared by kernels/q8.ts and kernels/q7.ts.
+ */
+export function quantizeRowInt8(
+  w: Float32Array,
+  wOff: number,
+  cols: number,
+  codes: Int8Array,
+  cOff: number,
+  who: string,
+  row: number,
+): number {
+  let max = 0;
+  for (let k = 0; k < cols; k++) {
+    const a = Math.abs(w[wOff + k]);
+    if (a > max) max = a;
+  }
+  if (!Number.isFinite(max)) throw new Error(`${who}: row ${row} holds a non-finite weight`);
+  const scale = max > 0 ? Math.fround(max / 127) : 0;
+  for (let k = 0; k < cols; k++) {
+    const q = scale > 0 ? Math.round(w[wOff + k] / scale) : 0;
+    codes[cOff + k] = q > 127 ? 127 : q < -127 ? -127 : q;
+  }
+  return scale;
 }
 
 /**
