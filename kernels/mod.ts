@@ -167,11 +167,20 @@ export interface Kernels {
   /** A zeroed int8 matrix [rows, cols] the kernels can read as a matmulQ7 weight (fill: quantizeQ7Into). */
   allocQ7(rows: number, cols: number): Q7Weight;
   /**
-   * out ≈ x · wᵀ with `w` int8 and each x row quantized to 7 bits (kernels/q7.ts; quantizeRowsU7 gives
-   * the codes' error): exact integer dot products, so bitwise the same on both kernel kinds and any thread
-   * count. Approximate, for the LM head screen. Throws where `q7` is false.
+   * out ≈ x · wᵀ with `w` int8 and each x row quantized to 7 bits (kernels/q7.ts): exact integer dot
+   * products, so bitwise the same on both kernel kinds and any thread count. Approximate, for the LM head
+   * screen; `err` ([2n], optional) receives each row's quantization error as quantizeRowsU7 measures it.
+   * Throws where `q7` is false.
    */
-  matmulQ7(out: Float32Array, x: Float32Array, w: Q7Weight, n: number, inDim: number, outDim: number): void;
+  matmulQ7(
+    out: Float32Array,
+    x: Float32Array,
+    w: Q7Weight,
+    n: number,
+    inDim: number,
+    outDim: number,
+    err?: Float64Array,
+  ): void;
 }
 
 /** The default matmul thread count of the CPU backend and drafter: the machine's cores, at most 8. */
@@ -200,7 +209,10 @@ export function padQ7(rows: number, cols: number): number {
   return padFloats(Math.ceil((rows * q7Stride(cols)) / 4)) + padFloats(2 * rows);
 }
 
-function checkQ7(w: Q7Weight, inDim: number, outDim: number): void {
+function checkQ7(w: Q7Weight, inDim: number, outDim: number, n: number, err?: Float64Array): void {
+  if (err && err.length < 2 * n) {
+    throw new Error(`kernels: matmulQ7's err has ${err.length} elements, need ${2 * n}`);
+  }
   if (w.cols !== inDim || w.rows < outDim) {
     throw new Error(`kernels: 7-bit int8 weight is [${w.rows}, ${w.cols}], need [${outDim}, ${inDim}]`);
   }
@@ -330,11 +342,11 @@ function jsKernels(opts: KernelsOptions): Kernels {
       const stride = q7Stride(cols);
       return { rows, cols, stride, codes: new Int8Array(rows * stride), meta: new Float32Array(2 * rows) };
     },
-    matmulQ7(out, x, w, n, inDim, outDim) {
-      checkQ7(w, inDim, outDim);
+    matmulQ7(out, x, w, n, inDim, outDim, err) {
+      checkQ7(w, inDim, outDim, n, err);
       checkShapes(out, x, w.codes, null, n, inDim, outDim);
       const xu = new Uint8Array(n * w.stride), sx = new Float32Array(n), y = new Float32Array(n * outDim);
-      quantizeRowsU7(x, 0, n, inDim, w.stride, xu, sx);
+      quantizeRowsU7(x, 0, n, inDim, w.stride, xu, sx, err);
       matmulQ7Js(y, xu, w, n, outDim, outDim);
       finishQ8(out, 0, y, sx, null, n, outDim, outDim, outDim);
     },
@@ -556,13 +568,13 @@ function wasmKernels(opts: KernelsOptions): Kernels {
       const meta = new Float32Array(buf, reserve(padFloats(2 * rows) * 4, "allocQ7"), 2 * rows);
       return { rows, cols, stride, codes, meta };
     },
-    matmulQ7(out, x, w, n, inDim, outDim) {
+    matmulQ7(out, x, w, n, inDim, outDim, err) {
       if (!q7mod) {
         throw new Error(
           "kernels: matmulQ7 needs WebAssembly relaxed SIMD, which this runtime lacks (use matmulQ8)",
         );
       }
-      checkQ7(w, inDim, outDim);
+      checkQ7(w, inDim, outDim, n, err);
       checkShapes(out, x, w.codes, null, n, inDim, outDim);
       if (inDim > opts.maxIn) throw new Error(`kernels: inDim ${inDim} exceeds maxIn ${opts.maxIn}`);
       const S = w.stride;
@@ -570,7 +582,7 @@ function wasmKernels(opts: KernelsOptions): Kernels {
       const xu = new Uint8Array(buf, xPtr, CHUNK_TOKENS * S);
       for (let t0 = 0; t0 < n; t0 += CHUNK_TOKENS) {
         const T = Math.min(CHUNK_TOKENS, n - t0);
-        quantizeRowsU7(x, t0 * inDim, T, inDim, S, xu, sx);
+        quantizeRowsU7(x, t0 * inDim, T, inDim, S, xu, sx, err?.subarray(2 * t0));
         for (let o0 = 0; o0 < outDim; o0 += outChunk) {
           const m = Math.min(outChunk, outDim - o0);
           const wAt = wPtr + o0 * S, mAt = mPtr + o0 * 8;

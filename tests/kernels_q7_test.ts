@@ -30,6 +30,7 @@ async function runQ7(
   T: number,
   n: number,
   m: number,
+  err?: Float64Array,
 ): Promise<Float32Array> {
   const k = createKernels({ weightFloats: padQ7(m, n), maxIn: n, maxOut: m, kernels: kind, threads });
   assert.ok(k.q7, `${kind} kernels run matmulQ7`);
@@ -38,8 +39,8 @@ async function runQ7(
   const out = new Float32Array(T * m);
   // kernels/threads.ts splits calls of at least 2^16 multiply-adds over at least 8 rows
   if (threads > 1 && T * q.stride * m >= 1 << 16 && m >= 8) {
-    await withWorkers(k, () => k.matmulQ7(out, x, q, T, n, m));
-  } else k.matmulQ7(out, x, q, T, n, m);
+    await withWorkers(k, () => k.matmulQ7(out, x, q, T, n, m, err));
+  } else k.matmulQ7(out, x, q, T, n, m, err);
   k.dispose();
   return out;
 }
@@ -67,9 +68,10 @@ Deno.test({
   await workersReady();
   for (const [T, n, m] of SHAPES) {
     const w = rand(m * n, n * 5 + m), x = rand(T * n, T + 2 * n);
-    const js = await runQ7("js", 1, w, x, T, n, m);
+    const jsErr = new Float64Array(2 * T), wasmErr = new Float64Array(2 * T);
+    const js = await runQ7("js", 1, w, x, T, n, m, jsErr);
     for (const threads of [1, 2]) {
-      const wasm = await runQ7("wasm", threads, w, x, T, n, m);
+      const wasm = await runQ7("wasm", threads, w, x, T, n, m, wasmErr);
       const got = bits(wasm), want = bits(js), at = got.findIndex((v, i) => v !== want[i]);
       assert.equal(
         at,
@@ -83,6 +85,9 @@ Deno.test({
       sx = new Float32Array(T),
       err = new Float64Array(2 * T);
     quantizeRowsU7(x, 0, T, n, S, xu, sx, err);
+    // matmulQ7's err output is that of the codes it made (across its 64-token chunks)
+    assert.deepEqual([...jsErr], [...err], `T=${T} n=${n}: JS err`);
+    assert.deepEqual([...wasmErr], [...err], `T=${T} n=${n}: WASM err`);
     for (let t = 0; t < T; t++) {
       let x2 = 0;
       for (let k = 0; k < n; k++) x2 += x[t * n + k] ** 2;

@@ -32,7 +32,7 @@
 import type { Kernels } from "../../kernels/mod.ts";
 import { padFloats, padQ7, padQ8 } from "../../kernels/mod.ts";
 import { type Q8Weight, quantizeQ8Into } from "../../kernels/q8.ts";
-import { type Q7Weight, quantizeQ7Into, quantizeRowsU7 } from "../../kernels/q7.ts";
+import { type Q7Weight, quantizeQ7Into } from "../../kernels/q7.ts";
 import { pushTopK } from "../../kernels/topk.ts";
 import type { Matrix } from "./weights.ts";
 
@@ -195,8 +195,8 @@ export function screenedTopK(
   vals: Float32Array,
 ): boolean {
   if (k > MAX_SCREEN_K || m > screen.maxRows) return false;
-  // per row: ||x||₂, and the activation codes' error: its largest element (e1) and its norm (e2)
-  const norm = new Float64Array(m), e1 = new Float64Array(m), e2 = new Float64Array(m);
+  // per row: ||x||₂, and the activation codes' error: its largest element err[2j], its norm err[2j + 1]
+  const norm = new Float64Array(m), err = new Float64Array(2 * m);
   for (let j = 0; j < m; j++) {
     let ss = 0, max = 0;
     for (let i = 0; i < H; i++) {
@@ -208,18 +208,15 @@ export function screenedTopK(
     if (!Number.isFinite(ss)) return false;
     norm[j] = Math.sqrt(ss) * (1 + 1e-12);
     // int16 codes (kernels/q8.ts quantizeRowsI16): each within half a step; the norm form is not used
-    e1[j] = (max > 0 ? Math.fround(max / 32767) : 0) / 2;
-    e2[j] = Infinity;
+    err[2 * j] = (max > 0 ? Math.fround(max / 32767) : 0) / 2;
+    err[2 * j + 1] = Infinity;
   }
-  if (screen.q7) {
-    const S = screen.q7.stride, err = new Float64Array(2 * m);
-    quantizeRowsU7(x, 0, m, H, S, new Uint8Array(m * S), new Float32Array(m), err); // the codes matmulQ7 makes
-    for (let j = 0; j < m; j++) [e1[j], e2[j]] = [err[2 * j], err[2 * j + 1]];
-    kern.matmulQ7(approx, x, screen.q7, m, H, V);
-  } else kern.matmulQ8(approx, x, screen.q!, null, m, H, V);
+  // 7-bit codes: matmulQ7 measures the error of the codes it makes (overwriting the int16 values)
+  if (screen.q7) kern.matmulQ7(approx, x, screen.q7, m, H, V, err);
+  else kern.matmulQ8(approx, x, screen.q!, null, m, H, V);
   const { rowSlope, rowCodeL1, rowCodeL2, gathered } = screen;
   const bound = (j: number, r: number, a: number) =>
-    norm[j] * rowSlope[r] + Math.min(e1[j] * rowCodeL1[r], e2[j] * rowCodeL2[r]) * (1 + 1e-9) +
+    norm[j] * rowSlope[r] + Math.min(err[2 * j] * rowCodeL1[r], err[2 * j + 1] * rowCodeL2[r]) * (1 + 1e-9) +
     3 * U * Math.abs(a) + 1e-37;
   const candidates = new Int32Array(MAX_CANDIDATES);
   const topIds = new Int32Array(k), topVals = new Float32Array(k);
@@ -242,7 +239,7 @@ export function screenedTopK(
     }
     // candidates: a + bound >= L; every row's bound is at most c + 3u|a|, so most rows fail a cheap test
     const c = norm[j] * screen.maxSlope +
-      Math.min(e1[j] * screen.maxCodeL1, e2[j] * screen.maxCodeL2) * (1 + 1e-9) + 1e-37;
+      Math.min(err[2 * j] * screen.maxCodeL1, err[2 * j + 1] * screen.maxCodeL2) * (1 + 1e-9) + 1e-37;
     let n = 0;
     for (let r = 0; r < V; r++) {
       const a = approx[off + r];
