@@ -130,7 +130,7 @@ export async function runChat(
       const text = result?.text ? result.text[0] : tok.decode(answer, { skipSpecialTokens: true });
       history.push({ role: "assistant", content: text });
       const reuse = cache.reused > 0 ? `; ${cache.reused} of ${ids.length} prompt tokens from the cache` : "";
-      if (result) note(statsLine(result.metrics, s.mode) + reuse);
+      if (result) note(statsLine(result.metrics, s.mode, s) + reuse);
       else {
         const secs = (performance.now() - t0) / 1000;
         note(`stopped: ${answer.length} tokens, ${(answer.length / Math.max(secs, 1e-9)).toFixed(1)} tok/s`);

@@ -14,6 +14,7 @@ import {
   MAX_TREE_CHILDREN,
   MAX_TREE_NODES,
 } from "../core/draft_tree.ts";
+import type { LookupLength, LookupMode } from "../core/lookup.ts";
 import { MIN_DRAFT_VOCAB } from "../drafter/vocab.ts";
 import {
   checkRange,
@@ -26,6 +27,7 @@ import {
   UsageError,
 } from "./args.ts";
 import {
+  DEFAULT_DRAFTER,
   encodeConversation,
   fitContext,
   loadPair,
@@ -83,9 +85,10 @@ Generation:
   --seed S                 sampling seed (default 0); same seed, same text, with or without a drafter
   --sampling exact|apple   exact (default): token-identical to autoregressive sampling;
                            apple: the reference's P/Q acceptance rule (not exact; no top-k/top-p)
-  --beam-width W           beams drafted per step (default 1; \`deno task bench\` finds the best shape)
+  --beam-width W           beams drafted per step (default: 1, or 4 on onnx-webgpu / onnx-cuda;
+                           \`deno task bench\` finds the best shape for a machine, backend or model)
   --beam-length L          tokens per beam INCLUDING the init token, as in Apple's reference;
-                           drafts per beam = L-1 (default 2)
+                           drafts per beam = L-1 (default 3)
   --no-tree                verify the beams as W separate chains instead of a deduplicated prefix tree
   --tree-nodes N           draft a dynamic tree of the N likeliest tokens instead of W beams (0: beams,
                            the default): L-1 drafter steps, each expanding the W likeliest nodes of the
@@ -94,15 +97,17 @@ Generation:
   --tree-children C        next tokens drafted per expanded node (default: W)
   --lookup N               also draft up to N tokens per round by prompt lookup (what followed the last
                            earlier occurrence of the context's final 2-3 tokens), verified with the beams
-                           (default 0: off; greedy and exact sampling; pays where verifying more tokens
-                           is cheap, as on onnx-node)
-  --lookup-mode M          branch (default): lookup drafts join the drafter's beams; first: a round that
-                           finds some verifies them alone and skips the drafter (pays where a drafter
-                           step is dear next to a target step, as with the default pair)
+                           (greedy and exact sampling; default: 6 on cpu and 4 on onnx-node / onnx-wasm
+                           with the embedded drafter, 0 (off) otherwise)
+  --lookup-mode M          branch: lookup drafts join the drafter's beams; first: a round that finds some
+                           verifies them alone and skips the drafter (pays where a drafter step is dear
+                           next to a target step, as with the default pair; its default there, branch
+                           otherwise)
   --lookup-length fixed|match
-                           fixed (default): every match proposes N drafts; match: a match of the last n
-                           tokens proposes n/2 of them, at most N (long matches are loops and quotes, short
-                           ones often chance; pays where each verified token costs, as on the cpu backend)
+                           fixed: every match proposes N drafts; match: a match of the last n tokens
+                           proposes n/2 of them, at most N (long matches are loops and quotes, short ones
+                           often chance; pays where each verified token costs: the default with the
+                           default pair on a CPU, fixed otherwise)
   --autoregressive         plain decoding, one token per target call (the baseline)
   --stop TEXT              stop when TEXT appears (repeatable; needs a tokenizer)
   --chat / --raw           apply the model's chat template, or use the text as is (default: --chat when
@@ -168,11 +173,40 @@ export const FLAGS = {
   help: { type: "boolean", short: "h" },
 } as const;
 
-// The fastest shape `deno task bench` measured for the embedded default pair on the CPU backend of a 2-core
-// machine (1.34x autoregressive, greedy); larger shapes accept more tokens per step (tau) but cost more per
-// verification there. Run `deno task bench` to find the best shape for another machine, backend or model.
-export const DEFAULT_BEAM_WIDTH = 1;
-export const DEFAULT_BEAM_LENGTH = 2;
+/** How a run drafts where its flags leave it open (`draftingDefaults`). */
+export interface DraftingDefaults {
+  beamWidth: number;
+  beamLength: number;
+  /** Prompt lookup drafts per round (0: off). */
+  lookup: number;
+  lookupMode: LookupMode;
+  lookupLength: LookupLength;
+}
+
+/**
+ * The drafting a run uses for every shape or lookup flag it is not given: the shapes `deno task bench`
+ * measured best (docs/measurements.md), per backend.
+ * - With the embedded default pair on a CPU (cpu: 1 x 3 with lookup first 6, match, 1.67-1.74x on a 2-core
+ *   VM; onnx-node / onnx-wasm: 1 x 3 with lookup first 4, match, 1.68-2.03x on onnx-node). Its drafter step
+ *   is dear next to a target step, so rounds that find a lookup draft skip it.
+ * - With another drafter on a CPU: 1 x 3, no lookup (a big target's step dwarfs its drafter's, so lookup
+ *   first would only replace good drafts).
+ * - On a GPU (onnx-webgpu, onnx-cuda): 4 x 3, where verifying more tokens costs almost nothing (2.08x with
+ *   the default pair on an H200).
+ * `deno task bench` finds the best shape for another machine, backend or model.
+ */
+export function draftingDefaults(backend: string, embeddedDrafter: boolean): DraftingDefaults {
+  const off = { lookup: 0, lookupMode: "branch", lookupLength: "fixed" } as const;
+  if (backend === "onnx-webgpu" || backend === "onnx-cuda") return { beamWidth: 4, beamLength: 3, ...off };
+  if (!embeddedDrafter) return { beamWidth: 1, beamLength: 3, ...off };
+  return {
+    beamWidth: 1,
+    beamLength: 3,
+    lookup: backend === "cpu" ? 6 : 4,
+    lookupMode: "first",
+    lookupLength: "match",
+  };
+}
 
 /** Sampling options from the flags; undefined means greedy. */
 export function samplingFromFlags(values: FlagValues): SamplingOptions | undefined {
@@ -201,18 +235,29 @@ export function samplingFromFlags(values: FlagValues): SamplingOptions | undefin
   return s.temperature === 0 ? undefined : s;
 }
 
-/** Beam shape from the flags, checked against the vocabulary. */
-export function beamShape(values: FlagValues, vocab: number): { beamWidth: number; beamLength: number } {
-  const beamWidth = intFlag(values, "beam-width", DEFAULT_BEAM_WIDTH, { min: 1, max: Math.min(vocab, 1024) });
-  const beamLength = intFlag(values, "beam-length", DEFAULT_BEAM_LENGTH, { min: 2, max: 64 });
+/** Beam shape from the flags (`defaults` for those not given), checked against the vocabulary. */
+export function beamShape(
+  values: FlagValues,
+  vocab: number,
+  defaults: Pick<DraftingDefaults, "beamWidth" | "beamLength">,
+): { beamWidth: number; beamLength: number } {
+  const beamWidth = intFlag(values, "beam-width", Math.min(defaults.beamWidth, vocab), {
+    min: 1,
+    max: Math.min(vocab, 1024),
+  });
+  const beamLength = intFlag(values, "beam-length", defaults.beamLength, { min: 2, max: 64 });
   checkRange("beam-width", beamWidth, 1, vocab);
   checkBeamShape(beamWidth, beamLength, vocab);
   return { beamWidth, beamLength };
 }
 
-/** --lookup N: prompt lookup drafts per round (0: off); refused with --sampling apple, which needs Q. */
-export function lookupFlag(values: FlagValues): number {
-  const n = intFlag(values, "lookup", 0, { min: 0, max: 64 });
+/**
+ * --lookup N: prompt lookup drafts per round (0: off; `fallback` when not given); refused with --sampling
+ * apple, which needs Q (where the flag is not given, apple sampling turns the fallback off instead).
+ */
+export function lookupFlag(values: FlagValues, fallback = 0): number {
+  if (values.lookup === undefined && values.sampling === "apple") return 0;
+  const n = intFlag(values, "lookup", fallback, { min: 0, max: 64 });
   if (n > 0 && values.sampling === "apple") {
     throw new UsageError("--lookup needs greedy or --sampling exact: the apple rule reads the drafter's Q");
   }
@@ -277,8 +322,9 @@ export function settingsFrom(values: FlagValues, pair: Pair, mode: RunMode): Run
   }
   if (stop.some((s) => s === "")) throw new UsageError("--stop needs a non-empty text");
   const tok = pair.tokenizer;
-  const lookup = lookupFlag(values);
-  const shape = beamShape(values, vocab);
+  const defaults = draftingDefaults(pair.target.backend, pair.drafterDir === DEFAULT_DRAFTER);
+  const lookup = lookupFlag(values, defaults.lookup);
+  const shape = beamShape(values, vocab, defaults);
   if (pair.draftVocab !== null && shape.beamWidth > pair.draftVocab) {
     throw new UsageError(
       `--beam-width ${shape.beamWidth} is more than the draft vocabulary of ${pair.draftVocab} tokens ` +
@@ -293,8 +339,8 @@ export function settingsFrom(values: FlagValues, pair: Pair, mode: RunMode): Run
     tree: !values["no-tree"],
     draftTree: treeFlags(values, shape.beamWidth),
     lookup,
-    lookupMode: lookupModeFlag(values, lookup > 0),
-    lookupLength: lookupLengthFlag(values, lookup > 0),
+    lookupMode: lookupModeFlag(values, lookup > 0, defaults.lookupMode),
+    lookupLength: lookupLengthFlag(values, lookup > 0, defaults.lookupLength),
     sampling: samplingFromFlags(values),
     stop,
     decode: tok ? (ids) => tok.decode(ids, { skipSpecialTokens: true }) : undefined,
@@ -409,7 +455,7 @@ async function runSingle(
   const result = await runToEnd(gen, (ev) => writer.onEvent(ev));
   writer.finish();
   stdoutWrite("\n");
-  console.error(colors({ noColor: values["no-color"] }).dim(statsLine(result.metrics, s.mode)));
+  console.error(colors({ noColor: values["no-color"] }).dim(statsLine(result.metrics, s.mode, s)));
   return 0;
 }
 

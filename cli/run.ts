@@ -98,10 +98,22 @@ export async function runUntil(
 }
 
 /** "57 tokens, tau 2.41, 38.2 tok/s" (tau only for ReDrafter). */
-export function statsLine(m: RunMetrics, mode: RunMode): string {
+export function statsLine(m: RunMetrics, mode: RunMode, s?: RunSettings): string {
   const parts = [`${m.newTokens} tokens`];
-  if (mode === "redrafter") parts.push(`tau ${m.tau.toFixed(2)}`);
+  if (mode === "redrafter") parts.push(`tau ${m.tau.toFixed(2)}${s ? ` (${draftingShape(s)})` : ""}`);
   parts.push(`${m.tokensPerSecond.toFixed(1)} tok/s`);
   parts.push(`prompt ${m.promptTokens} tokens in ${(m.promptMs / 1000).toFixed(2)} s`);
+  return parts.join(", ");
+}
+
+/** The drafting of a run in the CLI's terms, e.g. "1 x 3, lookup first 6, match" or "4 x 3, tree 16". */
+export function draftingShape(s: RunSettings): string {
+  const parts = [`${s.beamWidth} x ${s.beamLength}`];
+  if (s.draftTree) parts.push(`tree ${s.draftTree.nodes}`);
+  if (!s.tree) parts.push("chains");
+  if (s.lookup) {
+    parts.push(`lookup ${s.lookupMode ?? "branch"} ${s.lookup}`);
+    if (s.lookupLength === "match") parts.push("match");
+  }
   return parts.join(", ");
 }

@@ -299,18 +299,26 @@ export function fitContext(
   return maxNew;
 }
 
-/** --lookup-mode branch|first (default branch); refused unless lookup drafts are on (`lookupOn`). */
-export function lookupModeFlag(values: FlagValues, lookupOn: boolean): LookupMode {
-  const mode = choiceFlag(values, "lookup-mode", LOOKUP_MODES, "branch");
+/** --lookup-mode branch|first (default `fallback`); refused unless lookup drafts are on (`lookupOn`). */
+export function lookupModeFlag(
+  values: FlagValues,
+  lookupOn: boolean,
+  fallback: LookupMode = "branch",
+): LookupMode {
+  const mode = choiceFlag(values, "lookup-mode", LOOKUP_MODES, fallback);
   if (values["lookup-mode"] !== undefined && !lookupOn) {
     throw new UsageError("--lookup-mode needs --lookup N with N >= 1");
   }
   return mode;
 }
 
-/** --lookup-length fixed|match (default fixed); refused unless lookup drafts are on (`lookupOn`). */
-export function lookupLengthFlag(values: FlagValues, lookupOn: boolean): LookupLength {
-  const length = choiceFlag(values, "lookup-length", LOOKUP_LENGTHS, "fixed");
+/** --lookup-length fixed|match (default `fallback`); refused unless lookup drafts are on (`lookupOn`). */
+export function lookupLengthFlag(
+  values: FlagValues,
+  lookupOn: boolean,
+  fallback: LookupLength = "fixed",
+): LookupLength {
+  const length = choiceFlag(values, "lookup-length", LOOKUP_LENGTHS, fallback);
   if (values["lookup-length"] !== undefined && !lookupOn) {
     throw new UsageError("--lookup-length needs --lookup N with N >= 1");
   }
