@@ -107,7 +107,7 @@ Generation:
                            fixed: every match proposes N drafts; match: a match of the last n tokens
                            proposes n/2 of them, at most N (long matches are loops and quotes, short ones
                            often chance; pays where each verified token costs: the default with the
-                           default pair on a CPU, fixed otherwise)
+                           default pair on cpu, fixed otherwise)
   --autoregressive         plain decoding, one token per target call (the baseline)
   --stop TEXT              stop when TEXT appears (repeatable; needs a tokenizer)
   --chat / --raw           apply the model's chat template, or use the text as is (default: --chat when
@@ -187,7 +187,7 @@ export interface DraftingDefaults {
  * The drafting a run uses for every shape or lookup flag it is not given: the shapes `deno task bench`
  * measured best (docs/measurements.md), per backend.
  * - With the embedded default pair on a CPU (cpu: 1 x 3 with lookup first 6, match, 1.67-1.74x on a 2-core
- *   VM; onnx-node / onnx-wasm: 1 x 3 with lookup first 4, match, 1.68-2.03x on onnx-node). Its drafter step
+ *   VM; onnx-node / onnx-wasm: 1 x 3 with lookup first 4, 1.99x on onnx-node at 1 thread). Its drafter step
  *   is dear next to a target step, so rounds that find a lookup draft skip it.
  * - With another drafter on a CPU: 1 x 3, no lookup (a big target's step dwarfs its drafter's, so lookup
  *   first would only replace good drafts).
@@ -199,12 +199,15 @@ export function draftingDefaults(backend: string, embeddedDrafter: boolean): Dra
   const off = { lookup: 0, lookupMode: "branch", lookupLength: "fixed" } as const;
   if (backend === "onnx-webgpu" || backend === "onnx-cuda") return { beamWidth: 4, beamLength: 3, ...off };
   if (!embeddedDrafter) return { beamWidth: 1, beamLength: 3, ...off };
+  // On onnx-node a verified token costs less than on the cpu backend, so drafts scaled down to a short
+  // match gain nothing there (1 x 3 with lookup first 4: 1.99x fixed, 1.91x match, one run at 1 thread).
+  const cpu = backend === "cpu";
   return {
     beamWidth: 1,
     beamLength: 3,
-    lookup: backend === "cpu" ? 6 : 4,
+    lookup: cpu ? 6 : 4,
     lookupMode: "first",
-    lookupLength: "match",
+    lookupLength: cpu ? "match" : "fixed",
   };
 }
 
