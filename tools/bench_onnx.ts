@@ -10,8 +10,8 @@
  * scalar TypeScript kernels (the same bits, no WebAssembly); ratios are printed against each one present.
  * A provider may name its attention graph: `onnx-node:gqa`, `onnx-node:standard` (default: auto). Each ONNX
  * provider runs once per --weights format (one of backends/onnx/formats.ts WEIGHT_FORMATS). All models are
- * loaded first; then --rounds rounds run each in turn, and the medians are compared, so that the drift of a
- * shared machine falls on every model alike.
+ * loaded first; then --rounds rounds run each in turn (200 ms apart, so that the one before has stopped
+ * spinning), and the medians are compared, so that the drift of a shared machine falls on every model alike.
  *
  * `benchDecode` is exported for other benches.
  *
@@ -23,6 +23,9 @@ import { writeSafetensors } from "../loader/safetensors.ts";
 import { loadCheckpoint } from "../loader/checkpoint.ts";
 import { createOnnxModel, type ProviderName, PROVIDERS } from "../backends/onnx/mod.ts";
 import { checkWeightFormat } from "../backends/onnx/formats.ts";
+
+/** Pause between two models' timings, so that the one before has gone quiet (see the rounds below). */
+const SETTLE_MS = 200;
 
 export interface DecodeTiming {
   backend: string;
@@ -184,6 +187,9 @@ if (import.meta.main) {
   const prefill = models.map(() => [] as number[]);
   for (let r = 0; r < rounds; r++) {
     for (const [i, { model }] of models.entries()) {
+      // Let the last model's idle ONNX Runtime workers stop spinning first: at 2 threads, a session timed
+      // right after another one ran 10-40% slower (docs/measurements.md, session 17); 200 ms removed it.
+      if (models.length > 1) await new Promise((done) => setTimeout(done, SETTLE_MS));
       const t = await benchDecode(model, opts);
       tps[i].push(t.tokensPerSec);
       prefill[i].push(t.prefillMs);
