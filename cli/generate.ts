@@ -27,9 +27,9 @@ import {
   UsageError,
 } from "./args.ts";
 import {
-  DEFAULT_DRAFTER,
   encodeConversation,
   fitContext,
+  isEmbeddedDrafter,
   loadPair,
   lookupLengthFlag,
   lookupModeFlag,
@@ -325,7 +325,7 @@ export function settingsFrom(values: FlagValues, pair: Pair, mode: RunMode): Run
   }
   if (stop.some((s) => s === "")) throw new UsageError("--stop needs a non-empty text");
   const tok = pair.tokenizer;
-  const defaults = draftingDefaults(pair.target.backend, pair.drafterDir === DEFAULT_DRAFTER);
+  const defaults = draftingDefaults(pair.target.backend, isEmbeddedDrafter(pair));
   const lookup = lookupFlag(values, defaults.lookup);
   const shape = beamShape(values, vocab, defaults);
   if (pair.draftVocab !== null && shape.beamWidth > pair.draftVocab) {

@@ -7,6 +7,7 @@
  * @module
  */
 import { existsSync } from "node:fs";
+import { resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { DraftModel, TargetModel } from "../core/types.ts";
 import type { Checkpoint } from "../loader/types.ts";
@@ -73,6 +74,11 @@ export interface Pair {
   /** The draft vocabulary size (--draft-vocab), or null: the whole vocabulary (or no drafter). */
   draftVocab: number | null;
   dispose(): void;
+}
+
+/** Whether a pair's drafter is the embedded default one (DEFAULT_DRAFTER), however its path was written. */
+export function isEmbeddedDrafter(pair: Pick<Pair, "drafterDir">): boolean {
+  return pair.drafterDir !== null && resolve(pair.drafterDir) === resolve(DEFAULT_DRAFTER);
 }
 
 /** Runs fn; any error becomes a UsageError prefixed with `what` (a flag, usually). */

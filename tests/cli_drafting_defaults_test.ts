@@ -6,6 +6,7 @@
  * @module
  */
 import assert from "node:assert/strict";
+import { relative as relative_ } from "node:path";
 import { draftingDefaults, settingsFrom } from "../cli/generate.ts";
 import { draftingShape } from "../cli/run.ts";
 import { DEFAULT_DRAFTER, type Pair } from "../cli/setup.ts";
@@ -29,6 +30,13 @@ Deno.test("drafting defaults: the embedded pair drafts 1 x 3 with lookup first (
   assert.equal(shape("cpu", DEFAULT_DRAFTER), "1 x 3, lookup first 6, match");
   assert.equal(shape("onnx-node", DEFAULT_DRAFTER), "1 x 3, lookup first 4");
   assert.equal(shape("onnx-wasm", DEFAULT_DRAFTER), "1 x 3, lookup first 4");
+});
+
+Deno.test("drafting defaults: the embedded drafter named by a relative path is still the embedded one", () => {
+  const relative = relative_(Deno.cwd(), DEFAULT_DRAFTER);
+  assert.notEqual(relative, DEFAULT_DRAFTER);
+  assert.equal(shape("cpu", relative), "1 x 3, lookup first 6, match");
+  assert.equal(shape("cpu", DEFAULT_DRAFTER + "/"), "1 x 3, lookup first 6, match");
 });
 
 Deno.test("drafting defaults: other drafters get no lookup; GPUs draft 4 x 3", () => {
