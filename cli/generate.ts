@@ -15,6 +15,7 @@ import {
   MAX_TREE_NODES,
 } from "../core/draft_tree.ts";
 import type { LookupLength, LookupMode } from "../core/lookup.ts";
+import { RoundChooser } from "../core/adaptive.ts";
 import { MIN_DRAFT_VOCAB } from "../drafter/vocab.ts";
 import {
   checkRange,
@@ -38,7 +39,15 @@ import {
   parsePromptIds,
   promptStyle,
 } from "./setup.ts";
-import { type RunMode, type RunSettings, runToEnd, statsLine, streamFor } from "./run.ts";
+import {
+  ADAPTIVE_CHOICES,
+  type AdaptiveChoice,
+  type RunMode,
+  type RunSettings,
+  runToEnd,
+  statsLine,
+  streamFor,
+} from "./run.ts";
 import { stdoutWrite, textWriter } from "./stream_text.ts";
 import { colors } from "./term.ts";
 import { runChat } from "./chat.ts";
@@ -108,6 +117,11 @@ Generation:
                            proposes n/2 of them, at most N (long matches are loops and quotes, short ones
                            often chance; pays where each verified token costs: the default with the
                            default pair on cpu, fixed otherwise)
+  --adaptive on|off|auto   adaptive drafting: each round drafts, or runs the target on the last token
+                           alone, whichever has cost less per token so far (it probes the other now and
+                           then), so a pair whose drafts are rarely accepted runs about as fast as plain
+                           decoding instead of slower; auto (default): on when sampling (exact), off for
+                           greedy decoding and --sampling apple
   --autoregressive         plain decoding, one token per target call (the baseline)
   --stop TEXT              stop when TEXT appears (repeatable; needs a tokenizer)
   --chat / --raw           apply the model's chat template, or use the text as is (default: --chat when
@@ -154,6 +168,7 @@ export const FLAGS = {
   lookup: { type: "string" },
   "lookup-mode": { type: "string" },
   "lookup-length": { type: "string" },
+  adaptive: { type: "string" },
   "tree-nodes": { type: "string" },
   "tree-children": { type: "string" },
   autoregressive: { type: "boolean" },
@@ -267,6 +282,17 @@ export function lookupFlag(values: FlagValues, fallback = 0): number {
   return n;
 }
 
+/** --adaptive on|off|auto (default auto); "on" is refused with --sampling apple, which drafts every round. */
+export function adaptiveFlag(values: FlagValues): AdaptiveChoice {
+  const choice = choiceFlag(values, "adaptive", ADAPTIVE_CHOICES, "auto");
+  if (choice === "on" && values.sampling === "apple") {
+    throw new UsageError(
+      "--adaptive on needs greedy or --sampling exact: the apple rule reads every round's Q",
+    );
+  }
+  return choice;
+}
+
 /**
  * --tree-nodes N [--tree-children C]: a dynamic draft tree (undefined for beams, N = 0); refused with
  * --sampling apple and --no-tree.
@@ -344,6 +370,8 @@ export function settingsFrom(values: FlagValues, pair: Pair, mode: RunMode): Run
     lookup,
     lookupMode: lookupModeFlag(values, lookup > 0, defaults.lookupMode),
     lookupLength: lookupLengthFlag(values, lookup > 0, defaults.lookupLength),
+    adaptive: adaptiveFlag(values),
+    chooser: new RoundChooser(),
     sampling: samplingFromFlags(values),
     stop,
     decode: tok ? (ids) => tok.decode(ids, { skipSpecialTokens: true }) : undefined,

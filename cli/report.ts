@@ -24,7 +24,7 @@ export interface Summary extends Omit<RunMetrics, "batch" | "beamLength" | "prom
 export function summarize(runs: RunMetrics[]): Summary {
   const L = runs.length ? runs[0].beamLength : 1;
   const hist = new Array(Math.max(L, 1)).fill(0);
-  let sumN = 0, rounds = 0, steps = 0, draft = 0, verify = 0, accept = 0;
+  let sumN = 0, rounds = 0, steps = 0, plainSteps = 0, draft = 0, verify = 0, accept = 0;
   const s = { prompts: 0, newTokens: 0, promptTokens: 0, promptMs: 0, totalMs: 0 };
   for (const m of runs) {
     s.prompts += m.prompts.length;
@@ -33,6 +33,7 @@ export function summarize(runs: RunMetrics[]): Summary {
     s.promptMs += m.promptMs;
     s.totalMs += m.totalMs;
     steps += m.steps;
+    plainSteps += m.plainSteps ?? 0;
     draft += m.meanDraftMs * m.steps;
     verify += m.meanVerifyMs * m.steps;
     accept += m.meanAcceptMs * m.steps;
@@ -54,6 +55,7 @@ export function summarize(runs: RunMetrics[]): Summary {
     calls: runs.length,
     ...s,
     steps,
+    plainSteps,
     tau: rounds ? sumN / rounds + 1 : 1,
     acceptanceByPosition: byPosition,
     histogram: hist,
@@ -75,6 +77,9 @@ export function summaryTable(columns: { name: string; summary: Summary; speculat
   row("prompts", (s) => s.prompts);
   row("new tokens", (s) => s.newTokens);
   row("target calls (steps)", (s) => s.steps);
+  if (columns.some((c) => c.summary.plainSteps > 0)) {
+    row("plain steps (adaptive)", (s, spec) => spec ? s.plainSteps : null);
+  }
   row("tau (tokens per step)", (s, spec) => spec ? s.tau : 1);
   const C = Math.max(0, ...columns.map((c) => c.summary.acceptanceByPosition.length));
   for (let k = 0; k < C; k++) {

@@ -6,15 +6,31 @@
  * @module
  */
 import type { DraftModel, TargetModel } from "../core/types.ts";
-import type { GenerateResult, SamplingOptions, TokenEvent } from "../core/options.ts";
+import {
+  type GenerateResult,
+  resolveSampling,
+  type SamplingOptions,
+  type TokenEvent,
+} from "../core/options.ts";
 import { drain, generateStream } from "../core/generate.ts";
 import { speculativeStream } from "../core/speculative.ts";
+import type { RoundChooser } from "../core/adaptive.ts";
 import type { RunMetrics } from "../core/metrics.ts";
 import type { PromptCache } from "../core/prompt_cache.ts";
 import type { LookupLength, LookupMode } from "../core/lookup.ts";
 import type { DraftTreeOptions } from "../core/draft_tree.ts";
 
 export type RunMode = "redrafter" | "autoregressive";
+
+export const ADAPTIVE_CHOICES = ["on", "off", "auto"] as const;
+export type AdaptiveChoice = typeof ADAPTIVE_CHOICES[number];
+
+/** Whether a run drafts adaptively: RunSettings.adaptive, with "auto" on for exact sampling only. */
+export function adaptiveFor(s: Pick<RunSettings, "adaptive" | "sampling">): boolean {
+  const choice = s.adaptive ?? "auto";
+  if (choice !== "auto") return choice === "on";
+  return resolveSampling(s.sampling).mode === "exact";
+}
 
 /** Runs a stream to the end, seeing each event (core's drain). */
 export { drain as runToEnd };
@@ -36,6 +52,14 @@ export interface RunSettings {
   draftTree?: DraftTreeOptions;
   /** undefined: greedy. */
   sampling?: SamplingOptions;
+  /**
+   * Adaptive drafting (SpeculativeOptions.adaptive): "on", "off", or "auto" (the default): on when sampling
+   * exactly, where drafts are often rejected, off for greedy decoding and the Apple rule.
+   */
+  adaptive?: AdaptiveChoice;
+  /** What adaptive drafting has learned, kept across the calls made with these settings (chat turns,
+   * prompts of an evaluation, a server's requests); a fresh one per call when absent. */
+  chooser?: RoundChooser;
   stop: string[];
   decode?: (ids: number[]) => string;
 }
@@ -70,6 +94,7 @@ export function streamFor(
       lookup: s.lookup ? { maxDrafts: s.lookup, mode: s.lookupMode, length: s.lookupLength } : undefined,
       draftTree: s.draftTree,
       tree: s.tree,
+      adaptive: adaptiveFor(s) && (s.chooser ?? true),
     });
   }
   return generateStream(s.target, prompts, common);
@@ -100,7 +125,10 @@ export async function runUntil(
 /** "57 tokens, tau 2.41, 38.2 tok/s" (tau only for ReDrafter). */
 export function statsLine(m: RunMetrics, mode: RunMode, s?: RunSettings): string {
   const parts = [`${m.newTokens} tokens`];
-  if (mode === "redrafter") parts.push(`tau ${m.tau.toFixed(2)}${s ? ` (${draftingShape(s)})` : ""}`);
+  if (mode === "redrafter") {
+    parts.push(`tau ${m.tau.toFixed(2)}${s ? ` (${draftingShape(s)})` : ""}`);
+    if (m.plainSteps > 0) parts.push(`${m.plainSteps} of ${m.steps} rounds plain`);
+  }
   parts.push(`${m.tokensPerSecond.toFixed(1)} tok/s`);
   parts.push(`prompt ${m.promptTokens} tokens in ${(m.promptMs / 1000).toFixed(2)} s`);
   return parts.join(", ");

@@ -45,6 +45,8 @@ export interface RunMetrics {
   beamLength: number;
   /** Loop iterations after the prefill. */
   steps: number;
+  /** Of those, the plain rounds (no drafts: SpeculativeOptions.adaptive chose the target alone). */
+  plainSteps: number;
   /** Prompt tokens summed over all prompts. */
   promptTokens: number;
   /** New tokens summed over all prompts. */
@@ -83,6 +85,7 @@ export class MetricsRecorder {
   private verifyMs = 0;
   private acceptMs = 0;
   private steps = 0;
+  private plainSteps = 0;
   private readonly accepted: number[][];
   private readonly finishedAt: number[];
   private readonly promptTokens: number[];
@@ -117,6 +120,11 @@ export class MetricsRecorder {
     this.draftMs += draftMs;
     this.verifyMs += verifyMs;
     this.acceptMs += acceptMs;
+  }
+
+  /** The last step() was a plain round (no drafts). */
+  plainStep(): void {
+    this.plainSteps++;
   }
 
   /** Row took part in a round and n drafts were accepted (0 for autoregressive). */
@@ -170,6 +178,7 @@ export class MetricsRecorder {
       batch: this.accepted.length,
       beamLength: L,
       steps,
+      plainSteps: this.plainSteps,
       promptTokens: this.promptTokens.reduce((a, b) => a + b, 0),
       newTokens: total,
       tau: count ? sumN / count + 1 : 1,

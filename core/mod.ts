@@ -35,6 +35,7 @@ export {
   MAX_TREE_NODES,
   treeSearch,
 } from "./draft_tree.ts";
+export { RoundChooser, type RoundKind } from "./adaptive.ts";
 export {
   checkLookupOptions,
   LOOKUP_LENGTHS,

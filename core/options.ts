@@ -5,6 +5,7 @@
  * @module
  */
 
+import type { RoundChooser } from "./adaptive.ts";
 import type { DraftTreeOptions } from "./draft_tree.ts";
 import type { LookupOptions } from "./lookup.ts";
 import { checkSamplerParams, GREEDY, type SamplerParams } from "./sampling.ts";
@@ -73,6 +74,15 @@ export interface SpeculativeOptions extends GenerateOptions {
    * `nodes` likeliest nodes verified. Greedy and exact sampling only; needs tree verification.
    */
   draftTree?: DraftTreeOptions;
+  /**
+   * Adaptive drafting (core/adaptive.ts): each round drafts, or runs the target on the last token alone,
+   * whichever has cost less per new token so far (timed with `now`), probing the other now and then. Where
+   * drafts are rarely accepted, ReDrafter then runs about as fast as autoregression instead of slower.
+   * Greedy and exact sampling only (every round keeps their tokens; the Apple rule needs drafts). Off by
+   * default; `true` starts a fresh RoundChooser, and passing one keeps what it learned across calls (a
+   * chat's turns, a server's requests).
+   */
+  adaptive?: boolean | RoundChooser;
 }
 
 /** Why a row ended: an EOS id, maxNewTokens reached, or a stop string. */

@@ -31,6 +31,10 @@ import {
 import { appleProbs, drawCategorical, sampleToken, uniform } from "./sampling.ts";
 import { chainBeams, packBeams, type PackedTree } from "./tree.ts";
 import { checkLookupOptions, lookupBeams, lookupDraft } from "./lookup.ts";
+import { RoundChooser, type RoundKind } from "./adaptive.ts";
+
+/** A row's lookup drafts in a plain round: none, so its tree is the next token alone. */
+const NO_DRAFTS = new Int32Array(0);
 import { checkDraftTree, type DraftTreeResult, treeSearch } from "./draft_tree.ts";
 import type { DraftModel, ForwardOutput, RowInput, TargetModel } from "./types.ts";
 import { type Acceptance, appleAccept, walkTree } from "./verify.ts";
@@ -72,6 +76,10 @@ export async function* speculativeStream(
     }
     if (!useTree) throw new Error("draftTree needs tree verification (tree: true)");
   }
+  if (opts.adaptive && plan.mode === "apple") {
+    throw new Error("adaptive drafting needs greedy or exact sampling: the Apple rule reads every round's Q");
+  }
+  const chooser = opts.adaptive === true ? new RoundChooser() : opts.adaptive || null;
   // The longest branch: the lookup one when it drafts more than the drafter's beams.
   const Lmax = lookup ? Math.max(L, 1 + lookup.maxDrafts) : L;
   const B = prompts.length;
@@ -114,8 +122,11 @@ export async function* speculativeStream(
       // --- draft: lookup drafts, then beam search for the rows the drafter serves (compacted into a
       // dense drafter batch; drafterRow[r] is row r's index there, -1 for none)
       t0 = now();
-      const found: (Int32Array | null)[] = new Array(B).fill(null);
-      if (history) {
+      // A plain round verifies each row's next token alone: no lookup, no drafter.
+      const kind: RoundKind = chooser ? chooser.next() : "draft";
+      const plain = kind === "plain";
+      const found: (Int32Array | null)[] = new Array(B).fill(plain ? NO_DRAFTS : null);
+      if (history && !plain) {
         for (let r = 0; r < B; r++) {
           if (rows[r].done) continue;
           const f = lookupDraft(history[r], lookup!);
@@ -126,7 +137,7 @@ export async function* speculativeStream(
       const drafterRow = new Int32Array(B).fill(-1);
       const served: number[] = [];
       for (let r = 0; r < B; r++) {
-        if (rows[r].done || (lookupFirst && found[r])) continue;
+        if (plain || rows[r].done || (lookupFirst && found[r])) continue;
         drafterRow[r] = served.length;
         served.push(r);
       }
@@ -172,6 +183,7 @@ export async function* speculativeStream(
       // --- accept: per row, walk the tree, commit the accepted path, carry hidden + next token
       const keep: (Int32Array | null)[] = new Array(B).fill(null);
       const events: TokenEvent[] = [];
+      let produced = 0; // new tokens over all rows this round (for the chooser)
       for (let r = 0; r < B; r++) {
         const tree = trees[r];
         if (!tree) continue;
@@ -182,6 +194,7 @@ export async function* speculativeStream(
         const last = acc.path[acc.accepted];
         ctx.set(out.hidden[r].subarray(last * H, (last + 1) * H), r * H);
         committed[r] += acc.accepted + 1;
+        produced += acc.accepted + 1;
         next[r] = acc.next;
         metrics.rowStep(r, acc.accepted);
         const toks: number[] = [], flags: boolean[] = [];
@@ -198,7 +211,10 @@ export async function* speculativeStream(
       }
       session.commit(keep);
       broken = false;
-      metrics.step(t1 - t0, t2 - t1, now() - t2);
+      const t3 = now();
+      metrics.step(t1 - t0, t2 - t1, t3 - t2);
+      if (plain) metrics.plainStep();
+      chooser?.record(kind, t3 - t0, produced);
       for (const ev of events) yield ev;
     }
     return finalResult(rows, opts, metrics);
