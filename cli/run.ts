@@ -57,8 +57,10 @@ export interface RunSettings {
    * exactly, where drafts are often rejected, off for greedy decoding and the Apple rule.
    */
   adaptive?: AdaptiveChoice;
-  /** What adaptive drafting has learned, kept across the calls made with these settings (chat turns,
-   * prompts of an evaluation, a server's requests); a fresh one per call when absent. */
+  /**
+   * What adaptive drafting has learned, kept across the calls made with these settings (chat turns, prompts
+   * of an evaluation, a server's requests); a fresh one per call when absent.
+   */
   chooser?: RoundChooser;
   stop: string[];
   decode?: (ids: number[]) => string;

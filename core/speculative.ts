@@ -32,12 +32,12 @@ import { appleProbs, drawCategorical, sampleToken, uniform } from "./sampling.ts
 import { chainBeams, packBeams, type PackedTree } from "./tree.ts";
 import { checkLookupOptions, lookupBeams, lookupDraft } from "./lookup.ts";
 import { RoundChooser, type RoundKind } from "./adaptive.ts";
-
-/** A row's lookup drafts in a plain round: none, so its tree is the next token alone. */
-const NO_DRAFTS = new Int32Array(0);
 import { checkDraftTree, type DraftTreeResult, treeSearch } from "./draft_tree.ts";
 import type { DraftModel, ForwardOutput, RowInput, TargetModel } from "./types.ts";
 import { type Acceptance, appleAccept, walkTree } from "./verify.ts";
+
+/** A row's lookup drafts in a plain round: none, so its tree is the next token alone. */
+const NO_DRAFTS = new Int32Array(0);
 
 /** Apple-rule uniform streams: 0 draws the emitted token, 1 + w the ratio test of beam w. */
 const APPLE_ACCEPT_STREAM = 1;
