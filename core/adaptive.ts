@@ -17,6 +17,7 @@
  * @module
  */
 
+/** A round that drafts (drafter + tree verification), or a plain one (the target on the last token alone). */
 export type RoundKind = "draft" | "plain";
 
 /** Drafting rounds before the first plain probe. */
@@ -30,6 +31,10 @@ export const MAX_REPROBE = 512;
 /** Weight of the newest round in the moving averages. */
 export const EMA_WEIGHT = 0.3;
 
+/**
+ * Chooses each round's kind from the measured cost per token of the rounds before (the policy above).
+ * `next()` names the next round's kind; `record()` reports how long it took and how many tokens it made.
+ */
 export class RoundChooser {
   /** Moving average of ms per new token, per kind (NaN until measured). */
   private cost: Record<RoundKind, number> = { draft: NaN, plain: NaN };
