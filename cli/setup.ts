@@ -311,11 +311,7 @@ export function lookupModeFlag(
   lookupOn: boolean,
   fallback: LookupMode = "branch",
 ): LookupMode {
-  const mode = choiceFlag(values, "lookup-mode", LOOKUP_MODES, fallback);
-  if (values["lookup-mode"] !== undefined && !lookupOn) {
-    throw new UsageError("--lookup-mode needs --lookup N with N >= 1");
-  }
-  return mode;
+  return lookupChoiceFlag(values, "lookup-mode", LOOKUP_MODES, fallback, lookupOn);
 }
 
 /** --lookup-length fixed|match (default `fallback`); refused unless lookup drafts are on (`lookupOn`). */
@@ -324,9 +320,18 @@ export function lookupLengthFlag(
   lookupOn: boolean,
   fallback: LookupLength = "fixed",
 ): LookupLength {
-  const length = choiceFlag(values, "lookup-length", LOOKUP_LENGTHS, fallback);
-  if (values["lookup-length"] !== undefined && !lookupOn) {
-    throw new UsageError("--lookup-length needs --lookup N with N >= 1");
-  }
-  return length;
+  return lookupChoiceFlag(values, "lookup-length", LOOKUP_LENGTHS, fallback, lookupOn);
+}
+
+/** A choice flag that only means something next to lookup drafts: refused when given without them. */
+function lookupChoiceFlag<const C extends string>(
+  values: FlagValues,
+  name: string,
+  choices: readonly C[],
+  fallback: C,
+  lookupOn: boolean,
+): C {
+  const choice = choiceFlag(values, name, choices, fallback);
+  if (values[name] !== undefined && !lookupOn) throw new UsageError(`--${name} needs --lookup N with N >= 1`);
+  return choice;
 }
