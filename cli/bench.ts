@@ -16,6 +16,7 @@ import { checkBeamShape } from "../core/beam_search.ts";
 import { LOOKUP_LENGTHS, LOOKUP_MODES, type LookupLength, type LookupMode } from "../core/lookup.ts";
 import { defaultTreeChildren, MAX_TREE_CHILDREN, MAX_TREE_NODES } from "../core/draft_tree.ts";
 import {
+  choiceFlag,
   type FlagValues,
   intFlag,
   intListFlag,
@@ -89,6 +90,8 @@ Sweeps beam width x beam length for ReDrafter against the autoregressive baselin
                           expanding the W likeliest nodes (see \`generate --help\`)
   --tree-children C       next tokens per expanded node of a tree (default: W)
   --modes LIST            greedy, exact (exact sampling) or both (default greedy,exact)
+  --adaptive on|off       adaptive drafting in every ReDrafter run (see \`generate --help\`; default off, so
+                          that the sweep times each shape itself, also where generate would turn it on)
   --temperature T         temperature of the exact-sampling runs (default 1)
   --seed S                sampling seed (default 0)
   --chat / --raw          prompt format (default: chat when the tokenizer has a chat template)
@@ -116,6 +119,7 @@ const FLAGS = {
   "drafter-threads": { type: "string" },
   "drafter-backend": { type: "string" },
   "draft-vocab": { type: "string" },
+  adaptive: { type: "string" },
   "ar-models": { type: "string" },
   prompts: { type: "string" },
   "num-prompts": { type: "string" },
@@ -176,6 +180,8 @@ export interface ShapeResult {
   histogram: number[];
   meanDraftMs: number;
   meanVerifyMs: number;
+  /** Rounds that ran without drafts (--adaptive on), over all prompts and repeats. */
+  plainSteps: number;
 }
 
 export interface Baseline {
@@ -237,6 +243,8 @@ async function benchBackend(
     trees: number[];
     treeChildren?: number;
     modes: BenchMode[];
+    /** Adaptive drafting in the ReDrafter runs (--adaptive). */
+    adaptive: "on" | "off";
     numPrompts: number;
     maxNew: number;
     batchSize: number;
@@ -333,6 +341,7 @@ async function benchBackend(
     draftTree: N > 0 ? { nodes: N, children: opts.treeChildren ?? defaultTreeChildren(W) } : undefined,
     tree: !values["no-tree"],
     sampling,
+    adaptive: opts.adaptive,
     stop: [],
   });
 
@@ -428,6 +437,7 @@ async function benchBackend(
         histogram: r.histogram,
         meanDraftMs: r.meanDraftMs,
         meanVerifyMs: r.meanVerifyMs,
+        plainSteps: r.plainSteps,
       });
     }
   }
@@ -458,14 +468,15 @@ export function recommendedLine(
   r: Recommendation,
   treeChildren: number | undefined,
   withVocabs: boolean,
+  adaptive = false,
 ): string {
   if (r.beamWidth === undefined) return `${r.backend}: no result`;
   return `recommended on this machine for ${r.backend} (${r.mode}): --beam-width ${r.beamWidth} ` +
     `--beam-length ${r.beamLength}${treeFlags(r.treeNodes, r.treeNodes ? treeChildren : undefined)}${
       lookupFlags(r.lookup, r.lookupMode, r.lookupLength)
-    }${withVocabs && r.draftVocab !== undefined ? ` --draft-vocab ${r.draftVocab}` : ""} (${
-      fmt(r.speedup, 2)
-    }x)${
+    }${withVocabs && r.draftVocab !== undefined ? ` --draft-vocab ${r.draftVocab}` : ""}${
+      adaptive ? " --adaptive on" : ""
+    } (${fmt(r.speedup, 2)}x)${
       r.speedup !== undefined && r.speedup < 1
         ? "; every shape was slower than autoregression here: --autoregressive is faster"
         : ""
@@ -634,6 +645,7 @@ async function main(argv: string[]): Promise<number> {
       ? undefined
       : intFlag(values, "tree-children", 1, { min: 1, max: MAX_TREE_CHILDREN }),
     modes: listFlag(values, "modes", ["greedy", "exact"], ["greedy", "exact"]) as BenchMode[],
+    adaptive: choiceFlag(values, "adaptive", ["on", "off"] as const, "off"),
     numPrompts: intFlag(values, "num-prompts", 4, { min: 1 }),
     maxNew: intFlag(values, "max-new-tokens", 64, { min: 1 }),
     batchSize: intFlag(values, "batch-size", 1, { min: 1 }),
@@ -848,7 +860,9 @@ async function main(argv: string[]): Promise<number> {
     { align: ["left", "left", "right", "right", "right", "right", "right", "right"] },
   ));
   console.log();
-  for (const r of recommended) console.log(recommendedLine(r, opts.treeChildren, withVocabs));
+  for (const r of recommended) {
+    console.log(recommendedLine(r, opts.treeChildren, withVocabs, opts.adaptive === "on"));
+  }
   for (const w of driftWarnings(baselines, opts.repeats)) console.log(w);
   if (results.some((r) => !r.identical)) {
     console.log(

@@ -142,6 +142,34 @@ Deno.test("bench --lookup-length fixed,match: one more sweep dimension, identica
   Deno.removeSync(out, { recursive: true });
 });
 
+Deno.test("bench --adaptive on: plain rounds in the ReDrafter runs, identical outputs, recorded and recommended", async () => {
+  const out = Deno.makeTempDirSync({ prefix: "redrafter-bench-adaptive-" });
+  const args = [
+    ...["--model", TINY, "--drafter", TINY_DRAFTER, "--prompts", join(PROMPTS, "prompts.jsonl")],
+    ...["--num-prompts", "2", "--max-new-tokens", "24", "--beam-widths", "1", "--beam-lengths", "2"],
+    ...["--modes", "greedy,exact", "--out", out],
+  ];
+  const on = await runCli("cli/bench.ts", [...args, "--adaptive", "on"]);
+  assert.equal(on.code, 0, on.stderr);
+  const report = JSON.parse(await Deno.readTextFile(join(out, "bench.json")));
+  assert.equal(report.settings.adaptive, "on");
+  for (const x of report.results) assert.equal(x.identical, true, JSON.stringify(x));
+  // Every run probes plain rounds after its first 4 drafting rounds (core/adaptive.ts).
+  for (const x of report.results) assert.ok(x.plainSteps > 0, JSON.stringify(x));
+  assert.match(on.stdout, /--beam-length 2 --adaptive on \(/);
+  // Off (the default) in both modes, exact sampling too, where generate's --adaptive auto would turn it on.
+  const off = await runCli("cli/bench.ts", args);
+  assert.equal(off.code, 0, off.stderr);
+  const offReport = JSON.parse(await Deno.readTextFile(join(out, "bench.json")));
+  assert.equal(offReport.settings.adaptive, "off");
+  for (const x of offReport.results) assert.equal(x.plainSteps, 0, JSON.stringify(x));
+  assert.doesNotMatch(off.stdout, /--adaptive/);
+  const bad = await runCli("cli/bench.ts", [...args, "--adaptive", "auto"]);
+  assert.equal(bad.code, 2);
+  assert.match(bad.stderr, /--adaptive must be one of on, off; got 'auto'/);
+  Deno.removeSync(out, { recursive: true });
+});
+
 Deno.test("bench --tree-nodes: draft trees as a sweep dimension, identical outputs, recommended with flags", async () => {
   const out = Deno.makeTempDirSync({ prefix: "redrafter-bench-tree-" });
   const r = await runCli("cli/bench.ts", [
