@@ -37,7 +37,7 @@ Server:
 
 Model and drafting: the flags of \`deno task generate\` (--model, --drafter, --backend, --threads,
 --onnx-weights, --drafter-*, --draft-vocab, --beam-width, --beam-length, --tree-nodes, --tree-children, --no-tree, --lookup,
---lookup-mode, --lookup-length,
+--lookup-mode, --lookup-length, --adaptive,
 --autoregressive, --chat / --raw, --system) set the server's pair and defaults.`;
 
 export const FLAGS = {
