@@ -17,13 +17,15 @@
 # Offline machines: run tools/gpu_pack.sh here first and carry .devcarry/ (deno + node_modules inside; 50 MB).
 # With a 64 MiB limit on what travels, that does not fit beside the committed default target (32 MB). Two
 # calls then: the first with models/default/target/model.safetensors moved out of the tree, carrying .devcarry
-# (and .gl where the machine lacks the Vulkan loader, libvulkan1; /work/.library/device/README.md says how to
-# fetch the .deb files), GPU_CHECK_STEPS="1 2 3 4 5"; the second at once on the warm machine, the target
+# and .gl (the .deb files of libvulkan1 libglvnd0 libegl1 libgl1 libglx0 libgles2 libopengl0, fetched as
+# /work/.library/device/README.md says), GPU_CHECK_STEPS="1 2 3 4 5"; the second at once on the warm machine, the target
 # back in place and nothing carried (the unpacked .devcarry/ and node_modules/ stay there while it is warm),
 # GPU_CHECK_STEPS=6. Step 6 falls back to .devkeep/target (left by gpu_drafter_sweep.sh).
 set -u
 cd "$(dirname "$0")/.."
-if ls .gl/*.deb >/dev/null 2>&1 && ! ldconfig -p | grep -q libvulkan.so.1; then
+# NVIDIA's Vulkan ICD (libGLX_nvidia.so.0) needs glvnd's libGLdispatch.so.0, which the CUDA image lacks
+# (session 18: with libvulkan1 alone Deno found no adapter; with glvnd too it found the H200).
+if ls .gl/*.deb >/dev/null 2>&1 && ! { ldconfig -p | grep -q libvulkan.so.1 && ldconfig -p | grep -q libGLdispatch.so.0; }; then
   for f in .gl/*.deb; do dpkg -x "$f" /; done
   ldconfig
 fi
