@@ -97,12 +97,12 @@ Generation:
   --beam-width W           beams drafted per step (default: 1, or 4 on onnx-webgpu / onnx-cuda;
                            \`deno task bench\` finds the best shape for a machine, backend or model)
   --beam-length L          tokens per beam INCLUDING the init token, as in Apple's reference;
-                           drafts per beam = L-1 (default 3)
+                           drafts per beam = L-1 (default 3, or 7 on onnx-webgpu / onnx-cuda)
   --no-tree                verify the beams as W separate chains instead of a deduplicated prefix tree
-  --tree-nodes N           draft a dynamic tree of the N likeliest tokens instead of W beams (0: beams,
-                           the default): L-1 drafter steps, each expanding the W likeliest nodes of the
-                           step before (greedy and exact sampling; pays where verifying many tokens costs
-                           little more than one, as on a GPU)
+  --tree-nodes N           draft a dynamic tree of the N likeliest tokens instead of W beams (0: beams):
+                           L-1 drafter steps, each expanding the W likeliest nodes of the step before
+                           (greedy and exact sampling; pays where verifying many tokens costs little more
+                           than one, as on a GPU: default 32 on onnx-webgpu / onnx-cuda, 0 elsewhere)
   --tree-children C        next tokens drafted per expanded node (default: W)
   --lookup N               also draft up to N tokens per round by prompt lookup (what followed the last
                            earlier occurrence of the context's final 2-3 tokens), verified with the beams
@@ -196,6 +196,8 @@ export interface DraftingDefaults {
   lookup: number;
   lookupMode: LookupMode;
   lookupLength: LookupLength;
+  /** Nodes of a dynamic draft tree (0: W beams); dropped with --no-tree and --sampling apple. */
+  treeNodes: number;
 }
 
 /**
@@ -206,13 +208,17 @@ export interface DraftingDefaults {
  *   is dear next to a target step, so rounds that find a lookup draft skip it.
  * - With another drafter on a CPU: 1 x 3, no lookup (a big target's step dwarfs its drafter's, so lookup
  *   first would only replace good drafts).
- * - On a GPU (onnx-webgpu, onnx-cuda): 4 x 3, where verifying more tokens costs almost nothing (2.08x with
- *   the default pair on an H200).
+ * - On a GPU (onnx-webgpu, onnx-cuda): a dynamic draft tree of 32 nodes, 6 deep, expanding 4 nodes per
+ *   level (`--beam-width 4 --beam-length 7 --tree-nodes 32`), where verifying 33 tokens costs about what one
+ *   costs: 2.74x and 2.87x with the default pair on an H200, against 2.04-2.15x for 4 x 3 beams. onnx-cuda
+ *   is untested (no host had its libraries) and takes the WebGPU shape.
  * `deno task bench` finds the best shape for another machine, backend or model.
  */
 export function draftingDefaults(backend: string, embeddedDrafter: boolean): DraftingDefaults {
-  const off = { lookup: 0, lookupMode: "branch", lookupLength: "fixed" } as const;
-  if (backend === "onnx-webgpu" || backend === "onnx-cuda") return { beamWidth: 4, beamLength: 3, ...off };
+  const off = { lookup: 0, lookupMode: "branch", lookupLength: "fixed", treeNodes: 0 } as const;
+  if (backend === "onnx-webgpu" || backend === "onnx-cuda") {
+    return { beamWidth: 4, beamLength: 7, ...off, treeNodes: 32 };
+  }
   if (!embeddedDrafter) return { beamWidth: 1, beamLength: 3, ...off };
   // On onnx-node a verified token costs less than on the cpu backend, so drafts scaled down to a short
   // match gain nothing there (1 x 3 with lookup first 4: 1.99x fixed, 1.91x match, one run at 1 thread).
@@ -223,6 +229,7 @@ export function draftingDefaults(backend: string, embeddedDrafter: boolean): Dra
     lookup: cpu ? 6 : 4,
     lookupMode: "first",
     lookupLength: cpu ? "match" : "fixed",
+    treeNodes: 0,
   };
 }
 
@@ -295,13 +302,20 @@ export function adaptiveFlag(values: FlagValues): AdaptiveChoice {
 
 /**
  * --tree-nodes N [--tree-children C]: a dynamic draft tree (undefined for beams, N = 0); refused with
- * --sampling apple and --no-tree.
+ * --sampling apple and --no-tree. Left out, it takes `fallback` (the backend's default), except next to
+ * --sampling apple or --no-tree, which drop a default tree rather than refuse it.
  */
-export function treeFlags(values: FlagValues, beamWidth: number): DraftTreeOptions | undefined {
-  const nodes = intFlag(values, "tree-nodes", 0, { min: 0, max: MAX_TREE_NODES });
+export function treeFlags(values: FlagValues, beamWidth: number, fallback = 0): DraftTreeOptions | undefined {
+  const given = values["tree-nodes"] !== undefined;
+  const dropDefault = values.sampling === "apple" || values["no-tree"] === true;
+  const nodes = intFlag(values, "tree-nodes", dropDefault ? 0 : fallback, { min: 0, max: MAX_TREE_NODES });
   if (nodes === 0) {
     if (values["tree-children"] !== undefined) {
-      throw new UsageError("--tree-children needs --tree-nodes N with N >= 1");
+      throw new UsageError(
+        given || fallback === 0
+          ? "--tree-children needs --tree-nodes N with N >= 1"
+          : "--tree-children needs a draft tree, which --sampling apple and --no-tree turn off",
+      );
     }
     return undefined;
   }
@@ -366,7 +380,7 @@ export function settingsFrom(values: FlagValues, pair: Pair, mode: RunMode): Run
     mode,
     ...shape,
     tree: !values["no-tree"],
-    draftTree: treeFlags(values, shape.beamWidth),
+    draftTree: treeFlags(values, shape.beamWidth, defaults.treeNodes),
     lookup,
     lookupMode: lookupModeFlag(values, lookup > 0, defaults.lookupMode),
     lookupLength: lookupLengthFlag(values, lookup > 0, defaults.lookupLength),

@@ -18,7 +18,7 @@ import type { RoundChooser } from "../core/adaptive.ts";
 import type { RunMetrics } from "../core/metrics.ts";
 import type { PromptCache } from "../core/prompt_cache.ts";
 import type { LookupLength, LookupMode } from "../core/lookup.ts";
-import type { DraftTreeOptions } from "../core/draft_tree.ts";
+import { defaultTreeChildren, type DraftTreeOptions } from "../core/draft_tree.ts";
 
 export type RunMode = "redrafter" | "autoregressive";
 
@@ -139,7 +139,11 @@ export function statsLine(m: RunMetrics, mode: RunMode, s?: RunSettings): string
 /** The drafting of a run in the CLI's terms, e.g. "1 x 3, lookup first 6, match" or "4 x 3, tree 16". */
 export function draftingShape(s: RunSettings): string {
   const parts = [`${s.beamWidth} x ${s.beamLength}`];
-  if (s.draftTree) parts.push(`tree ${s.draftTree.nodes}`);
+  if (s.draftTree) {
+    const { nodes, children } = s.draftTree;
+    const own = children !== undefined && children !== defaultTreeChildren(s.beamWidth);
+    parts.push(`tree ${nodes}${own ? ` (${children} children)` : ""}`);
+  }
   if (!s.tree) parts.push("chains");
   if (s.lookup) {
     parts.push(`lookup ${s.lookupMode ?? "branch"} ${s.lookup}`);
