@@ -16,6 +16,7 @@ import {
 } from "../core/draft_tree.ts";
 import type { LookupLength, LookupMode } from "../core/lookup.ts";
 import { RoundChooser } from "../core/adaptive.ts";
+import { recommendedDrafting } from "../core/drafting.ts";
 import { MIN_DRAFT_VOCAB } from "../drafter/vocab.ts";
 import {
   checkRange,
@@ -201,35 +202,19 @@ export interface DraftingDefaults {
 }
 
 /**
- * The drafting a run uses for every shape or lookup flag it is not given: the shapes `deno task bench`
- * measured best (docs/measurements.md), per backend.
- * - With the embedded default pair on a CPU (cpu: 1 x 3 with lookup first 6, match, 1.67-1.74x on a 2-core
- *   VM; onnx-node / onnx-wasm: 1 x 3 with lookup first 4, 1.99x on onnx-node at 1 thread). Its drafter step
- *   is dear next to a target step, so rounds that find a lookup draft skip it.
- * - With another drafter on a CPU: 1 x 3, no lookup (a big target's step dwarfs its drafter's, so lookup
- *   first would only replace good drafts).
- * - On a GPU (onnx-webgpu, onnx-cuda): a dynamic draft tree of 32 nodes, 6 deep, expanding 4 nodes per
- *   level (`--beam-width 4 --beam-length 7 --tree-nodes 32`), where verifying 33 tokens costs about what one
- *   costs: 2.74x and 2.87x with the default pair on an H200, against 2.04-2.15x for 4 x 3 beams. onnx-cuda
- *   is untested (no host had its libraries) and takes the WebGPU shape.
- * `deno task bench` finds the best shape for another machine, backend or model.
+ * The drafting a run uses for every shape, lookup or tree flag it is not given: core/drafting.ts
+ * `recommendedDrafting` (the shapes `deno task bench` measured best per backend), in the flags' terms. The
+ * embedded drafter counts as the default pair (lookup first on a CPU).
  */
 export function draftingDefaults(backend: string, embeddedDrafter: boolean): DraftingDefaults {
-  const off = { lookup: 0, lookupMode: "branch", lookupLength: "fixed", treeNodes: 0 } as const;
-  if (backend === "onnx-webgpu" || backend === "onnx-cuda") {
-    return { beamWidth: 4, beamLength: 7, ...off, treeNodes: 32 };
-  }
-  if (!embeddedDrafter) return { beamWidth: 1, beamLength: 3, ...off };
-  // On onnx-node a verified token costs less than on the cpu backend, so drafts scaled down to a short
-  // match gain nothing there (1 x 3 with lookup first 4: 1.99x fixed, 1.91x match, one run at 1 thread).
-  const cpu = backend === "cpu";
+  const r = recommendedDrafting(backend, { defaultPair: embeddedDrafter });
   return {
-    beamWidth: 1,
-    beamLength: 3,
-    lookup: cpu ? 6 : 4,
-    lookupMode: "first",
-    lookupLength: cpu ? "match" : "fixed",
-    treeNodes: 0,
+    beamWidth: r.beamWidth,
+    beamLength: r.beamLength,
+    lookup: r.lookup?.maxDrafts ?? 0,
+    lookupMode: r.lookup?.mode ?? "branch",
+    lookupLength: r.lookup?.length ?? "fixed",
+    treeNodes: r.draftTree?.nodes ?? 0,
   };
 }
 

@@ -36,6 +36,7 @@ export {
   treeSearch,
 } from "./draft_tree.ts";
 export { RoundChooser, type RoundKind } from "./adaptive.ts";
+export { type Drafting, type DraftingContext, recommendedDrafting } from "./drafting.ts";
 export {
   checkLookupOptions,
   LOOKUP_LENGTHS,

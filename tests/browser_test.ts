@@ -173,6 +173,8 @@ async function browserRun(): Promise<void> {
     try {
       const page = await Promise.race([clicked, timeout]);
       assert.match(page.log, /token-identical/, page.log);
+      // The page starts at the library's recommended drafting for its first backend (cpu, default pair).
+      assert.match(page.log, /; 1 x 3, lookup first 6\)/, page.log);
       assert.ok(
         page.ar.length > 20 && page.ar === page.rd,
         `${JSON.stringify(page.ar)} / ${JSON.stringify(page.rd)}`,

@@ -40,12 +40,31 @@ async function pair(spec) {
   return p;
 }
 
-// Drafting options: W beams of L tokens, or (treeNodes > 0) a dynamic draft tree of that many nodes.
-const drafting = (beamWidth, beamLength, treeNodes) => ({
+// Drafting options: W beams of L tokens, or (treeNodes > 0) a dynamic draft tree of that many nodes, and
+// (lookup > 0) up to that many prompt lookup drafts, tried first (the default pair's drafter step is dear).
+const drafting = (beamWidth, beamLength, treeNodes, lookup = 0, lookupLength = "fixed") => ({
   beamWidth,
   beamLength,
   draftTree: treeNodes > 0 ? { nodes: treeNodes } : undefined,
+  lookup: lookup > 0 ? { maxDrafts: lookup, mode: "first", length: lookupLength } : undefined,
 });
+
+// The page's drafting inputs start at the library's measured best for the chosen backend
+// (rd.recommendedDrafting: e.g. a 32-node draft tree on onnx-webgpu, 1 x 3 with lookup first on a CPU).
+// The drafting the inputs ask for, as the CLI's stats line names it ("1 x 3, lookup first 6").
+function shown() {
+  const tree = Number($("tree").value), lookup = Number($("lookup").value);
+  return `${$("width").value} x ${$("length").value}${tree > 0 ? `, tree ${tree}` : ""}` +
+    `${lookup > 0 ? `, lookup first ${lookup}` : ""}`;
+}
+
+function showRecommended() {
+  const r = rd.recommendedDrafting($("backend").value.split(":")[0], { defaultPair: true });
+  $("width").value = r.beamWidth;
+  $("length").value = r.beamLength;
+  $("tree").value = r.draftTree?.nodes ?? 0;
+  $("lookup").value = r.lookup?.maxDrafts ?? 0;
+}
 
 // Autoregression, then ReDrafter with beams, then (treeNodes > 0) with a dynamic draft tree.
 async function run(backend, prompt, maxNewTokens, beamWidth, beamLength, treeNodes) {
@@ -126,9 +145,12 @@ if (params.has("auto")) {
       await new Promise((r) => setTimeout(r, 0));
     }
   };
+  showRecommended();
+  $("backend").onchange = showRecommended;
   $("run").onclick = async () => {
     $("run").disabled = true;
     try {
+      const backend = $("backend").value.split(":")[0];
       const { target, drafter } = await pair($("backend").value);
       const ids = tokenizer.encode($("prompt").value);
       const opts = { maxNewTokens: Number($("tokens").value) };
@@ -139,7 +161,13 @@ if (params.has("auto")) {
         $("rd"),
         rd.speculativeStream(target, drafter, [ids], {
           ...opts,
-          ...drafting(Number($("width").value), Number($("length").value), Number($("tree").value)),
+          ...drafting(
+            Number($("width").value),
+            Number($("length").value),
+            Number($("tree").value),
+            Number($("lookup").value),
+            rd.recommendedDrafting(backend, { defaultPair: true }).lookup?.length,
+          ),
         }),
       );
       const arTps = (1000 * ar.result.ids[0].length) / ar.ms;
@@ -148,7 +176,7 @@ if (params.has("auto")) {
         ar.result.ids[0].every((t, i) => t === sp.result.ids[0][i]);
       log(
         `autoregressive ${arTps.toFixed(1)} tok/s; ReDrafter ${rdTps.toFixed(1)} tok/s ` +
-          `(${(rdTps / arTps).toFixed(2)}x, tau ${sp.result.metrics.tau.toFixed(2)}), ` +
+          `(${(rdTps / arTps).toFixed(2)}x, tau ${sp.result.metrics.tau.toFixed(2)}; ${shown()}), ` +
           `${same ? "token-identical" : "DIFFERENT from autoregression"}`,
       );
     } catch (e) {
