@@ -561,3 +561,33 @@ for (const [what, args, pattern] of BAD) {
     assert.equal(r.stdout, "");
   });
 }
+
+const webgpu = (navigator as unknown as { gpu?: { requestAdapter(): Promise<unknown | null> } }).gpu;
+const webgpuAdapter = webgpu ? await webgpu.requestAdapter().catch(() => null) : null;
+
+Deno.test({
+  name:
+    "generate --backend onnx-webgpu: no drafting flags draft a 32-node tree, 4 x 7, with autoregression's ids",
+  ignore: webgpuAdapter === null,
+  sanitizeResources: false,
+  async fn() {
+    const args = [
+      ...LLAMA_PAIR,
+      "--backend",
+      "onnx-webgpu",
+      "--prompt-ids",
+      "1,17,42,99",
+      "--max-new-tokens",
+      "12",
+    ];
+    const rd = await json(args);
+    const ar = await json([...args, "--autoregressive"]);
+    assert.equal(rd.backend, "onnx-webgpu");
+    assert.deepEqual(
+      [rd.beam_width, rd.beam_length, rd.tree_nodes, rd.lookup],
+      [4, 7, 32, 0],
+    );
+    assert.equal((rd.ids as number[]).length, 12);
+    assert.deepEqual(rd.ids, ar.ids);
+  },
+});
