@@ -43,7 +43,7 @@ import { type RunMode, type RunSettings, runToEnd, streamFor } from "./run.ts";
 import { fmt, summarize, type Summary } from "./report.ts";
 import { progressBar, renderTable } from "./term.ts";
 import { heatmapSvg, histogramSvg } from "./svg.ts";
-import { draftVocabFlag } from "./generate.ts";
+import { type DraftingFlags, draftVocabFlag } from "./generate.ts";
 import { AR_MODELS, runArSuite } from "./bench_ar.ts";
 import { checkBackend, loadDraftModel, type LoadTargetOptions } from "../backends/mod.ts";
 import { defaultThreads } from "../kernels/mod.ts";
@@ -148,19 +148,10 @@ const FLAGS = {
 
 type BenchMode = "greedy" | "exact";
 
-export interface ShapeResult {
+/** One shape's result: its drafting (lookup 0: pure ReDrafter; treeNodes 0: beam search) and numbers. */
+export interface ShapeResult extends DraftingFlags {
   backend: string;
   mode: BenchMode;
-  beamWidth: number;
-  beamLength: number;
-  /** Prompt lookup drafts per round (--lookup; 0: pure ReDrafter). */
-  lookup: number;
-  /** How they joined each round (--lookup-mode). */
-  lookupMode: LookupMode;
-  /** How many drafts a match proposed (--lookup-length). */
-  lookupLength: LookupLength;
-  /** Nodes of the dynamic draft tree (--tree-nodes; 0: beam search). */
-  treeNodes: number;
   /** Tokens the drafter drafts from (--draft-vocab; the vocabulary size when all). */
   draftVocab: number;
   tau: number;

@@ -189,15 +189,21 @@ export const FLAGS = {
   help: { type: "boolean", short: "h" },
 } as const;
 
-/** How a run drafts where its flags leave it open (`draftingDefaults`). */
-export interface DraftingDefaults {
+/**
+ * A drafting in the flags' terms (--beam-width, --beam-length, --lookup, --lookup-mode, --lookup-length,
+ * --tree-nodes): how a run drafts where its flags leave it open (`draftingDefaults`), and the shape of
+ * each `deno task bench` result.
+ */
+export interface DraftingFlags {
   beamWidth: number;
   beamLength: number;
   /** Prompt lookup drafts per round (0: off). */
   lookup: number;
+  /** How they join each round. */
   lookupMode: LookupMode;
+  /** How many drafts a match proposes. */
   lookupLength: LookupLength;
-  /** Nodes of a dynamic draft tree (0: W beams); dropped with --no-tree and --sampling apple. */
+  /** Nodes of a dynamic draft tree (0: W beams); a default one is dropped with --no-tree and apple. */
   treeNodes: number;
 }
 
@@ -206,7 +212,7 @@ export interface DraftingDefaults {
  * `recommendedDrafting` (the shapes `deno task bench` measured best per backend), in the flags' terms. The
  * embedded drafter counts as the default pair (lookup first on a CPU).
  */
-export function draftingDefaults(backend: string, embeddedDrafter: boolean): DraftingDefaults {
+export function draftingDefaults(backend: string, embeddedDrafter: boolean): DraftingFlags {
   const r = recommendedDrafting(backend, { defaultPair: embeddedDrafter });
   return {
     beamWidth: r.beamWidth,
@@ -249,7 +255,7 @@ export function samplingFromFlags(values: FlagValues): SamplingOptions | undefin
 export function beamShape(
   values: FlagValues,
   vocab: number,
-  defaults: Pick<DraftingDefaults, "beamWidth" | "beamLength">,
+  defaults: Pick<DraftingFlags, "beamWidth" | "beamLength">,
 ): { beamWidth: number; beamLength: number } {
   const beamWidth = intFlag(values, "beam-width", Math.min(defaults.beamWidth, vocab), {
     min: 1,
