@@ -15,6 +15,7 @@ import type { SamplingOptions } from "../core/options.ts";
 import { checkBeamShape } from "../core/beam_search.ts";
 import { LOOKUP_LENGTHS, LOOKUP_MODES, type LookupLength, type LookupMode } from "../core/lookup.ts";
 import { defaultTreeChildren, MAX_TREE_CHILDREN, MAX_TREE_NODES } from "../core/draft_tree.ts";
+import { recommendedDrafting } from "../core/drafting.ts";
 import {
   choiceFlag,
   type FlagValues,
@@ -85,9 +86,10 @@ Sweeps beam width x beam length for ReDrafter against the autoregressive baselin
   --lookup-length LIST    fixed (default), match, or both: match scales a round's lookup drafts to the
                           matched context (n/2 tokens for a match of n, at most --lookup); one more sweep
                           dimension for every --lookup value above 0
-  --tree-nodes LIST       dynamic draft trees of N nodes instead of W beams (0 = beams; default 0): each
-                          value is one more sweep dimension; a tree of shape W x L drafts L-1 steps, each
-                          expanding the W likeliest nodes (see \`generate --help\`)
+  --tree-nodes LIST       dynamic draft trees of N nodes instead of W beams (0 = beams; default 0, or 0,32
+                          when every --backend is onnx-webgpu / onnx-cuda): each value is one more sweep
+                          dimension; a tree of shape W x L drafts L-1 steps, each expanding the W likeliest
+                          nodes (see \`generate --help\`)
   --tree-children C       next tokens per expanded node of a tree (default: W)
   --modes LIST            greedy, exact (exact sampling) or both (default greedy,exact)
   --adaptive on|off       adaptive drafting in every ReDrafter run (see \`generate --help\`; default off, so
@@ -509,6 +511,16 @@ function samplingFor(mode: BenchMode, o: { temperature: number; seed: number }):
 type DraftVocabChoice = number | "all" | undefined;
 
 /** --draft-vocab LIST: each value as generate's --draft-vocab, deduplicated; [undefined] when absent. */
+/**
+ * --tree-nodes left out: beams only, plus the recommended draft tree (core/drafting.ts) when every backend
+ * of the run recommends one (the GPU ones), so that the sweep holds the shape `generate` drafts by default.
+ */
+export function defaultTreeList(backends: string[], noTree: boolean): number[] {
+  const nodes = backends.map((b) => recommendedDrafting(b).draftTree?.nodes ?? 0);
+  if (noTree || nodes.some((n) => n === 0)) return [0];
+  return [0, ...new Set(nodes)];
+}
+
 export function draftVocabList(values: FlagValues): DraftVocabChoice[] {
   const v = values["draft-vocab"];
   if (v === undefined) return [undefined];
@@ -615,7 +627,14 @@ async function main(argv: string[]): Promise<number> {
     throw new UsageError("--lookup-length needs --lookup with a value of 1 or more");
   }
   const lookupLengths = listFlag(values, "lookup-length", LOOKUP_LENGTHS, ["fixed"]) as LookupLength[];
-  const trees = [...new Set(intListFlag(values, "tree-nodes", [0], { min: 0, max: MAX_TREE_NODES }))];
+  const trees = [
+    ...new Set(
+      intListFlag(values, "tree-nodes", defaultTreeList(backends, values["no-tree"] === true), {
+        min: 0,
+        max: MAX_TREE_NODES,
+      }),
+    ),
+  ];
   if (values["tree-children"] !== undefined && !trees.some((n) => n > 0)) {
     throw new UsageError("--tree-children needs --tree-nodes with a value of 1 or more");
   }

@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { PROMPTS, runCli, TINY, TINY_DRAFTER } from "./support/cli.ts";
-import { driftWarnings, recommendedLine } from "../cli/bench.ts";
+import { defaultTreeList, driftWarnings, recommendedLine } from "../cli/bench.ts";
 
 Deno.test("bench: sweep, recommendation, bench.json and SVG charts", async () => {
   const out = Deno.makeTempDirSync({ prefix: "redrafter-bench-" });
@@ -369,4 +369,17 @@ Deno.test("recommendedLine: the best shape's generate flags, and a note when aut
     recommendedLine({ backend: "onnx-node", mode: "greedy" }, undefined, false),
     "onnx-node: no result",
   );
+});
+
+Deno.test("defaultTreeList: the sweep adds the recommended 32-node tree when every backend is a GPU one", () => {
+  assert.deepEqual(defaultTreeList(["onnx-webgpu"], false), [0, 32]);
+  assert.deepEqual(defaultTreeList(["onnx-webgpu", "onnx-cuda"], false), [0, 32]);
+  assert.deepEqual(defaultTreeList(["cpu"], false), [0]);
+  assert.deepEqual(
+    defaultTreeList(["cpu", "onnx-webgpu"], false),
+    [0],
+    "a CPU backend would pay for the tree",
+  );
+  assert.deepEqual(defaultTreeList(["onnx-node", "onnx-wasm"], false), [0]);
+  assert.deepEqual(defaultTreeList(["onnx-webgpu"], true), [0], "--no-tree");
 });
