@@ -510,7 +510,6 @@ function samplingFor(mode: BenchMode, o: { temperature: number; seed: number }):
 /** A --draft-vocab value: a size, "all", or undefined (the drafter's own default). */
 type DraftVocabChoice = number | "all" | undefined;
 
-/** --draft-vocab LIST: each value as generate's --draft-vocab, deduplicated; [undefined] when absent. */
 /**
  * --tree-nodes left out: beams only, plus the recommended draft tree (core/drafting.ts) when every backend
  * of the run recommends one (the GPU ones), so that the sweep holds the shape `generate` drafts by default.
@@ -521,6 +520,7 @@ export function defaultTreeList(backends: string[], noTree: boolean): number[] {
   return [0, ...new Set(nodes)];
 }
 
+/** --draft-vocab LIST: each value as generate's --draft-vocab, deduplicated; [undefined] when absent. */
 export function draftVocabList(values: FlagValues): DraftVocabChoice[] {
   const v = values["draft-vocab"];
   if (v === undefined) return [undefined];

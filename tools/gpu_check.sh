@@ -18,8 +18,8 @@
 # With a 64 MiB limit on what travels, that does not fit beside the committed default target (32 MB). Two
 # calls then: the first with models/default/target/model.safetensors moved out of the tree, carrying .devcarry
 # and .gl (the .deb files of libvulkan1 libglvnd0 libegl1 libgl1 libglx0 libgles2 libopengl0, fetched as
-# /work/.library/device/README.md says), GPU_CHECK_STEPS="1 2 3 4 5"; the second at once on the warm machine, the target
-# back in place and nothing carried (the unpacked .devcarry/ and node_modules/ stay there while it is warm),
+# /work/.library/device/README.md says), GPU_CHECK_STEPS="1 2 3 4 5"; the second at once on the warm
+# machine, the target back in place and nothing carried (the unpacked .devcarry/ and node_modules/ stay there while it is warm),
 # GPU_CHECK_STEPS=6. Step 6 falls back to .devkeep/target (left by gpu_drafter_sweep.sh).
 set -u
 cd "$(dirname "$0")/.."

@@ -49,8 +49,6 @@ const drafting = (beamWidth, beamLength, treeNodes, lookup = 0, lookupLength = "
   lookup: lookup > 0 ? { maxDrafts: lookup, mode: "first", length: lookupLength } : undefined,
 });
 
-// The page's drafting inputs start at the library's measured best for the chosen backend
-// (rd.recommendedDrafting: e.g. a 32-node draft tree on onnx-webgpu, 1 x 3 with lookup first on a CPU).
 // The drafting the inputs ask for, as the CLI's stats line names it ("1 x 3, lookup first 6").
 function shown() {
   const tree = Number($("tree").value), lookup = Number($("lookup").value);
@@ -58,6 +56,8 @@ function shown() {
     `${lookup > 0 ? `, lookup first ${lookup}` : ""}`;
 }
 
+// The page's drafting inputs start at the library's measured best for the chosen backend
+// (rd.recommendedDrafting: e.g. a 32-node draft tree on onnx-webgpu, 1 x 3 with lookup first on a CPU).
 function showRecommended() {
   const r = rd.recommendedDrafting($("backend").value.split(":")[0], { defaultPair: true });
   $("width").value = r.beamWidth;
