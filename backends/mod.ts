@@ -8,6 +8,7 @@
 import type { DraftModel, TargetModel } from "../core/types.ts";
 import type { Checkpoint } from "../loader/types.ts";
 import { loadDrafter } from "../drafter/load.ts";
+import type { CpuDrafterWeights } from "../drafter/cpu.ts";
 import type { DraftVocabOption } from "../drafter/vocab.ts";
 import { createCpuModel } from "./cpu/mod.ts";
 import { WEIGHT_FORMATS, type WeightFormat } from "./onnx/formats.ts";
@@ -18,6 +19,10 @@ export type BackendName = typeof BACKENDS[number];
 export const ONNX_WEIGHTS = WEIGHT_FORMATS;
 /** One of ONNX_WEIGHTS. */
 export type OnnxWeights = WeightFormat;
+/** Weight formats of the cpu drafter (drafter/cpu.ts CpuDrafterWeights). */
+export const CPU_DRAFTER_WEIGHTS = ["fp32", "q8", "q7"] as const;
+/** A drafter weight format: an ONNX one, or the cpu drafter's "q7". */
+export type DrafterWeightsOption = OnnxWeights | "q7";
 
 export interface LoadTargetOptions {
   /** One of BACKENDS; default "cpu". */
@@ -31,11 +36,12 @@ export interface LoadTargetOptions {
    */
   onnxWeights?: OnnxWeights;
   /**
-   * Drafter weights (loadDraftModel): fp32 (as loaded; the default) or q8 on every backend, fp16, q4 and
-   * the g128 formats too on the onnx-* ones. A quantized drafter proposes slightly different drafts; the
-   * target still verifies them, so outputs stay exact and only acceptance (and speed) can change.
+   * Drafter weights (loadDraftModel): fp32 (as loaded; the default) or q8 on every backend, q7 on the cpu
+   * drafter (drafter/cpu.ts), fp16, q4 and the g128 formats on the onnx-* ones. A quantized drafter proposes
+   * slightly different drafts; the target still verifies them, so outputs stay exact and only acceptance
+   * (and speed) can change.
    */
-  drafterWeights?: OnnxWeights;
+  drafterWeights?: DrafterWeightsOption;
   /**
    * Drafter threads (loadDraftModel). Default: `threads` for the cpu drafter next to a cpu target, 1 next to
    * onnx-node and onnx-wasm (their intra-op threads spin on the other cores after each run), the machine's
@@ -112,7 +118,7 @@ interface OnnxModule {
     opts: {
       provider: string;
       threads?: number;
-      weights?: LoadTargetOptions["drafterWeights"];
+      weights?: OnnxWeights;
       draftVocab?: DraftVocabOption;
     },
   ): Promise<DraftModel>;
@@ -137,17 +143,24 @@ export async function loadTarget(ckpt: Checkpoint, opts: LoadTargetOptions = {})
 
 /**
  * A drafter weight format the backend can hold, or a BackendChoiceError naming --drafter-weights: one of
- * ONNX_WEIGHTS, and only fp32 or q8 for the cpu drafter.
+ * ONNX_WEIGHTS on the onnx-* drafters, one of CPU_DRAFTER_WEIGHTS on the cpu drafter.
  */
 export function checkDrafterWeights(weights: string, backend: string): LoadTargetOptions["drafterWeights"] {
-  if (!(ONNX_WEIGHTS as readonly string[]).includes(weights)) {
+  const cpu = !backend.startsWith("onnx-");
+  const known = [...ONNX_WEIGHTS, "q7"];
+  if (!known.includes(weights)) {
+    throw new BackendChoiceError(`--drafter-weights must be one of ${known.join(", ")}; got '${weights}'`);
+  }
+  if (cpu && !(CPU_DRAFTER_WEIGHTS as readonly string[]).includes(weights)) {
     throw new BackendChoiceError(
-      `--drafter-weights must be one of ${ONNX_WEIGHTS.join(", ")}; got '${weights}'`,
+      `--drafter-weights ${weights} applies to the onnx-* backends; the cpu drafter takes ` +
+        CPU_DRAFTER_WEIGHTS.join(", "),
     );
   }
-  if (!backend.startsWith("onnx-") && weights !== "fp32" && weights !== "q8") {
+  if (!cpu && weights === "q7") {
     throw new BackendChoiceError(
-      `--drafter-weights ${weights} applies to the onnx-* backends; the cpu drafter takes fp32 or q8`,
+      `--drafter-weights q7 applies to the cpu drafter (--drafter-backend cpu); an ONNX drafter takes ` +
+        ONNX_WEIGHTS.join(", "),
     );
   }
   return weights as LoadTargetOptions["drafterWeights"];
@@ -169,10 +182,10 @@ export async function loadDraftModel(
   const weights = opts.drafterWeights;
   if (weights !== undefined) checkDrafterWeights(weights, on);
   if (on === "cpu") {
-    // checkDrafterWeights let only fp32 or q8 through for cpu. `threads` counts ORT's threads when the
+    // checkDrafterWeights let only CPU_DRAFTER_WEIGHTS through for cpu. `threads` counts ORT's threads when the
     // target is on ONNX Runtime, so it sets the cpu drafter's only next to a cpu target; next to ORT's CPU
     // providers, whose idle intra-op threads spin on the other cores, the drafter keeps to one thread.
-    const cpuWeights = weights as "fp32" | "q8" | undefined;
+    const cpuWeights = weights as CpuDrafterWeights | undefined;
     const spinning = backend === "onnx-node" || backend === "onnx-wasm";
     return await loadDrafter(dir, target, {
       threads: opts.drafterThreads ?? (backend === "cpu" ? opts.threads : spinning ? 1 : undefined),
@@ -184,7 +197,7 @@ export async function loadDraftModel(
   return await onnx.createOnnxDrafter(dir, target, {
     provider: backend,
     threads: opts.drafterThreads ?? (backend === "onnx-wasm" ? opts.threads : undefined),
-    weights,
+    weights: weights as OnnxWeights | undefined, // checkDrafterWeights refused q7 for an ONNX drafter
     draftVocab: opts.draftVocab,
   });
 }

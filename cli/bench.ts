@@ -63,9 +63,9 @@ Sweeps beam width x beam length for ReDrafter against the autoregressive baselin
   --onnx-weights W        ONNX target weights: fp32 (default), fp16, q4, q8, q4g128, q8g128 or q4g128h4
   --drafter-threads N     the drafter's threads (default: --threads next to a cpu target, 1 next to
                           onnx-node / onnx-wasm and for a drafter graph)
-  --drafter-weights W     drafter weights: q8 (default for a cpu or onnx-node drafter) or fp32 (default
-                          elsewhere); fp16, q4, q4g128, q8g128, q4g128h4 too on onnx-* (never changes the text, only speed
-                          and acceptance)
+  --drafter-weights W     drafter weights: q7 (default for a cpu drafter), q8 (default for an onnx-node
+                          drafter) or fp32 (default elsewhere); fp16, q4, q4g128, q8g128, q4g128h4 too on onnx-*
+                          (never changes the text, only speed and acceptance)
   --drafter-backend B     where the drafter runs: cpu, or the --backend itself (default: cpu, on one
                           thread next to onnx-node / onnx-wasm; onnx-cuda next to onnx-cuda)
   --draft-vocab LIST      draft vocabularies: N (the N most frequent tokens of the drafter's

@@ -78,7 +78,8 @@ Model:
   --drafter-threads N      the drafter's threads (default: --threads next to a cpu target; 1 next to
                            onnx-node / onnx-wasm and for a drafter graph, whose steps are small; raise it for
                            big batches)
-  --drafter-weights W      drafter weights: q8 (default for a cpu or onnx-node drafter) or fp32 (default
+  --drafter-weights W      drafter weights: q7 (default for a cpu drafter; int8 against 7-bit activations,
+                           q8 without WASM relaxed SIMD), q8 (default for an onnx-node drafter) or fp32 (default
                            elsewhere); fp16, q4, q4g128, q8g128, q4g128h4 too on onnx-*. The target verifies every
                            draft: speed and acceptance change, never the text
   --drafter-backend B      where the drafter runs: cpu, or the --backend itself (default: cpu, on one

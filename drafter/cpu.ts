@@ -26,9 +26,14 @@ import {
   type KernelChoice,
   padBf16,
   padFloats,
+  padQ7,
   padQ8,
+  type Q7Weight,
   type Q8Weight,
+  quantizeQ7Into,
   quantizeQ8Into,
+  wasmRelaxedSimdSupported,
+  wasmSimdSupported,
 } from "../kernels/mod.ts";
 import { pushTopK, topK } from "../kernels/topk.ts";
 import { expandLogProbRow } from "./vocab.ts";
@@ -69,15 +74,17 @@ export interface DrafterWeights {
 }
 
 /** A weight matrix in kernel memory: float32, bf16 bits (widened exactly by the kernel), or int8. */
-type KernelWeight = Float32Array | Uint16Array | Q8Weight;
+type KernelWeight = Float32Array | Uint16Array | Q8Weight | Q7Weight;
 
 /**
  * How the CPU drafter holds its weight matrices: "fp32" as loaded (float32, or bf16 where the checkpoint
- * stores bf16; computed exactly in float32), or "q8": int8 per output row with int16 activations
- * (kernels/q8.ts), half of bf16's bytes and about half the work. Drafts are verified by the target, so "q8"
- * can change acceptance, never the generated tokens.
+ * stores bf16; computed exactly in float32); "q8": int8 per output row with int16 activations
+ * (kernels/q8.ts), half of bf16's bytes and about half the work; or "q7": the same int8 codes against 7-bit
+ * activations (kernels/q7.ts), whose relaxed-SIMD dot products do twice q8's multiply-adds per instruction
+ * (its matmuls 2-3x faster on the default drafter; q8 where the runtime lacks relaxed SIMD). Drafts are
+ * verified by the target, so either can change acceptance, never the generated tokens.
  */
-export type CpuDrafterWeights = "fp32" | "q8";
+export type CpuDrafterWeights = "fp32" | "q8" | "q7";
 
 /** Whether every value of `a` is exactly a bf16 (the low 16 bits of its float32 are zero). */
 function isBf16Exact(a: Float32Array): boolean {
@@ -276,10 +283,14 @@ export function cpuDrafter(
   }
   // Every weight array moves into kernel memory (the WASM kernels read only from there); matrices stored
   // as BF16 go as bf16 (checked exact, else float32), biases always as float32.
-  const format = opts.weights ?? "fp32";
-  if (format !== "fp32" && format !== "q8") {
-    throw new Error(`drafter: weights must be "fp32" or "q8", got '${format}'`);
+  const asked = opts.weights ?? "fp32";
+  if (asked !== "fp32" && asked !== "q8" && asked !== "q7") {
+    throw new Error(`drafter: weights must be "fp32", "q8" or "q7", got '${asked}'`);
   }
+  // q7 needs WebAssembly relaxed SIMD (or the JS kernels' exact twin); without it the WASM kernels run q8,
+  // which holds the same int8 codes: drafts differ a little, the generated text not at all.
+  const noQ7 = opts.kernels !== "js" && wasmSimdSupported() && !wasmRelaxedSimdSupported();
+  const format = asked === "q7" && noQ7 ? "q8" : asked;
   // [matrix, rows, cols]
   const matrices: [Float32Array | null, number, number][] = [
     [weights.inputProjWeight, E, 2 * H],
@@ -293,7 +304,13 @@ export function cpuDrafter(
   let floats = 0;
   for (const [a, rows, cols] of matrices) {
     if (!a) continue;
-    floats += format === "q8" ? padQ8(rows, cols) : asBf16(a) ? padBf16(a.length) : padFloats(a.length);
+    floats += format === "q8"
+      ? padQ8(rows, cols)
+      : format === "q7"
+      ? padQ7(rows, cols)
+      : asBf16(a)
+      ? padBf16(a.length)
+      : padFloats(a.length);
   }
   for (const a of biases) if (a) floats += padFloats(a.length);
   const kern = createKernels({
@@ -311,6 +328,11 @@ export function cpuDrafter(
     return b;
   };
   const placeMatrix = (a: Float32Array | null, rows: number, cols: number): KernelWeight | null => {
+    if (a && format === "q7") {
+      const q = kern.allocQ7(rows, cols);
+      quantizeQ7Into(a, q);
+      return q;
+    }
     if (a && format === "q8") {
       const q = kern.allocQ8(rows, cols);
       quantizeQ8Into(a, q);
@@ -345,7 +367,12 @@ export function cpuDrafter(
   ) => {
     if (W instanceof Uint16Array) kern.matmulBf16(out, x, W, bias, n, inDim, outDim);
     else if (W instanceof Float32Array) kern.matmul(out, x, W, bias, n, inDim, outDim);
-    else kern.matmulQ8(out, x, W, bias, n, inDim, outDim);
+    else if ("meta" in W) {
+      kern.matmulQ7(out, x, W, n, inDim, outDim); // no bias operand: added here
+      if (bias) {
+        for (let t = 0; t < n; t++) for (let o = 0; o < outDim; o++) out[t * outDim + o] += bias[o];
+      }
+    } else kern.matmulQ8(out, x, W, bias, n, inDim, outDim);
   };
   const warp = warpScratch(Vd);
   let disposed = false;
@@ -405,7 +432,9 @@ export function cpuDrafter(
       }
       // Recurrent update. Reference order: silu(rnn_w(e) + rnn_u(s)), rnn_u carrying the bias.
       if (cfg.rnn) {
-        matmul(slotState, prev, w.rnnU!, w.rnnUBias!, U, H, H);
+        // A round starts from zero states, and rnn_u(0) is its bias: the first step skips that matmul.
+        if (steps === 0) { for (let u = 0; u < U; u++) slotState.set(w.rnnUBias!, u * H); }
+        else matmul(slotState, prev, w.rnnU!, w.rnnUBias!, U, H, H);
         matmul(tmp, emb, w.rnnW!, null, U, H, H);
         for (let i = 0; i < U * H; i++) slotState[i] = silu(tmp[i] + slotState[i]);
       } else {

@@ -439,7 +439,7 @@ const BAD: [string, string[], RegExp][] = [
   [
     "--drafter-weights the cpu drafter cannot hold",
     [...LLAMA_PAIR, "--prompt-ids", "1", "--drafter-weights", "q4"],
-    /--drafter-weights q4 applies to the onnx-\* backends; the cpu drafter takes fp32 or q8/,
+    /--drafter-weights q4 applies to the onnx-\* backends; the cpu drafter takes fp32, q8, q7/,
   ],
   [
     "--drafter-threads out of range",
@@ -524,7 +524,7 @@ const BAD: [string, string[], RegExp][] = [
   [
     "unknown --drafter-weights",
     [...LLAMA_PAIR, "--prompt-ids", "1", "--drafter-weights", "int3"],
-    /--drafter-weights must be one of fp32, fp16, q4, q8, q4g128, q8g128, q4g128h4; got 'int3'/,
+    /--drafter-weights must be one of fp32, fp16, q4, q8, q4g128, q8g128, q4g128h4, q7; got 'int3'/,
   ],
   [
     "token id outside the vocabulary",
