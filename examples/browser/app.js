@@ -32,7 +32,7 @@ async function pair(spec) {
     : await rd.createOnnxModel(checkpoint, { provider: backend, threads: 1 });
   const drafter = await rd.loadDrafterFromUrl(DRAFTER, target, {
     threads,
-    weights: "q8",
+    weights: "q7", // int8 against 7-bit activations (relaxed SIMD); q8 where the browser lacks it
     draftVocab: "default",
   });
   const p = { target, drafter };
