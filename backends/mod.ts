@@ -182,9 +182,10 @@ export async function loadDraftModel(
   const weights = opts.drafterWeights;
   if (weights !== undefined) checkDrafterWeights(weights, on);
   if (on === "cpu") {
-    // checkDrafterWeights let only CPU_DRAFTER_WEIGHTS through for cpu. `threads` counts ORT's threads when the
-    // target is on ONNX Runtime, so it sets the cpu drafter's only next to a cpu target; next to ORT's CPU
-    // providers, whose idle intra-op threads spin on the other cores, the drafter keeps to one thread.
+    // checkDrafterWeights let only CPU_DRAFTER_WEIGHTS through for cpu. `threads` counts ORT's threads
+    // when the target is on ONNX Runtime, so it sets the cpu drafter's only next to a cpu target; next to
+    // ORT's CPU providers, whose idle intra-op threads spin on the other cores, the drafter keeps to one
+    // thread.
     const cpuWeights = weights as CpuDrafterWeights | undefined;
     const spinning = backend === "onnx-node" || backend === "onnx-wasm";
     return await loadDrafter(dir, target, {
