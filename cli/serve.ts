@@ -19,13 +19,14 @@ export const USAGE = `usage: deno task serve [flags]
 
 An OpenAI-compatible HTTP server with ReDrafter speculative decoding:
   POST /v1/completions        {"prompt": "text" or [token ids], "max_tokens", "temperature", "top_p",
-                              "top_k", "seed", "stop", "stream", "speculative"}
+                              "top_k", "seed", "stop", "stream", "stream_options", "speculative"}
   POST /v1/chat/completions   {"messages": [{"role", "content"}], ...the same options}
   GET  /v1/models, GET /health
 Requests without "temperature" (or with 0) decode greedily; above 0 they sample exactly (the same text as
 autoregressive sampling with that seed). "speculative": false decodes that request autoregressively (true:
-with the drafter, which the server must have). Each response adds "redrafter": {mode, tau, tokens_per_second,
-...}.
+with the drafter, which the server must have). A stream sends one event per decoded piece of a round (a
+round may accept several tokens); "stream_options": {"token_by_token": true} sends one per token instead, for
+clients that expect it. Each response adds "redrafter": {mode, tau, tokens_per_second, ...}.
 
 Server:
   --port N                 port (default 8080; 0 picks a free one)
@@ -34,6 +35,8 @@ Server:
   --max-batch N            greedy requests (with the same stop strings) that queue up while the model is
                            busy run together as one ragged batch of up to N rows (default 1: one request
                            at a time). Sampled requests always run alone
+  --stream-tokens          stream one event per token by default (a request's "stream_options":
+                           {"token_by_token": false} turns it off again)
 
 Model and drafting: the flags of \`deno task generate\` (--model, --drafter, --backend, --threads,
 --onnx-weights, --drafter-*, --draft-vocab, --beam-width, --beam-length, --tree-nodes, --tree-children, --no-tree, --lookup,
@@ -45,6 +48,7 @@ export const FLAGS = {
   port: { type: "string" },
   hostname: { type: "string" },
   "max-batch": { type: "string" },
+  "stream-tokens": { type: "boolean" },
 } as const;
 
 /** How long a generation may hold the event loop before the server lets it serve other requests. */
@@ -60,6 +64,8 @@ interface Request {
   sampling: SamplingOptions | undefined;
   stop: string[];
   stream: boolean;
+  /** Stream one event per token (stream_options.token_by_token, else ServeOptions.tokenByToken). */
+  tokenByToken: boolean;
   /** "speculative": false runs this request autoregressively; undefined: the server's mode. */
   speculative: boolean | undefined;
 }
@@ -80,6 +86,11 @@ export interface ServeOptions {
    * this many rows (ragged rows, core's batched generation). Default 1: one request at a time.
    */
   maxBatch?: number;
+  /**
+   * Streams send one event per token instead of one per round's decoded text (a request's
+   * "stream_options": {"token_by_token"} overrides). Default false.
+   */
+  tokenByToken?: boolean;
 }
 
 function field(body: Record<string, unknown>, name: string, kind: "number" | "string" | "boolean") {
@@ -168,11 +179,34 @@ function parseRequest(body: unknown, chat: boolean, pair: Pair, opts: ServeOptio
   }
   if (stop.length > 0 && !tok) throw new BadRequest("'stop' needs a tokenizer; this model has none");
   const stream = (field(b, "stream", "boolean") as boolean | undefined) ?? false;
+  const tokenByToken = streamOptions(b.stream_options, stream) ?? opts.tokenByToken ?? false;
   const speculative = field(b, "speculative", "boolean") as boolean | undefined;
   if (speculative === true && !pair.drafter) {
     throw new BadRequest("'speculative': true needs a drafter; this server decodes autoregressively");
   }
-  return { chat, ids, maxTokens, sampling, stop, stream, speculative };
+  return { chat, ids, maxTokens, sampling, stop, stream, tokenByToken, speculative };
+}
+
+/**
+ * "stream_options" ({"include_usage", "token_by_token"}, booleans; only with "stream": true): its
+ * token_by_token, or undefined. Usage always comes in the last chunk, so include_usage changes nothing.
+ */
+function streamOptions(v: unknown, stream: boolean): boolean | undefined {
+  if (v === undefined || v === null) return undefined;
+  if (typeof v !== "object" || Array.isArray(v)) {
+    throw new BadRequest(`'stream_options' must be an object; got ${JSON.stringify(v)}`);
+  }
+  if (!stream) throw new BadRequest("'stream_options' needs 'stream': true");
+  const o = v as Record<string, unknown>;
+  for (const k of Object.keys(o)) {
+    if (k !== "include_usage" && k !== "token_by_token") {
+      throw new BadRequest(`'stream_options.${k}' is not supported; use include_usage or token_by_token`);
+    }
+    if (o[k] !== undefined && o[k] !== null && typeof o[k] !== "boolean") {
+      throw new BadRequest(`'stream_options.${k}' must be a boolean; got ${JSON.stringify(o[k])}`);
+    }
+  }
+  return (o.token_by_token ?? undefined) as boolean | undefined;
 }
 
 const FINISH: Record<FinishReason, string> = { eos: "stop", stop: "stop", length: "length" };
@@ -390,8 +424,13 @@ export function startServer(
           key,
           cancelled: false,
           onTokens: (tokens) => {
-            const text = decoder ? decoder.push(tokens) : "";
-            if (text) send(piece(text));
+            if (!decoder) return;
+            // A round's tokens as one piece, or (token_by_token) one event per token that completes text.
+            const groups = req.tokenByToken ? tokens.map((t) => [t]) : [tokens];
+            for (const g of groups) {
+              const text = decoder.push(g);
+              if (text) send(piece(text));
+            }
           },
           onDone: (o) => {
             const tail = decoder?.flush() ?? "";
@@ -497,6 +536,7 @@ async function main(argv: string[]): Promise<number> {
     chatStyle,
     modelId,
     maxBatch,
+    tokenByToken: values["stream-tokens"] ?? false,
   });
   console.error(
     `serving ${modelId} (${pair.target.backend}, ${mode}${

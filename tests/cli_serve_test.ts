@@ -8,7 +8,7 @@ import assert from "node:assert/strict";
 import { generate, speculativeGenerate } from "../mod.ts";
 import { loadPair, type Pair } from "../cli/setup.ts";
 import { settingsFrom } from "../cli/generate.ts";
-import { startServer } from "../cli/serve.ts";
+import { type ServeOptions, startServer } from "../cli/serve.ts";
 
 const ROOT = new URL("../", import.meta.url).pathname;
 const PROMPT = "The President shall, from time to time, give to the Congress";
@@ -20,6 +20,7 @@ async function withServer(
   fn: (base: string, p: Pair) => Promise<void>,
   maxBatch = 1,
   flags: Record<string, string> = {},
+  serve: Partial<ServeOptions> = {},
 ): Promise<void> {
   const p = await pair();
   const settings = settingsFrom({ "beam-width": "2", "beam-length": "3", ...flags }, p, "redrafter");
@@ -29,6 +30,7 @@ async function withServer(
     modelId: "default",
     defaultMaxTokens: 16,
     maxBatch,
+    ...serve,
   });
   try {
     await fn(`http://127.0.0.1:${server.addr.port}`, p);
@@ -181,6 +183,42 @@ Deno.test("serve: streamed deltas join into the non-streamed text; chat streams 
   });
 });
 
+Deno.test("serve: token_by_token streams one event per token, the same text; --stream-tokens makes it the default", async () => {
+  const texts = (ev: string[]) => ev.slice(0, -1).map((e) => JSON.parse(e).choices[0].text as string);
+  const body = { prompt: PROMPT, max_tokens: 24, stream: true };
+  for (const serverDefault of [false, true]) {
+    await withServer(
+      async (base) => {
+        const whole = await post(`${base}/v1/completions`, { prompt: PROMPT, max_tokens: 24 });
+        const text = (whole.json.choices as { text: string }[])[0].text;
+        const tau = (whole.json.redrafter as { tau: number }).tau;
+        assert.ok(tau > 1.2, `tau ${tau}: rounds accept several tokens, so the two cadences differ`);
+        const rounds = texts(
+          await events(`${base}/v1/completions`, { ...body, stream_options: { token_by_token: false } }),
+        );
+        const tokens = texts(
+          await events(`${base}/v1/completions`, { ...body, stream_options: { token_by_token: true } }),
+        );
+        const plain = texts(await events(`${base}/v1/completions`, body));
+        assert.deepEqual(
+          plain,
+          serverDefault ? tokens : rounds,
+          "without stream_options the server's default",
+        );
+        for (const t of [rounds, tokens]) assert.equal(t.join(""), text);
+        // Every non-empty piece but the finish (whose text is empty) is one token's text here: this tokenizer
+        // decodes each of these tokens on its own.
+        const pieces = tokens.filter((t) => t !== "");
+        assert.equal(pieces.length, 24, JSON.stringify(pieces));
+        assert.ok(rounds.filter((t) => t !== "").length < 24 * 0.8, `rounds: ${rounds.length} events`);
+      },
+      1,
+      {},
+      { tokenByToken: serverDefault },
+    );
+  }
+});
+
 Deno.test("serve: concurrent requests all finish with their own text; a cancelled stream stops; stop strings; models, health", async () => {
   await withServer(async (base) => {
     const prompts = [PROMPT, "Call me Ishmael.", "It was a bright cold day"];
@@ -282,6 +320,22 @@ Deno.test("serve: bad requests get a 400 naming the field; unknown routes 404, w
       ["/v1/completions", { prompt: "hi", stop: [""] }, /'stop' must be a non-empty string/],
       ["/v1/completions", { prompt: "hi", stream: "yes" }, /'stream' must be a boolean/],
       ["/v1/completions", { prompt: "hi", speculative: 1 }, /'speculative' must be a boolean/],
+      ["/v1/completions", { prompt: "hi", stream_options: {} }, /'stream_options' needs 'stream': true/],
+      [
+        "/v1/completions",
+        { prompt: "hi", stream: true, stream_options: [] },
+        /'stream_options' must be an object/,
+      ],
+      [
+        "/v1/completions",
+        { prompt: "hi", stream: true, stream_options: { token_by_token: "yes" } },
+        /'stream_options.token_by_token' must be a boolean/,
+      ],
+      [
+        "/v1/completions",
+        { prompt: "hi", stream: true, stream_options: { cadence: 1 } },
+        /'stream_options.cadence' is not supported/,
+      ],
       ["/v1/chat/completions", { messages: [] }, /'messages' is required/],
       [
         "/v1/chat/completions",
