@@ -35,6 +35,10 @@ Server:
   --max-batch N            greedy requests (with the same stop strings) that queue up while the model is
                            busy run together as one ragged batch of up to N rows (default 1: one request
                            at a time). Sampled requests always run alone
+  --speculative-max-batch N
+                           batches of more than N rows decode autoregressively, with the same text (default:
+                           2 on cpu, onnx-node and onnx-wasm, where bigger batches ran ReDrafter slower than
+                           autoregression; no limit on GPUs)
   --stream-tokens          stream one event per token by default (a request's "stream_options":
                            {"token_by_token": false} turns it off again)
 
@@ -49,6 +53,7 @@ export const FLAGS = {
   hostname: { type: "string" },
   "max-batch": { type: "string" },
   "stream-tokens": { type: "boolean" },
+  "speculative-max-batch": { type: "string" },
 } as const;
 
 /** How long a generation may hold the event loop before the server lets it serve other requests. */
@@ -91,6 +96,22 @@ export interface ServeOptions {
    * "stream_options": {"token_by_token"} overrides). Default false.
    */
   tokenByToken?: boolean;
+  /**
+   * Batches of more rows than this decode autoregressively (the text is the same: batches are greedy).
+   * Default: defaultSpeculativeMaxBatch(the target's backend).
+   */
+  speculativeMaxBatch?: number;
+}
+
+/**
+ * The largest batch a server runs with ReDrafter by default: 2 on the CPU backends, where a greedy batch of 4
+ * ran ReDrafter slower than autoregression on the default pair (cpu: 0.97x at 2 rows, 0.83x at 4; onnx-node:
+ * 1.18x at 2, 0.96x at 4, 0.92x at 8; docs/measurements.md, session 19), as vLLM's
+ * speculative_disable_by_batch_size does on GPUs. No limit on the GPU backends, where verifying more tokens
+ * costs little (not measured there with batches).
+ */
+export function defaultSpeculativeMaxBatch(backend: string): number {
+  return backend === "onnx-webgpu" || backend === "onnx-cuda" ? Infinity : 2;
 }
 
 function field(body: Record<string, unknown>, name: string, kind: "number" | "string" | "boolean") {
@@ -220,6 +241,8 @@ interface Outcome {
   tokensPerSecond: number;
   /** Requests in the batch it ran in. */
   batch: number;
+  /** How the batch decoded: autoregressively when it was bigger than ServeOptions.speculativeMaxBatch. */
+  mode: RunMode;
 }
 
 /** A request waiting for, or running in, a batch. */
@@ -244,6 +267,7 @@ export function startServer(
 ): Deno.HttpServer<Deno.NetAddr> {
   const cfg = pair.target.config;
   const maxBatch = opts.maxBatch ?? 1;
+  const speculativeMaxBatch = opts.speculativeMaxBatch ?? defaultSpeculativeMaxBatch(pair.target.backend);
   const json = (status: number, value: unknown) =>
     new Response(JSON.stringify(value), { status, headers: { "content-type": "application/json" } });
   const error = (status: number, message: string, type = "invalid_request_error") =>
@@ -283,7 +307,12 @@ export function startServer(
     const t0 = performance.now();
     let lastYield = t0;
     try {
-      const gen = streamFor(live[0].settings, live.map((j) => j.req.ids), budget);
+      // A big batch decodes autoregressively, where drafting stops paying (defaultSpeculativeMaxBatch).
+      const asked = live[0].settings;
+      const settings: RunSettings = asked.mode === "redrafter" && live.length > speculativeMaxBatch
+        ? { ...asked, mode: "autoregressive" }
+        : asked;
+      const gen = streamFor(settings, live.map((j) => j.req.ids), budget);
       let result: GenerateResult | null = null;
       for (;;) {
         if (live.every((j, r) => j.cancelled || rows[r].length >= j.budget)) {
@@ -324,6 +353,7 @@ export function startServer(
           tau: rounds[r] > 0 ? roundTokens[r] / rounds[r] : 1,
           tokensPerSecond: lastMs[r] > 0 ? (1000 * rows[r].length) / lastMs[r] : 0,
           batch: live.length,
+          mode: settings.mode,
         });
       }
     } catch (e) {
@@ -355,31 +385,30 @@ export function startServer(
     const id = `${req.chat ? "chatcmpl" : "cmpl"}-${crypto.randomUUID()}`;
     const created = Math.floor(Date.now() / 1000);
     const model = opts.modelId;
-    const extra = (o: Outcome) => ({
-      usage: {
-        prompt_tokens: req.ids.length,
-        completion_tokens: o.ids.length,
-        total_tokens: req.ids.length + o.ids.length,
-      },
-      redrafter: {
-        mode: settings.mode,
-        tau: o.tau,
-        tokens_per_second: o.tokensPerSecond,
-        batch: o.batch,
-        beam_width: settings.mode === "redrafter" ? settings.beamWidth : null,
-        beam_length: settings.mode === "redrafter" ? settings.beamLength : null,
-        tree_nodes: settings.mode === "redrafter" ? settings.draftTree?.nodes ?? 0 : null,
-        lookup: settings.mode === "redrafter" ? settings.lookup ?? 0 : null,
-        lookup_mode: settings.mode === "redrafter" && settings.lookup
-          ? settings.lookupMode ?? "branch"
-          : null,
-        lookup_length: settings.mode === "redrafter" && settings.lookup
-          ? settings.lookupLength ?? "fixed"
-          : null,
-        draft_vocab: settings.mode === "redrafter" ? pair.draftVocab ?? pair.target.config.vocabSize : null,
-        backend: pair.target.backend,
-      },
-    });
+    const extra = (o: Outcome) => {
+      const rd = o.mode === "redrafter"; // the mode the batch ran in
+      return {
+        usage: {
+          prompt_tokens: req.ids.length,
+          completion_tokens: o.ids.length,
+          total_tokens: req.ids.length + o.ids.length,
+        },
+        redrafter: {
+          mode: o.mode,
+          tau: o.tau,
+          tokens_per_second: o.tokensPerSecond,
+          batch: o.batch,
+          beam_width: rd ? settings.beamWidth : null,
+          beam_length: rd ? settings.beamLength : null,
+          tree_nodes: rd ? settings.draftTree?.nodes ?? 0 : null,
+          lookup: rd ? settings.lookup ?? 0 : null,
+          lookup_mode: rd && settings.lookup ? settings.lookupMode ?? "branch" : null,
+          lookup_length: rd && settings.lookup ? settings.lookupLength ?? "fixed" : null,
+          draft_vocab: rd ? pair.draftVocab ?? pair.target.config.vocabSize : null,
+          backend: pair.target.backend,
+        },
+      };
+    };
     if (!req.stream) {
       const outcome = await new Promise<Outcome>((resolve, reject) =>
         submit({
@@ -537,6 +566,9 @@ async function main(argv: string[]): Promise<number> {
     modelId,
     maxBatch,
     tokenByToken: values["stream-tokens"] ?? false,
+    speculativeMaxBatch: values["speculative-max-batch"] === undefined
+      ? undefined
+      : intFlag(values, "speculative-max-batch", 1, { min: 1, max: 256 }),
   });
   console.error(
     `serving ${modelId} (${pair.target.backend}, ${mode}${

@@ -8,7 +8,7 @@ import assert from "node:assert/strict";
 import { generate, speculativeGenerate } from "../mod.ts";
 import { loadPair, type Pair } from "../cli/setup.ts";
 import { settingsFrom } from "../cli/generate.ts";
-import { type ServeOptions, startServer } from "../cli/serve.ts";
+import { defaultSpeculativeMaxBatch, type ServeOptions, startServer } from "../cli/serve.ts";
 
 const ROOT = new URL("../", import.meta.url).pathname;
 const PROMPT = "The President shall, from time to time, give to the Congress";
@@ -360,50 +360,70 @@ Deno.test("serve: bad requests get a 400 naming the field; unknown routes 404, w
   });
 });
 
-Deno.test("serve --max-batch: greedy requests that queue up run as one batch, each with its solo tokens", async () => {
-  await withServer(async (base, p) => {
-    const tok = p.tokenizer!;
-    const prompts = ["Call me Ishmael.", "It was a bright cold day in April", PROMPT];
-    const limits = [6, 14, 9];
-    const solo = [];
-    for (let i = 0; i < prompts.length; i++) {
-      solo.push((await generate(p.target, [tok.encode(prompts[i])], { maxNewTokens: limits[i] })).ids[0]);
-    }
-    // A long stream keeps the model busy while the others queue up behind it.
-    const busy = fetch(`${base}/v1/completions`, {
-      method: "POST",
-      body: JSON.stringify({ prompt: PROMPT, max_tokens: 900, stream: true }),
-    });
-    const first = await busy;
-    const reader = first.body!.getReader();
-    await reader.read();
-    const sampled = post(`${base}/v1/completions`, {
-      prompt: PROMPT,
-      max_tokens: 5,
-      temperature: 1,
-      seed: 1,
-    });
-    const queued = prompts.map((prompt, i) =>
-      post(`${base}/v1/completions`, { prompt, max_tokens: limits[i] })
+for (const [speculativeMaxBatch, mode] of [[undefined, "autoregressive"], [4, "redrafter"]] as const) {
+  Deno.test(`serve --max-batch, --speculative-max-batch ${speculativeMaxBatch ?? "default"}: greedy requests that queue up run as one batch (${mode}), each with its solo tokens`, async () => {
+    await withServer(
+      async (base, p) => {
+        const tok = p.tokenizer!;
+        const prompts = ["Call me Ishmael.", "It was a bright cold day in April", PROMPT];
+        const limits = [6, 14, 9];
+        const solo = [];
+        for (let i = 0; i < prompts.length; i++) {
+          solo.push((await generate(p.target, [tok.encode(prompts[i])], { maxNewTokens: limits[i] })).ids[0]);
+        }
+        // A long stream keeps the model busy while the others queue up behind it.
+        const busy = fetch(`${base}/v1/completions`, {
+          method: "POST",
+          body: JSON.stringify({ prompt: PROMPT, max_tokens: 900, stream: true }),
+        });
+        const first = await busy;
+        const reader = first.body!.getReader();
+        await reader.read();
+        const sampled = post(`${base}/v1/completions`, {
+          prompt: PROMPT,
+          max_tokens: 5,
+          temperature: 1,
+          seed: 1,
+        });
+        const queued = prompts.map((prompt, i) =>
+          post(`${base}/v1/completions`, { prompt, max_tokens: limits[i] })
+        );
+        // Give them time to arrive, then let the long stream go: its batch stops, and the queue runs.
+        await new Promise((r) => setTimeout(r, 300));
+        await reader.cancel();
+        const answers = await Promise.all(queued);
+        for (let i = 0; i < prompts.length; i++) {
+          const a = answers[i].json;
+          assert.deepEqual((a.choices as { token_ids: number[] }[])[0].token_ids, solo[i], prompts[i]);
+          assert.equal((a.choices as { finish_reason: string }[])[0].finish_reason, "length");
+          assert.equal(
+            (a.redrafter as { batch: number }).batch,
+            3,
+            "the three greedy requests shared one batch",
+          );
+          // On the cpu backend a batch of more than 2 rows decodes autoregressively unless the server says more.
+          assert.equal((a.redrafter as { mode: string }).mode, mode);
+          assert.equal(
+            (a.redrafter as { beam_width: number | null }).beam_width,
+            mode === "redrafter" ? 2 : null,
+          );
+          assert.equal((a.usage as { completion_tokens: number }).completion_tokens, limits[i]);
+        }
+        const alone = (await sampled).json.redrafter as { batch: number; mode: string };
+        assert.equal(alone.batch, 1, "a sampled request runs alone");
+        assert.equal(alone.mode, "redrafter", "with the drafter: a batch of 1 is never too big");
+        await reader.cancel();
+      },
+      4,
+      {},
+      { speculativeMaxBatch },
     );
-    // Give them time to arrive, then let the long stream go: its batch stops, and the queue runs.
-    await new Promise((r) => setTimeout(r, 300));
-    await reader.cancel();
-    const answers = await Promise.all(queued);
-    for (let i = 0; i < prompts.length; i++) {
-      const a = answers[i].json;
-      assert.deepEqual((a.choices as { token_ids: number[] }[])[0].token_ids, solo[i], prompts[i]);
-      assert.equal((a.choices as { finish_reason: string }[])[0].finish_reason, "length");
-      assert.equal((a.redrafter as { batch: number }).batch, 3, "the three greedy requests shared one batch");
-      assert.equal((a.usage as { completion_tokens: number }).completion_tokens, limits[i]);
-    }
-    assert.equal(
-      ((await sampled).json.redrafter as { batch: number }).batch,
-      1,
-      "a sampled request runs alone",
-    );
-    await reader.cancel();
-  }, 4);
+  });
+}
+
+Deno.test("defaultSpeculativeMaxBatch: 2 rows on the CPU backends, no limit on the GPU ones", () => {
+  for (const b of ["cpu", "onnx-node", "onnx-wasm"]) assert.equal(defaultSpeculativeMaxBatch(b), 2);
+  for (const b of ["onnx-webgpu", "onnx-cuda"]) assert.equal(defaultSpeculativeMaxBatch(b), Infinity);
 });
 
 Deno.test("serve CLI: flags of generate's other modes and a bad port are usage errors", async () => {
@@ -411,6 +431,7 @@ Deno.test("serve CLI: flags of generate's other modes and a bad port are usage e
     const [args, re] of [
       [["--prompt", "hi"], /--prompt is a flag of `deno task generate`, not of serve/],
       [["--port", "70000"], /--port/],
+      [["--speculative-max-batch", "0"], /--speculative-max-batch/],
     ] as const
   ) {
     const out = await new Deno.Command(Deno.execPath(), {
