@@ -367,12 +367,8 @@ export function cpuDrafter(
   ) => {
     if (W instanceof Uint16Array) kern.matmulBf16(out, x, W, bias, n, inDim, outDim);
     else if (W instanceof Float32Array) kern.matmul(out, x, W, bias, n, inDim, outDim);
-    else if ("meta" in W) {
-      kern.matmulQ7(out, x, W, n, inDim, outDim); // no bias operand: added here
-      if (bias) {
-        for (let t = 0; t < n; t++) for (let o = 0; o < outDim; o++) out[t * outDim + o] += bias[o];
-      }
-    } else kern.matmulQ8(out, x, W, bias, n, inDim, outDim);
+    else if ("meta" in W) kern.matmulQ7(out, x, W, n, inDim, outDim, undefined, bias);
+    else kern.matmulQ8(out, x, W, bias, n, inDim, outDim);
   };
   const warp = warpScratch(Vd);
   let disposed = false;

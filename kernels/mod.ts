@@ -169,7 +169,8 @@ export interface Kernels {
   /**
    * out ≈ x · wᵀ with `w` int8 and each x row quantized to 7 bits (kernels/q7.ts): exact integer dot
    * products, so bitwise the same on both kernel kinds and any thread count. Approximate, for the LM head
-   * screen; `err` ([2n], optional) receives each row's quantization error as quantizeRowsU7 measures it.
+   * screen and the q7 drafter; `err` ([2n], optional) receives each row's quantization error as
+   * quantizeRowsU7 measures it; `bias` ([outDim], optional) is added in float32 as matmulQ8 adds it.
    * Throws where `q7` is false.
    */
   matmulQ7(
@@ -180,6 +181,7 @@ export interface Kernels {
     inDim: number,
     outDim: number,
     err?: Float64Array,
+    bias?: Float32Array | null,
   ): void;
 }
 
@@ -342,13 +344,13 @@ function jsKernels(opts: KernelsOptions): Kernels {
       const stride = q7Stride(cols);
       return { rows, cols, stride, codes: new Int8Array(rows * stride), meta: new Float32Array(2 * rows) };
     },
-    matmulQ7(out, x, w, n, inDim, outDim, err) {
+    matmulQ7(out, x, w, n, inDim, outDim, err, bias) {
       checkQ7(w, inDim, outDim, n, err);
-      checkShapes(out, x, w.codes, null, n, inDim, outDim);
+      checkShapes(out, x, w.codes, bias ?? null, n, inDim, outDim);
       const xu = new Uint8Array(n * w.stride), sx = new Float32Array(n), y = new Float32Array(n * outDim);
       quantizeRowsU7(x, 0, n, inDim, w.stride, xu, sx, err);
       matmulQ7Js(y, xu, w, n, outDim, outDim);
-      finishQ8(out, 0, y, sx, null, n, outDim, outDim, outDim);
+      finishQ8(out, 0, y, sx, bias ?? null, n, outDim, outDim, outDim);
     },
   };
 }
@@ -568,14 +570,14 @@ function wasmKernels(opts: KernelsOptions): Kernels {
       const meta = new Float32Array(buf, reserve(padFloats(2 * rows) * 4, "allocQ7"), 2 * rows);
       return { rows, cols, stride, codes, meta };
     },
-    matmulQ7(out, x, w, n, inDim, outDim, err) {
+    matmulQ7(out, x, w, n, inDim, outDim, err, bias) {
       if (!q7mod) {
         throw new Error(
           "kernels: matmulQ7 needs WebAssembly relaxed SIMD, which this runtime lacks (use matmulQ8)",
         );
       }
       checkQ7(w, inDim, outDim, n, err);
-      checkShapes(out, x, w.codes, null, n, inDim, outDim);
+      checkShapes(out, x, w.codes, bias ?? null, n, inDim, outDim);
       if (inDim > opts.maxIn) throw new Error(`kernels: inDim ${inDim} exceeds maxIn ${opts.maxIn}`);
       const S = w.stride;
       const wPtr = where(w.codes, "the int8 weight"), mPtr = where(w.meta, "the int8 scales");
@@ -588,7 +590,17 @@ function wasmKernels(opts: KernelsOptions): Kernels {
           const wAt = wPtr + o0 * S, mAt = mPtr + o0 * 8;
           if (pool) pool.run(kernels, KIND_Q7, xPtr, wAt, mAt, yPtr, T, S, m, m, S, 8);
           else kernels[KIND_Q7](xPtr, wAt, mAt, yPtr, T, S, m, m);
-          finishQ8(out, t0 * outDim + o0, heap.subarray(yPtr >> 2), sx, null, T, m, m, outDim);
+          finishQ8(
+            out,
+            t0 * outDim + o0,
+            heap.subarray(yPtr >> 2),
+            sx,
+            bias?.subarray(o0) ?? null,
+            T,
+            m,
+            m,
+            outDim,
+          );
         }
       }
     },

@@ -7,6 +7,7 @@
 import assert from "node:assert/strict";
 import {
   createKernels,
+  padFloats,
   padQ7,
   quantizeQ7Into,
   quantizeRowsU7,
@@ -31,16 +32,25 @@ async function runQ7(
   n: number,
   m: number,
   err?: Float64Array,
+  bias?: Float32Array,
 ): Promise<Float32Array> {
-  const k = createKernels({ weightFloats: padQ7(m, n), maxIn: n, maxOut: m, kernels: kind, threads });
+  const k = createKernels({
+    weightFloats: padQ7(m, n) + padFloats(m),
+    maxIn: n,
+    maxOut: m,
+    kernels: kind,
+    threads,
+  });
   assert.ok(k.q7, `${kind} kernels run matmulQ7`);
   const q = k.allocQ7(m, n);
   quantizeQ7Into(w, q);
   const out = new Float32Array(T * m);
+  const b = bias ? k.alloc(m) : undefined;
+  b?.set(bias!);
   // kernels/threads.ts splits calls of at least 2^16 multiply-adds over at least 8 rows
   if (threads > 1 && T * q.stride * m >= 1 << 16 && m >= 8) {
-    await withWorkers(k, () => k.matmulQ7(out, x, q, T, n, m, err));
-  } else k.matmulQ7(out, x, q, T, n, m, err);
+    await withWorkers(k, () => k.matmulQ7(out, x, q, T, n, m, err, b));
+  } else k.matmulQ7(out, x, q, T, n, m, err, b);
   k.dispose();
   return out;
 }
@@ -137,6 +147,28 @@ Deno.test({
   }
   function t3(i: number): number {
     return (i * 104729) % 5 < 2 ? -1 : 1;
+  }
+});
+
+Deno.test({
+  name: "kernels q7: a bias (the q7 drafter's) is added in float32 after the scale, on every kernel kind",
+  sanitizeResources: false,
+  sanitizeOps: false,
+}, async () => {
+  await workersReady();
+  // m > 4096: the WASM kernel finishes the columns in chunks, each with its slice of the bias
+  for (const [T, n, m] of [[3, 20, 9], [2, 256, 4096 + 6]] as const) {
+    const w = rand(m * n, n + m), x = rand(T * n, T + n), bias = rand(m, 7 * m);
+    const runs: [string, number][] = [
+      ["js", 1],
+      ...(hasQ7 ? [["wasm", 1], ["wasm", 2]] as [string, number][] : []),
+    ];
+    for (const [kind, threads] of runs) {
+      const plain = await runQ7(kind as "js" | "wasm", threads, w, x, T, n, m);
+      const biased = await runQ7(kind as "js" | "wasm", threads, w, x, T, n, m, undefined, bias);
+      const want = plain.map((v, i) => Math.fround(v + bias[i % m]));
+      assert.deepEqual(bits(biased), bits(want), `${kind} x${threads} T=${T} n=${n} m=${m}`);
+    }
   }
 });
 
