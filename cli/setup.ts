@@ -119,8 +119,8 @@ export function checkOnnxWeights(
 
 /**
  * The CLIs' drafter weights when --drafter-weights is not given, by where the drafter runs: int8 where it was
- * measured faster, the cpu drafter (q7: int8 against 7-bit activations, kernels/q7.ts; ReDrafter 3% faster
- * than with q8 on onnx-node, tau the same; q8 where the runtime lacks relaxed SIMD) and onnx-node (q8,
+ * measured faster, the cpu drafter (q7: int8 against 7-bit activations, kernels/q7.ts; its rounds 22% cheaper
+ * than q8's at the same tau; q8 where the runtime lacks relaxed SIMD) and onnx-node (q8,
  * MatMulNBits); fp32 elsewhere: onnx-wasm runs MatMulNBits about 12x slower than its fp32 MatMul (a 12.9 ms
  * drafter step against 1.05 ms on the default pair), and on the WebGPU and CUDA EPs it could not be timed
  * here. A drafter only proposes tokens the target verifies, so any of them is exact; the library's own
